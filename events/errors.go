@@ -1,0 +1,23 @@
+package events
+
+import "errors"
+
+var (
+	// ErrConflict is returned by Append when an aggregate changed since it was
+	// read: the expected last subject sequence did not match. Reload and retry.
+	ErrConflict = errors.New("events: aggregate changed concurrently")
+
+	// ErrNotReady is returned when JetStream could not check the expected
+	// sequence right now; the append may be retried.
+	ErrNotReady = errors.New("events: stream not ready")
+
+	// ErrUnknownType is returned by Decode for a type missing from the registry.
+	ErrUnknownType = errors.New("events: unknown event type")
+
+	// ErrUnknownVersion is returned by Decode for a schema version newer than
+	// this binary knows.
+	ErrUnknownVersion = errors.New("events: unknown event schema version")
+
+	// ErrInvalidOption is returned by Open for an option with a bad value.
+	ErrInvalidOption = errors.New("events: invalid option")
+)

@@ -1,0 +1,138 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrStop, returned by a Read callback, ends the read early without error.
+var ErrStop = errors.New("events: stop reading")
+
+// Filter selects events to read.
+type Filter struct {
+	// Subjects are NATS subject filters; empty means every event.
+	Subjects []string
+	// StartSeq starts at this stream sequence (inclusive); 0 or 1 means the beginning.
+	StartSeq uint64
+	// StartTime, when set and StartSeq is 0, starts at the first event stored at or after it.
+	StartTime *time.Time
+}
+
+// TenantSubjects returns the filter of every aggregate of one tenant.
+func (s *Store) TenantSubjects(tenant string) string {
+	return s.opts.prefix + "." + tenant + ".>"
+}
+
+// AggregateSubjects returns the filter of one aggregate id in any tenant.
+func (s *Store) AggregateSubjects(id string) string {
+	return s.opts.prefix + ".*.*." + id
+}
+
+func (s *Store) orderedConfig(f Filter) jetstream.OrderedConsumerConfig {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: f.Subjects, InactiveThreshold: 30 * time.Second}
+	switch {
+	case f.StartSeq > 1:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = f.StartSeq
+	case f.StartTime != nil:
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		t := *f.StartTime
+		cfg.OptStartTime = &t
+	default:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	}
+	return cfg
+}
+
+// Read calls fn for each matching event in stream order, from the filter's
+// start up to the last event stored when Read began. fn returning ErrStop ends
+// the read early with a nil error; any other error ends it with that error.
+// Read uses one ordered consumer for the whole call.
+func (s *Store) Read(ctx context.Context, f Filter, fn func(Envelope) error) error {
+	cons, err := s.js.OrderedConsumer(ctx, s.opts.stream, s.orderedConfig(f))
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("read: consumer info: %w", err)
+	}
+	if info.NumPending == 0 {
+		return nil
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	defer it.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-done:
+		}
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("read: metadata: %w", err)
+		}
+		env, err := decodeRaw(msg.Subject(), meta.Sequence.Stream, msg.Data())
+		if err != nil {
+			return err
+		}
+		if err := fn(env); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+		if meta.NumPending == 0 {
+			return nil
+		}
+	}
+}
+
+// Follow delivers matching events from the filter's start, then each new one
+// as it is stored, to fn, one at a time and in stream order, until ctx ends
+// or stop is called. A decode failure is delivered as an envelope with only
+// Sequence set and err non-nil so the caller can record it.
+func (s *Store) Follow(ctx context.Context, f Filter, fn func(env Envelope, err error)) (stop func(), err error) {
+	cons, err := s.js.OrderedConsumer(ctx, s.opts.stream, s.orderedConfig(f))
+	if err != nil {
+		return nil, fmt.Errorf("follow: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		meta, err := msg.Metadata()
+		if err != nil {
+			fn(Envelope{}, err)
+			return
+		}
+		env, err := decodeRaw(msg.Subject(), meta.Sequence.Stream, msg.Data())
+		if err != nil {
+			env.Sequence = meta.Sequence.Stream
+		}
+		fn(env, err)
+	}, jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return nil, fmt.Errorf("follow: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		cc.Stop()
+	}()
+	return cc.Stop, nil
+}
