@@ -1,0 +1,242 @@
+package commands
+
+import (
+	"slices"
+	"time"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+// Meta travels with every command: who asks, for which request, and the
+// client's idempotency key if any.
+type Meta struct {
+	Caller         auth.Principal
+	RequestID      string
+	IdempotencyKey string
+}
+
+// Default tenant settings.
+const (
+	DefaultCredentialLifetime = 90 * 24 * time.Hour
+	MaxCredentialLifetime     = 365 * 24 * time.Hour
+	// MaxActiveCredentials is how many unexpired credentials a service account may hold.
+	MaxActiveCredentials = 5
+)
+
+// Tenant is a tenant's state: existence and settings.
+type Tenant struct {
+	id              string
+	name            string
+	exists          bool
+	defaultLifetime time.Duration
+	maxLifetime     time.Duration
+	scopeLevels     []string
+}
+
+func newTenant(id string) state { return &Tenant{id: id} }
+
+// ID returns the tenant id.
+func (t *Tenant) ID() string { return t.id }
+
+// DefaultLifetime returns the default credential lifetime.
+func (t *Tenant) DefaultLifetime() time.Duration { return t.defaultLifetime }
+
+// MaxLifetime returns the maximum credential lifetime.
+func (t *Tenant) MaxLifetime() time.Duration { return t.maxLifetime }
+
+// ScopeLevels returns the scope levels service accounts may use.
+func (t *Tenant) ScopeLevels() []string { return slices.Clone(t.scopeLevels) }
+
+func (t *Tenant) clone() state {
+	c := *t
+	c.scopeLevels = slices.Clone(t.scopeLevels)
+	return &c
+}
+
+func (t *Tenant) apply(_ events.Envelope, e events.Event) {
+	switch e := e.(type) {
+	case events.TenantCreated:
+		t.exists = true
+		t.name = e.Name
+		t.defaultLifetime = time.Duration(e.CredentialDefaultLifetime) * time.Second
+		t.maxLifetime = time.Duration(e.CredentialMaxLifetime) * time.Second
+		t.scopeLevels = slices.Clone(e.ScopeLevels)
+	case events.TenantSettingsChanged:
+		if e.CredentialDefaultLifetime != nil {
+			t.defaultLifetime = time.Duration(*e.CredentialDefaultLifetime) * time.Second
+		}
+		if e.CredentialMaxLifetime != nil {
+			t.maxLifetime = time.Duration(*e.CredentialMaxLifetime) * time.Second
+		}
+		if e.ScopeLevels != nil {
+			t.scopeLevels = slices.Clone(*e.ScopeLevels)
+		}
+	}
+}
+
+// User is a human user's state.
+type User struct {
+	id       string
+	exists   bool
+	username string
+	email    string
+}
+
+func newUser(id string) state { return &User{id: id} }
+
+func (u *User) clone() state { c := *u; return &c }
+
+func (u *User) apply(_ events.Envelope, e events.Event) {
+	if e, ok := e.(events.UserCreated); ok {
+		u.exists, u.username, u.email = true, e.Username, e.Email
+	}
+}
+
+// unique is the state of one reserved value.
+type unique struct {
+	owner string
+}
+
+func newUnique(string) state { return &unique{} }
+
+func (u *unique) clone() state { c := *u; return &c }
+
+func (u *unique) apply(_ events.Envelope, e events.Event) {
+	switch e := e.(type) {
+	case events.UniqueKeyClaimed:
+		u.owner = e.Owner
+	case events.UniqueKeyReleased:
+		u.owner = ""
+	}
+}
+
+// Credential is a client secret's metadata; the secret itself is never kept.
+type Credential struct {
+	id        string
+	verifier  string
+	createdAt time.Time
+	expiresAt time.Time
+}
+
+// ID returns the credential id.
+func (c Credential) ID() string { return c.id }
+
+// CreatedAt returns when the credential was created.
+func (c Credential) CreatedAt() time.Time { return c.createdAt }
+
+// ExpiresAt returns when the credential stops working.
+func (c Credential) ExpiresAt() time.Time { return c.expiresAt }
+
+// ServiceAccount is a service account's state, credentials included.
+type ServiceAccount struct {
+	id          string
+	tenant      string
+	exists      bool
+	clientID    string
+	displayName string
+	description string
+	scope       events.Scope
+	roles       []string
+	status      string
+	createdAt   time.Time
+	updatedAt   time.Time
+	credentials []Credential
+}
+
+// Service account statuses.
+const (
+	StatusActive   = "active"
+	StatusDisabled = "disabled"
+)
+
+func newServiceAccount(tenant, id string) *ServiceAccount {
+	return &ServiceAccount{id: id, tenant: tenant}
+}
+
+// ID returns the service account id.
+func (s *ServiceAccount) ID() string { return s.id }
+
+// Tenant returns the tenant the service account belongs to.
+func (s *ServiceAccount) Tenant() string { return s.tenant }
+
+// ClientID returns the OAuth2 client id.
+func (s *ServiceAccount) ClientID() string { return s.clientID }
+
+// DisplayName returns the display name.
+func (s *ServiceAccount) DisplayName() string { return s.displayName }
+
+// Description returns the description.
+func (s *ServiceAccount) Description() string { return s.description }
+
+// Scope returns where the service account applies.
+func (s *ServiceAccount) Scope() events.Scope { return s.scope }
+
+// Roles returns the role names, sorted.
+func (s *ServiceAccount) Roles() []string { return slices.Clone(s.roles) }
+
+// Status returns active or disabled.
+func (s *ServiceAccount) Status() string { return s.status }
+
+// CreatedAt returns the creation time.
+func (s *ServiceAccount) CreatedAt() time.Time { return s.createdAt }
+
+// UpdatedAt returns the time of the last change.
+func (s *ServiceAccount) UpdatedAt() time.Time { return s.updatedAt }
+
+// activeCredentials counts credentials not yet expired at now.
+func (s *ServiceAccount) activeCredentials(now time.Time) int {
+	n := 0
+	for _, c := range s.credentials {
+		if c.expiresAt.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *ServiceAccount) credential(id string) (Credential, bool) {
+	for _, c := range s.credentials {
+		if c.id == id {
+			return c, true
+		}
+	}
+	return Credential{}, false
+}
+
+func (s *ServiceAccount) clone() state {
+	c := *s
+	c.roles = slices.Clone(s.roles)
+	c.credentials = slices.Clone(s.credentials)
+	return &c
+}
+
+func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
+	switch e := e.(type) {
+	case events.ServiceAccountCreated:
+		s.exists = true
+		s.clientID, s.displayName, s.description = e.ClientID, e.DisplayName, e.Description
+		s.scope, s.roles, s.status = e.Scope, slices.Clone(e.Roles), e.Status
+		s.createdAt, s.updatedAt = env.Time, env.Time
+	case events.ServiceAccountUpdated:
+		if e.DisplayName != nil {
+			s.displayName = *e.DisplayName
+		}
+		if e.Description != nil {
+			s.description = *e.Description
+		}
+		if e.Roles != nil {
+			s.roles = slices.Clone(*e.Roles)
+		}
+		if e.Status != nil {
+			s.status = *e.Status
+		}
+		s.updatedAt = env.Time
+	case events.ServiceAccountDeleted:
+		*s = ServiceAccount{id: s.id, tenant: s.tenant}
+	case events.CredentialCreated:
+		s.credentials = append(s.credentials, Credential{id: e.CredentialID, verifier: e.Verifier, createdAt: env.Time, expiresAt: e.ExpiresAt})
+	case events.CredentialDeleted:
+		s.credentials = slices.DeleteFunc(s.credentials, func(c Credential) bool { return c.id == e.CredentialID })
+	}
+}

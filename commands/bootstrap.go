@@ -1,0 +1,167 @@
+package commands
+
+import (
+	"context"
+	"slices"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+// Bootstrap creates a tenant and its first administrator: an instance
+// superadmin holding every built-in tenant role, with a personal API token.
+type Bootstrap struct {
+	Meta
+	Tenant   string
+	Username string
+	Email    string
+}
+
+// BootstrapResult is what Bootstrap created. Token is shown only here.
+type BootstrapResult struct {
+	Tenant   string
+	UserID   string
+	Token    string
+	Sequence uint64
+}
+
+// BootstrapHandler handles Bootstrap.
+type BootstrapHandler struct{ base }
+
+// Handle creates the tenant, the user, their grants and token atomically.
+// A tenant that already exists, or a taken username or email, fails with
+// ErrAlreadyExists and changes nothing.
+func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapResult, error) {
+	if !ValidTenantID(cmd.Tenant) {
+		return BootstrapResult{}, invalid("tenant", "must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit")
+	}
+	if err := validUsername(cmd.Username); err != nil {
+		return BootstrapResult{}, err
+	}
+	if err := validEmail(cmd.Email); err != nil {
+		return BootstrapResult{}, err
+	}
+	if !cmd.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
+		return BootstrapResult{}, ruleError(ErrForbidden, "", "only a superadmin may bootstrap a tenant")
+	}
+	userID := events.NewID()
+	token := auth.NewSecret(auth.PrefixAPIToken)
+	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		t, tseq, err := h.tenant(ctx, cmd.Tenant)
+		if err != nil {
+			return err
+		}
+		if t.exists {
+			return ruleError(ErrAlreadyExists, "tenant", "tenant %q is already bootstrapped", cmd.Tenant)
+		}
+		c.record(key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, t, tseq, events.TenantCreated{
+			Name:                      cmd.Tenant,
+			CredentialDefaultLifetime: int64(DefaultCredentialLifetime.Seconds()),
+			CredentialMaxLifetime:     int64(MaxCredentialLifetime.Seconds()),
+			ScopeLevels:               []string{events.ScopeTenant, events.ScopeNamespace},
+		})
+		if err := h.claim(ctx, c, events.InstanceTenant, "username", cmd.Username, userID); err != nil {
+			return err
+		}
+		if err := h.claim(ctx, c, events.InstanceTenant, "email", cmd.Email, userID); err != nil {
+			return err
+		}
+		uk := key{events.InstanceTenant, events.AggregateUser, userID}
+		u := newUser(userID)
+		c.record(uk, u, 0, events.UserCreated{Username: cmd.Username, Email: cmd.Email})
+		c.record(uk, u, 0, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
+		c.record(uk, u, 0, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}})
+		for _, r := range slices.Sorted(slices.Values(auth.TenantRoles)) {
+			c.record(uk, u, 0, events.UserRoleGranted{Role: r, Tenant: cmd.Tenant, Scope: events.Scope{Level: events.ScopeTenant, Target: cmd.Tenant}})
+		}
+		c.record(uk, u, 0, events.APITokenIssued{TokenID: events.NewID(), Verifier: auth.Verifier(token)})
+		return nil
+	})
+	if err != nil {
+		return BootstrapResult{}, err
+	}
+	return BootstrapResult{Tenant: cmd.Tenant, UserID: userID, Token: token, Sequence: seq}, nil
+}
+
+// ChangeTenantSettings changes a tenant's credential lifetimes and allowed
+// service-account scope levels; nil fields stay as they are.
+type ChangeTenantSettings struct {
+	Meta
+	Tenant                    string
+	CredentialDefaultLifetime *int64 // seconds
+	CredentialMaxLifetime     *int64 // seconds
+	ScopeLevels               *[]string
+}
+
+// TenantResult is a tenant's state after a command.
+type TenantResult struct {
+	Tenant   *Tenant
+	Sequence uint64
+}
+
+// ChangeTenantSettingsHandler handles ChangeTenantSettings.
+type ChangeTenantSettingsHandler struct{ base }
+
+// Limits on credential lifetimes a tenant may set.
+const (
+	MinCredentialLifetimeSetting = 3600                 // one hour, in seconds
+	MaxCredentialLifetimeSetting = 10 * 365 * 24 * 3600 // ten years, in seconds
+)
+
+// Handle validates and records the new settings. Only tenant administrators
+// may change them; others get ErrNotFound.
+func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenantSettings) (TenantResult, error) {
+	if !cmd.Caller.IsTenantAdmin(cmd.Tenant) {
+		return TenantResult{}, ruleError(ErrNotFound, "", "tenant %q not found", cmd.Tenant)
+	}
+	if cmd.ScopeLevels != nil {
+		levels := slices.Clone(*cmd.ScopeLevels)
+		if len(levels) == 0 {
+			return TenantResult{}, invalid("scopeLevels", "must allow at least one of tenant, namespace")
+		}
+		for _, l := range levels {
+			if l != events.ScopeTenant && l != events.ScopeNamespace {
+				return TenantResult{}, invalid("scopeLevels", "unknown level %q (known: tenant, namespace)", l)
+			}
+		}
+		slices.Sort(levels)
+		levels = slices.Compact(levels)
+		cmd.ScopeLevels = &levels
+	}
+	for field, v := range map[string]*int64{"credentialDefaultLifetime": cmd.CredentialDefaultLifetime, "credentialMaxLifetime": cmd.CredentialMaxLifetime} {
+		if v != nil && (*v < MinCredentialLifetimeSetting || *v > MaxCredentialLifetimeSetting) {
+			return TenantResult{}, invalid(field, "must be between 1 hour and 10 years")
+		}
+	}
+	var out *Tenant
+	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		t, tseq, err := h.tenant(ctx, cmd.Tenant)
+		if err != nil {
+			return err
+		}
+		if !t.exists {
+			return ruleError(ErrNotFound, "", "tenant %q not found", cmd.Tenant)
+		}
+		def, max := int64(t.defaultLifetime.Seconds()), int64(t.maxLifetime.Seconds())
+		if cmd.CredentialDefaultLifetime != nil {
+			def = *cmd.CredentialDefaultLifetime
+		}
+		if cmd.CredentialMaxLifetime != nil {
+			max = *cmd.CredentialMaxLifetime
+		}
+		if def > max {
+			return invalid("credentialDefaultLifetime", "must not exceed the maximum lifetime (%d s)", max)
+		}
+		c.record(key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, t, tseq, events.TenantSettingsChanged{
+			CredentialDefaultLifetime: cmd.CredentialDefaultLifetime,
+			CredentialMaxLifetime:     cmd.CredentialMaxLifetime,
+			ScopeLevels:               cmd.ScopeLevels,
+		})
+		out = t
+		return nil
+	})
+	if err != nil {
+		return TenantResult{}, err
+	}
+	return TenantResult{Tenant: out, Sequence: seq}, nil
+}

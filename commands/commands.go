@@ -1,0 +1,147 @@
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyhold/keyhold/events"
+)
+
+// Commands groups every command handler. Handlers are safe for concurrent use.
+type Commands struct {
+	Bootstrap            BootstrapHandler
+	ChangeTenantSettings ChangeTenantSettingsHandler
+	CreateServiceAccount CreateServiceAccountHandler
+	UpdateServiceAccount UpdateServiceAccountHandler
+	DeleteServiceAccount DeleteServiceAccountHandler
+	CreateCredential     CreateCredentialHandler
+	DeleteCredential     DeleteCredentialHandler
+	RevokeAccessToken    RevokeAccessTokenHandler
+}
+
+// ErrInvalidOption is returned by New for an option with a bad value.
+var ErrInvalidOption = errors.New("commands: invalid option")
+
+type config struct {
+	cacheSize int
+	retries   int
+	now       func() time.Time
+}
+
+// Option configures New.
+type Option func(*config) error
+
+// WithCacheSize bounds the write-side aggregate cache (default 100000 aggregates).
+func WithCacheSize(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("%w: cache size %d", ErrInvalidOption, n)
+		}
+		c.cacheSize = n
+		return nil
+	}
+}
+
+// WithRetries sets how often a command is retried after a concurrent change (default 5).
+func WithRetries(n int) Option {
+	return func(c *config) error {
+		if n < 0 || n > 100 {
+			return fmt.Errorf("%w: retries %d", ErrInvalidOption, n)
+		}
+		c.retries = n
+		return nil
+	}
+}
+
+// WithClock sets the clock used for expiry decisions (tests).
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
+		}
+		c.now = now
+		return nil
+	}
+}
+
+// New returns the command handlers over store.
+func New(store *events.Store, opts ...Option) (*Commands, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidOption)
+	}
+	cfg := config{cacheSize: 100_000, retries: 5, now: time.Now}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	r := newRepository(store, cfg.cacheSize, cfg.retries)
+	b := base{repo: r, now: cfg.now}
+	return &Commands{
+		Bootstrap:            BootstrapHandler{b},
+		ChangeTenantSettings: ChangeTenantSettingsHandler{b},
+		CreateServiceAccount: CreateServiceAccountHandler{b},
+		UpdateServiceAccount: UpdateServiceAccountHandler{b},
+		DeleteServiceAccount: DeleteServiceAccountHandler{b},
+		CreateCredential:     CreateCredentialHandler{b},
+		DeleteCredential:     DeleteCredentialHandler{b},
+		RevokeAccessToken:    RevokeAccessTokenHandler{b},
+	}, nil
+}
+
+type base struct {
+	repo *repository
+	now  func() time.Time
+}
+
+func (b base) tenant(ctx context.Context, id string) (*Tenant, uint64, error) {
+	st, seq, err := b.repo.load(ctx, key{id, events.AggregateTenant, id}, func() state { return newTenant(id) })
+	if err != nil {
+		return nil, 0, err
+	}
+	return st.(*Tenant), seq, nil
+}
+
+func (b base) serviceAccount(ctx context.Context, tenant, id string) (*ServiceAccount, key, uint64, error) {
+	k := key{tenant, events.AggregateServiceAccount, id}
+	if !events.ValidToken(id) {
+		return newServiceAccount(tenant, id), k, 0, nil
+	}
+	st, seq, err := b.repo.load(ctx, k, func() state { return newServiceAccount(tenant, id) })
+	if err != nil {
+		return nil, k, 0, err
+	}
+	return st.(*ServiceAccount), k, seq, nil
+}
+
+// claim records the reservation of a unique value for owner in change c.
+// Uniqueness survives crashes because the claim and the event using the
+// value go out in one JetStream atomic batch: both are stored or neither
+// is. The claim subject is conditional on the reservation's last sequence,
+// so two concurrent claims cannot both win.
+func (b base) claim(ctx context.Context, c *change, tenant, kind, value, owner string) error {
+	k := key{tenant, events.AggregateUnique, uniqueID(kind, value)}
+	st, seq, err := b.repo.load(ctx, k, func() state { return newUnique("") })
+	if err != nil {
+		return err
+	}
+	u := st.(*unique)
+	if u.owner != "" && u.owner != owner {
+		return ruleError(ErrAlreadyExists, kind, "%s %q is already taken", kind, value)
+	}
+	c.record(k, u, seq, events.UniqueKeyClaimed{Kind: kind, Owner: owner})
+	return nil
+}
+
+// uniqueID maps a unique value to a subject token: values (emails, names)
+// may hold characters subjects cannot, and hashing keeps them out of
+// subject names.
+func uniqueID(kind, value string) string {
+	h := sha256.Sum256([]byte(kind + "\x00" + strings.ToLower(value)))
+	return hex.EncodeToString(h[:16])
+}

@@ -1,0 +1,137 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
+)
+
+func setup(t *testing.T) (*events.Store, *commands.Commands, auth.Principal) {
+	t.Helper()
+	st, _ := testenv.Store(t)
+	cmds, err := commands.New(st)
+	testenv.Must(t, err, "new")
+	res, err := cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := auth.Principal{ID: res.UserID, Kind: auth.KindUser, Tenant: "acme", Bindings: []auth.Binding{
+		{Role: auth.RoleTenantAdmin, Tenant: "acme", Scope: events.Scope{Level: events.ScopeTenant, Target: "acme"}},
+		{Role: auth.RoleViewer, Tenant: "acme", Scope: events.Scope{Level: events.ScopeNamespace, Target: "team"}},
+	}}
+	return st, cmds, admin
+}
+
+func TestBootstrapTwiceFails(t *testing.T) {
+	_, cmds, _ := setup(t)
+	ctx := context.Background()
+	tests := []struct{ name, tenant, user, email string }{
+		{"same tenant", "acme", "other", "other@acme.test"},
+		{"same username", "beta", "root", "x@beta.test"},
+		{"same email, other case", "gamma", "someone", "ROOT@acme.test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: tt.tenant, Username: tt.user, Email: tt.email})
+			if !errors.Is(err, commands.ErrAlreadyExists) {
+				t.Fatalf("err = %v, want ErrAlreadyExists", err)
+			}
+		})
+	}
+}
+
+func TestServiceAccountRules(t *testing.T) {
+	_, cmds, admin := setup(t)
+	ctx := context.Background()
+	meta := commands.Meta{Caller: admin}
+	nonAdmin := commands.Meta{Caller: auth.Principal{ID: "x", Kind: auth.KindUser, Tenant: "acme"}}
+
+	_, err := cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: nonAdmin, DisplayName: "ci", Scope: events.Scope{Level: "tenant"}})
+	if !errors.Is(err, commands.ErrForbidden) {
+		t.Fatalf("non-admin create: %v", err)
+	}
+	res, err := cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "ci", Scope: events.Scope{Level: "namespace", Target: "team.app"}, Roles: []string{"viewer"}})
+	testenv.Must(t, err, "create")
+	sa := res.ServiceAccount
+	if sa.ClientID() != commands.ClientIDPrefix+sa.ID() || sa.Status() != "active" {
+		t.Fatalf("created %+v", sa)
+	}
+
+	// Scope-down: the admin holds auditor nowhere, viewer in team (covers team.app).
+	roles := []string{"viewer", "auditor"}
+	_, err = cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: sa.ID(), Roles: &roles})
+	var ce *commands.Error
+	if !errors.As(err, &ce) || !errors.Is(err, commands.ErrForbidden) || ce.Field != "roles" {
+		t.Fatalf("scope-down: %v", err)
+	}
+	_, err = cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: nonAdmin, ID: sa.ID(), Roles: &roles})
+	if !errors.Is(err, commands.ErrNotFound) {
+		t.Fatalf("non-admin update: %v", err)
+	}
+
+	for i := 0; i < commands.MaxActiveCredentials; i++ {
+		_, err := cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: sa.ID()})
+		testenv.Must(t, err, "credential %d", i)
+	}
+	_, err = cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: sa.ID()})
+	if !errors.Is(err, commands.ErrLimit) {
+		t.Fatalf("sixth credential: %v", err)
+	}
+	far := time.Now().Add(400 * 24 * time.Hour)
+	_, err = cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: sa.ID(), ExpiresAt: &far})
+	if !errors.Is(err, commands.ErrInvalid) && !errors.Is(err, commands.ErrLimit) {
+		t.Fatalf("expiry beyond max: %v", err)
+	}
+}
+
+func TestConcurrentUpdatesAllLand(t *testing.T) {
+	st, cmds, admin := setup(t)
+	ctx := context.Background()
+	// A second handler set over the same stream has its own cache, like a replica.
+	other, err := commands.New(st)
+	testenv.Must(t, err, "second instance")
+	res, err := cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: commands.Meta{Caller: admin}, DisplayName: "ci", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "create")
+	id := res.ServiceAccount.ID()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			h := cmds
+			if i%2 == 1 {
+				h = other
+			}
+			_, err := h.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: commands.Meta{Caller: admin}, ServiceAccountID: id})
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	ok, limited := 0, 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, commands.ErrLimit), errors.Is(err, commands.ErrConcurrentChange):
+			limited++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if ok != commands.MaxActiveCredentials {
+		t.Fatalf("%d credentials created concurrently, want exactly %d", ok, commands.MaxActiveCredentials)
+	}
+	envs, _, err := st.Load(ctx, "acme", events.AggregateServiceAccount, id)
+	testenv.Must(t, err, "load")
+	if n := len(envs) - 1; n != commands.MaxActiveCredentials {
+		t.Fatalf("log holds %d credential events, want %d", n, commands.MaxActiveCredentials)
+	}
+}

@@ -1,0 +1,214 @@
+package commands
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keyhold/keyhold/events"
+)
+
+// state is an aggregate's state folded from its events. apply is the only
+// place state changes, for new events and for history alike.
+type state interface {
+	apply(env events.Envelope, e events.Event)
+	clone() state
+}
+
+type key struct{ tenant, aggregate, id string }
+
+type cached struct {
+	st  state
+	seq uint64
+}
+
+// repository loads aggregates through a bounded write-side cache holding
+// each aggregate's state and last subject sequence. A stale entry is
+// harmless: the conditional append fails, the entry is dropped and the
+// aggregate reloaded. Safe for concurrent use.
+type repository struct {
+	store   *events.Store
+	retries int
+
+	mu    sync.Mutex
+	lru   *list.List // of key, most recent first
+	items map[key]*entry
+	max   int
+}
+
+type entry struct {
+	c   cached
+	pos *list.Element
+}
+
+func newRepository(store *events.Store, size, retries int) *repository {
+	return &repository{store: store, retries: retries, lru: list.New(), items: map[key]*entry{}, max: size}
+}
+
+func (r *repository) get(k key) (cached, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.items[k]
+	if !ok {
+		return cached{}, false
+	}
+	r.lru.MoveToFront(e.pos)
+	return cached{st: e.c.st.clone(), seq: e.c.seq}, true
+}
+
+func (r *repository) put(k key, c cached) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.items[k]; ok {
+		if c.seq < e.c.seq {
+			return
+		}
+		e.c = c
+		r.lru.MoveToFront(e.pos)
+		return
+	}
+	r.items[k] = &entry{c: c, pos: r.lru.PushFront(k)}
+	for r.lru.Len() > r.max {
+		old := r.lru.Back()
+		r.lru.Remove(old)
+		delete(r.items, old.Value.(key))
+	}
+}
+
+func (r *repository) forget(k key) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.items[k]; ok {
+		r.lru.Remove(e.pos)
+		delete(r.items, k)
+	}
+}
+
+// load returns a private copy of the aggregate's state and its last
+// sequence (0 when it has no events).
+func (r *repository) load(ctx context.Context, k key, fresh func() state) (state, uint64, error) {
+	if c, ok := r.get(k); ok {
+		return c.st, c.seq, nil
+	}
+	envs, seq, err := r.store.Load(ctx, k.tenant, k.aggregate, k.id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	st := fresh()
+	for _, env := range envs {
+		e, err := events.Decode(env)
+		if err != nil {
+			return nil, 0, fmt.Errorf("rebuild %s/%s: %w", k.aggregate, k.id, err)
+		}
+		st.apply(env, e)
+	}
+	r.put(k, cached{st: st.clone(), seq: seq})
+	return st, seq, nil
+}
+
+// change is what a decision produces: events for one or more aggregates,
+// appended atomically. The first event of each aggregate carries the
+// expected sequence its decision was based on.
+type change struct {
+	meta    Meta
+	pending []events.Pending
+	states  map[key]state
+	seqs    map[key]uint64
+}
+
+func newChange(meta Meta) *change {
+	return &change{meta: meta, states: map[key]state{}, seqs: map[key]uint64{}}
+}
+
+// record adds an event for aggregate k whose current state is st at seq and
+// applies it to st at once, so later decisions in the same change see it.
+func (c *change) record(k key, st state, seq uint64, data events.Event) {
+	env := events.New(k.tenant, k.id, c.meta.Caller.Actor(), c.meta.RequestID, data)
+	p := events.Pending{Aggregate: k.aggregate, Envelope: env}
+	if _, seen := c.states[k]; !seen {
+		p.Expect, p.ExpectedSeq = true, seq
+		c.seqs[k] = seq
+	}
+	c.states[k] = st
+	if c.meta.IdempotencyKey != "" {
+		p.MsgID = msgID(c.meta, len(c.pending))
+	}
+	c.pending = append(c.pending, p)
+	st.apply(env, data)
+}
+
+func msgID(m Meta, i int) string {
+	h := sha256.Sum256([]byte(m.Caller.Tenant + "\x00" + m.Caller.ID + "\x00" + m.IdempotencyKey))
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(h[:16]), i)
+}
+
+// commit appends a change; on success the cache learns the new states.
+func (r *repository) commit(ctx context.Context, c *change) (uint64, error) {
+	if len(c.pending) == 0 {
+		return 0, nil
+	}
+	res, err := r.store.Append(ctx, c.pending...)
+	if err != nil {
+		for k := range c.states {
+			r.forget(k)
+		}
+		return 0, err
+	}
+	if res.Duplicate {
+		for k := range c.states {
+			r.forget(k)
+		}
+		return res.Sequence, ErrDuplicate
+	}
+	// An atomic batch is stored contiguously, so each aggregate's last
+	// sequence follows from the batch's last one.
+	first := res.Sequence - uint64(len(c.pending)) + 1
+	last := map[key]uint64{}
+	for i, p := range c.pending {
+		last[key{p.Envelope.Tenant, p.Aggregate, p.Envelope.Subject}] = first + uint64(i)
+	}
+	for k, st := range c.states {
+		r.put(k, cached{st: st.clone(), seq: last[k]})
+	}
+	return res.Sequence, nil
+}
+
+// execute runs decide and commits its change, retrying a bounded number of
+// times with freshly loaded state when the log reports a concurrent change
+// or is briefly not ready. decide must be free of side effects other than
+// recording events: it may run more than once.
+func (r *repository) execute(ctx context.Context, meta Meta, decide func(c *change) error) (uint64, error) {
+	var lastErr error
+	for attempt := 0; attempt <= r.retries; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt) * time.Millisecond):
+			}
+		}
+		c := newChange(meta)
+		if err := decide(c); err != nil {
+			return 0, err
+		}
+		seq, err := r.commit(ctx, c)
+		switch {
+		case err == nil, errors.Is(err, ErrDuplicate):
+			return seq, err
+		case errors.Is(err, events.ErrConflict), errors.Is(err, events.ErrNotReady):
+			lastErr = err
+			continue
+		default:
+			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	if errors.Is(lastErr, events.ErrNotReady) {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, lastErr)
+	}
+	return 0, fmt.Errorf("%w: gave up after %d attempts: %v", ErrConcurrentChange, r.retries+1, lastErr)
+}

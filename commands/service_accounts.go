@@ -1,0 +1,367 @@
+package commands
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+// ClientIDPrefix starts every service account's client id. The client id is
+// the prefix plus the service account id, so it is unique exactly when the
+// aggregate id is (the creating append is conditional on an empty subject)
+// and needs no reservation subject of its own.
+const ClientIDPrefix = "khc-"
+
+// ServiceAccountIDFromClientID returns the service account id a client id
+// names, and false when it is not a Keyhold client id.
+func ServiceAccountIDFromClientID(clientID string) (string, bool) {
+	if len(clientID) <= len(ClientIDPrefix) || clientID[:len(ClientIDPrefix)] != ClientIDPrefix {
+		return "", false
+	}
+	id := clientID[len(ClientIDPrefix):]
+	return id, events.ValidToken(id)
+}
+
+// ServiceAccountResult is a service account's state after a command and the
+// stream sequence to wait for before reading it back.
+type ServiceAccountResult struct {
+	ServiceAccount *ServiceAccount
+	Sequence       uint64
+}
+
+// CreateServiceAccount creates a service account, without credentials, in
+// the caller's tenant.
+type CreateServiceAccount struct {
+	Meta
+	DisplayName string
+	Description string
+	Scope       events.Scope
+	Roles       []string
+	// Status is active (default) or disabled.
+	Status string
+}
+
+// CreateServiceAccountHandler handles CreateServiceAccount.
+type CreateServiceAccountHandler struct{ base }
+
+// Handle validates the request, applies the tenant's scope policy and
+// scope-down, and records the service account. Non-administrators get
+// ErrForbidden.
+func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServiceAccount) (ServiceAccountResult, error) {
+	tenantID := cmd.Caller.Tenant
+	if !cmd.Caller.IsTenantAdmin(tenantID) {
+		return ServiceAccountResult{}, ruleError(ErrForbidden, "", "only tenant administrators can create service accounts")
+	}
+	if err := validText("displayName", cmd.DisplayName, true, MaxDisplayName); err != nil {
+		return ServiceAccountResult{}, err
+	}
+	if err := validText("description", cmd.Description, false, MaxDescription); err != nil {
+		return ServiceAccountResult{}, err
+	}
+	if cmd.Status == "" {
+		cmd.Status = StatusActive
+	}
+	if err := validStatus(cmd.Status); err != nil {
+		return ServiceAccountResult{}, err
+	}
+	roles, err := validRoles(cmd.Roles)
+	if err != nil {
+		return ServiceAccountResult{}, err
+	}
+	t, _, err := h.tenant(ctx, tenantID)
+	if err != nil {
+		return ServiceAccountResult{}, err
+	}
+	if !t.exists {
+		return ServiceAccountResult{}, ruleError(ErrNotFound, "", "tenant %q not found", tenantID)
+	}
+	scope, err := validScope(t, cmd.Scope)
+	if err != nil {
+		return ServiceAccountResult{}, err
+	}
+	if err := scopeDown(cmd.Caller, tenantID, scope, roles); err != nil {
+		return ServiceAccountResult{}, err
+	}
+	id := events.NewID()
+	var sa *ServiceAccount
+	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		sa = newServiceAccount(tenantID, id)
+		c.record(key{tenantID, events.AggregateServiceAccount, id}, sa, 0, events.ServiceAccountCreated{
+			ClientID:    ClientIDPrefix + id,
+			DisplayName: cmd.DisplayName,
+			Description: cmd.Description,
+			Scope:       scope,
+			Roles:       roles,
+			Status:      cmd.Status,
+		})
+		return nil
+	})
+	if err != nil {
+		return ServiceAccountResult{}, err
+	}
+	return ServiceAccountResult{ServiceAccount: sa, Sequence: seq}, nil
+}
+
+// UpdateServiceAccount changes mutable fields; nil fields stay as they are.
+type UpdateServiceAccount struct {
+	Meta
+	ID          string
+	DisplayName *string
+	Description *string
+	Roles       *[]string
+	Status      *string
+}
+
+// UpdateServiceAccountHandler handles UpdateServiceAccount.
+type UpdateServiceAccountHandler struct{ base }
+
+// Handle applies the changes that differ from the current state; when
+// nothing differs it records nothing and returns the current state.
+// Newly added roles follow scope-down. Non-administrators get ErrNotFound.
+func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServiceAccount) (ServiceAccountResult, error) {
+	tenantID := cmd.Caller.Tenant
+	if !cmd.Caller.IsTenantAdmin(tenantID) {
+		return ServiceAccountResult{}, notFound("service account", cmd.ID)
+	}
+	if cmd.DisplayName == nil && cmd.Description == nil && cmd.Roles == nil && cmd.Status == nil {
+		return ServiceAccountResult{}, invalid("", "nothing to update: give at least one of displayName, description, roles, status")
+	}
+	if cmd.DisplayName != nil {
+		if err := validText("displayName", *cmd.DisplayName, true, MaxDisplayName); err != nil {
+			return ServiceAccountResult{}, err
+		}
+	}
+	if cmd.Description != nil {
+		if err := validText("description", *cmd.Description, false, MaxDescription); err != nil {
+			return ServiceAccountResult{}, err
+		}
+	}
+	if cmd.Status != nil {
+		if err := validStatus(*cmd.Status); err != nil {
+			return ServiceAccountResult{}, err
+		}
+	}
+	var roles []string
+	if cmd.Roles != nil {
+		var err error
+		if roles, err = validRoles(*cmd.Roles); err != nil {
+			return ServiceAccountResult{}, err
+		}
+	}
+	var out *ServiceAccount
+	var unchangedSeq uint64
+	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ID)
+		if err != nil {
+			return err
+		}
+		if !sa.exists {
+			return notFound("service account", cmd.ID)
+		}
+		var e events.ServiceAccountUpdated
+		if cmd.DisplayName != nil && *cmd.DisplayName != sa.displayName {
+			e.DisplayName = cmd.DisplayName
+		}
+		if cmd.Description != nil && *cmd.Description != sa.description {
+			e.Description = cmd.Description
+		}
+		if cmd.Status != nil && *cmd.Status != sa.status {
+			e.Status = cmd.Status
+		}
+		if cmd.Roles != nil && !slices.Equal(roles, sa.roles) {
+			var added []string
+			for _, r := range roles {
+				if !slices.Contains(sa.roles, r) {
+					added = append(added, r)
+				}
+			}
+			if err := scopeDown(cmd.Caller, tenantID, sa.scope, added); err != nil {
+				return err
+			}
+			e.Roles = &roles
+		}
+		out, unchangedSeq = sa, seq
+		if e == (events.ServiceAccountUpdated{}) {
+			return nil
+		}
+		c.record(k, sa, seq, e)
+		return nil
+	})
+	if err != nil {
+		return ServiceAccountResult{}, err
+	}
+	if seq == 0 {
+		seq = unchangedSeq
+	}
+	return ServiceAccountResult{ServiceAccount: out, Sequence: seq}, nil
+}
+
+// DeleteServiceAccount hard-deletes a service account and its credentials.
+type DeleteServiceAccount struct {
+	Meta
+	ID string
+}
+
+// DeleteServiceAccountHandler handles DeleteServiceAccount.
+type DeleteServiceAccountHandler struct{ base }
+
+// Handle records the deletion; credentials stop working once the event is
+// applied. Non-administrators and unknown ids get ErrNotFound.
+func (h DeleteServiceAccountHandler) Handle(ctx context.Context, cmd DeleteServiceAccount) (uint64, error) {
+	tenantID := cmd.Caller.Tenant
+	if !cmd.Caller.IsTenantAdmin(tenantID) {
+		return 0, notFound("service account", cmd.ID)
+	}
+	return h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ID)
+		if err != nil {
+			return err
+		}
+		if !sa.exists {
+			return notFound("service account", cmd.ID)
+		}
+		c.record(k, sa, seq, events.ServiceAccountDeleted{})
+		return nil
+	})
+}
+
+// CreateCredential generates a client secret for a service account.
+type CreateCredential struct {
+	Meta
+	ServiceAccountID string
+	// ExpiresAt defaults to now plus the tenant's default credential lifetime.
+	ExpiresAt *time.Time
+}
+
+// CredentialResult is a new credential. Secret is returned only here and
+// can never be read again.
+type CredentialResult struct {
+	ServiceAccount *ServiceAccount
+	Credential     Credential
+	Secret         string
+	Sequence       uint64
+}
+
+// CreateCredentialHandler handles CreateCredential.
+type CreateCredentialHandler struct{ base }
+
+// Handle enforces the active-credential limit and the tenant's lifetime
+// bounds, then records the credential's verifier (never the secret).
+func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredential) (CredentialResult, error) {
+	tenantID := cmd.Caller.Tenant
+	if !cmd.Caller.IsTenantAdmin(tenantID) {
+		return CredentialResult{}, notFound("service account", cmd.ServiceAccountID)
+	}
+	t, _, err := h.tenant(ctx, tenantID)
+	if err != nil {
+		return CredentialResult{}, err
+	}
+	now := h.now().UTC()
+	expires := now.Add(t.defaultLifetime)
+	if cmd.ExpiresAt != nil {
+		expires = cmd.ExpiresAt.UTC()
+		if !expires.After(now.Add(time.Minute)) {
+			return CredentialResult{}, invalid("expiresAt", "must be at least one minute in the future")
+		}
+		if limit := now.Add(t.maxLifetime); expires.After(limit) {
+			return CredentialResult{}, invalid("expiresAt", "must not be later than %s: the tenant's maximum credential lifetime is %d days", limit.Format(time.RFC3339), int(t.maxLifetime.Hours()/24))
+		}
+	}
+	expires = expires.Truncate(time.Second)
+	secret := auth.NewSecret(auth.PrefixClientSecret)
+	credID := events.NewID()
+	var out *ServiceAccount
+	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
+		if err != nil {
+			return err
+		}
+		if !sa.exists {
+			return notFound("service account", cmd.ServiceAccountID)
+		}
+		if sa.activeCredentials(now) >= MaxActiveCredentials {
+			return ruleError(ErrLimit, "", "service account already has %d active credentials; delete one first", MaxActiveCredentials)
+		}
+		c.record(k, sa, seq, events.CredentialCreated{CredentialID: credID, Verifier: auth.Verifier(secret), ExpiresAt: expires})
+		out = sa
+		return nil
+	})
+	if err != nil {
+		return CredentialResult{}, err
+	}
+	cred, _ := out.credential(credID)
+	return CredentialResult{ServiceAccount: out, Credential: cred, Secret: secret, Sequence: seq}, nil
+}
+
+// DeleteCredential removes a credential at once.
+type DeleteCredential struct {
+	Meta
+	ServiceAccountID string
+	CredentialID     string
+}
+
+// DeleteCredentialHandler handles DeleteCredential.
+type DeleteCredentialHandler struct{ base }
+
+// Handle records the deletion. Unknown ids and non-administrators get ErrNotFound.
+func (h DeleteCredentialHandler) Handle(ctx context.Context, cmd DeleteCredential) (uint64, error) {
+	tenantID := cmd.Caller.Tenant
+	if !cmd.Caller.IsTenantAdmin(tenantID) {
+		return 0, notFound("credential", cmd.CredentialID)
+	}
+	return h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
+		if err != nil {
+			return err
+		}
+		if !sa.exists {
+			return notFound("service account", cmd.ServiceAccountID)
+		}
+		if _, ok := sa.credential(cmd.CredentialID); !ok {
+			return notFound("credential", cmd.CredentialID)
+		}
+		c.record(k, sa, seq, events.CredentialDeleted{CredentialID: cmd.CredentialID})
+		return nil
+	})
+}
+
+// RevokeAccessToken revokes one access token issued to a service account.
+type RevokeAccessToken struct {
+	Meta
+	Tenant           string
+	ServiceAccountID string
+	TokenID          string
+	ExpiresAt        time.Time
+}
+
+// RevokeAccessTokenHandler handles RevokeAccessToken.
+type RevokeAccessTokenHandler struct{ base }
+
+// Handle records the revocation. Only the token's own client (or a tenant
+// administrator) may revoke it; an unknown service account gets ErrNotFound.
+func (h RevokeAccessTokenHandler) Handle(ctx context.Context, cmd RevokeAccessToken) (uint64, error) {
+	if cmd.Caller.ID != cmd.ServiceAccountID && !cmd.Caller.IsTenantAdmin(cmd.Tenant) {
+		return 0, notFound("service account", cmd.ServiceAccountID)
+	}
+	if !events.ValidToken(cmd.TokenID) {
+		return 0, invalid("token", "malformed token id")
+	}
+	return h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+		sa, k, seq, err := h.serviceAccount(ctx, cmd.Tenant, cmd.ServiceAccountID)
+		if err != nil {
+			return err
+		}
+		if !sa.exists {
+			return notFound("service account", cmd.ServiceAccountID)
+		}
+		c.record(k, sa, seq, events.AccessTokenRevoked{TokenID: cmd.TokenID, ExpiresAt: cmd.ExpiresAt})
+		return nil
+	})
+}
+
+func notFound(what, id string) error {
+	return ruleError(ErrNotFound, "", "%s %q not found", what, id)
+}
