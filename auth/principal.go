@@ -52,8 +52,12 @@ func (p Principal) Actor() events.Actor { return events.Actor{ID: p.ID, Kind: p.
 // Holds reports whether p holds role at target within tenant. A binding
 // covers its own scope and everything below it: instance covers every
 // tenant, a tenant covers its namespaces, namespace "a.b" covers "a.b.c".
+// A superadmin holds every role everywhere.
 func (p Principal) Holds(role, tenant string, target events.Scope) bool {
 	for _, b := range p.Bindings {
+		if b.Role == RoleSuperadmin && b.Scope.Level == events.ScopeInstance {
+			return true
+		}
 		if b.Role != role {
 			continue
 		}

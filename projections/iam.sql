@@ -1,0 +1,59 @@
+CREATE TABLE tenants (
+    id                            text PRIMARY KEY,
+    name                          text NOT NULL,
+    credential_default_lifetime_s bigint NOT NULL,
+    credential_max_lifetime_s     bigint NOT NULL,
+    scope_levels                  text[] NOT NULL,
+    created_at                    timestamptz NOT NULL,
+    updated_at                    timestamptz NOT NULL
+);
+
+CREATE TABLE users (
+    id         text PRIMARY KEY,
+    username   text NOT NULL,
+    email      text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+
+CREATE TABLE user_tenants (
+    user_id text NOT NULL,
+    tenant  text NOT NULL,
+    PRIMARY KEY (user_id, tenant)
+);
+
+CREATE TABLE user_roles (
+    user_id      text NOT NULL,
+    role         text NOT NULL,
+    tenant       text NOT NULL,
+    scope_level  text NOT NULL,
+    scope_target text NOT NULL,
+    PRIMARY KEY (user_id, role, tenant, scope_level, scope_target)
+);
+
+-- Service accounts are listed per tenant in id order (ids are ULIDs, so
+-- that is creation order); the primary key serves keyset pagination.
+CREATE TABLE service_accounts (
+    tenant       text NOT NULL,
+    id           text NOT NULL,
+    client_id    text NOT NULL,
+    display_name text NOT NULL,
+    description  text NOT NULL,
+    scope_level  text NOT NULL,
+    scope_target text NOT NULL,
+    roles        text[] NOT NULL,
+    status       text NOT NULL,
+    created_at   timestamptz NOT NULL,
+    updated_at   timestamptz NOT NULL,
+    PRIMARY KEY (tenant, id)
+);
+CREATE INDEX service_accounts_scope ON service_accounts (tenant, scope_level, scope_target, id);
+
+-- Credential metadata only: verifiers stay in the event log, secrets nowhere.
+CREATE TABLE credentials (
+    tenant             text NOT NULL,
+    service_account_id text NOT NULL,
+    id                 text NOT NULL,
+    created_at         timestamptz NOT NULL,
+    expires_at         timestamptz NOT NULL,
+    PRIMARY KEY (tenant, service_account_id, id)
+);

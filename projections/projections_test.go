@@ -1,0 +1,247 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/projections"
+)
+
+type fixture struct {
+	store    *events.Store
+	cmds     *commands.Commands
+	db       *sqlx.DB
+	dsn      string
+	admin    auth.Principal
+	progress *projections.Progress
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st, _ := testenv.Store(t)
+	cmds, err := commands.New(st)
+	testenv.Must(t, err, "commands")
+	dsn := testenv.DatabaseURL(t)
+	db, err := sqlx.Open("postgres", dsn)
+	testenv.Must(t, err, "open db")
+	t.Cleanup(func() { db.Close() })
+	res, err := cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := auth.Principal{ID: res.UserID, Kind: auth.KindUser, Tenant: "acme", Bindings: []auth.Binding{
+		{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}},
+	}}
+	return &fixture{store: st, cmds: cmds, db: db, dsn: dsn, admin: admin, progress: projections.NewProgress()}
+}
+
+// start runs a runner until the test ends.
+func (f *fixture) start(t *testing.T) *projections.Runner {
+	t.Helper()
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}}, projections.WithLockRetry(50*time.Millisecond))
+	testenv.Must(t, err, "runner")
+	ctx, cancel := context.WithCancel(context.Background())
+	testenv.Must(t, r.Prepare(ctx), "prepare")
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+// workload creates service accounts, credentials, updates and deletions.
+func (f *fixture) workload(t *testing.T, n int) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	meta := commands.Meta{Caller: f.admin}
+	var last uint64
+	for i := 0; i < n; i++ {
+		res, err := f.cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: fmt.Sprintf("sa %d", i), Scope: events.Scope{Level: "namespace", Target: fmt.Sprintf("ns%d", i%3)}, Roles: []string{"viewer"}})
+		testenv.Must(t, err, "create %d", i)
+		id := res.ServiceAccount.ID()
+		cred, err := f.cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: id})
+		testenv.Must(t, err, "credential %d", i)
+		last = cred.Sequence
+		switch i % 4 {
+		case 1:
+			name := fmt.Sprintf("renamed %d", i)
+			r, err := f.cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: id, DisplayName: &name})
+			testenv.Must(t, err, "update %d", i)
+			last = r.Sequence
+		case 2:
+			last, err = f.cmds.DeleteCredential.Handle(ctx, commands.DeleteCredential{Meta: meta, ServiceAccountID: id, CredentialID: cred.Credential.ID()})
+			testenv.Must(t, err, "delete credential %d", i)
+		case 3:
+			last, err = f.cmds.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: meta, ID: id})
+			testenv.Must(t, err, "delete %d", i)
+		}
+	}
+	return last
+}
+
+func (f *fixture) wait(t *testing.T, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	testenv.Must(t, f.progress.Wait(ctx, seq, "iam"), "wait for iam to reach %d", seq)
+}
+
+// snapshot returns every read table's rows in a stable order.
+func snapshot(t *testing.T, db *sqlx.DB) map[string][]map[string]any {
+	t.Helper()
+	out := map[string][]map[string]any{}
+	for _, table := range (projections.IAM{}).Tables() {
+		rows, err := db.Queryx("SELECT * FROM " + table + " ORDER BY 1, 2")
+		testenv.Must(t, err, "select %s", table)
+		for rows.Next() {
+			m := map[string]any{}
+			testenv.Must(t, rows.MapScan(m), "scan")
+			for k, v := range m {
+				if b, ok := v.([]byte); ok {
+					m[k] = string(b)
+				}
+			}
+			out[table] = append(out[table], m)
+		}
+		rows.Close()
+	}
+	return out
+}
+
+func count(t *testing.T, db *sqlx.DB, q string, args ...any) int {
+	t.Helper()
+	var n int
+	testenv.Must(t, db.Get(&n, q, args...), "count %s", q)
+	return n
+}
+
+func TestLiveProjection(t *testing.T) {
+	f := newFixture(t)
+	f.start(t)
+	f.wait(t, f.workload(t, 8))
+
+	tests := []struct {
+		name  string
+		query string
+		want  int
+	}{
+		{"tenants", "SELECT count(*) FROM tenants", 1},
+		{"users", "SELECT count(*) FROM users WHERE username = 'root'", 1},
+		{"admin roles", "SELECT count(*) FROM user_roles", 4},
+		{"service accounts without the deleted ones", "SELECT count(*) FROM service_accounts", 6},
+		{"renamed", "SELECT count(*) FROM service_accounts WHERE display_name LIKE 'renamed%'", 2},
+		{"credentials without the deleted ones", "SELECT count(*) FROM credentials", 4},
+		{"no failures", "SELECT count(*) FROM projection_failures", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := count(t, f.db, tt.query); got != tt.want {
+				t.Fatalf("%s = %d, want %d", tt.query, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRebuildEqualsLive(t *testing.T) {
+	f := newFixture(t)
+	r := f.start(t)
+	f.wait(t, f.workload(t, 12))
+	before := snapshot(t, f.db)
+
+	var reports []projections.RebuildProgress
+	testenv.Must(t, r.Rebuild(context.Background(), func(p projections.RebuildProgress) { reports = append(reports, p) }), "rebuild")
+	if len(reports) == 0 || !reports[len(reports)-1].Done {
+		t.Fatalf("no final progress report: %+v", reports)
+	}
+	after := snapshot(t, f.db)
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("rebuilt tables differ:\nbefore %v\nafter  %v", before, after)
+	}
+	st, err := r.Status(context.Background())
+	testenv.Must(t, err, "status")
+	if len(st) != 1 || st[0].Generation != 2 || st[0].Lag != 0 {
+		t.Fatalf("status after rebuild = %+v", st)
+	}
+	// The live projector keeps working on the new generation.
+	f.wait(t, f.workload(t, 4))
+	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 12 {
+		t.Fatalf("after more work: %d service accounts, want 12", got)
+	}
+	var old int
+	testenv.Must(t, f.db.Get(&old, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'iam_g1'"), "schemata")
+	if old != 0 {
+		t.Fatal("old generation schema was not dropped")
+	}
+}
+
+func TestFailedEventIsRecordedAndSkipped(t *testing.T) {
+	f := newFixture(t)
+	r := f.start(t)
+	ctx := context.Background()
+	bad := events.New("acme", "broken", events.System, "", events.ServiceAccountDeleted{})
+	bad.Version = 99 // a schema version this binary does not know
+	res, err := f.store.Append(ctx, events.Pending{Aggregate: events.AggregateServiceAccount, Envelope: bad})
+	testenv.Must(t, err, "append bad event")
+	f.wait(t, f.workload(t, 2))
+
+	st, err := r.Status(ctx)
+	testenv.Must(t, err, "status")
+	if st[0].Failures != 1 || st[0].LastFailure == nil {
+		t.Fatalf("status = %+v, want one failure", st[0])
+	}
+	var seq uint64
+	testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "failure row")
+	if seq != res.Sequence {
+		t.Fatalf("failure recorded at %d, want %d", seq, res.Sequence)
+	}
+	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 2 {
+		t.Fatalf("%d service accounts after the bad event, want 2", got)
+	}
+}
+
+func TestTwoRunnersOneLeader(t *testing.T) {
+	f := newFixture(t)
+	a := f.start(t)
+	// The second runner has its own progress tracker, like another replica.
+	other := &fixture{store: f.store, db: f.db, dsn: f.dsn, progress: projections.NewProgress()}
+	b := other.start(t)
+	seq := f.workload(t, 6)
+	f.wait(t, seq)
+	other.wait(t, seq)
+	if a.Leading("iam") == b.Leading("iam") {
+		t.Fatalf("leading: a=%v b=%v, want exactly one", a.Leading("iam"), b.Leading("iam"))
+	}
+	if got := count(t, f.db, "SELECT count(*) FROM projection_failures"); got != 0 {
+		t.Fatalf("%d failures: an event was applied twice", got)
+	}
+}
+
+func TestRestartResumesFromCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}})
+	testenv.Must(t, err, "runner")
+	testenv.Must(t, r.Prepare(ctx), "prepare")
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	f.wait(t, f.workload(t, 3))
+	cancel()
+	<-done
+
+	more := f.workload(t, 3) // appended while no projector runs
+	r2, err := projections.NewRunner(f.db, f.dsn, f.store, projections.NewProgress(), []projections.Projector{projections.IAM{}})
+	testenv.Must(t, err, "runner 2")
+	testenv.Must(t, r2.Prepare(context.Background()), "prepare 2")
+	testenv.Must(t, r2.CatchUp(context.Background()), "catch up")
+	st, err := r2.Status(context.Background())
+	testenv.Must(t, err, "status")
+	if st[0].Checkpoint != more || st[0].Failures != 0 {
+		t.Fatalf("status = %+v, want checkpoint %d and no failures", st[0], more)
+	}
+}

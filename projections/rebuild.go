@@ -1,0 +1,291 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/keyhold/keyhold/events"
+)
+
+// RebuildProgress reports how a rebuild is going.
+type RebuildProgress struct {
+	Projector string
+	// Applied is the last sequence applied to the new generation; Head the
+	// log's end when the current pass began.
+	Applied, Head uint64
+	Events        uint64
+	Elapsed       time.Duration
+	Done          bool
+}
+
+// rebuildChunk is how many events one rebuild transaction applies: large,
+// so COPY does the work.
+const rebuildChunk = 5000
+
+// Rebuild rebuilds every projector from sequence 0 into a new generation
+// and switches reads over to it in one transaction, without stopping a
+// running server's reads or its live projector. report, if non-nil, is
+// called after each chunk and once at the end of each projector.
+func (r *Runner) Rebuild(ctx context.Context, report func(RebuildProgress)) error {
+	if err := Migrate(ctx, r.db); err != nil {
+		return err
+	}
+	if report == nil {
+		report = func(RebuildProgress) {}
+	}
+	for _, p := range r.projectors {
+		if _, _, err := r.ensureGeneration(ctx, p); err != nil {
+			return err
+		}
+		if err := r.rebuild(ctx, p, report); err != nil {
+			return err
+		}
+	}
+	return r.loadProgress(ctx)
+}
+
+func (r *Runner) logProgress(p RebuildProgress) {
+	r.log.Info("rebuild", "projector", p.Projector, "applied", p.Applied, "head", p.Head, "events", p.Events, "elapsed", p.Elapsed.Round(time.Millisecond), "done", p.Done)
+}
+
+type failure struct {
+	seq   uint64
+	typ   string
+	cause string
+}
+
+func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildProgress)) error {
+	lockConn, err := r.db.Connx(ctx)
+	if err != nil {
+		return err
+	}
+	defer lockConn.Close()
+	var got bool
+	if err := lockConn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", lockKey("rebuild", p.Name())); err != nil {
+		return err
+	}
+	if !got {
+		return fmt.Errorf("%w: %s", ErrRebuildRunning, p.Name())
+	}
+	defer lockConn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey("rebuild", p.Name()))
+
+	var oldGen int
+	if err := r.db.GetContext(ctx, &oldGen, "SELECT generation FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	gen := oldGen + 1
+	schema := schemaName(p.Name(), gen)
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := createGeneration(ctx, tx, p, schema); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			_, _ = r.db.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+pq.QuoteIdentifier(schema)+" CASCADE")
+		}
+	}()
+
+	start := time.Now()
+	var applied, count uint64
+	var failures []failure
+	apply := func(ctx context.Context, tx *sqlx.Tx, batch []events.Envelope) error {
+		f, err := r.applyRebuildBatch(ctx, tx, p, schema, batch)
+		if err != nil {
+			return err
+		}
+		failures = append(failures, f...)
+		applied = batch[len(batch)-1].Sequence
+		count += uint64(len(batch))
+		return nil
+	}
+	// Passes over the log until what is left is small; the last stretch is
+	// applied while holding the checkpoint row, so the live projector pauses
+	// only for that.
+	for {
+		head, err := r.store.LastSequence(ctx)
+		if err != nil {
+			return err
+		}
+		if head <= applied+rebuildChunk && applied > 0 || head == applied {
+			break
+		}
+		if err := r.pass(ctx, applied, head, apply, func() {
+			report(RebuildProgress{Projector: p.Name(), Applied: applied, Head: head, Events: count, Elapsed: time.Since(start)})
+		}); err != nil {
+			return err
+		}
+	}
+
+	tx, err = r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var liveSeq uint64
+	if err := tx.GetContext(ctx, &liveSeq, "SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()); err != nil {
+		return err
+	}
+	head, err := r.store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if head > applied {
+		var batch []events.Envelope
+		if err := r.store.Read(ctx, events.Filter{StartSeq: applied + 1}, func(env events.Envelope) error {
+			if env.Sequence > head {
+				return events.ErrStop
+			}
+			batch = append(batch, env)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			if err := apply(ctx, tx, batch); err != nil {
+				return err
+			}
+		}
+	}
+	if applied < liveSeq {
+		return fmt.Errorf("rebuild of %s reached %d but the live checkpoint is %d", p.Name(), applied, liveSeq)
+	}
+	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO public"); err != nil {
+		return err
+	}
+	if err := swapViews(ctx, tx, p, schema); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE projection_checkpoints SET generation = $2, version = $3, seq = $4, updated_at = now() WHERE name = $1",
+		p.Name(), gen, p.Version(), applied); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM projection_failures WHERE projector = $1", p.Name()); err != nil {
+		return err
+	}
+	for _, f := range failures {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)", p.Name(), f.seq, f.typ, f.cause); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, p.Name()+":"+strconv.FormatUint(applied, 10)); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	keep = true
+	r.progress.Advance(p.Name(), applied)
+	if _, err := r.db.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pq.QuoteIdentifier(schemaName(p.Name(), oldGen))+" CASCADE"); err != nil {
+		r.log.Warn("drop old generation", "schema", schemaName(p.Name(), oldGen), "err", err)
+	}
+	report(RebuildProgress{Projector: p.Name(), Applied: applied, Head: applied, Events: count, Elapsed: time.Since(start), Done: true})
+	return nil
+}
+
+// pass applies events (from, to] in chunks, reading and decoding the next
+// chunk while the previous one is written.
+func (r *Runner) pass(ctx context.Context, from, to uint64, apply func(context.Context, *sqlx.Tx, []events.Envelope) error, tick func()) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan []events.Envelope, 2)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(chunks)
+		batch := make([]events.Envelope, 0, rebuildChunk)
+		readErr <- r.store.Read(ctx, events.Filter{StartSeq: from + 1}, func(env events.Envelope) error {
+			if env.Sequence > to {
+				return events.ErrStop
+			}
+			batch = append(batch, env)
+			if len(batch) == rebuildChunk || env.Sequence == to {
+				select {
+				case chunks <- batch:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				batch = make([]events.Envelope, 0, rebuildChunk)
+			}
+			return nil
+		})
+		if len(batch) > 0 {
+			select {
+			case chunks <- batch:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	for batch := range chunks {
+		tx, err := r.db.BeginTxx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := apply(ctx, tx, batch); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		tick()
+	}
+	return <-readErr
+}
+
+// applyRebuildBatch applies a chunk to the new generation inside tx; if
+// the chunk fails, it is applied event by event under savepoints and the
+// failing events are returned to be recorded.
+func (r *Runner) applyRebuildBatch(ctx context.Context, tx *sqlx.Tx, p Projector, schema string, batch []events.Envelope) ([]failure, error) {
+	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schema)+", public"); err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT chunk"); err != nil {
+		return nil, err
+	}
+	err := p.Apply(ctx, tx, batch)
+	if err == nil {
+		return nil, nil
+	}
+	if isTransient(err) {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT chunk"); err != nil {
+		return nil, err
+	}
+	var failed []failure
+	for _, env := range batch {
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT one"); err != nil {
+			return nil, err
+		}
+		if err := p.Apply(ctx, tx, []events.Envelope{env}); err != nil {
+			if isTransient(err) {
+				return nil, err
+			}
+			failed = append(failed, failure{seq: env.Sequence, typ: env.Type, cause: err.Error()})
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT one"); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT one"); err != nil {
+			return nil, err
+		}
+	}
+	return failed, nil
+}

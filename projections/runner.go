@@ -1,0 +1,606 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/keyhold/keyhold/events"
+)
+
+// Projector folds events into tables it owns.
+type Projector interface {
+	// Name is a stable identifier of lowercase letters and underscores; it
+	// names the checkpoint and the generation schemas.
+	Name() string
+	// Version is the version of the tables' shape and of Apply's logic. When
+	// the active generation was built by another version, Prepare rebuilds.
+	Version() int
+	// Schema returns DDL that creates the tables in the current search_path.
+	Schema() string
+	// Tables lists the tables exposed as views in the public schema.
+	Tables() []string
+	// Apply applies events in stream order inside tx, whose search_path
+	// starts with the projector's generation schema. It must not commit; an
+	// error rolls back the whole batch. Events it does not know are ignored.
+	Apply(ctx context.Context, tx *sqlx.Tx, batch []events.Envelope) error
+}
+
+// NotifyChannel is the Postgres channel on which checkpoint moves are
+// announced as "name:seq", so replicas that do not run a projector still
+// learn its progress for read-your-writes.
+const NotifyChannel = "keyhold_projection"
+
+// ErrInvalidOption is returned by NewRunner for an option with a bad value.
+var ErrInvalidOption = errors.New("projections: invalid option")
+
+// ErrRebuildRunning is returned when another process is rebuilding the same projector.
+var ErrRebuildRunning = errors.New("projections: a rebuild of this projector is already running")
+
+// Runner applies projectors to the log. In each process one goroutine per
+// projector competes for a Postgres advisory lock; the holder applies
+// events, the others stand by, so only one process applies a projector at a
+// time. The checkpoint row is locked in every batch transaction as well, so
+// even a leader that lost its lock unnoticed never applies an event twice.
+type Runner struct {
+	db         *sqlx.DB
+	dsn        string
+	store      *events.Store
+	progress   *Progress
+	projectors []Projector
+	log        *slog.Logger
+	batchSize  int
+	lockRetry  time.Duration
+
+	mu       sync.Mutex
+	leading  map[string]bool
+	prepared bool
+}
+
+// RunnerOption configures NewRunner.
+type RunnerOption func(*Runner) error
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) RunnerOption {
+	return func(r *Runner) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		r.log = l
+		return nil
+	}
+}
+
+// WithBatchSize caps how many events one live transaction applies (default 500).
+func WithBatchSize(n int) RunnerOption {
+	return func(r *Runner) error {
+		if n < 1 || n > 10000 {
+			return fmt.Errorf("%w: batch size %d (want 1..10000)", ErrInvalidOption, n)
+		}
+		r.batchSize = n
+		return nil
+	}
+}
+
+// WithLockRetry sets how often a standby tries to take over a projector (default 1s).
+func WithLockRetry(d time.Duration) RunnerOption {
+	return func(r *Runner) error {
+		if d < 10*time.Millisecond || d > time.Minute {
+			return fmt.Errorf("%w: lock retry %s", ErrInvalidOption, d)
+		}
+		r.lockRetry = d
+		return nil
+	}
+}
+
+// NewRunner returns a runner over db (whose connection string is dsn, used
+// to LISTEN for other replicas' progress).
+func NewRunner(db *sqlx.DB, dsn string, store *events.Store, progress *Progress, projectors []Projector, opts ...RunnerOption) (*Runner, error) {
+	if db == nil || store == nil || progress == nil {
+		return nil, fmt.Errorf("%w: nil dependency", ErrInvalidOption)
+	}
+	r := &Runner{db: db, dsn: dsn, store: store, progress: progress, projectors: projectors,
+		log: slog.Default(), batchSize: 500, lockRetry: time.Second, leading: map[string]bool{}}
+	for _, p := range projectors {
+		if !validName(p.Name()) {
+			return nil, fmt.Errorf("%w: projector name %q", ErrInvalidOption, p.Name())
+		}
+	}
+	for _, o := range opts {
+		if err := o(r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, c := range s {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// Names returns the projector names.
+func (r *Runner) Names() []string {
+	out := make([]string, len(r.projectors))
+	for i, p := range r.projectors {
+		out[i] = p.Name()
+	}
+	return out
+}
+
+func schemaName(name string, gen int) string { return name + "_g" + strconv.Itoa(gen) }
+
+func lockKey(kind, name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("keyhold." + kind + "." + name))
+	return int64(h.Sum64())
+}
+
+// Prepare applies migrations and gives every projector an active
+// generation of its current version, creating or rebuilding it as needed
+// (with progress reported through the logger). It loads each checkpoint
+// into the progress tracker.
+func (r *Runner) Prepare(ctx context.Context) error {
+	if err := Migrate(ctx, r.db); err != nil {
+		return err
+	}
+	for _, p := range r.projectors {
+		version, exists, err := r.ensureGeneration(ctx, p)
+		if err != nil {
+			return err
+		}
+		if exists && version != p.Version() {
+			r.log.Info("projector version changed, rebuilding", "projector", p.Name(), "from", version, "to", p.Version())
+			if err := r.rebuild(ctx, p, r.logProgress); err != nil {
+				return err
+			}
+		}
+	}
+	if err := r.loadProgress(ctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.prepared = true
+	r.mu.Unlock()
+	return nil
+}
+
+// ensureGeneration creates generation 1 for a projector that has none.
+func (r *Runner) ensureGeneration(ctx context.Context, p Projector) (version int, existed bool, err error) {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("prepare", p.Name())); err != nil {
+		return 0, false, err
+	}
+	err = tx.GetContext(ctx, &version, "SELECT version FROM projection_checkpoints WHERE name = $1", p.Name())
+	if err == nil {
+		return version, true, nil
+	}
+	if !isNoRows(err) {
+		return 0, false, err
+	}
+	schema := schemaName(p.Name(), 1)
+	if err := createGeneration(ctx, tx, p, schema); err != nil {
+		return 0, false, err
+	}
+	if err := swapViews(ctx, tx, p, schema); err != nil {
+		return 0, false, err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO projection_checkpoints (name, generation, version, seq) VALUES ($1, 1, $2, 0)", p.Name(), p.Version()); err != nil {
+		return 0, false, err
+	}
+	return p.Version(), false, tx.Commit()
+}
+
+func createGeneration(ctx context.Context, tx *sqlx.Tx, p Projector, schema string) error {
+	if _, err := tx.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pq.QuoteIdentifier(schema)+" CASCADE"); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "CREATE SCHEMA "+pq.QuoteIdentifier(schema)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schema)); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, p.Schema()); err != nil {
+		return fmt.Errorf("create %s tables: %w", p.Name(), err)
+	}
+	_, err := tx.ExecContext(ctx, "SET LOCAL search_path TO public")
+	return err
+}
+
+func swapViews(ctx context.Context, tx *sqlx.Tx, p Projector, schema string) error {
+	for _, t := range p.Tables() {
+		q := fmt.Sprintf("DROP VIEW IF EXISTS public.%[1]s; CREATE VIEW public.%[1]s AS SELECT * FROM %[2]s.%[1]s",
+			pq.QuoteIdentifier(t), pq.QuoteIdentifier(schema))
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("swap view %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) loadProgress(ctx context.Context) error {
+	var rows []struct {
+		Name string `db:"name"`
+		Seq  uint64 `db:"seq"`
+	}
+	if err := r.db.SelectContext(ctx, &rows, "SELECT name, seq FROM projection_checkpoints"); err != nil {
+		return err
+	}
+	for _, row := range rows {
+		r.progress.Advance(row.Name, row.Seq)
+	}
+	return nil
+}
+
+// Run applies the projectors (or stands by while another process does)
+// and follows other processes' progress until ctx ends. Call Prepare first.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	prepared := r.prepared
+	r.mu.Unlock()
+	if !prepared {
+		return errors.New("projections: Run before Prepare")
+	}
+	var wg sync.WaitGroup
+	if r.dsn != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.listen(ctx) }()
+	}
+	for _, p := range r.projectors {
+		wg.Add(1)
+		go func(p Projector) { defer wg.Done(); r.compete(ctx, p) }(p)
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// Leading reports whether this process currently applies projector name.
+func (r *Runner) Leading(name string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.leading[name]
+}
+
+func (r *Runner) setLeading(name string, v bool) {
+	r.mu.Lock()
+	r.leading[name] = v
+	r.mu.Unlock()
+}
+
+// listen feeds other processes' checkpoint moves into the progress tracker.
+func (r *Runner) listen(ctx context.Context) {
+	l := pq.NewListener(r.dsn, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil {
+			r.log.Warn("projection listener", "err", err)
+		}
+	})
+	defer l.Close()
+	if err := l.Listen(NotifyChannel); err != nil {
+		r.log.Error("listen for projection progress", "err", err)
+		return
+	}
+	poll := time.NewTicker(5 * time.Second)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-l.Notify:
+			if n == nil { // reconnected: notifications may have been missed
+				_ = r.loadProgress(ctx)
+				continue
+			}
+			name, seqStr, ok := strings.Cut(n.Extra, ":")
+			if seq, err := strconv.ParseUint(seqStr, 10, 64); ok && err == nil {
+				r.progress.Advance(name, seq)
+			}
+		case <-poll.C:
+			_ = r.loadProgress(ctx)
+		}
+	}
+}
+
+// compete takes the projector's advisory lock when it can and applies
+// events while holding it.
+func (r *Runner) compete(ctx context.Context, p Projector) {
+	backoff := r.lockRetry
+	for ctx.Err() == nil {
+		conn, err := r.db.Connx(ctx)
+		if err == nil {
+			var got bool
+			if err = conn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", lockKey("projector", p.Name())); err == nil && got {
+				r.setLeading(p.Name(), true)
+				err = r.lead(ctx, conn, p)
+				r.setLeading(p.Name(), false)
+				_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey("projector", p.Name()))
+			}
+			conn.Close()
+		}
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("projector stopped, will retry", "projector", p.Name(), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// lead streams events from the checkpoint on: a consumer callback feeds a
+// channel that is drained into batches, so a projector that is behind
+// catches up many events per transaction and one that is current applies
+// each event as soon as it arrives.
+func (r *Runner) lead(ctx context.Context, lockConn *sqlx.Conn, p Projector) error {
+	var seq uint64
+	if err := r.db.GetContext(ctx, &seq, "SELECT seq FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	r.progress.Advance(p.Name(), seq)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := make(chan events.Envelope, 4*r.batchSize)
+	stop, err := r.store.Follow(ctx, events.Filter{StartSeq: seq + 1}, func(env events.Envelope, err error) {
+		if err != nil {
+			env.Type = "<undecodable>"
+		}
+		select {
+		case ch <- env:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer stop()
+	ping := time.NewTicker(5 * time.Second)
+	defer ping.Stop()
+	batch := make([]events.Envelope, 0, r.batchSize)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ping.C:
+			if err := lockConn.PingContext(ctx); err != nil {
+				return fmt.Errorf("lost projector lock connection: %w", err)
+			}
+			continue
+		case env := <-ch:
+			batch = append(batch[:0], env)
+		}
+	drain:
+		for len(batch) < r.batchSize {
+			select {
+			case env := <-ch:
+				batch = append(batch, env)
+			default:
+				break drain
+			}
+		}
+		if _, err := r.applyLive(ctx, p, batch); err != nil {
+			return err
+		}
+	}
+}
+
+// applyLive applies a batch on top of the active generation and advances
+// the checkpoint in the same transaction. Events at or below the checkpoint
+// are skipped. If the batch fails, its events are applied one at a time and
+// the one that fails is recorded in projection_failures and skipped.
+func (r *Runner) applyLive(ctx context.Context, p Projector, batch []events.Envelope) (uint64, error) {
+	last, err := r.applyTx(ctx, p, batch, nil)
+	if err == nil {
+		return last, nil
+	}
+	if isTransient(err) {
+		return 0, err
+	}
+	r.log.Warn("projector batch failed, applying one event at a time", "projector", p.Name(), "err", err)
+	for _, env := range batch {
+		one := []events.Envelope{env}
+		if last, err = r.applyTx(ctx, p, one, nil); err == nil {
+			continue
+		}
+		if isTransient(err) {
+			return 0, err
+		}
+		if last, err = r.applyTx(ctx, p, one, err); err != nil {
+			return 0, err
+		}
+	}
+	return last, nil
+}
+
+// applyTx runs one batch transaction. With failure set it records that
+// failure for the batch's single event instead of applying it.
+func (r *Runner) applyTx(ctx context.Context, p Projector, batch []events.Envelope, failure error) (uint64, error) {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	// Safe: rows and checkpoint commit together and the log is the truth,
+	// so a commit lost in a crash is simply applied again.
+	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return 0, err
+	}
+	var cp struct {
+		Generation int    `db:"generation"`
+		Seq        uint64 `db:"seq"`
+	}
+	if err := tx.GetContext(ctx, &cp, "SELECT generation, seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()); err != nil {
+		return 0, err
+	}
+	i := 0
+	for i < len(batch) && batch[i].Sequence <= cp.Seq {
+		i++
+	}
+	if i == len(batch) {
+		return cp.Seq, nil
+	}
+	todo := batch[i:]
+	last := todo[len(todo)-1].Sequence
+	if failure != nil {
+		env := todo[0]
+		r.log.Error("projector could not apply event; recorded and skipped", "projector", p.Name(), "seq", env.Sequence, "type", env.Type, "err", failure)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (projector, seq) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
+			p.Name(), env.Sequence, env.Type, failure.Error()); err != nil {
+			return 0, err
+		}
+	} else {
+		if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schemaName(p.Name(), cp.Generation))+", public"); err != nil {
+			return 0, err
+		}
+		if err := p.Apply(ctx, tx, todo); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE projection_checkpoints SET seq = $2, updated_at = now() WHERE name = $1", p.Name(), last); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, p.Name()+":"+strconv.FormatUint(last, 10)); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	r.progress.Advance(p.Name(), last)
+	return last, nil
+}
+
+// isTransient reports errors worth retrying later rather than recording as
+// a failed event: lost connections, cancellations, resource shortages.
+func isTransient(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code.Class() {
+		case "08", "40", "53", "57", "58":
+			return true
+		}
+		return false
+	}
+	// Errors that are neither Postgres errors nor projector errors come
+	// from the driver or the network.
+	var perr *ApplyError
+	return !errors.As(err, &perr)
+}
+
+// ApplyError marks an error a projector raised about an event itself
+// (undecodable data, a broken invariant), as opposed to a database fault.
+type ApplyError struct {
+	Seq uint64
+	Err error
+}
+
+func (e *ApplyError) Error() string { return fmt.Sprintf("event %d: %v", e.Seq, e.Err) }
+
+// Unwrap returns the cause.
+func (e *ApplyError) Unwrap() error { return e.Err }
+
+// CatchUp applies every projector up to the log's current end in this
+// process (used by the CLI when no server is running). When another process
+// holds a projector, it waits for that process to get there instead.
+func (r *Runner) CatchUp(ctx context.Context) error {
+	head, err := r.store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range r.projectors {
+		conn, err := r.db.Connx(ctx)
+		if err != nil {
+			return err
+		}
+		var got bool
+		if err := conn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", lockKey("projector", p.Name())); err != nil {
+			conn.Close()
+			return err
+		}
+		if !got {
+			conn.Close()
+			if err := r.waitCheckpoint(ctx, p.Name(), head); err != nil {
+				return err
+			}
+			continue
+		}
+		err = r.catchUpLocked(ctx, p, head)
+		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey("projector", p.Name()))
+		conn.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) catchUpLocked(ctx context.Context, p Projector, head uint64) error {
+	var seq uint64
+	if err := r.db.GetContext(ctx, &seq, "SELECT seq FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
+		return err
+	}
+	if seq >= head {
+		return nil
+	}
+	batch := make([]events.Envelope, 0, r.batchSize)
+	err := r.store.Read(ctx, events.Filter{StartSeq: seq + 1}, func(env events.Envelope) error {
+		batch = append(batch, env)
+		if len(batch) >= r.batchSize {
+			if _, err := r.applyLive(ctx, p, batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(batch) > 0 {
+		_, err = r.applyLive(ctx, p, batch)
+	}
+	return err
+}
+
+func (r *Runner) waitCheckpoint(ctx context.Context, name string, seq uint64) error {
+	for {
+		var cur uint64
+		if err := r.db.GetContext(ctx, &cur, "SELECT seq FROM projection_checkpoints WHERE name = $1", name); err != nil {
+			return err
+		}
+		if cur >= seq {
+			r.progress.Advance(name, cur)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
