@@ -1,0 +1,39 @@
+# Keyhold. `make test` needs only Go and a Postgres server, which it starts
+# itself if the machine has one installed (scripts/ensure-postgres.sh).
+
+GO      ?= go
+BIN     ?= bin/keyhold
+PKGS    ?= ./...
+
+.PHONY: run build test bench lint tidy clean
+
+## run: start Keyhold (embedded NATS; creates or starts the database it needs)
+run:
+	$(GO) run ./cmd/keyhold serve
+
+## build: build the binary into bin/keyhold
+build:
+	$(GO) build -o $(BIN) ./cmd/keyhold
+
+## test: vet, then run every package's tests (no -race: too slow on 2 cores)
+test:
+	bash scripts/ensure-postgres.sh
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -p 2 -timeout 15m $(PKGS)
+
+## bench: run the load benchmark
+bench:
+	$(GO) run ./cmd/keyhold bench
+
+## lint: gofmt must list no file, and go vet must pass
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt -l lists files that need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+## tidy: tidy go.mod and go.sum
+tidy:
+	$(GO) mod tidy
+
+## clean: remove build and test output
+clean:
+	rm -rf bin coverage*.out cpu.prof mem.prof

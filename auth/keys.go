@@ -1,0 +1,426 @@
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keyhold/keyhold/events"
+)
+
+// AccessTokenLifetime is how long an access token is valid unless the
+// issuer asks for another lifetime.
+const AccessTokenLifetime = 15 * time.Minute
+
+// Defaults for the iss and aud claims of access tokens.
+const (
+	DefaultIssuer   = "keyhold"
+	DefaultAudience = "keyhold"
+)
+
+// ClockSkew is how far in the future a token's nbf and iat may lie and
+// still be accepted: replicas' clocks differ a little. Expiry gets no
+// leeway, so a revocation can be forgotten exactly when the token expires.
+const ClockSkew = 30 * time.Second
+
+// maxTokenLen bounds the work Verify does on input an attacker controls.
+const maxTokenLen = 4096
+
+// SigningKeysDDL creates the table holding access-token signing keys. It is
+// idempotent; LoadKeys runs it, and the migration runner may too. Keys live
+// in Postgres, never in the event log: the log is readable by auditors and
+// replicated widely, a private key must not be.
+const SigningKeysDDL = `CREATE TABLE IF NOT EXISTS signing_keys (
+    kid          text        PRIMARY KEY,
+    private_key  bytea       NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    retired_at   timestamptz
+)`
+
+// signingKeysLock is the transaction-scoped advisory lock key that
+// serialises key creation, so replicas starting together share one key.
+const signingKeysLock int64 = 0x6b68_5f6b_6579_7301 // "kh_keys" + 1
+
+var (
+	// ErrInvalidToken means a token is malformed, not signed by a known key,
+	// or carries the wrong issuer or audience. Every Verify error matches it.
+	ErrInvalidToken = errors.New("auth: invalid access token")
+
+	// ErrTokenExpired means a well-signed token is past its expiry or not
+	// yet valid. Errors matching it also match ErrInvalidToken.
+	ErrTokenExpired = errors.New("auth: access token expired or not yet valid")
+
+	// ErrInvalidClaims is returned by Issue for claims that cannot make a
+	// valid token (missing subject, expiry before issue, foreign issuer).
+	ErrInvalidClaims = errors.New("auth: invalid access token claims")
+
+	// ErrInvalidOption is returned by LoadKeys for an option with a bad value.
+	ErrInvalidOption = errors.New("auth: invalid option")
+
+	// ErrSigningKeys means the signing keys could not be loaded or created.
+	ErrSigningKeys = errors.New("auth: signing keys unavailable")
+)
+
+// AccessClaims are the claims of a Keyhold access token, a JWT signed with
+// EdDSA (Ed25519).
+type AccessClaims struct {
+	Issuer string
+	// Subject is the service account id.
+	Subject  string
+	Audience string
+	Tenant   string
+	ClientID string
+	// CredentialID is the client secret the token was obtained with; deleting
+	// it invalidates the token.
+	CredentialID string
+	// ID is the token id (jti), the handle for revocation.
+	ID string
+	// Scope is the space-separated list of granted scopes.
+	Scope     string
+	IssuedAt  time.Time
+	NotBefore time.Time
+	Expiry    time.Time
+}
+
+// wireClaims is the JSON shape of AccessClaims inside a token.
+type wireClaims struct {
+	Issuer       string           `json:"iss"`
+	Subject      string           `json:"sub"`
+	Audience     jwt.Audience     `json:"aud"`
+	Tenant       string           `json:"tenant"`
+	ClientID     string           `json:"client_id"`
+	CredentialID string           `json:"cred_id"`
+	ID           string           `json:"jti"`
+	Scope        string           `json:"scope,omitempty"`
+	IssuedAt     *jwt.NumericDate `json:"iat"`
+	NotBefore    *jwt.NumericDate `json:"nbf"`
+	Expiry       *jwt.NumericDate `json:"exp"`
+}
+
+// wireClaimsOut is the issuing shape: a plain string audience and int64
+// times marshal faster than jwt.Audience and *jwt.NumericDate.
+type wireClaimsOut struct {
+	Issuer       string `json:"iss"`
+	Subject      string `json:"sub"`
+	Audience     string `json:"aud"`
+	Tenant       string `json:"tenant"`
+	ClientID     string `json:"client_id"`
+	CredentialID string `json:"cred_id"`
+	ID           string `json:"jti"`
+	Scope        string `json:"scope,omitempty"`
+	IssuedAt     int64  `json:"iat"`
+	NotBefore    int64  `json:"nbf"`
+	Expiry       int64  `json:"exp"`
+}
+
+// Keys signs and verifies access tokens with Ed25519 keys kept in Postgres.
+// The key set is fixed when loaded; a Keys is safe for concurrent use and
+// Issue and Verify take no locks.
+type Keys struct {
+	issuer   string
+	audience string
+	// signer signs with the newest key; jose signers are stateless, so one
+	// is shared by all goroutines instead of built per token.
+	signer jose.Signer
+	// public maps kid to verification key, for every loaded key.
+	public map[string]ed25519.PublicKey
+	jwks   []jose.JSONWebKey
+}
+
+type keysConfig struct {
+	issuer   string
+	audience string
+}
+
+// KeysOption configures LoadKeys.
+type KeysOption func(*keysConfig) error
+
+// WithIssuer sets the iss claim tokens are issued with and must carry to
+// verify (default DefaultIssuer). Typically the server's public URL.
+func WithIssuer(iss string) KeysOption {
+	return func(c *keysConfig) error {
+		if err := validClaimText(iss); err != nil {
+			return fmt.Errorf("%w: issuer: %v", ErrInvalidOption, err)
+		}
+		c.issuer = iss
+		return nil
+	}
+}
+
+// WithAudience sets the aud claim tokens are issued with and must carry to
+// verify (default DefaultAudience).
+func WithAudience(aud string) KeysOption {
+	return func(c *keysConfig) error {
+		if err := validClaimText(aud); err != nil {
+			return fmt.Errorf("%w: audience: %v", ErrInvalidOption, err)
+		}
+		c.audience = aud
+		return nil
+	}
+}
+
+func validClaimText(s string) error {
+	if s == "" || len(s) > 256 {
+		return errors.New("must be 1 to 256 characters")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.IsSpace(r) {
+			return errors.New("must not contain spaces or control characters")
+		}
+	}
+	return nil
+}
+
+// LoadKeys loads the signing keys that are not retired, creating the table
+// and a first key when there are none. Creation runs under a Postgres
+// advisory lock in one transaction, so replicas starting at the same time
+// end up sharing a single key. Tokens are signed with the newest key and
+// verified against all loaded keys.
+func LoadKeys(ctx context.Context, db *sqlx.DB, opts ...KeysOption) (*Keys, error) {
+	cfg := keysConfig{issuer: DefaultIssuer, audience: DefaultAudience}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := loadOrCreate(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSigningKeys, err)
+	}
+	return newKeys(cfg, rows)
+}
+
+type keyRow struct {
+	KID        string    `db:"kid"`
+	PrivateKey []byte    `db:"private_key"`
+	CreatedAt  time.Time `db:"created_at"`
+}
+
+func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	// The DDL runs under the lock too: concurrent CREATE TABLE IF NOT EXISTS
+	// can still fail with a unique violation in Postgres' catalogs.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, signingKeysLock); err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, SigningKeysDDL); err != nil {
+		return nil, fmt.Errorf("create table: %w", err)
+	}
+	var rows []keyRow
+	if err := tx.SelectContext(ctx, &rows, `SELECT kid, private_key, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid`); err != nil {
+		return nil, fmt.Errorf("select: %w", err)
+	}
+	if len(rows) == 0 {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("generate key: %w", err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(priv)
+		if err != nil {
+			return nil, fmt.Errorf("encode key: %w", err)
+		}
+		row := keyRow{KID: keyID(priv.Public().(ed25519.PublicKey)), PrivateKey: der}
+		if err := tx.GetContext(ctx, &row.CreatedAt, `INSERT INTO signing_keys (kid, private_key) VALUES ($1, $2) RETURNING created_at`, row.KID, der); err != nil {
+			return nil, fmt.Errorf("insert: %w", err)
+		}
+		rows = append(rows, row)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return rows, nil
+}
+
+// keyID is the RFC 7638 JWK thumbprint of an Ed25519 public key: stable,
+// derived from the key, and revealing nothing about the private key.
+func keyID(pub ed25519.PublicKey) string {
+	canonical := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
+	sum := sha256.Sum256([]byte(canonical))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+func newKeys(cfg keysConfig, rows []keyRow) (*Keys, error) {
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%w: no signing key", ErrSigningKeys)
+	}
+	k := &Keys{issuer: cfg.issuer, audience: cfg.audience, public: make(map[string]ed25519.PublicKey, len(rows))}
+	var newestKID string
+	var newest ed25519.PrivateKey
+	for i, r := range rows {
+		parsed, err := x509.ParsePKCS8PrivateKey(r.PrivateKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %s: %w", ErrSigningKeys, r.KID, err)
+		}
+		priv, ok := parsed.(ed25519.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("%w: key %s is %T, not Ed25519", ErrSigningKeys, r.KID, parsed)
+		}
+		pub := priv.Public().(ed25519.PublicKey)
+		k.public[r.KID] = pub
+		k.jwks = append(k.jwks, jose.JSONWebKey{Key: pub, KeyID: r.KID, Algorithm: string(jose.EdDSA), Use: "sig"})
+		// rows come newest first
+		if i == 0 {
+			newestKID, newest = r.KID, priv
+		}
+	}
+	signer, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: newest, KeyID: newestKID}},
+		(&jose.SignerOptions{}).WithType("JWT"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signer: %w", ErrSigningKeys, err)
+	}
+	k.signer = signer
+	return k, nil
+}
+
+// Issuer returns the iss claim of tokens these keys issue and accept.
+func (k *Keys) Issuer() string { return k.issuer }
+
+// Audience returns the aud claim of tokens these keys issue and accept.
+func (k *Keys) Audience() string { return k.audience }
+
+// Issue signs claims as a compact JWT with the newest key, its kid in the
+// header. Empty fields are filled in: Issuer and Audience with the keys'
+// own, IssuedAt with the current time, NotBefore with IssuedAt, Expiry
+// with IssuedAt plus AccessTokenLifetime, ID with a new unique id. Subject
+// is required; an Issuer or Audience other than the keys' own fails with
+// ErrInvalidClaims, since Verify would reject the token. Times are kept to
+// whole seconds. Safe for concurrent use.
+func (k *Keys) Issue(c AccessClaims) (string, error) {
+	if c.Issuer == "" {
+		c.Issuer = k.issuer
+	}
+	if c.Audience == "" {
+		c.Audience = k.audience
+	}
+	if c.Subject == "" {
+		return "", fmt.Errorf("%w: subject is required", ErrInvalidClaims)
+	}
+	if c.Issuer != k.issuer || c.Audience != k.audience {
+		return "", fmt.Errorf("%w: issuer and audience must be the keys' own", ErrInvalidClaims)
+	}
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = time.Now()
+	}
+	if c.NotBefore.IsZero() {
+		c.NotBefore = c.IssuedAt
+	}
+	if c.Expiry.IsZero() {
+		c.Expiry = c.IssuedAt.Add(AccessTokenLifetime)
+	}
+	if !c.Expiry.After(c.NotBefore) {
+		return "", fmt.Errorf("%w: expiry must be after not-before", ErrInvalidClaims)
+	}
+	if c.ID == "" {
+		c.ID = events.NewID()
+	}
+	payload, err := json.Marshal(wireClaimsOut{
+		Issuer:       c.Issuer,
+		Subject:      c.Subject,
+		Audience:     c.Audience,
+		Tenant:       c.Tenant,
+		ClientID:     c.ClientID,
+		CredentialID: c.CredentialID,
+		ID:           c.ID,
+		Scope:        c.Scope,
+		IssuedAt:     c.IssuedAt.Unix(),
+		NotBefore:    c.NotBefore.Unix(),
+		Expiry:       c.Expiry.Unix(),
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidClaims, err)
+	}
+	// Signing the JSON payload directly skips the jwt builder's
+	// marshal-unmarshal-marshal round trip; the result is the same JWT.
+	sig, err := k.signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign access token: %w", err)
+	}
+	return sig.CompactSerialize()
+}
+
+var edDSAOnly = []jose.SignatureAlgorithm{jose.EdDSA}
+
+// Verify checks a token's signature against the loaded keys (by kid), its
+// issuer and audience, and its validity at now: exp must be after now
+// (no leeway), nbf and iat not later than now plus ClockSkew. Every
+// failure matches ErrInvalidToken; time failures also match
+// ErrTokenExpired. Revocation is not checked here: that needs the event
+// log (see query.Directory). Safe for concurrent use.
+func (k *Keys) Verify(token string, now time.Time) (AccessClaims, error) {
+	if len(token) > maxTokenLen || strings.Count(token, ".") != 2 {
+		return AccessClaims{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
+	}
+	tok, err := jwt.ParseSigned(token, edDSAOnly)
+	if err != nil {
+		return AccessClaims{}, fmt.Errorf("%w: malformed", ErrInvalidToken)
+	}
+	if len(tok.Headers) != 1 {
+		return AccessClaims{}, fmt.Errorf("%w: want one signature", ErrInvalidToken)
+	}
+	pub, ok := k.public[tok.Headers[0].KeyID]
+	if !ok {
+		return AccessClaims{}, fmt.Errorf("%w: unknown signing key", ErrInvalidToken)
+	}
+	var w wireClaims
+	if err := tok.Claims(pub, &w); err != nil {
+		return AccessClaims{}, fmt.Errorf("%w: bad signature or claims", ErrInvalidToken)
+	}
+	if w.Issuer != k.issuer {
+		return AccessClaims{}, fmt.Errorf("%w: wrong issuer", ErrInvalidToken)
+	}
+	if !w.Audience.Contains(k.audience) {
+		return AccessClaims{}, fmt.Errorf("%w: wrong audience", ErrInvalidToken)
+	}
+	if w.Subject == "" || w.ID == "" || w.Expiry == nil || w.IssuedAt == nil || w.NotBefore == nil {
+		return AccessClaims{}, fmt.Errorf("%w: missing claims", ErrInvalidToken)
+	}
+	c := AccessClaims{
+		Issuer:       w.Issuer,
+		Subject:      w.Subject,
+		Audience:     k.audience,
+		Tenant:       w.Tenant,
+		ClientID:     w.ClientID,
+		CredentialID: w.CredentialID,
+		ID:           w.ID,
+		Scope:        w.Scope,
+		IssuedAt:     w.IssuedAt.Time(),
+		NotBefore:    w.NotBefore.Time(),
+		Expiry:       w.Expiry.Time(),
+	}
+	if !now.Before(c.Expiry) {
+		return AccessClaims{}, fmt.Errorf("%w: %w: expired", ErrInvalidToken, ErrTokenExpired)
+	}
+	skewed := now.Add(ClockSkew)
+	if skewed.Before(c.NotBefore) || skewed.Before(c.IssuedAt) {
+		return AccessClaims{}, fmt.Errorf("%w: %w: not yet valid", ErrInvalidToken, ErrTokenExpired)
+	}
+	return c, nil
+}
+
+// JWKS returns the public keys tokens may be signed with, for
+// /.well-known/jwks.json. It never contains private key material; the
+// returned set is the caller's own copy.
+func (k *Keys) JWKS() jose.JSONWebKeySet {
+	out := make([]jose.JSONWebKey, len(k.jwks))
+	copy(out, k.jwks)
+	return jose.JSONWebKeySet{Keys: out}
+}

@@ -1,0 +1,410 @@
+package auth_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/internal/testenv"
+)
+
+func loadKeys(t testing.TB, db *sqlx.DB, opts ...auth.KeysOption) *auth.Keys {
+	t.Helper()
+	k, err := auth.LoadKeys(context.Background(), db, opts...)
+	testenv.Must(t, err, "load keys")
+	return k
+}
+
+func claims(now time.Time) auth.AccessClaims {
+	return auth.AccessClaims{
+		Subject:      "01sa",
+		Tenant:       "acme",
+		ClientID:     "khc-01sa",
+		CredentialID: "01cred",
+		Scope:        "viewer",
+		IssuedAt:     now,
+	}
+}
+
+func issue(t testing.TB, k *auth.Keys, c auth.AccessClaims) string {
+	t.Helper()
+	tok, err := k.Issue(c)
+	testenv.Must(t, err, "issue")
+	return tok
+}
+
+func onlyKID(t testing.TB, k *auth.Keys) string {
+	t.Helper()
+	set := k.JWKS()
+	if len(set.Keys) != 1 {
+		t.Fatalf("JWKS holds %d keys, want 1", len(set.Keys))
+	}
+	return set.Keys[0].KeyID
+}
+
+func TestLoadKeysReplicasShareOneKey(t *testing.T) {
+	db := testenv.DB(t)
+	const replicas = 8
+	keys := make([]*auth.Keys, replicas)
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys[i], errs[i] = auth.LoadKeys(context.Background(), db)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		testenv.Must(t, err, "replica %d", i)
+	}
+	var n int
+	testenv.Must(t, db.Get(&n, `SELECT count(*) FROM signing_keys`), "count keys")
+	if n != 1 {
+		t.Fatalf("%d signing keys stored, want 1", n)
+	}
+	kid := onlyKID(t, keys[0])
+	now := time.Now()
+	tok := issue(t, keys[0], claims(now))
+	for i, k := range keys {
+		t.Run("replica "+string(rune('0'+i)), func(t *testing.T) {
+			if got := onlyKID(t, k); got != kid {
+				t.Fatalf("kid %s, want %s", got, kid)
+			}
+			if _, err := k.Verify(tok, now); err != nil {
+				t.Fatalf("verify token of replica 0: %v", err)
+			}
+		})
+	}
+}
+
+func TestSigningKeyStorage(t *testing.T) {
+	db := testenv.DB(t)
+	k := loadKeys(t, db)
+	var row struct {
+		KID        string     `db:"kid"`
+		PrivateKey []byte     `db:"private_key"`
+		RetiredAt  *time.Time `db:"retired_at"`
+	}
+	testenv.Must(t, db.Get(&row, `SELECT kid, private_key, retired_at FROM signing_keys`), "select key")
+	parsed, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
+	testenv.Must(t, err, "private key is not PKCS#8")
+	priv, ok := parsed.(ed25519.PrivateKey)
+	if !ok {
+		t.Fatalf("stored key is %T, want ed25519", parsed)
+	}
+	jwk := jose.JSONWebKey{Key: priv.Public()}
+	thumb, err := jwk.Thumbprint(crypto.SHA256)
+	testenv.Must(t, err, "thumbprint")
+	if want := base64.RawURLEncoding.EncodeToString(thumb); row.KID != want || onlyKID(t, k) != want {
+		t.Fatalf("kid %q (JWKS %q), want RFC 7638 thumbprint %q", row.KID, onlyKID(t, k), want)
+	}
+	if row.RetiredAt != nil {
+		t.Fatalf("new key is retired")
+	}
+	// The DDL is idempotent, so migrations may run it as well.
+	testenv.Must(t, func() error { _, err := db.Exec(auth.SigningKeysDDL); return err }(), "rerun DDL")
+}
+
+func TestJWKSHoldsPublicKeysOnly(t *testing.T) {
+	k := loadKeys(t, testenv.DB(t))
+	set := k.JWKS()
+	raw, err := json.Marshal(set)
+	testenv.Must(t, err, "marshal JWKS")
+	var decoded struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	testenv.Must(t, json.Unmarshal(raw, &decoded), "unmarshal JWKS")
+	for _, key := range decoded.Keys {
+		if _, has := key["d"]; has {
+			t.Fatalf("JWKS leaks private key material: %s", raw)
+		}
+		if key["kty"] != "OKP" || key["crv"] != "Ed25519" || key["alg"] != "EdDSA" || key["use"] != "sig" {
+			t.Fatalf("unexpected key %v", key)
+		}
+	}
+	// A relying party with only the JWKS can verify a token.
+	now := time.Now()
+	tok, err := jwt.ParseSigned(issue(t, k, claims(now)), []jose.SignatureAlgorithm{jose.EdDSA})
+	testenv.Must(t, err, "parse")
+	var std jwt.Claims
+	testenv.Must(t, tok.Claims(set, &std), "verify with JWKS")
+	if std.Subject != "01sa" || std.Issuer != auth.DefaultIssuer || !std.Audience.Contains(auth.DefaultAudience) {
+		t.Fatalf("claims %+v", std)
+	}
+	if tok.Headers[0].KeyID != set.Keys[0].KeyID {
+		t.Fatalf("kid header %q, want %q", tok.Headers[0].KeyID, set.Keys[0].KeyID)
+	}
+	// Mutating the returned set does not change the keys.
+	set.Keys[0].KeyID = "x"
+	if onlyKID(t, k) == "x" {
+		t.Fatalf("JWKS returned shared state")
+	}
+}
+
+func TestIssueAndVerifyRoundTrip(t *testing.T) {
+	k := loadKeys(t, testenv.DB(t), auth.WithIssuer("https://iam.example.test"), auth.WithAudience("api"))
+	now := time.Now()
+	c := claims(now)
+	c.ID = "01jti"
+	tok := issue(t, k, c)
+	got, err := k.Verify(tok, now)
+	testenv.Must(t, err, "verify")
+	want := auth.AccessClaims{
+		Issuer: "https://iam.example.test", Subject: "01sa", Audience: "api", Tenant: "acme",
+		ClientID: "khc-01sa", CredentialID: "01cred", ID: "01jti", Scope: "viewer",
+		IssuedAt: now.Truncate(time.Second), NotBefore: now.Truncate(time.Second),
+		Expiry: now.Truncate(time.Second).Add(auth.AccessTokenLifetime),
+	}
+	if !got.IssuedAt.Equal(want.IssuedAt) || !got.NotBefore.Equal(want.NotBefore) || !got.Expiry.Equal(want.Expiry) {
+		t.Fatalf("times %v %v %v, want %v %v %v", got.IssuedAt, got.NotBefore, got.Expiry, want.IssuedAt, want.NotBefore, want.Expiry)
+	}
+	got.IssuedAt, got.NotBefore, got.Expiry = want.IssuedAt, want.NotBefore, want.Expiry
+	if got != want {
+		t.Fatalf("claims\n got %+v\nwant %+v", got, want)
+	}
+	// Without an ID, Issue generates a fresh one.
+	generated, err := k.Verify(issue(t, k, claims(now)), now)
+	testenv.Must(t, err, "verify generated")
+	if generated.ID == "" || generated.ID == want.ID {
+		t.Fatalf("generated jti %q must be new and non-empty", generated.ID)
+	}
+}
+
+func TestIssueRejectsBadClaims(t *testing.T) {
+	k := loadKeys(t, testenv.DB(t))
+	now := time.Now()
+	tests := []struct {
+		name   string
+		modify func(*auth.AccessClaims)
+	}{
+		{"no subject", func(c *auth.AccessClaims) { c.Subject = "" }},
+		{"foreign issuer", func(c *auth.AccessClaims) { c.Issuer = "https://elsewhere.test" }},
+		{"foreign audience", func(c *auth.AccessClaims) { c.Audience = "other" }},
+		{"expiry before not-before", func(c *auth.AccessClaims) { c.Expiry = now.Add(-time.Minute) }},
+		{"expiry equals not-before", func(c *auth.AccessClaims) { c.NotBefore = now; c.Expiry = now }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := claims(now)
+			tt.modify(&c)
+			if _, err := k.Issue(c); !errors.Is(err, auth.ErrInvalidClaims) {
+				t.Fatalf("err = %v, want ErrInvalidClaims", err)
+			}
+		})
+	}
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestVerifyRejects(t *testing.T) {
+	db := testenv.DB(t)
+	k := loadKeys(t, db)
+	otherIssuer := loadKeys(t, db, auth.WithIssuer("https://other.test"))
+	otherAudience := loadKeys(t, db, auth.WithAudience("other"))
+	foreign := loadKeys(t, testenv.DB(t))
+	now := time.Now().Truncate(time.Second)
+	good := issue(t, k, claims(now))
+	parts := strings.Split(good, ".")
+	kid := onlyKID(t, k)
+
+	// alg confusion: HMAC keyed with the public key, carrying the right kid.
+	pub := k.JWKS().Keys[0].Key.(ed25519.PublicKey)
+	hs, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: jose.JSONWebKey{Key: []byte(pub), KeyID: kid}}, nil)
+	testenv.Must(t, err, "hmac signer")
+	hsSig, err := hs.Sign([]byte(b64decode(t, parts[1])))
+	testenv.Must(t, err, "hmac sign")
+	hsTok, err := hsSig.CompactSerialize()
+	testenv.Must(t, err, "hmac serialize")
+
+	flipped := []byte(parts[2])
+	flipped[3] ^= 1
+
+	tests := []struct {
+		name    string
+		token   string
+		now     time.Time
+		expired bool
+	}{
+		{"empty", "", now, false},
+		{"garbage", "not-a-jwt", now, false},
+		{"too long", good + strings.Repeat("A", 5000), now, false},
+		{"expired", good, now.Add(auth.AccessTokenLifetime), true},
+		{"long expired", good, now.Add(24 * time.Hour), true},
+		{"not yet valid beyond skew", good, now.Add(-auth.ClockSkew - time.Second), true},
+		{"other issuer", issue(t, otherIssuer, claims(now)), now, false},
+		{"other audience", issue(t, otherAudience, claims(now)), now, false},
+		{"unknown kid", issue(t, foreign, claims(now)), now, false},
+		{"tampered payload", parts[0] + "." + b64(strings.Replace(b64decode(t, parts[1]), "acme", "evil", 1)) + "." + parts[2], now, false},
+		{"tampered signature", parts[0] + "." + parts[1] + "." + string(flipped), now, false},
+		{"alg none", b64(`{"alg":"none","kid":"`+kid+`"}`) + "." + parts[1] + ".", now, false},
+		{"alg HS256 with public key", hsTok, now, false},
+		{"no kid", b64(`{"alg":"EdDSA"}`) + "." + parts[1] + "." + parts[2], now, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := k.Verify(tt.token, tt.now)
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("err = %v, want ErrInvalidToken", err)
+			}
+			if got := errors.Is(err, auth.ErrTokenExpired); got != tt.expired {
+				t.Fatalf("errors.Is(ErrTokenExpired) = %v, want %v (err %v)", got, tt.expired, err)
+			}
+		})
+	}
+
+	accept := []struct {
+		name string
+		now  time.Time
+	}{
+		{"at issue", now},
+		{"within clock skew before issue", now.Add(-auth.ClockSkew)},
+		{"a second before expiry", now.Add(auth.AccessTokenLifetime - time.Second)},
+	}
+	for _, tt := range accept {
+		t.Run("accepts "+tt.name, func(t *testing.T) {
+			if _, err := k.Verify(good, tt.now); err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+		})
+	}
+}
+
+func b64decode(t testing.TB, s string) string {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	testenv.Must(t, err, "base64")
+	return string(b)
+}
+
+func TestRetiredKeysAreNotLoaded(t *testing.T) {
+	db := testenv.DB(t)
+	old := loadKeys(t, db)
+	now := time.Now()
+	tok := issue(t, old, claims(now))
+	_, err := db.Exec(`UPDATE signing_keys SET retired_at = now()`)
+	testenv.Must(t, err, "retire")
+	fresh := loadKeys(t, db)
+	if onlyKID(t, fresh) == onlyKID(t, old) {
+		t.Fatalf("retired key was loaded")
+	}
+	if _, err := fresh.Verify(tok, now); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("token of retired key: err = %v, want ErrInvalidToken", err)
+	}
+	// Two live keys: sign with the newest, verify with either.
+	_, err = db.Exec(`UPDATE signing_keys SET retired_at = NULL, created_at = now() - interval '1 day' WHERE kid = $1`, onlyKID(t, old))
+	testenv.Must(t, err, "unretire")
+	both := loadKeys(t, db)
+	if n := len(both.JWKS().Keys); n != 2 {
+		t.Fatalf("JWKS holds %d keys, want 2", n)
+	}
+	if _, err := both.Verify(tok, now); err != nil {
+		t.Fatalf("token of older live key: %v", err)
+	}
+	parsed, err := jwt.ParseSigned(issue(t, both, claims(now)), []jose.SignatureAlgorithm{jose.EdDSA})
+	testenv.Must(t, err, "parse")
+	if kid := parsed.Headers[0].KeyID; kid != onlyKID(t, fresh) {
+		t.Fatalf("signed with %s, want the newest key %s", kid, onlyKID(t, fresh))
+	}
+}
+
+func TestKeysOptionsValidate(t *testing.T) {
+	db := testenv.DB(t)
+	tests := []struct {
+		name string
+		opt  auth.KeysOption
+	}{
+		{"empty issuer", auth.WithIssuer("")},
+		{"issuer with space", auth.WithIssuer("a b")},
+		{"issuer too long", auth.WithIssuer(strings.Repeat("a", 257))},
+		{"empty audience", auth.WithAudience("")},
+		{"audience with newline", auth.WithAudience("a\nb")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := auth.LoadKeys(context.Background(), db, tt.opt); !errors.Is(err, auth.ErrInvalidOption) {
+				t.Fatalf("err = %v, want ErrInvalidOption", err)
+			}
+		})
+	}
+}
+
+func TestLoadKeysFailsWithoutDatabase(t *testing.T) {
+	db := testenv.DB(t)
+	db.Close()
+	if _, err := auth.LoadKeys(context.Background(), db); !errors.Is(err, auth.ErrSigningKeys) {
+		t.Fatalf("err = %v, want ErrSigningKeys", err)
+	}
+}
+
+func TestConcurrentIssueAndVerify(t *testing.T) {
+	k := loadKeys(t, testenv.DB(t))
+	now := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				tok, err := k.Issue(claims(now))
+				if err == nil {
+					_, err = k.Verify(tok, now)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent issue/verify: %v", err)
+	}
+}
+
+func BenchmarkIssue(b *testing.B) {
+	k := loadKeys(b, testenv.DB(b))
+	c := claims(time.Now())
+	c.ID = "01jti"
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := k.Issue(c); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkVerify(b *testing.B) {
+	k := loadKeys(b, testenv.DB(b))
+	now := time.Now()
+	tok := issue(b, k, claims(now))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := k.Verify(tok, now); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,59 @@
+package http
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/query"
+)
+
+// Bearer authenticates personal API tokens and OAuth2 access tokens
+// against the in-memory directory; no database is touched per request.
+// A deleted or disabled service account, or a deleted credential, stops
+// its unexpired access tokens as soon as the directory applied the event.
+// Safe for concurrent use.
+type Bearer struct {
+	dir  *query.Directory
+	keys *auth.Keys
+	now  func() time.Time
+}
+
+// NewBearer returns a Bearer over dir and keys.
+func NewBearer(dir *query.Directory, keys *auth.Keys) *Bearer {
+	return &Bearer{dir: dir, keys: keys, now: time.Now}
+}
+
+// Authenticate implements Authenticator. A user may act in another tenant
+// it has access to by naming it; a service account only in its own.
+func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Principal, error) {
+	now := b.now()
+	var p auth.Principal
+	if strings.HasPrefix(token, auth.PrefixAPIToken) {
+		var err error
+		if p, err = b.dir.APITokenPrincipal(token, now); err != nil {
+			return p, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		}
+		if tenant != "" && tenant != p.Tenant {
+			other, ok := b.dir.UserInTenant(p.ID, tenant)
+			if !ok {
+				return auth.Principal{}, fmt.Errorf("%w: no access to the requested tenant", ErrUnauthenticated)
+			}
+			p = other
+		}
+		return p, nil
+	}
+	claims, err := b.keys.Verify(token, now)
+	if err != nil {
+		return p, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	if p, err = b.dir.AccessTokenPrincipal(claims, now); err != nil {
+		return p, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	if tenant != "" && tenant != p.Tenant {
+		return auth.Principal{}, fmt.Errorf("%w: service accounts act only in their own tenant", ErrUnauthenticated)
+	}
+	return p, nil
+}

@@ -1,0 +1,521 @@
+// Package k0rdent serves the k0rdent IAM service-account API:
+// /v1/regions/global/iam/service-accounts and their credentials, in
+// camelCase JSON with RFC 9457 problem responses. The tenant is always the
+// caller's own. Handlers decode, call a command or query, and encode.
+package k0rdent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
+	khttp "github.com/keyhold/keyhold/http"
+	"github.com/keyhold/keyhold/query"
+)
+
+// Base is the path prefix of the service-account API.
+const Base = "/v1/regions/global/iam/service-accounts"
+
+// SettingsPath serves the tenant's credential and scope policy (a Keyhold
+// extension: k0rdent calls it the org-level policy).
+const SettingsPath = "/v1/regions/global/iam/settings"
+
+type handlers struct {
+	cmds *commands.Commands
+	q    *query.Queries
+	kit  *khttp.Kit
+	log  *slog.Logger
+}
+
+// Register adds the dialect's routes to r.
+func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Queries, log *slog.Logger) {
+	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
+	s := r.PathPrefix("/v1/regions/global/iam").Subrouter()
+	s.Use(kit.Authenticated(khttp.WriteProblem), kit.Idempotent(khttp.WriteProblem))
+	sa := "/service-accounts"
+	s.HandleFunc(sa, h.list).Methods(http.MethodGet)
+	s.HandleFunc(sa, h.create).Methods(http.MethodPost)
+	s.HandleFunc(sa+"/{id}", h.get).Methods(http.MethodGet)
+	s.HandleFunc(sa+"/{id}", h.update).Methods(http.MethodPatch)
+	s.HandleFunc(sa+"/{id}", h.delete).Methods(http.MethodDelete)
+	s.HandleFunc(sa+"/{serviceAccountId}/credentials", h.listCredentials).Methods(http.MethodGet)
+	s.HandleFunc(sa+"/{serviceAccountId}/credentials", h.createCredential).Methods(http.MethodPost)
+	s.HandleFunc(sa+"/{serviceAccountId}/credentials/{id}", h.getCredential).Methods(http.MethodGet)
+	s.HandleFunc(sa+"/{serviceAccountId}/credentials/{id}", h.deleteCredential).Methods(http.MethodDelete)
+	s.HandleFunc("/settings", h.getSettings).Methods(http.MethodGet)
+	s.HandleFunc("/settings", h.updateSettings).Methods(http.MethodPatch)
+}
+
+// Wire shapes.
+
+type scopeJSON struct {
+	Level  string `json:"level"`
+	Target string `json:"target"`
+}
+
+type serviceAccountJSON struct {
+	ID          string    `json:"id"`
+	ClientID    string    `json:"clientId"`
+	DisplayName string    `json:"displayName"`
+	Description string    `json:"description"`
+	Scope       scopeJSON `json:"scope"`
+	Roles       []string  `json:"roles"`
+	Status      string    `json:"status"`
+	CreatedAt   string    `json:"createdAt"`
+	UpdatedAt   string    `json:"updatedAt"`
+}
+
+type credentialJSON struct {
+	ID               string `json:"id"`
+	ServiceAccountID string `json:"serviceAccountId"`
+	Status           string `json:"status"`
+	CreatedAt        string `json:"createdAt"`
+	ExpiresAt        string `json:"expiresAt"`
+}
+
+type newCredentialJSON struct {
+	credentialJSON
+	ClientID     string `json:"clientId"`
+	ClientSecret string `json:"clientSecret"`
+}
+
+type listJSON[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"nextCursor"`
+}
+
+// timestamp formats times with millisecond precision, the precision both
+// the log and the read tables keep.
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func fromCommand(sa *commands.ServiceAccount) serviceAccountJSON {
+	roles := sa.Roles()
+	if roles == nil {
+		roles = []string{}
+	}
+	return serviceAccountJSON{ID: sa.ID(), ClientID: sa.ClientID(), DisplayName: sa.DisplayName(), Description: sa.Description(),
+		Scope: scopeJSON{Level: sa.Scope().Level, Target: sa.Scope().Target}, Roles: roles, Status: sa.Status(),
+		CreatedAt: timestamp(sa.CreatedAt()), UpdatedAt: timestamp(sa.UpdatedAt())}
+}
+
+func fromQuery(sa query.ServiceAccount) serviceAccountJSON {
+	roles := []string(sa.Roles)
+	if roles == nil {
+		roles = []string{}
+	}
+	return serviceAccountJSON{ID: sa.ID, ClientID: sa.ClientID, DisplayName: sa.DisplayName, Description: sa.Description,
+		Scope: scopeJSON{Level: sa.ScopeLevel, Target: sa.ScopeTarget}, Roles: roles, Status: sa.Status,
+		CreatedAt: timestamp(sa.CreatedAt), UpdatedAt: timestamp(sa.UpdatedAt)}
+}
+
+func credentialOf(id, saID string, created, expires, now time.Time) credentialJSON {
+	status := "active"
+	if !expires.After(now) {
+		status = "expired"
+	}
+	return credentialJSON{ID: id, ServiceAccountID: saID, Status: status, CreatedAt: timestamp(created), ExpiresAt: timestamp(expires)}
+}
+
+// Handlers.
+
+func caller(r *http.Request) auth.Principal {
+	p, _ := khttp.PrincipalFrom(r.Context())
+	return p
+}
+
+func meta(r *http.Request) commands.Meta {
+	return commands.Meta{Caller: caller(r), RequestID: khttp.RequestID(r.Context()), IdempotencyKey: r.Header.Get(khttp.IdempotencyKeyHeader)}
+}
+
+func (h handlers) list(w http.ResponseWriter, r *http.Request) {
+	qs, err := params(r.URL.Query(), "limit", "cursor", "scopeLevel", "scopeTarget", "status")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := pageOf(qs)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	f := query.ServiceAccountFilter{ScopeLevel: qs.Get("scopeLevel"), ScopeTarget: qs.Get("scopeTarget"), Status: qs.Get("status")}
+	if f.ScopeLevel != "" && f.ScopeLevel != events.ScopeTenant && f.ScopeLevel != events.ScopeNamespace {
+		h.fail(w, r, fieldError("scopeLevel", "must be tenant or namespace"))
+		return
+	}
+	if f.Status != "" && f.Status != commands.StatusActive && f.Status != commands.StatusDisabled {
+		h.fail(w, r, fieldError("status", "must be active or disabled"))
+		return
+	}
+	items, next, err := h.q.ListServiceAccounts(r.Context(), caller(r), f, page)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := listJSON[serviceAccountJSON]{Items: make([]serviceAccountJSON, len(items))}
+	for i, sa := range items {
+		out.Items[i] = fromQuery(sa)
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	khttp.WriteJSON(w, http.StatusOK, out)
+}
+
+type createRequest struct {
+	DisplayName string     `json:"displayName"`
+	Description string     `json:"description"`
+	Scope       *scopeJSON `json:"scope"`
+	Roles       []string   `json:"roles"`
+	Status      string     `json:"status"`
+}
+
+func (h handlers) create(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if err := khttp.DecodeJSON(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.Scope == nil {
+		h.fail(w, r, fieldError("scope", "is required: {\"level\": \"tenant\"} or {\"level\": \"namespace\", \"target\": \"<namespace>\"}"))
+		return
+	}
+	res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
+		Meta: meta(r), DisplayName: req.DisplayName, Description: req.Description,
+		Scope: events.Scope{Level: req.Scope.Level, Target: req.Scope.Target}, Roles: req.Roles, Status: req.Status,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	w.Header().Set("Location", Base+"/"+res.ServiceAccount.ID())
+	khttp.WriteJSON(w, http.StatusCreated, fromCommand(res.ServiceAccount))
+}
+
+func (h handlers) get(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	if _, err := params(r.URL.Query()); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	sa, err := h.q.ServiceAccount(r.Context(), caller(r), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, fromQuery(sa))
+}
+
+type updateRequest struct {
+	DisplayName *string   `json:"displayName"`
+	Description *string   `json:"description"`
+	Roles       *[]string `json:"roles"`
+	Status      *string   `json:"status"`
+}
+
+func (h handlers) update(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	var req updateRequest
+	if err := khttp.DecodeJSON(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.cmds.UpdateServiceAccount.Handle(r.Context(), commands.UpdateServiceAccount{
+		Meta: meta(r), ID: id, DisplayName: req.DisplayName, Description: req.Description, Roles: req.Roles, Status: req.Status,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	khttp.WriteJSON(w, http.StatusOK, fromCommand(res.ServiceAccount))
+}
+
+func (h handlers) delete(w http.ResponseWriter, r *http.Request) {
+	id, ok := h.pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	seq, err := h.cmds.DeleteServiceAccount.Handle(r.Context(), commands.DeleteServiceAccount{Meta: meta(r), ID: id})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h handlers) listCredentials(w http.ResponseWriter, r *http.Request) {
+	saID, ok := h.pathID(w, r, "serviceAccountId")
+	if !ok {
+		return
+	}
+	qs, err := params(r.URL.Query(), "limit", "cursor")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	page, err := pageOf(qs)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	items, next, err := h.q.ListCredentials(r.Context(), caller(r), saID, page)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	now := h.q.Now()
+	out := listJSON[credentialJSON]{Items: make([]credentialJSON, len(items))}
+	for i, c := range items {
+		out.Items[i] = credentialOf(c.ID, c.ServiceAccountID, c.CreatedAt, c.ExpiresAt, now)
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	khttp.WriteJSON(w, http.StatusOK, out)
+}
+
+type createCredentialRequest struct {
+	ExpiresAt *string `json:"expiresAt"`
+}
+
+func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
+	saID, ok := h.pathID(w, r, "serviceAccountId")
+	if !ok {
+		return
+	}
+	var req createCredentialRequest
+	if r.ContentLength != 0 {
+		if err := khttp.DecodeJSON(w, r, &req); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	cmd := commands.CreateCredential{Meta: meta(r), ServiceAccountID: saID}
+	if req.ExpiresAt != nil {
+		t, err := time.Parse(time.RFC3339, *req.ExpiresAt)
+		if err != nil {
+			h.fail(w, r, fieldError("expiresAt", "must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z"))
+			return
+		}
+		cmd.ExpiresAt = &t
+	}
+	res, err := h.cmds.CreateCredential.Handle(r.Context(), cmd)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	c := res.Credential
+	w.Header().Set("Location", Base+"/"+saID+"/credentials/"+c.ID())
+	khttp.WriteJSON(w, http.StatusCreated, newCredentialJSON{
+		credentialJSON: credentialOf(c.ID(), saID, c.CreatedAt(), c.ExpiresAt(), time.Now()),
+		ClientID:       res.ServiceAccount.ClientID(),
+		ClientSecret:   res.Secret,
+	})
+}
+
+func (h handlers) getCredential(w http.ResponseWriter, r *http.Request) {
+	saID, ok := h.pathID(w, r, "serviceAccountId")
+	if !ok {
+		return
+	}
+	id, ok := h.pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	c, err := h.q.Credential(r.Context(), caller(r), saID, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, credentialOf(c.ID, c.ServiceAccountID, c.CreatedAt, c.ExpiresAt, h.q.Now()))
+}
+
+func (h handlers) deleteCredential(w http.ResponseWriter, r *http.Request) {
+	saID, ok := h.pathID(w, r, "serviceAccountId")
+	if !ok {
+		return
+	}
+	id, ok := h.pathID(w, r, "id")
+	if !ok {
+		return
+	}
+	seq, err := h.cmds.DeleteCredential.Handle(r.Context(), commands.DeleteCredential{Meta: meta(r), ServiceAccountID: saID, CredentialID: id})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type settingsJSON struct {
+	CredentialDefaultLifetimeDays int      `json:"credentialDefaultLifetimeDays"`
+	CredentialMaxLifetimeDays     int      `json:"credentialMaxLifetimeDays"`
+	ScopeLevels                   []string `json:"scopeLevels"`
+}
+
+func (h handlers) getSettings(w http.ResponseWriter, r *http.Request) {
+	t, err := h.q.TenantSettings(r.Context(), caller(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, settingsJSON{
+		CredentialDefaultLifetimeDays: int(t.CredentialDefaultLifetime / 86400),
+		CredentialMaxLifetimeDays:     int(t.CredentialMaxLifetime / 86400),
+		ScopeLevels:                   t.ScopeLevels,
+	})
+}
+
+type settingsRequest struct {
+	CredentialDefaultLifetimeDays *int      `json:"credentialDefaultLifetimeDays"`
+	CredentialMaxLifetimeDays     *int      `json:"credentialMaxLifetimeDays"`
+	ScopeLevels                   *[]string `json:"scopeLevels"`
+}
+
+func days(d *int) *int64 {
+	if d == nil {
+		return nil
+	}
+	s := int64(*d) * 86400
+	return &s
+}
+
+func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
+	var req settingsRequest
+	if err := khttp.DecodeJSON(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	p := caller(r)
+	res, err := h.cmds.ChangeTenantSettings.Handle(r.Context(), commands.ChangeTenantSettings{
+		Meta: meta(r), Tenant: p.Tenant, CredentialDefaultLifetime: days(req.CredentialDefaultLifetimeDays),
+		CredentialMaxLifetime: days(req.CredentialMaxLifetimeDays), ScopeLevels: req.ScopeLevels,
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	t := res.Tenant
+	khttp.WriteJSON(w, http.StatusOK, settingsJSON{
+		CredentialDefaultLifetimeDays: int(t.DefaultLifetime().Hours() / 24),
+		CredentialMaxLifetimeDays:     int(t.MaxLifetime().Hours() / 24),
+		ScopeLevels:                   t.ScopeLevels(),
+	})
+}
+
+// Input helpers.
+
+// errInput is a 400 about one field or parameter.
+type errInput struct{ field, msg string }
+
+func (e *errInput) Error() string { return e.field + " " + e.msg }
+
+func fieldError(field, msg string) error { return &errInput{field: field, msg: msg} }
+
+// params rejects query parameters other than allowed, and repeated ones.
+func params(qs url.Values, allowed ...string) (url.Values, error) {
+	for k, v := range qs {
+		known := false
+		for _, a := range allowed {
+			if k == a {
+				known = true
+			}
+		}
+		if !known {
+			return nil, fieldError(k, "is not a known query parameter")
+		}
+		if len(v) > 1 {
+			return nil, fieldError(k, "must be given once")
+		}
+	}
+	return qs, nil
+}
+
+func pageOf(qs url.Values) (query.Page, error) {
+	p := query.Page{Cursor: qs.Get("cursor")}
+	if s := qs.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > query.MaxLimit {
+			return p, fieldError("limit", "must be a whole number from 1 to "+strconv.Itoa(query.MaxLimit))
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// pathID reads and checks an id path variable; ids are 26-character ULIDs.
+func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	id := mux.Vars(r)[name]
+	if !validID(id) {
+		khttp.WriteProblem(w, r, http.StatusBadRequest, name, "must be a 26-character id as returned by this API")
+		return "", false
+	}
+	return id, true
+}
+
+func validID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// fail maps an error to a problem response: the dialect's one place for it.
+func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ce *commands.Error
+	var in *errInput
+	field, detail := "", err.Error()
+	switch {
+	case errors.As(err, &ce):
+		field, detail = ce.Field, ce.Message
+	case errors.As(err, &in):
+		field, detail = in.field, in.field+" "+in.msg
+	}
+	status := http.StatusInternalServerError
+	switch {
+	case in != nil, errors.Is(err, khttp.ErrBadRequest), errors.Is(err, commands.ErrInvalid), errors.Is(err, query.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, commands.ErrNotFound), errors.Is(err, query.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, commands.ErrForbidden), errors.Is(err, query.ErrForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, commands.ErrAlreadyExists), errors.Is(err, commands.ErrLimit),
+		errors.Is(err, commands.ErrConcurrentChange), errors.Is(err, commands.ErrDuplicate):
+		status = http.StatusConflict
+	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusServiceUnavailable
+		detail = "the event log is unavailable; retry later"
+	}
+	if status == http.StatusInternalServerError {
+		h.log.Error("request failed", "request_id", khttp.RequestID(r.Context()), "err", err)
+		detail = "internal error; quote the request id when reporting it"
+	}
+	khttp.WriteProblem(w, r, status, field, detail)
+}

@@ -1,0 +1,114 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyhold/keyhold/auth"
+)
+
+// ErrUnauthenticated is returned by an Authenticator for a missing,
+// malformed, unknown, expired or revoked token.
+var ErrUnauthenticated = errors.New("unauthenticated")
+
+// Authenticator turns a bearer token into a principal. tenant is the
+// tenant the caller asked to act in (Keyhold-Tenant header), or "" for the
+// principal's own. Implementations must be safe for concurrent use.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token, tenant string) (auth.Principal, error)
+}
+
+// Waiter waits until the named projections reached a sequence.
+type Waiter interface {
+	Wait(ctx context.Context, seq uint64, names ...string) error
+}
+
+// ErrorWriter writes an error in a dialect's own shape.
+type ErrorWriter func(w http.ResponseWriter, r *http.Request, status int, field, detail string)
+
+// Headers set on responses to writes.
+const (
+	// SequenceHeader is the log sequence a write produced.
+	SequenceHeader = "Keyhold-Sequence"
+	// ReadBehindHeader is "true" when the read side had not caught up with
+	// the write before the response was sent (reads may not show it yet).
+	ReadBehindHeader = "Keyhold-Read-Behind"
+	// TenantHeader lets a user with access to several tenants pick one.
+	TenantHeader = "Keyhold-Tenant"
+)
+
+// Kit is what dialect packages share: authentication and read-your-writes.
+// Safe for concurrent use.
+type Kit struct {
+	auth        Authenticator
+	waiter      Waiter
+	await       []string
+	waitTimeout time.Duration
+	idem        *Idempotency
+}
+
+// NewKit returns a kit. await names the projections a write must reach
+// before its response is sent, for at most waitTimeout. idem may be nil.
+func NewKit(a Authenticator, w Waiter, await []string, waitTimeout time.Duration, idem *Idempotency) (*Kit, error) {
+	if a == nil || w == nil {
+		return nil, errors.New("http: nil authenticator or waiter")
+	}
+	if waitTimeout <= 0 || waitTimeout > time.Minute {
+		return nil, errors.New("http: wait timeout must be in (0, 1m]")
+	}
+	return &Kit{auth: a, waiter: w, await: await, waitTimeout: waitTimeout, idem: idem}, nil
+}
+
+// Authenticated rejects requests without a valid bearer token (401 in the
+// dialect's shape) and stores the principal in the request context.
+func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := r.Header.Get("Authorization")
+			scheme, token, ok := strings.Cut(h, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
+				onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Bearer <token> with a personal API token or an OAuth2 access token")
+				return
+			}
+			p, err := k.auth.Authenticate(r.Context(), strings.TrimSpace(token), r.Header.Get(TenantHeader))
+			if err != nil {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold", error="invalid_token"`)
+				onErr(w, r, http.StatusUnauthorized, "", "the bearer token is invalid, expired or revoked")
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		})
+	}
+}
+
+// Idempotent replays responses to repeated writes with the same
+// Idempotency-Key (see Idempotency). Without an idempotency store it
+// passes requests through.
+func (k *Kit) Idempotent(onErr ErrorWriter) mux.MiddlewareFunc {
+	if k.idem == nil {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return k.idem.middleware(onErr)
+}
+
+// AwaitRead waits until the read side has applied seq, so a client that
+// writes then reads sees its write, and sets the sequence headers. On
+// timeout the write still succeeded: ReadBehindHeader says reads may lag.
+func (k *Kit) AwaitRead(ctx context.Context, w http.ResponseWriter, seq uint64) {
+	if seq == 0 {
+		return
+	}
+	w.Header().Set(SequenceHeader, strconv.FormatUint(seq, 10))
+	ctx, cancel := context.WithTimeout(ctx, k.waitTimeout)
+	defer cancel()
+	if err := k.waiter.Wait(ctx, seq, k.await...); err != nil {
+		w.Header().Set(ReadBehindHeader, "true")
+	}
+}

@@ -1,0 +1,572 @@
+// Package oauth2 serves Keyhold's OAuth2 endpoints for service accounts:
+// the client credentials grant (RFC 6749 4.4), token introspection
+// (RFC 7662), token revocation (RFC 7009) and the JSON Web Key Set that
+// verifies issued tokens.
+//
+// The token endpoint is on the hot path: it authenticates from the
+// in-memory query.Directory and signs with auth.Keys, touching neither
+// the database nor the event log.
+package oauth2
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/query"
+)
+
+// Endpoint paths registered by Register.
+const (
+	TokenPath      = "/oauth2/token"
+	IntrospectPath = "/oauth2/introspect"
+	RevokePath     = "/oauth2/revoke"
+	JWKSPath       = "/.well-known/jwks.json"
+)
+
+// MaxBodyBytes bounds a request body on the OAuth2 endpoints: a form with a
+// client id, a secret and a token fits many times over.
+const MaxBodyBytes = 8 << 10
+
+// Token lifetime bounds accepted by WithTokenLifetime.
+const (
+	MinTokenLifetime = time.Minute
+	MaxTokenLifetime = 24 * time.Hour
+)
+
+// GrantClientCredentials is the only grant type Keyhold supports.
+const GrantClientCredentials = "client_credentials"
+
+// ErrInvalidOption is returned by New for a missing dependency or an option
+// with a bad value.
+var ErrInvalidOption = errors.New("oauth2: invalid option")
+
+// RevokeFunc records the revocation of an access token on behalf of the
+// client that holds it, and returns once the directory has applied it (so
+// introspection right after the response sees the token inactive). The
+// wiring implements it with commands.RevokeAccessToken. An error matching
+// commands.ErrNotFound means there was nothing to revoke.
+type RevokeFunc func(ctx context.Context, caller auth.Principal, claims auth.AccessClaims) error
+
+// Server serves the OAuth2 endpoints. It is safe for concurrent use.
+type Server struct {
+	dir      *query.Directory
+	keys     *auth.Keys
+	revoke   RevokeFunc
+	lifetime time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	jwks     []byte
+}
+
+// Option configures New.
+type Option func(*Server) error
+
+// WithTokenLifetime sets the access token lifetime, between MinTokenLifetime
+// and MaxTokenLifetime in whole seconds (default auth.AccessTokenLifetime).
+func WithTokenLifetime(d time.Duration) Option {
+	return func(s *Server) error {
+		if d < MinTokenLifetime || d > MaxTokenLifetime || d%time.Second != 0 {
+			return fmt.Errorf("%w: token lifetime %s (want whole seconds from %s to %s)", ErrInvalidOption, d, MinTokenLifetime, MaxTokenLifetime)
+		}
+		s.lifetime = d
+		return nil
+	}
+}
+
+// WithClock sets the clock used for issuing and checking tokens (tests).
+func WithClock(now func() time.Time) Option {
+	return func(s *Server) error {
+		if now == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
+		}
+		s.now = now
+		return nil
+	}
+}
+
+// WithLogger sets the logger for failures worth an operator's attention
+// (default slog.Default()). Secrets and tokens are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Server) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		}
+		s.log = l
+		return nil
+	}
+}
+
+// New returns a Server authenticating clients against dir and signing
+// tokens with keys; the issuer and audience of tokens are the keys' own
+// (see auth.WithIssuer). revoke is called by the revocation endpoint.
+func New(dir *query.Directory, keys *auth.Keys, revoke RevokeFunc, opts ...Option) (*Server, error) {
+	if dir == nil || keys == nil || revoke == nil {
+		return nil, fmt.Errorf("%w: directory, keys and revoke function are required", ErrInvalidOption)
+	}
+	s := &Server{dir: dir, keys: keys, revoke: revoke, lifetime: auth.AccessTokenLifetime, now: time.Now, log: slog.Default()}
+	for _, o := range opts {
+		if err := o(s); err != nil {
+			return nil, err
+		}
+	}
+	// The key set is fixed for the keys' lifetime: encode it once.
+	jwks, err := json.Marshal(keys.JWKS())
+	if err != nil {
+		return nil, fmt.Errorf("oauth2: encode JWKS: %w", err)
+	}
+	s.jwks = jwks
+	return s, nil
+}
+
+// Register adds the OAuth2 endpoints to r.
+func (s *Server) Register(r *mux.Router) {
+	r.HandleFunc(TokenPath, s.token).Methods(http.MethodPost)
+	r.HandleFunc(IntrospectPath, s.introspect).Methods(http.MethodPost)
+	r.HandleFunc(RevokePath, s.revocation).Methods(http.MethodPost)
+	r.HandleFunc(JWKSPath, s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
+}
+
+// Error codes of RFC 6749 5.2 and RFC 7009 2.2.1.
+const (
+	errInvalidRequest       = "invalid_request"
+	errInvalidClient        = "invalid_client"
+	errInvalidScope         = "invalid_scope"
+	errUnsupportedGrantType = "unsupported_grant_type"
+	errUnavailable          = "temporarily_unavailable"
+)
+
+// oauthError is an error response in the RFC 6749 5.2 shape. Its
+// description is fixed text, at most naming a parameter: never a value
+// the client sent, so never a secret.
+type oauthError struct {
+	status      int
+	code        string
+	description string
+	// challenge adds WWW-Authenticate: Basic, required when the client
+	// tried (or could have tried) HTTP Basic authentication.
+	challenge bool
+}
+
+func badRequest(description string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, code: errInvalidRequest, description: description}
+}
+
+type errorBody struct {
+	Error            string `json:"error"`
+	ErrorDescription string `json:"error_description,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, e *oauthError) {
+	h := w.Header()
+	if e.challenge {
+		h.Set("WWW-Authenticate", `Basic realm="keyhold", charset="UTF-8"`)
+	}
+	writeJSON(w, e.status, errorBody{Error: e.code, ErrorDescription: e.description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, status, body)
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	// Responses carry tokens or say whether one is valid: never cache them
+	// (RFC 6749 5.1).
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	h["Pragma"] = noCache
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// Header values assigned directly: shared read-only slices save
+// canonicalisation and an allocation per header on the hot path.
+var (
+	jsonContentType = []string{"application/json;charset=UTF-8"}
+	noStore         = []string{"no-store"}
+	noCache         = []string{"no-cache"}
+)
+
+// readForm parses a form-encoded POST body of at most MaxBodyBytes.
+// Parameters are taken from the body only (RFC 6749 2.3.1: credentials
+// must not travel in the URI), and none may repeat (RFC 6749 3.2).
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError) {
+	ct := r.Header.Get("Content-Type")
+	if ct != "application/x-www-form-urlencoded" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/x-www-form-urlencoded" {
+			return nil, badRequest("the body must be application/x-www-form-urlencoded")
+		}
+	}
+	if r.URL.RawQuery != "" {
+		q := r.URL.Query()
+		if q.Has("client_secret") || q.Has("token") {
+			return nil, badRequest("credentials and tokens must be sent in the request body, not the URL")
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &oauthError{status: http.StatusRequestEntityTooLarge, code: errInvalidRequest, description: fmt.Sprintf("the body must not exceed %d bytes", MaxBodyBytes)}
+		}
+		return nil, badRequest("the body is not a valid form")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, badRequest("parameter " + strconv.Quote(safeName(k)) + " must not repeat")
+		}
+	}
+	return r.PostForm, nil
+}
+
+// safeName keeps a parameter name fit for an error description.
+func safeName(k string) string {
+	if len(k) > 32 {
+		k = k[:32]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, k)
+}
+
+// client is an authenticated OAuth2 client.
+type client struct {
+	principal    auth.Principal
+	id           string
+	credentialID string
+}
+
+// authenticate checks client credentials sent by HTTP Basic or as the
+// form fields client_id and client_secret (RFC 6749 2.3.1), never both.
+func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (client, *oauthError) {
+	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	var id, secret string
+	basic := false
+	if h := r.Header.Get("Authorization"); h != "" {
+		var ok bool
+		if id, secret, ok = r.BasicAuth(); !ok {
+			return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication must use HTTP Basic or the client_id and client_secret parameters", challenge: true}
+		}
+		basic = true
+		// RFC 6749 2.3.1: id and secret are form-urlencoded before Basic.
+		var err error
+		if id, err = formUnescape(id); err == nil {
+			secret, err = formUnescape(secret)
+		}
+		if err != nil {
+			return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "malformed Basic credentials", challenge: true}
+		}
+		if formSecret != "" {
+			return client{}, badRequest("use one client authentication method, not both HTTP Basic and client_secret")
+		}
+		if formID != "" && formID != id {
+			return client{}, badRequest("client_id does not match the HTTP Basic credentials")
+		}
+	} else {
+		id, secret = formID, formSecret
+	}
+	if id == "" || secret == "" {
+		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication required", challenge: true}
+	}
+	p, credID, err := s.dir.AuthenticateClient(id, secret, now)
+	if err != nil {
+		// One answer for every cause, so clients cannot probe which part
+		// was wrong; the cause text carries no secret.
+		s.log.Debug("oauth2 client authentication failed", "client_id", loggableClientID(id), "reason", err.Error())
+		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication failed", challenge: basic}
+	}
+	return client{principal: p, id: id, credentialID: credID}, nil
+}
+
+func formUnescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
+}
+
+// loggableClientID returns id for a log line only when it has the shape of
+// a Keyhold client id: a client that swapped id and secret must not get
+// its secret logged.
+func loggableClientID(id string) string {
+	if !strings.HasPrefix(id, commands.ClientIDPrefix) || !events.ValidToken(id) {
+		return "(malformed)"
+	}
+	return id
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	form, oerr := readForm(w, r)
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	switch gt := form.Get("grant_type"); gt {
+	case GrantClientCredentials:
+	case "":
+		writeError(w, badRequest("grant_type is required"))
+		return
+	default:
+		writeError(w, &oauthError{status: http.StatusBadRequest, code: errUnsupportedGrantType, description: "only the client_credentials grant is supported"})
+		return
+	}
+	now := s.now()
+	c, oerr := s.authenticate(r, form, now)
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	scope, oerr := grantScope(c.principal, form.Get("scope"))
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	tok, err := s.keys.Issue(auth.AccessClaims{
+		Subject:      c.principal.ID,
+		Tenant:       c.principal.Tenant,
+		ClientID:     c.id,
+		CredentialID: c.credentialID,
+		ID:           events.NewID(),
+		Scope:        scope,
+		IssuedAt:     now,
+		NotBefore:    now,
+		Expiry:       now.Add(s.lifetime),
+	})
+	if err != nil {
+		s.log.Error("oauth2 issue access token", "client_id", c.id, "err", err)
+		writeError(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", description: "could not issue a token"})
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.lifetime / time.Second), Scope: scope})
+}
+
+// grantScope decides the scope of a token: the roles the client asked for,
+// each of which it must hold, or all its roles when it asked for none (an
+// empty scope parameter counts as none, as common clients send it).
+// Scope tokens follow RFC 6749 3.3; the granted list keeps role order.
+func grantScope(p auth.Principal, requested string) (string, *oauthError) {
+	if requested == "" {
+		return rolesScope(p, nil), nil
+	}
+	if len(requested) > 1024 {
+		return "", &oauthError{status: http.StatusBadRequest, code: errInvalidScope, description: "scope must list one or more of the client's roles, separated by spaces"}
+	}
+	want := strings.Split(requested, " ")
+	for _, tok := range want {
+		if !validScopeToken(tok) {
+			return "", &oauthError{status: http.StatusBadRequest, code: errInvalidScope, description: "scope must list one or more of the client's roles, separated by single spaces"}
+		}
+		if !holdsRole(p, tok) {
+			return "", &oauthError{status: http.StatusBadRequest, code: errInvalidScope, description: "scope names a role this client does not hold"}
+		}
+	}
+	return rolesScope(p, want), nil
+}
+
+func holdsRole(p auth.Principal, role string) bool {
+	for _, b := range p.Bindings {
+		if b.Role == role {
+			return true
+		}
+	}
+	return false
+}
+
+// rolesScope joins p's distinct roles, those in only when only is not nil.
+func rolesScope(p auth.Principal, only []string) string {
+	var b strings.Builder
+	seen := make(map[string]bool, len(p.Bindings))
+	for _, bd := range p.Bindings {
+		if seen[bd.Role] {
+			continue
+		}
+		if only != nil && !contains(only, bd.Role) {
+			continue
+		}
+		seen[bd.Role] = true
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(bd.Role)
+	}
+	return b.String()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// validScopeToken checks RFC 6749 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/jwk-set+json")
+	// Public keys may be cached briefly; rotation keeps old keys listed
+	// for longer than this.
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Content-Length", strconv.Itoa(len(s.jwks)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(s.jwks)
+}
+
+type introspection struct {
+	Active    bool   `json:"active"`
+	ClientID  string `json:"client_id,omitempty"`
+	Subject   string `json:"sub,omitempty"`
+	Tenant    string `json:"tenant,omitempty"`
+	Scope     string `json:"scope,omitempty"`
+	Expiry    int64  `json:"exp,omitempty"`
+	IssuedAt  int64  `json:"iat,omitempty"`
+	NotBefore int64  `json:"nbf,omitempty"`
+	ID        string `json:"jti,omitempty"`
+	Issuer    string `json:"iss,omitempty"`
+	Audience  string `json:"aud,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+}
+
+var inactive = []byte(`{"active":false}`)
+
+// introspect implements RFC 7662 for clients of the token's own tenant.
+// Anything that would not authenticate a request now is inactive, with no
+// reason given (RFC 7662 2.2).
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	form, oerr := readForm(w, r)
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	now := s.now()
+	c, oerr := s.authenticate(r, form, now)
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	token := form.Get("token")
+	if token == "" {
+		writeError(w, badRequest("token is required"))
+		return
+	}
+	claims, ok := s.activeClaims(token, now)
+	if !ok || claims.Tenant != c.principal.Tenant {
+		writeBody(w, http.StatusOK, inactive)
+		return
+	}
+	writeJSON(w, http.StatusOK, introspection{
+		Active:    true,
+		ClientID:  claims.ClientID,
+		Subject:   claims.Subject,
+		Tenant:    claims.Tenant,
+		Scope:     claims.Scope,
+		Expiry:    claims.Expiry.Unix(),
+		IssuedAt:  claims.IssuedAt.Unix(),
+		NotBefore: claims.NotBefore.Unix(),
+		ID:        claims.ID,
+		Issuer:    claims.Issuer,
+		Audience:  claims.Audience,
+		TokenType: "Bearer",
+	})
+}
+
+// activeClaims returns the claims of a token that would authenticate a
+// request at now: well signed, unexpired, and not revoked in the directory.
+func (s *Server) activeClaims(token string, now time.Time) (auth.AccessClaims, bool) {
+	claims, err := s.keys.Verify(token, now)
+	if err != nil {
+		return auth.AccessClaims{}, false
+	}
+	if _, err := s.dir.AccessTokenPrincipal(claims, now); err != nil {
+		return auth.AccessClaims{}, false
+	}
+	return claims, true
+}
+
+// revocation implements RFC 7009. It answers 200 whenever there is nothing
+// to revoke (unknown, malformed, expired or already revoked tokens, and
+// tokens of other clients, which are left alone), so the endpoint tells a
+// caller nothing about tokens it does not hold. token_type_hint is ignored:
+// access tokens are the only kind.
+func (s *Server) revocation(w http.ResponseWriter, r *http.Request) {
+	form, oerr := readForm(w, r)
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	now := s.now()
+	c, oerr := s.authenticate(r, form, now)
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	token := form.Get("token")
+	if token == "" {
+		writeError(w, badRequest("token is required"))
+		return
+	}
+	claims, ok := s.activeClaims(token, now)
+	if !ok || claims.ClientID != c.id || claims.Subject != c.principal.ID || claims.Tenant != c.principal.Tenant {
+		revoked(w)
+		return
+	}
+	if err := s.revoke(r.Context(), c.principal, claims); err != nil && !errors.Is(err, commands.ErrNotFound) {
+		s.log.Error("oauth2 revoke access token", "client_id", c.id, "jti", claims.ID, "err", err)
+		// RFC 7009 2.2.1: 503 tells the client to retry later.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &oauthError{status: http.StatusServiceUnavailable, code: errUnavailable, description: "the revocation could not be recorded; retry"})
+		return
+	}
+	revoked(w)
+}
+
+// revoked answers a revocation request: 200 with no body (RFC 7009 2.2).
+func revoked(w http.ResponseWriter) {
+	w.Header()["Cache-Control"] = noStore
+	w.WriteHeader(http.StatusOK)
+}

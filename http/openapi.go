@@ -1,0 +1,9 @@
+package http
+
+import _ "embed"
+
+// OpenAPI is the OpenAPI 3.1 description of Keyhold's HTTP API, served at
+// /openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte

@@ -1,0 +1,108 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one readiness check; nil means ready.
+type Check func(ctx context.Context) error
+
+// Config holds what NewRouter needs.
+type Config struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	// Checks are run by /readyz; all must pass.
+	Checks map[string]Check
+	// OpenAPI is served at /openapi.json.
+	OpenAPI []byte
+}
+
+// NewRouter returns a router with Keyhold's operational endpoints
+// (/healthz, /readyz, /metrics, /openapi.json) and the outermost
+// middleware; dialects add their routes to it.
+func NewRouter(cfg Config) (*mux.Router, error) {
+	if cfg.Logger == nil || cfg.Registry == nil {
+		return nil, errors.New("http: logger and registry are required")
+	}
+	r := mux.NewRouter()
+	mw := observe(cfg.Logger, newMetrics(cfg.Registry))
+	r.Use(mw)
+	// Unmatched requests bypass router middleware, so wrap these directly.
+	r.NotFoundHandler = mw(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteProblem(w, req, http.StatusNotFound, "", "no such endpoint: "+req.Method+" "+req.URL.Path)
+	}))
+	r.MethodNotAllowedHandler = mw(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		WriteProblem(w, req, http.StatusMethodNotAllowed, "", "method "+req.Method+" is not allowed on "+req.URL.Path)
+	}))
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/readyz", readyz(cfg.Checks)).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.HandleFunc("/openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(cfg.OpenAPI)
+	}).Methods(http.MethodGet)
+	return r, nil
+}
+
+func readyz(checks map[string]Check) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		results := map[string]string{}
+		ready := true
+		for name, check := range checks {
+			wg.Add(1)
+			go func(name string, check Check) {
+				defer wg.Done()
+				err := check(ctx)
+				mu.Lock()
+				defer mu.Unlock()
+				var d degraded
+				switch {
+				case errors.As(err, &d):
+					results[name] = "degraded: " + err.Error()
+				case err != nil:
+					results[name] = err.Error()
+					ready = false
+				default:
+					results[name] = "ok"
+				}
+			}(name, check)
+		}
+		wg.Wait()
+		body := struct {
+			Status string            `json:"status"`
+			Checks map[string]string `json:"checks"`
+		}{Status: "ready", Checks: results}
+		status := http.StatusOK
+		if !ready {
+			body.Status, status = "not ready", http.StatusServiceUnavailable
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(body)
+	}
+}
+
+// degraded is a readiness finding worth reporting that does not make the
+// server unready.
+type degraded string
+
+func (d degraded) Error() string { return string(d) }
+
+// Degraded returns a Check result that /readyz reports without failing.
+func Degraded(reason string) error { return degraded(reason) }

@@ -1,0 +1,107 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+// Audit page limits.
+const (
+	DefaultAuditLimit = 100
+	MaxAuditLimit     = 1000
+)
+
+// AuditFilter selects events from the log. Empty fields match everything.
+type AuditFilter struct {
+	// Tenant limits the trail to one tenant ("_" for instance-level
+	// aggregates); empty means every tenant, for superadmins only.
+	Tenant    string
+	Aggregate string // aggregate id
+	Actor     string // actor id
+	Type      string // event type, e.g. iam.service_account.created
+	Since     *time.Time
+	Until     *time.Time
+	// Cursor continues after a previous page (opaque).
+	Cursor string
+	// Limit caps the page (0: DefaultAuditLimit; at most MaxAuditLimit).
+	// A negative limit means no cap (the CLI).
+	Limit int
+}
+
+// Audit reads the trail straight from the event log, never from a read
+// table.
+type Audit struct {
+	store *events.Store
+}
+
+// NewAudit returns an audit reader over store.
+func NewAudit(store *events.Store) *Audit { return &Audit{store: store} }
+
+// Events returns matching events in log order (oldest first) and a cursor
+// for the next page (empty when the log's end was reached). Uniqueness
+// reservations are bookkeeping, not audit facts, and are left out. The
+// caller must be allowed to audit the filter's tenant (tenant
+// administrators and auditors); instance-level events (tenant "_") and
+// all tenants at once need a superadmin.
+func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter) (out []events.Envelope, next string, err error) {
+	if f.Tenant != "" && f.Tenant != events.InstanceTenant && !events.ValidToken(f.Tenant) {
+		return nil, "", fmt.Errorf("%w: tenant %q", ErrInvalid, f.Tenant)
+	}
+	if f.Aggregate != "" && !events.ValidToken(f.Aggregate) {
+		return nil, "", fmt.Errorf("%w: aggregate must be an id", ErrInvalid)
+	}
+	if f.Since != nil && f.Until != nil && f.Until.Before(*f.Since) {
+		return nil, "", fmt.Errorf("%w: until is before since", ErrInvalid)
+	}
+	superadmin := caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance})
+	if (f.Tenant == "" && !superadmin) || (f.Tenant != "" && !caller.CanAudit(f.Tenant)) {
+		return nil, "", fmt.Errorf("%w: only tenant administrators and auditors can read the audit trail", ErrForbidden)
+	}
+	limit := f.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultAuditLimit
+	case limit > MaxAuditLimit:
+		return nil, "", fmt.Errorf("%w: limit must be between 1 and %d", ErrInvalid, MaxAuditLimit)
+	}
+	tenant := f.Tenant
+	if tenant == "" {
+		tenant = "*"
+	}
+	filter := events.Filter{Subjects: []string{a.store.Prefix() + "." + tenant + ".>"}, StartTime: f.Since}
+	if f.Aggregate != "" {
+		filter.Subjects = []string{a.store.Prefix() + "." + tenant + ".*." + f.Aggregate}
+	}
+	if f.Cursor != "" {
+		seq, err := strconv.ParseUint(f.Cursor, 10, 64)
+		if err != nil || seq == 0 {
+			return nil, "", fmt.Errorf("%w: cursor is not one this API returned", ErrInvalid)
+		}
+		filter.StartSeq = seq
+	}
+	out = []events.Envelope{}
+	err = a.store.Read(ctx, filter, func(env events.Envelope) error {
+		if f.Until != nil && env.Time.After(*f.Until) {
+			return events.ErrStop
+		}
+		if env.Aggregate == events.AggregateUnique || (f.Actor != "" && env.Actor.ID != f.Actor) || (f.Type != "" && env.Type != f.Type) {
+			return nil
+		}
+		if limit > 0 && len(out) == limit {
+			next = strconv.FormatUint(env.Sequence, 10)
+			return events.ErrStop
+		}
+		out = append(out, env)
+		return nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return nil, "", fmt.Errorf("read audit trail: %w", err)
+	}
+	return out, next, err
+}

@@ -1,0 +1,503 @@
+package query
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+var (
+	// ErrInvalidClient means client authentication failed: unknown client id,
+	// malformed secret, service account disabled or deleted, or no unexpired
+	// credential matches. Callers must not tell these cases apart to clients.
+	ErrInvalidClient = errors.New("query: invalid client credentials")
+
+	// ErrTokenRevoked means a correctly signed access token no longer grants
+	// access: its service account is deleted or disabled, its credential is
+	// deleted or expired, or the token itself was revoked.
+	ErrTokenRevoked = errors.New("query: access token revoked")
+
+	// ErrInvalidAPIToken means a personal API token is malformed, unknown or
+	// expired, or its user is gone.
+	ErrInvalidAPIToken = errors.New("query: invalid API token")
+)
+
+// maxApplyFailures bounds the failures a Directory remembers.
+const maxApplyFailures = 100
+
+// revocationSweep is how often Run forgets revocations of expired tokens.
+const revocationSweep = time.Minute
+
+// ApplyFailure is an event the directory could not fold.
+type ApplyFailure struct {
+	Sequence uint64
+	Type     string
+	Err      error
+}
+
+type dirCredential struct {
+	id       string
+	verifier [sha256.Size]byte
+	expires  time.Time
+}
+
+type dirServiceAccount struct {
+	id       string
+	tenant   string
+	clientID string
+	scope    events.Scope
+	roles    []string
+	active   bool
+	creds    []dirCredential
+	// revoked maps a revoked token id to the token's expiry. Keyed per
+	// service account so one tenant can never revoke another's tokens.
+	revoked map[string]time.Time
+	// principal is rebuilt on every change and handed out as is; its
+	// Bindings have len == cap so a caller's append cannot write into it.
+	principal auth.Principal
+}
+
+func (sa *dirServiceAccount) rebuild() {
+	b := make([]auth.Binding, 0, len(sa.roles))
+	for _, r := range sa.roles {
+		b = append(b, auth.Binding{Role: r, Tenant: sa.tenant, Scope: sa.scope})
+	}
+	sa.principal = auth.Principal{ID: sa.id, Kind: auth.KindServiceAccount, Tenant: sa.tenant, Bindings: slices.Clip(b)}
+}
+
+type dirAPIToken struct {
+	userID  string
+	expires *time.Time
+}
+
+type dirUser struct {
+	id string
+	// tenants in the order access was granted; the first is the default.
+	tenants  []string
+	bindings []auth.Binding
+}
+
+func (u *dirUser) principal(tenant string) auth.Principal {
+	return auth.Principal{ID: u.id, Kind: auth.KindUser, Tenant: tenant, Bindings: slices.Clip(u.bindings)}
+}
+
+// Directory is an in-memory read model of principals and their credentials,
+// folded from the event log, that authenticates every request without a
+// database round trip. All methods are safe for concurrent use; Apply must
+// be called with events in stream order (Run does that).
+//
+// Returned principals share their Bindings with the directory: treat them
+// as read-only (appending is safe, writing elements is not).
+type Directory struct {
+	mu       sync.RWMutex
+	seq      uint64
+	accounts map[string]*dirServiceAccount // by service account id
+	clients  map[string]*dirServiceAccount // by client id
+	users    map[string]*dirUser           // by user id
+	tokens   map[string]dirAPIToken        // by verifier (hex SHA-256)
+	failures []ApplyFailure
+}
+
+// NewDirectory returns an empty directory at sequence 0.
+func NewDirectory() *Directory {
+	return &Directory{
+		accounts: map[string]*dirServiceAccount{},
+		clients:  map[string]*dirServiceAccount{},
+		users:    map[string]*dirUser{},
+		tokens:   map[string]dirAPIToken{},
+	}
+}
+
+// Sequence returns the stream sequence of the last event applied.
+func (d *Directory) Sequence() uint64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.seq
+}
+
+// Failures returns the most recent events the directory could not decode
+// (up to 100), oldest first. Such an event is skipped, not retried: the
+// operator must look, since a skipped credential deletion keeps a secret
+// working.
+func (d *Directory) Failures() []ApplyFailure {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return slices.Clone(d.failures)
+}
+
+// Apply folds one event. Events must arrive in stream order; an event at or
+// below the current sequence is ignored, so redelivery is harmless (an
+// envelope with Sequence 0, not read from a stream, is applied without
+// moving the position). Types
+// the directory does not use are skipped; an undecodable event is recorded
+// (see Failures) and skipped.
+func (d *Directory) Apply(env events.Envelope) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if env.Sequence != 0 && env.Sequence <= d.seq {
+		return
+	}
+	if env.Sequence != 0 {
+		d.seq = env.Sequence
+	}
+	if !relevant(env.Type) {
+		return
+	}
+	e, err := events.Decode(env)
+	if err != nil {
+		d.fail(env, err)
+		return
+	}
+	switch e := e.(type) {
+	case events.UserCreated:
+		if _, ok := d.users[env.Subject]; !ok {
+			d.users[env.Subject] = &dirUser{id: env.Subject}
+		}
+	case events.UserTenantAccessGranted:
+		if u := d.users[env.Subject]; u != nil && !slices.Contains(u.tenants, e.Tenant) {
+			u.tenants = append(u.tenants, e.Tenant)
+		}
+	case events.UserRoleGranted:
+		if u := d.users[env.Subject]; u != nil {
+			b := auth.Binding{Role: e.Role, Tenant: e.Tenant, Scope: e.Scope}
+			if !slices.Contains(u.bindings, b) {
+				// Copy on write: principals handed out keep the old slice.
+				u.bindings = append(slices.Clip(u.bindings), b)
+			}
+		}
+	case events.APITokenIssued:
+		if _, ok := d.users[env.Subject]; ok {
+			d.tokens[e.Verifier] = dirAPIToken{userID: env.Subject, expires: e.ExpiresAt}
+		}
+	case events.ServiceAccountCreated:
+		sa := &dirServiceAccount{
+			id: env.Subject, tenant: env.Tenant, clientID: e.ClientID, scope: e.Scope,
+			roles: slices.Clone(e.Roles), active: e.Status == statusActive,
+		}
+		sa.rebuild()
+		d.accounts[sa.id] = sa
+		d.clients[sa.clientID] = sa
+	case events.ServiceAccountUpdated:
+		sa := d.account(env)
+		if sa == nil {
+			return
+		}
+		if e.Status != nil {
+			sa.active = *e.Status == statusActive
+		}
+		if e.Roles != nil {
+			sa.roles = slices.Clone(*e.Roles)
+			sa.rebuild()
+		}
+	case events.ServiceAccountDeleted:
+		if sa := d.account(env); sa != nil {
+			delete(d.accounts, sa.id)
+			delete(d.clients, sa.clientID)
+		}
+	case events.CredentialCreated:
+		sa := d.account(env)
+		if sa == nil {
+			return
+		}
+		var v [sha256.Size]byte
+		if n, err := hex.Decode(v[:], []byte(e.Verifier)); err != nil || n != len(v) {
+			d.fail(env, fmt.Errorf("credential %s: malformed verifier", e.CredentialID))
+			return
+		}
+		sa.creds = append(sa.creds, dirCredential{id: e.CredentialID, verifier: v, expires: e.ExpiresAt})
+	case events.CredentialDeleted:
+		if sa := d.account(env); sa != nil {
+			sa.creds = slices.DeleteFunc(sa.creds, func(c dirCredential) bool { return c.id == e.CredentialID })
+		}
+	case events.AccessTokenRevoked:
+		sa := d.account(env)
+		if sa == nil {
+			return
+		}
+		if sa.revoked == nil {
+			sa.revoked = map[string]time.Time{}
+		}
+		sa.revoked[e.TokenID] = e.ExpiresAt
+		// Forget this account's revocations that expired before this event
+		// was written: they bound memory during a replay of old history.
+		for id, exp := range sa.revoked {
+			if exp.Before(env.Time) {
+				delete(sa.revoked, id)
+			}
+		}
+	}
+}
+
+// statusActive mirrors commands.StatusActive; query must not import commands.
+const statusActive = "active"
+
+func relevant(typ string) bool {
+	switch typ {
+	case events.UserCreated{}.EventType(),
+		events.UserTenantAccessGranted{}.EventType(),
+		events.UserRoleGranted{}.EventType(),
+		events.APITokenIssued{}.EventType(),
+		events.ServiceAccountCreated{}.EventType(),
+		events.ServiceAccountUpdated{}.EventType(),
+		events.ServiceAccountDeleted{}.EventType(),
+		events.CredentialCreated{}.EventType(),
+		events.CredentialDeleted{}.EventType(),
+		events.AccessTokenRevoked{}.EventType():
+		return true
+	}
+	return false
+}
+
+// account returns the live service account an event is about, or nil. The
+// tenant must match too: an id alone must never reach across tenants.
+func (d *Directory) account(env events.Envelope) *dirServiceAccount {
+	sa := d.accounts[env.Subject]
+	if sa == nil || sa.tenant != env.Tenant {
+		return nil
+	}
+	return sa
+}
+
+func (d *Directory) fail(env events.Envelope, err error) {
+	if len(d.failures) == maxApplyFailures {
+		d.failures = slices.Delete(d.failures, 0, 1)
+	}
+	d.failures = append(d.failures, ApplyFailure{Sequence: env.Sequence, Type: env.Type, Err: err})
+}
+
+// forgetExpiredRevocations drops revocations of tokens expired at now:
+// Verify rejects those tokens on expiry alone.
+func (d *Directory) forgetExpiredRevocations(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, sa := range d.accounts {
+		for id, exp := range sa.revoked {
+			if !exp.After(now) {
+				delete(sa.revoked, id)
+			}
+		}
+	}
+}
+
+// Run follows the stream from the event after Sequence (the beginning for a
+// new directory) until ctx ends: it applies each event, then calls advanced
+// (when not nil) with its sequence, from one goroutine and in order. The
+// returned channel is closed once the directory has applied everything the
+// stream held when Run was called (at once for an empty stream). Run
+// returns after starting the follower; an error means it did not start.
+// Call Run once per directory.
+func (d *Directory) Run(ctx context.Context, store *events.Store, advanced func(seq uint64)) (<-chan struct{}, error) {
+	last, err := store.LastSequence(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	ready := make(chan struct{})
+	var once sync.Once
+	markReady := func() { once.Do(func() { close(ready) }) }
+	from := d.Sequence()
+	if last <= from {
+		markReady()
+	}
+	_, err = store.Follow(ctx, events.Filter{StartSeq: from + 1}, func(env events.Envelope, err error) {
+		if err != nil {
+			d.mu.Lock()
+			if env.Sequence > d.seq {
+				d.seq = env.Sequence
+			}
+			d.fail(env, err)
+			d.mu.Unlock()
+		} else {
+			d.Apply(env)
+		}
+		if advanced != nil && env.Sequence != 0 {
+			advanced(env.Sequence)
+		}
+		if env.Sequence >= last {
+			markReady()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	go func() {
+		t := time.NewTicker(revocationSweep)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				d.forgetExpiredRevocations(now)
+			}
+		}
+	}()
+	return ready, nil
+}
+
+// AuthenticateClient checks OAuth2 client credentials: the client id of a
+// service account and one of its client secrets. It returns the service
+// account's principal and the id of the credential that matched. Every
+// failure is ErrInvalidClient. The secret is compared in constant time
+// with every unexpired credential, so timing does not reveal which one
+// matched.
+func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (auth.Principal, string, error) {
+	if auth.CheckFormat(auth.PrefixClientSecret, secret) != nil {
+		return auth.Principal{}, "", fmt.Errorf("%w: malformed secret", ErrInvalidClient)
+	}
+	sum := sha256.Sum256([]byte(secret))
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	sa := d.clients[clientID]
+	if sa == nil {
+		return auth.Principal{}, "", fmt.Errorf("%w: unknown client", ErrInvalidClient)
+	}
+	matched := -1
+	for i := range sa.creds {
+		c := &sa.creds[i]
+		// Same comparison as auth.Matches, but the hash is computed once
+		// and the verifier was decoded when the event was applied.
+		if c.expires.After(now) && subtle.ConstantTimeCompare(sum[:], c.verifier[:]) == 1 {
+			matched = i
+		}
+	}
+	if matched < 0 {
+		return auth.Principal{}, "", fmt.Errorf("%w: no valid credential matches", ErrInvalidClient)
+	}
+	if !sa.active {
+		return auth.Principal{}, "", fmt.Errorf("%w: service account disabled", ErrInvalidClient)
+	}
+	return sa.principal, sa.creds[matched].id, nil
+}
+
+// AccessTokenPrincipal returns the principal of an access token whose
+// signature and times were already verified (auth.Keys.Verify). It fails
+// with ErrTokenRevoked when the token is past c.Expiry, the service account
+// is deleted, disabled or not the token's client in the token's tenant, the
+// credential the token was obtained with is deleted or expired, or the
+// token was revoked. The principal holds only the roles named in the
+// token's scope that the account still has.
+func (d *Directory) AccessTokenPrincipal(c auth.AccessClaims, now time.Time) (auth.Principal, error) {
+	if !now.Before(c.Expiry) {
+		return auth.Principal{}, fmt.Errorf("%w: expired", ErrTokenRevoked)
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	sa := d.accounts[c.Subject]
+	if sa == nil || sa.tenant != c.Tenant || sa.clientID != c.ClientID {
+		return auth.Principal{}, fmt.Errorf("%w: service account gone", ErrTokenRevoked)
+	}
+	if !sa.active {
+		return auth.Principal{}, fmt.Errorf("%w: service account disabled", ErrTokenRevoked)
+	}
+	live := false
+	for _, cr := range sa.creds {
+		if cr.id == c.CredentialID && cr.expires.After(now) {
+			live = true
+			break
+		}
+	}
+	if !live {
+		return auth.Principal{}, fmt.Errorf("%w: credential deleted or expired", ErrTokenRevoked)
+	}
+	if _, ok := sa.revoked[c.ID]; ok {
+		return auth.Principal{}, fmt.Errorf("%w: token revoked", ErrTokenRevoked)
+	}
+	return scoped(sa.principal, c.Scope), nil
+}
+
+// scoped narrows p to the roles listed in scope, sharing p's bindings when
+// the scope covers them all (the common case, no allocation).
+func scoped(p auth.Principal, scope string) auth.Principal {
+	all := true
+	for _, b := range p.Bindings {
+		if !hasScope(scope, b.Role) {
+			all = false
+			break
+		}
+	}
+	if all {
+		return p
+	}
+	var kept []auth.Binding
+	for _, b := range p.Bindings {
+		if hasScope(scope, b.Role) {
+			kept = append(kept, b)
+		}
+	}
+	p.Bindings = kept
+	return p
+}
+
+// hasScope reports whether the space-separated scope list holds s.
+func hasScope(scope, s string) bool {
+	for scope != "" {
+		var tok string
+		tok, scope, _ = strings.Cut(scope, " ")
+		if tok == s {
+			return true
+		}
+	}
+	return false
+}
+
+// APITokenPrincipal returns the user principal of a personal API token
+// (prefix khpat_), acting in the user's first granted tenant. Failures are
+// ErrInvalidAPIToken. The lookup is by the token's SHA-256: the token has
+// 256 random bits, so the map lookup's timing reveals nothing usable.
+func (d *Directory) APITokenPrincipal(token string, now time.Time) (auth.Principal, error) {
+	if auth.CheckFormat(auth.PrefixAPIToken, token) != nil {
+		return auth.Principal{}, fmt.Errorf("%w: malformed", ErrInvalidAPIToken)
+	}
+	v := auth.Verifier(token)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	t, ok := d.tokens[v]
+	if !ok {
+		return auth.Principal{}, fmt.Errorf("%w: unknown", ErrInvalidAPIToken)
+	}
+	if t.expires != nil && !t.expires.After(now) {
+		return auth.Principal{}, fmt.Errorf("%w: expired", ErrInvalidAPIToken)
+	}
+	u := d.users[t.userID]
+	if u == nil {
+		return auth.Principal{}, fmt.Errorf("%w: user gone", ErrInvalidAPIToken)
+	}
+	tenant := ""
+	if len(u.tenants) > 0 {
+		tenant = u.tenants[0]
+	}
+	return u.principal(tenant), nil
+}
+
+// UserInTenant returns the user's principal acting in tenant, and false
+// when the user is unknown or was never granted access to tenant.
+func (d *Directory) UserInTenant(userID, tenant string) (auth.Principal, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	u := d.users[userID]
+	if u == nil || !slices.Contains(u.tenants, tenant) {
+		return auth.Principal{}, false
+	}
+	return u.principal(tenant), true
+}
+
+// ServiceAccountTenant returns the tenant of a live service account.
+func (d *Directory) ServiceAccountTenant(saID string) (string, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	sa := d.accounts[saID]
+	if sa == nil {
+		return "", false
+	}
+	return sa.tenant, true
+}

@@ -1,0 +1,236 @@
+// Package query is Keyhold's read side: queries over the read tables the
+// projectors maintain, the in-memory directory used to authenticate
+// callers, and the audit trail read straight from the event log. It never
+// writes and never imports commands.
+package query
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+var (
+	// ErrNotFound means the resource does not exist or the caller may not know it does.
+	ErrNotFound = errors.New("not found")
+	// ErrForbidden means the caller may not read this.
+	ErrForbidden = errors.New("forbidden")
+	// ErrInvalid means a filter, cursor or limit is malformed.
+	ErrInvalid = errors.New("invalid query")
+)
+
+// Page limits.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+// Page asks for up to Limit items after the opaque Cursor of a previous page.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+func (p Page) resolve() (limit int, after string, err error) {
+	limit = p.Limit
+	if limit == 0 {
+		limit = DefaultLimit
+	}
+	if limit < 1 || limit > MaxLimit {
+		return 0, "", fmt.Errorf("%w: limit must be between 1 and %d", ErrInvalid, MaxLimit)
+	}
+	if p.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+		if err != nil || !events.ValidToken(string(b)) {
+			return 0, "", fmt.Errorf("%w: cursor is not one this API returned", ErrInvalid)
+		}
+		after = string(b)
+	}
+	return limit, after, nil
+}
+
+func cursorOf(id string) string { return base64.RawURLEncoding.EncodeToString([]byte(id)) }
+
+// Queries runs read queries. Safe for concurrent use.
+type Queries struct {
+	db  *sqlx.DB
+	now func() time.Time
+}
+
+// New returns queries over db.
+func New(db *sqlx.DB) (*Queries, error) {
+	if db == nil {
+		return nil, errors.New("query: nil database")
+	}
+	return &Queries{db: db, now: time.Now}, nil
+}
+
+// ServiceAccount is a service account as read tables hold it.
+type ServiceAccount struct {
+	ID          string      `db:"id"`
+	ClientID    string      `db:"client_id"`
+	DisplayName string      `db:"display_name"`
+	Description string      `db:"description"`
+	ScopeLevel  string      `db:"scope_level"`
+	ScopeTarget string      `db:"scope_target"`
+	Roles       StringArray `db:"roles"`
+	Status      string      `db:"status"`
+	CreatedAt   time.Time   `db:"created_at"`
+	UpdatedAt   time.Time   `db:"updated_at"`
+	Tenant      string      `db:"tenant"`
+}
+
+// Scope returns the service account's scope.
+func (s ServiceAccount) Scope() events.Scope {
+	return events.Scope{Level: s.ScopeLevel, Target: s.ScopeTarget}
+}
+
+// StringArray reads a Postgres text[].
+type StringArray = pq.StringArray
+
+// ServiceAccountFilter narrows a listing; empty fields match everything.
+type ServiceAccountFilter struct {
+	ScopeLevel  string
+	ScopeTarget string
+	Status      string
+}
+
+const saColumns = "tenant, id, client_id, display_name, description, scope_level, scope_target, roles, status, created_at, updated_at"
+
+// ListServiceAccounts returns the caller's tenant's service accounts in
+// creation order, a page at a time; next is empty on the last page. Only
+// tenant administrators may list (ErrForbidden otherwise).
+func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal, f ServiceAccountFilter, p Page) (items []ServiceAccount, next string, err error) {
+	if !caller.IsTenantAdmin(caller.Tenant) {
+		return nil, "", fmt.Errorf("%w: only tenant administrators can list service accounts", ErrForbidden)
+	}
+	limit, after, err := p.resolve()
+	if err != nil {
+		return nil, "", err
+	}
+	err = q.db.SelectContext(ctx, &items, `SELECT `+saColumns+` FROM service_accounts
+		WHERE tenant = $1 AND id > $2
+		  AND ($3 = '' OR scope_level = $3) AND ($4 = '' OR scope_target = $4) AND ($5 = '' OR status = $5)
+		ORDER BY id LIMIT $6`, caller.Tenant, after, f.ScopeLevel, f.ScopeTarget, f.Status, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list service accounts: %w", err)
+	}
+	if len(items) > limit {
+		items = items[:limit]
+		next = cursorOf(items[limit-1].ID)
+	}
+	if items == nil {
+		items = []ServiceAccount{}
+	}
+	return items, next, nil
+}
+
+// ServiceAccount returns one service account of the caller's tenant.
+// Non-administrators get ErrNotFound, as for a missing id.
+func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, id string) (ServiceAccount, error) {
+	var sa ServiceAccount
+	if !caller.IsTenantAdmin(caller.Tenant) || !events.ValidToken(id) {
+		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, id)
+	}
+	err := q.db.GetContext(ctx, &sa, `SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1 AND id = $2`, caller.Tenant, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return sa, fmt.Errorf("get service account: %w", err)
+	}
+	return sa, nil
+}
+
+// Credential is a credential's metadata; the secret is never stored.
+type Credential struct {
+	ID               string    `db:"id"`
+	ServiceAccountID string    `db:"service_account_id"`
+	CreatedAt        time.Time `db:"created_at"`
+	ExpiresAt        time.Time `db:"expires_at"`
+}
+
+// Active reports whether the credential is unexpired at now.
+func (c Credential) Active(now time.Time) bool { return c.ExpiresAt.After(now) }
+
+// ListCredentials returns a service account's credentials in creation
+// order. Non-administrators and unknown service accounts get ErrNotFound.
+func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, serviceAccountID string, p Page) (items []Credential, next string, err error) {
+	if _, err := q.ServiceAccount(ctx, caller, serviceAccountID); err != nil {
+		return nil, "", err
+	}
+	limit, after, err := p.resolve()
+	if err != nil {
+		return nil, "", err
+	}
+	err = q.db.SelectContext(ctx, &items, `SELECT id, service_account_id, created_at, expires_at FROM credentials
+		WHERE tenant = $1 AND service_account_id = $2 AND id > $3 ORDER BY id LIMIT $4`,
+		caller.Tenant, serviceAccountID, after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list credentials: %w", err)
+	}
+	if len(items) > limit {
+		items = items[:limit]
+		next = cursorOf(items[limit-1].ID)
+	}
+	if items == nil {
+		items = []Credential{}
+	}
+	return items, next, nil
+}
+
+// Credential returns one credential's metadata. Non-administrators and
+// unknown ids get ErrNotFound.
+func (q *Queries) Credential(ctx context.Context, caller auth.Principal, serviceAccountID, id string) (Credential, error) {
+	var c Credential
+	if !caller.IsTenantAdmin(caller.Tenant) || !events.ValidToken(serviceAccountID) || !events.ValidToken(id) {
+		return c, fmt.Errorf("%w: credential %q", ErrNotFound, id)
+	}
+	err := q.db.GetContext(ctx, &c, `SELECT id, service_account_id, created_at, expires_at FROM credentials
+		WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, caller.Tenant, serviceAccountID, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("%w: credential %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return c, fmt.Errorf("get credential: %w", err)
+	}
+	return c, nil
+}
+
+// Now returns the query clock's time.
+func (q *Queries) Now() time.Time { return q.now() }
+
+// TenantSettings is a tenant's credential and scope policy.
+type TenantSettings struct {
+	ID                        string      `db:"id"`
+	CredentialDefaultLifetime int64       `db:"credential_default_lifetime_s"`
+	CredentialMaxLifetime     int64       `db:"credential_max_lifetime_s"`
+	ScopeLevels               StringArray `db:"scope_levels"`
+	UpdatedAt                 time.Time   `db:"updated_at"`
+}
+
+// TenantSettings returns the caller's tenant's settings; non-administrators
+// get ErrNotFound.
+func (q *Queries) TenantSettings(ctx context.Context, caller auth.Principal) (TenantSettings, error) {
+	var t TenantSettings
+	if !caller.IsTenantAdmin(caller.Tenant) {
+		return t, fmt.Errorf("%w: tenant %q", ErrNotFound, caller.Tenant)
+	}
+	err := q.db.GetContext(ctx, &t, `SELECT id, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, updated_at FROM tenants WHERE id = $1`, caller.Tenant)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("%w: tenant %q", ErrNotFound, caller.Tenant)
+	}
+	if err != nil {
+		return t, fmt.Errorf("get tenant settings: %w", err)
+	}
+	return t, nil
+}
