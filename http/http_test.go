@@ -1,0 +1,163 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keyhold/keyhold/auth"
+	khttp "github.com/keyhold/keyhold/http"
+	"github.com/keyhold/keyhold/projections"
+)
+
+type target struct {
+	Name  string   `json:"name"`
+	Count int      `json:"count"`
+	Tags  []string `json:"tags"`
+}
+
+func TestDecodeJSON(t *testing.T) {
+	tests := []struct {
+		name, contentType, body, wantErr string
+	}{
+		{"valid", "application/json", `{"name":"a","count":1}`, ""},
+		{"vendor json", "application/merge-patch+json", `{"name":"a"}`, ""},
+		{"no content type", "", `{"name":"a"}`, ""},
+		{"empty", "application/json", ``, "body is empty"},
+		{"syntax", "application/json", `{"name":}`, "malformed JSON at byte"},
+		{"truncated", "application/json", `{"name":"a"`, "ends in the middle"},
+		{"unknown field", "application/json", `{"id":"x"}`, `unknown field "id"`},
+		{"wrong type", "application/json", `{"count":"x"}`, `field "count" must be a number, not string`},
+		{"wrong array type", "application/json", `{"tags":"x"}`, `field "tags" must be an array`},
+		{"not an object", "application/json", `[1]`, "must be a JSON object"},
+		{"two objects", "application/json", `{} {}`, "single JSON object"},
+		{"form content type", "application/x-www-form-urlencoded", `{}`, "Content-Type must be application/json"},
+		{"too large", "application/json", `{"name":"` + strings.Repeat("a", khttp.MaxBodyBytes) + `"}`, "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
+			if tt.contentType != "" {
+				r.Header.Set("Content-Type", tt.contentType)
+			}
+			var v target
+			err := khttp.DecodeJSON(httptest.NewRecorder(), r, &v)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+type stubChecks map[string]khttp.Check
+
+func TestReadyz(t *testing.T) {
+	ok := func(context.Context) error { return nil }
+	tests := []struct {
+		name       string
+		checks     stubChecks
+		wantStatus int
+		wantBody   string
+	}{
+		{"all ok", stubChecks{"a": ok, "b": ok}, 200, `"status":"ready"`},
+		{"one failing", stubChecks{"a": ok, "b": func(context.Context) error { return io.EOF }}, 503, `"b":"EOF"`},
+		{"degraded is still ready", stubChecks{"a": func(context.Context) error { return khttp.Degraded("1 failed event") }}, 200, `degraded: 1 failed event`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := khttp.NewRouter(khttp.Config{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), Checks: tt.checks, OpenAPI: khttp.OpenAPI})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if rec.Code != tt.wantStatus || !strings.Contains(rec.Body.String(), tt.wantBody) {
+				t.Fatalf("got %d %s, want %d containing %s", rec.Code, rec.Body, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestUnknownRouteIsProblemWithRequestID(t *testing.T) {
+	r, err := khttp.NewRouter(khttp.Config{Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(), OpenAPI: khttp.OpenAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodGet, "/nope", nil)
+	req.Header.Set(khttp.RequestIDHeader, "client-chosen-1")
+	r.ServeHTTP(rec, req)
+	var p khttp.Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != 404 || p.RequestID != "client-chosen-1" || rec.Header().Get(khttp.RequestIDHeader) != "client-chosen-1" ||
+		rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("got %d %+v headers %v", rec.Code, p, rec.Header())
+	}
+}
+
+type refuseAll struct{}
+
+func (refuseAll) Authenticate(context.Context, string, string) (auth.Principal, error) {
+	return auth.Principal{}, khttp.ErrUnauthenticated
+}
+
+func TestAwaitReadReportsLag(t *testing.T) {
+	progress := projections.NewProgress()
+	kit, err := khttp.NewKit(refuseAll{}, progress, []string{"iam"}, 20*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress.Advance("iam", 5)
+	tests := []struct {
+		name       string
+		seq        uint64
+		wantBehind string
+	}{
+		{"caught up", 5, ""},
+		{"behind", 6, "true"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			kit.AwaitRead(context.Background(), rec, tt.seq)
+			if got := rec.Header().Get(khttp.ReadBehindHeader); got != tt.wantBehind {
+				t.Fatalf("%s = %q, want %q", khttp.ReadBehindHeader, got, tt.wantBehind)
+			}
+			if rec.Header().Get(khttp.SequenceHeader) == "" {
+				t.Fatal("no sequence header")
+			}
+		})
+	}
+}
+
+func TestMissingBearerIs401(t *testing.T) {
+	kit, err := khttp.NewKit(refuseAll{}, projections.NewProgress(), nil, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := kit.Authenticated(khttp.WriteProblem)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Fatal("handler reached") }))
+	for _, authz := range []string{"", "Basic abc", "Bearer ", "Bearer khpat_x"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		h.ServeHTTP(rec, req)
+		if rec.Code != 401 || !strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Bearer") {
+			t.Fatalf("%q: got %d %v", authz, rec.Code, rec.Header())
+		}
+	}
+}
