@@ -114,6 +114,9 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 	if !cmd.Caller.IsTenantAdmin(cmd.Tenant) {
 		return TenantResult{}, ruleError(ErrNotFound, "", "tenant %q not found", cmd.Tenant)
 	}
+	if cmd.CredentialDefaultLifetime == nil && cmd.CredentialMaxLifetime == nil && cmd.ScopeLevels == nil {
+		return TenantResult{}, invalid("", "nothing to update: give at least one of the settings")
+	}
 	if cmd.ScopeLevels != nil {
 		levels := slices.Clone(*cmd.ScopeLevels)
 		if len(levels) == 0 {

@@ -94,13 +94,18 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 	}, nil
 }
 
+// tenantMaxAge bounds how stale cached tenant settings may be when a
+// command on another aggregate reads them: a settings change made through
+// another replica applies here within this time.
+const tenantMaxAge = 2 * time.Second
+
 type base struct {
 	repo *repository
 	now  func() time.Time
 }
 
 func (b base) tenant(ctx context.Context, id string) (*Tenant, uint64, error) {
-	st, seq, err := b.repo.load(ctx, key{id, events.AggregateTenant, id}, func() state { return newTenant(id) })
+	st, seq, err := b.repo.load(ctx, key{id, events.AggregateTenant, id}, tenantMaxAge, func() state { return newTenant(id) })
 	if err != nil {
 		return nil, 0, err
 	}
@@ -112,7 +117,7 @@ func (b base) serviceAccount(ctx context.Context, tenant, id string) (*ServiceAc
 	if !events.ValidToken(id) {
 		return newServiceAccount(tenant, id), k, 0, nil
 	}
-	st, seq, err := b.repo.load(ctx, k, func() state { return newServiceAccount(tenant, id) })
+	st, seq, err := b.repo.load(ctx, k, 0, func() state { return newServiceAccount(tenant, id) })
 	if err != nil {
 		return nil, k, 0, err
 	}
@@ -126,7 +131,7 @@ func (b base) serviceAccount(ctx context.Context, tenant, id string) (*ServiceAc
 // so two concurrent claims cannot both win.
 func (b base) claim(ctx context.Context, c *change, tenant, kind, value, owner string) error {
 	k := key{tenant, events.AggregateUnique, uniqueID(kind, value)}
-	st, seq, err := b.repo.load(ctx, k, func() state { return newUnique("") })
+	st, seq, err := b.repo.load(ctx, k, 0, func() state { return newUnique("") })
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type key struct{ tenant, aggregate, id string }
 type cached struct {
 	st  state
 	seq uint64
+	at  time.Time // when the state was loaded or last appended to
 }
 
 // repository loads aggregates through a bounded write-side cache holding
@@ -50,18 +51,19 @@ func newRepository(store *events.Store, size, retries int) *repository {
 	return &repository{store: store, retries: retries, lru: list.New(), items: map[key]*entry{}, max: size}
 }
 
-func (r *repository) get(k key) (cached, bool) {
+func (r *repository) get(k key, maxAge time.Duration) (cached, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.items[k]
-	if !ok {
+	if !ok || (maxAge > 0 && time.Since(e.c.at) > maxAge) {
 		return cached{}, false
 	}
 	r.lru.MoveToFront(e.pos)
-	return cached{st: e.c.st.clone(), seq: e.c.seq}, true
+	return cached{st: e.c.st.clone(), seq: e.c.seq, at: e.c.at}, true
 }
 
 func (r *repository) put(k key, c cached) {
+	c.at = time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if e, ok := r.items[k]; ok {
@@ -90,9 +92,12 @@ func (r *repository) forget(k key) {
 }
 
 // load returns a private copy of the aggregate's state and its last
-// sequence (0 when it has no events).
-func (r *repository) load(ctx context.Context, k key, fresh func() state) (state, uint64, error) {
-	if c, ok := r.get(k); ok {
+// sequence (0 when it has no events). A cached state older than maxAge
+// (0: any age) is reloaded: for aggregates a decision reads without
+// appending to them, the conditional append cannot catch staleness, so
+// their age is what bounds it.
+func (r *repository) load(ctx context.Context, k key, maxAge time.Duration, fresh func() state) (state, uint64, error) {
+	if c, ok := r.get(k, maxAge); ok {
 		return c.st, c.seq, nil
 	}
 	envs, seq, err := r.store.Load(ctx, k.tenant, k.aggregate, k.id)
@@ -153,6 +158,9 @@ func (r *repository) commit(ctx context.Context, c *change) (uint64, error) {
 		return 0, nil
 	}
 	res, err := r.store.Append(ctx, c.pending...)
+	if errors.Is(err, events.ErrDuplicate) {
+		res, err = events.Appended{Duplicate: true}, nil
+	}
 	if err != nil {
 		for k := range c.states {
 			r.forget(k)

@@ -11,6 +11,10 @@ var (
 	// sequence right now; the append may be retried.
 	ErrNotReady = errors.New("events: stream not ready")
 
+	// ErrDuplicate is returned by Append when an atomic batch repeats
+	// message ids JetStream still remembers: the batch was stored before.
+	ErrDuplicate = errors.New("events: batch already stored")
+
 	// ErrUnknownType is returned by Decode for a type missing from the registry.
 	ErrUnknownType = errors.New("events: unknown event type")
 

@@ -18,6 +18,7 @@ const (
 	codeWrongLastSequenceConstant = 10164
 	codeExpectedSeqNotReady       = 10163
 	codeClusterNotAvailable       = 10008
+	codeBatchDuplicateMsgID       = 10201
 )
 
 // Header names used on published events.
@@ -251,6 +252,8 @@ func (s *Store) request(ctx context.Context, m *nats.Msg) (Appended, error) {
 		switch ack.Error.ErrCode {
 		case codeWrongLastSequence, codeWrongLastSequenceConstant:
 			return Appended{}, fmt.Errorf("%w: %s", ErrConflict, ack.Error.Description)
+		case codeBatchDuplicateMsgID:
+			return Appended{}, fmt.Errorf("%w: %s", ErrDuplicate, ack.Error.Description)
 		case codeExpectedSeqNotReady, codeClusterNotAvailable:
 			return Appended{}, fmt.Errorf("%w: %s", ErrNotReady, ack.Error.Description)
 		}

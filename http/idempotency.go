@@ -202,6 +202,7 @@ func replay(w http.ResponseWriter, prev recorded) {
 		w.Header().Set(k, v)
 	}
 	w.Header().Set(ReplayedHeader, "true")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(prev.Status)
 	_, _ = w.Write(prev.Body)
 }

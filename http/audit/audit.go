@@ -25,6 +25,10 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 	s.Use(kit.Authenticated(khttp.WriteProblem))
 	s.Methods(http.MethodGet).HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		p, _ := khttp.PrincipalFrom(req.Context())
+		if p.Tenant == "" {
+			khttp.WriteProblem(w, req, http.StatusForbidden, "", "the caller acts in no tenant")
+			return
+		}
 		f, err := filterOf(req.URL.Query(), p.Tenant)
 		if err != nil {
 			khttp.WriteProblem(w, req, http.StatusBadRequest, "", err.Error())
@@ -53,21 +57,20 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 	})
 }
 
-var known = map[string]bool{"tenant": true, "aggregate": true, "actor": true, "type": true, "since": true, "until": true, "cursor": true, "limit": true}
+var known = map[string]bool{"aggregate": true, "actor": true, "type": true, "since": true, "until": true, "cursor": true, "limit": true}
 
-// filterOf reads the query string. The tenant defaults to the caller's own.
+// filterOf reads the query string. The tenant is always the caller's own
+// (a user with access to several picks one with the Keyhold-Tenant
+// header): nothing crosses tenants over HTTP, superadmins included.
 func filterOf(qs url.Values, tenant string) (query.AuditFilter, error) {
 	f := query.AuditFilter{Tenant: tenant}
 	for k, v := range qs {
 		if !known[k] {
-			return f, errors.New(k + " is not a known query parameter (known: tenant, aggregate, actor, type, since, until, cursor, limit)")
+			return f, errors.New(k + " is not a known query parameter (known: aggregate, actor, type, since, until, cursor, limit)")
 		}
 		if len(v) > 1 {
 			return f, errors.New(k + " must be given once")
 		}
-	}
-	if t := qs.Get("tenant"); t != "" {
-		f.Tenant = t
 	}
 	f.Aggregate, f.Actor, f.Type, f.Cursor = qs.Get("aggregate"), qs.Get("actor"), qs.Get("type"), qs.Get("cursor")
 	for _, tf := range []struct {

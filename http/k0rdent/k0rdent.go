@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -497,6 +498,8 @@ func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 		field, detail = ce.Field, ce.Message
 	case errors.As(err, &in):
 		field, detail = in.field, in.field+" "+in.msg
+	case errors.Is(err, khttp.ErrBadRequest):
+		detail = strings.TrimPrefix(detail, khttp.ErrBadRequest.Error()+": ")
 	}
 	status := http.StatusInternalServerError
 	switch {
