@@ -89,10 +89,13 @@ type AccessClaims struct {
 	// ID is the token id (jti), the handle for revocation.
 	ID string
 	// Scope is the space-separated list of granted scopes.
-	Scope     string
-	IssuedAt  time.Time
-	NotBefore time.Time
-	Expiry    time.Time
+	Scope string
+	// Generation is the service account's token generation at issue; the
+	// directory refuses tokens of an older generation.
+	Generation uint64
+	IssuedAt   time.Time
+	NotBefore  time.Time
+	Expiry     time.Time
 }
 
 // wireClaims is the JSON shape of AccessClaims inside a token.
@@ -105,6 +108,7 @@ type wireClaims struct {
 	CredentialID string           `json:"cred_id"`
 	ID           string           `json:"jti"`
 	Scope        string           `json:"scope,omitempty"`
+	Generation   uint64           `json:"gen,omitempty"`
 	IssuedAt     *jwt.NumericDate `json:"iat"`
 	NotBefore    *jwt.NumericDate `json:"nbf"`
 	Expiry       *jwt.NumericDate `json:"exp"`
@@ -121,6 +125,7 @@ type wireClaimsOut struct {
 	CredentialID string `json:"cred_id"`
 	ID           string `json:"jti"`
 	Scope        string `json:"scope,omitempty"`
+	Generation   uint64 `json:"gen,omitempty"`
 	IssuedAt     int64  `json:"iat"`
 	NotBefore    int64  `json:"nbf"`
 	Expiry       int64  `json:"exp"`
@@ -341,6 +346,7 @@ func (k *Keys) Issue(c AccessClaims) (string, error) {
 		CredentialID: c.CredentialID,
 		ID:           c.ID,
 		Scope:        c.Scope,
+		Generation:   c.Generation,
 		IssuedAt:     c.IssuedAt.Unix(),
 		NotBefore:    c.NotBefore.Unix(),
 		Expiry:       c.Expiry.Unix(),
@@ -402,6 +408,7 @@ func (k *Keys) Verify(token string, now time.Time) (AccessClaims, error) {
 		CredentialID: w.CredentialID,
 		ID:           w.ID,
 		Scope:        w.Scope,
+		Generation:   w.Generation,
 		IssuedAt:     w.IssuedAt.Time(),
 		NotBefore:    w.NotBefore.Time(),
 		Expiry:       w.Expiry.Time(),

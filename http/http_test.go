@@ -161,3 +161,26 @@ func TestMissingBearerIs401(t *testing.T) {
 		}
 	}
 }
+
+func TestMethodsAnswers405WithAllow(t *testing.T) {
+	h := khttp.Methods{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }, http.MethodPost: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(201) }}
+	tests := []struct {
+		method    string
+		wantCode  int
+		wantAllow string
+	}{
+		{http.MethodGet, 204, ""},
+		{http.MethodPost, 201, ""},
+		{http.MethodPut, 405, "GET, POST"},
+		{http.MethodDelete, 405, "GET, POST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, "/x", nil))
+			if rec.Code != tt.wantCode || rec.Header().Get("Allow") != tt.wantAllow {
+				t.Fatalf("got %d Allow=%q, want %d Allow=%q", rec.Code, rec.Header().Get("Allow"), tt.wantCode, tt.wantAllow)
+			}
+		})
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +36,9 @@ func NewRouter(cfg Config) (*mux.Router, error) {
 	if cfg.Logger == nil || cfg.Registry == nil {
 		return nil, errors.New("http: logger and registry are required")
 	}
-	r := mux.NewRouter()
+	// SkipClean: a path such as /x/../y must reach the id checks (400),
+	// not be redirected to another resource.
+	r := mux.NewRouter().SkipClean(true)
 	mw := observe(cfg.Logger, newMetrics(cfg.Registry))
 	r.Use(mw)
 	// Unmatched requests bypass router middleware, so wrap these directly.
@@ -106,3 +110,23 @@ func (d degraded) Error() string { return string(d) }
 
 // Degraded returns a Check result that /readyz reports without failing.
 func Degraded(reason string) error { return degraded(reason) }
+
+// Methods routes one path by method and answers any other method with 405
+// and an Allow header. Register paths with it rather than with mux's
+// Methods matcher: gorilla/mux subrouters report a wrong method as 404.
+type Methods map[string]http.HandlerFunc
+
+// ServeHTTP implements http.Handler.
+func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m[r.Method]; ok {
+		h(w, r)
+		return
+	}
+	allowed := make([]string, 0, len(m))
+	for method := range m {
+		allowed = append(allowed, method)
+	}
+	slices.Sort(allowed)
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	WriteProblem(w, r, http.StatusMethodNotAllowed, "", "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
+}

@@ -59,6 +59,11 @@ type dirServiceAccount struct {
 	roles    []string
 	active   bool
 	creds    []dirCredential
+	// generation counts the times the account was disabled or lost a role.
+	// Access tokens carry the generation they were issued at and are
+	// refused once it moved on, so re-enabling the account or granting the
+	// role again does not revive tokens issued before.
+	generation uint64
 	// revoked maps a revoked token id to the token's expiry. Keyed per
 	// service account so one tenant can never revoke another's tokens.
 	revoked map[string]time.Time
@@ -193,9 +198,18 @@ func (d *Directory) Apply(env events.Envelope) {
 			return
 		}
 		if e.Status != nil {
+			if *e.Status != statusActive && sa.active {
+				sa.generation++
+			}
 			sa.active = *e.Status == statusActive
 		}
 		if e.Roles != nil {
+			for _, r := range sa.roles {
+				if !slices.Contains(*e.Roles, r) {
+					sa.generation++
+					break
+				}
+			}
 			sa.roles = slices.Clone(*e.Roles)
 			sa.rebuild()
 		}
@@ -344,22 +358,32 @@ func (d *Directory) Run(ctx context.Context, store *events.Store, advanced func(
 	return ready, nil
 }
 
+// Client is an authenticated OAuth2 client.
+type Client struct {
+	Principal auth.Principal
+	// CredentialID is the credential whose secret matched.
+	CredentialID string
+	// Generation goes into the access token (AccessClaims.Generation).
+	Generation uint64
+}
+
 // AuthenticateClient checks OAuth2 client credentials: the client id of a
 // service account and one of its client secrets. It returns the service
-// account's principal and the id of the credential that matched. Every
+// account's principal, the id of the credential that matched and the
+// account's token generation. Every
 // failure is ErrInvalidClient. The secret is compared in constant time
 // with every unexpired credential, so timing does not reveal which one
 // matched.
-func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (auth.Principal, string, error) {
+func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (Client, error) {
 	if auth.CheckFormat(auth.PrefixClientSecret, secret) != nil {
-		return auth.Principal{}, "", fmt.Errorf("%w: malformed secret", ErrInvalidClient)
+		return Client{}, fmt.Errorf("%w: malformed secret", ErrInvalidClient)
 	}
 	sum := sha256.Sum256([]byte(secret))
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	sa := d.clients[clientID]
 	if sa == nil {
-		return auth.Principal{}, "", fmt.Errorf("%w: unknown client", ErrInvalidClient)
+		return Client{}, fmt.Errorf("%w: unknown client", ErrInvalidClient)
 	}
 	matched := -1
 	for i := range sa.creds {
@@ -371,12 +395,12 @@ func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (
 		}
 	}
 	if matched < 0 {
-		return auth.Principal{}, "", fmt.Errorf("%w: no valid credential matches", ErrInvalidClient)
+		return Client{}, fmt.Errorf("%w: no valid credential matches", ErrInvalidClient)
 	}
 	if !sa.active {
-		return auth.Principal{}, "", fmt.Errorf("%w: service account disabled", ErrInvalidClient)
+		return Client{}, fmt.Errorf("%w: service account disabled", ErrInvalidClient)
 	}
-	return sa.principal, sa.creds[matched].id, nil
+	return Client{Principal: sa.principal, CredentialID: sa.creds[matched].id, Generation: sa.generation}, nil
 }
 
 // AccessTokenPrincipal returns the principal of an access token whose
@@ -411,6 +435,9 @@ func (d *Directory) AccessTokenPrincipal(c auth.AccessClaims, now time.Time) (au
 	}
 	if _, ok := sa.revoked[c.ID]; ok {
 		return auth.Principal{}, fmt.Errorf("%w: token revoked", ErrTokenRevoked)
+	}
+	if c.Generation != sa.generation {
+		return auth.Principal{}, fmt.Errorf("%w: issued before the account was disabled or lost a role", ErrTokenRevoked)
 	}
 	return scoped(sa.principal, c.Scope), nil
 }

@@ -143,7 +143,8 @@ func TestAuthenticateClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, cred, err := f.dir.AuthenticateClient(tt.clientID, tt.secret, tt.now)
+			c, err := f.dir.AuthenticateClient(tt.clientID, tt.secret, tt.now)
+			p, cred := c.Principal, c.CredentialID
 			if tt.wantCred == "" {
 				if !errors.Is(err, query.ErrInvalidClient) {
 					t.Fatalf("err = %v, want ErrInvalidClient", err)
@@ -175,7 +176,7 @@ func TestAuthenticationFollowsChangesAtOnce(t *testing.T) {
 	cred := f.credential(sa.ID(), nil)
 	authenticates := func(t *testing.T) bool {
 		t.Helper()
-		_, _, err := f.dir.AuthenticateClient(sa.ClientID(), cred.Secret, time.Now())
+		_, err := f.dir.AuthenticateClient(sa.ClientID(), cred.Secret, time.Now())
 		if err != nil && !errors.Is(err, query.ErrInvalidClient) {
 			t.Fatalf("unexpected error %v", err)
 		}
@@ -216,7 +217,8 @@ func TestAccessTokenPrincipal(t *testing.T) {
 	short := f.credential(sa.ID(), &soon)
 	gone := f.credential(sa.ID(), nil)
 	f.deleteCredential(sa.ID(), gone.Credential.ID())
-	saPrincipal, _, err := f.dir.AuthenticateClient(sa.ClientID(), cred.Secret, now)
+	saClient, err := f.dir.AuthenticateClient(sa.ClientID(), cred.Secret, now)
+	saPrincipal := saClient.Principal
 	testenv.Must(t, err, "authenticate")
 
 	// A second tenant with a service account of its own.
@@ -300,8 +302,16 @@ func TestAccessTokenPrincipal(t *testing.T) {
 			t.Fatalf("disabled: err = %v", err)
 		}
 		f.setStatus(sa.ID(), commands.StatusActive)
-		if _, err := f.dir.AccessTokenPrincipal(base, now); err != nil {
-			t.Fatalf("re-enabled: err = %v", err)
+		// Re-enabling does not revive tokens issued before the account was disabled.
+		if _, err := f.dir.AccessTokenPrincipal(base, now); !errors.Is(err, query.ErrTokenRevoked) {
+			t.Fatalf("re-enabled, old token: err = %v", err)
+		}
+		c, err := f.dir.AuthenticateClient(sa.ClientID(), cred.Secret, now)
+		testenv.Must(t, err, "authenticate after re-enabling")
+		fresh := base
+		fresh.Generation = c.Generation
+		if _, err := f.dir.AccessTokenPrincipal(fresh, now); err != nil {
+			t.Fatalf("re-enabled, new token: err = %v", err)
 		}
 		f.deleteServiceAccount(sa.ID())
 		if _, err := f.dir.AccessTokenPrincipal(base, now); !errors.Is(err, query.ErrTokenRevoked) {
@@ -436,7 +446,8 @@ func TestApplyOrderingAndIsolation(t *testing.T) {
 	if d.Sequence() != 5 {
 		t.Fatalf("sequence %d, want 5", d.Sequence())
 	}
-	p, cred, err := d.AuthenticateClient("khc-01sa", secret, time.Now())
+	c, err := d.AuthenticateClient("khc-01sa", secret, time.Now())
+	p, cred := c.Principal, c.CredentialID
 	testenv.Must(t, err, "authenticate")
 	if cred != "c1" || p.Tenant != "t1" {
 		t.Fatalf("got %+v %q", p, cred)
@@ -450,7 +461,8 @@ func TestApplyOrderingAndIsolation(t *testing.T) {
 	if len(p.Bindings) != 1 || p.Bindings[0].Role != "viewer" {
 		t.Fatalf("earlier principal changed: %+v", p.Bindings)
 	}
-	p2, _, err := d.AuthenticateClient("khc-01sa", secret, time.Now())
+	c2, err := d.AuthenticateClient("khc-01sa", secret, time.Now())
+	p2 := c2.Principal
 	testenv.Must(t, err, "authenticate after update")
 	if len(p2.Bindings) != 2 {
 		t.Fatalf("bindings %+v, want auditor and viewer", p2.Bindings)
@@ -542,7 +554,7 @@ func BenchmarkAuthenticateClient(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, _, err := d.AuthenticateClient("khc-01sa", secret, now); err != nil {
+			if _, err := d.AuthenticateClient("khc-01sa", secret, now); err != nil {
 				b.Error(err)
 				return
 			}

@@ -43,17 +43,11 @@ func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Q
 	s := r.PathPrefix("/v1/regions/global/iam").Subrouter()
 	s.Use(kit.Authenticated(khttp.WriteProblem), kit.Idempotent(khttp.WriteProblem))
 	sa := "/service-accounts"
-	s.HandleFunc(sa, h.list).Methods(http.MethodGet)
-	s.HandleFunc(sa, h.create).Methods(http.MethodPost)
-	s.HandleFunc(sa+"/{id}", h.get).Methods(http.MethodGet)
-	s.HandleFunc(sa+"/{id}", h.update).Methods(http.MethodPatch)
-	s.HandleFunc(sa+"/{id}", h.delete).Methods(http.MethodDelete)
-	s.HandleFunc(sa+"/{serviceAccountId}/credentials", h.listCredentials).Methods(http.MethodGet)
-	s.HandleFunc(sa+"/{serviceAccountId}/credentials", h.createCredential).Methods(http.MethodPost)
-	s.HandleFunc(sa+"/{serviceAccountId}/credentials/{id}", h.getCredential).Methods(http.MethodGet)
-	s.HandleFunc(sa+"/{serviceAccountId}/credentials/{id}", h.deleteCredential).Methods(http.MethodDelete)
-	s.HandleFunc("/settings", h.getSettings).Methods(http.MethodGet)
-	s.HandleFunc("/settings", h.updateSettings).Methods(http.MethodPatch)
+	s.Handle(sa, khttp.Methods{http.MethodGet: h.list, http.MethodPost: h.create})
+	s.Handle(sa+"/{id}", khttp.Methods{http.MethodGet: h.get, http.MethodPatch: h.update, http.MethodDelete: h.delete})
+	s.Handle(sa+"/{serviceAccountId}/credentials", khttp.Methods{http.MethodGet: h.listCredentials, http.MethodPost: h.createCredential})
+	s.Handle(sa+"/{serviceAccountId}/credentials/{id}", khttp.Methods{http.MethodGet: h.getCredential, http.MethodDelete: h.deleteCredential})
+	s.Handle("/settings", khttp.Methods{http.MethodGet: h.getSettings, http.MethodPatch: h.updateSettings})
 }
 
 // Wire shapes.

@@ -258,6 +258,7 @@ type client struct {
 	principal    auth.Principal
 	id           string
 	credentialID string
+	generation   uint64
 }
 
 // authenticate checks client credentials sent by HTTP Basic or as the
@@ -292,14 +293,14 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 	if id == "" || secret == "" {
 		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication required", challenge: true}
 	}
-	p, credID, err := s.dir.AuthenticateClient(id, secret, now)
+	authed, err := s.dir.AuthenticateClient(id, secret, now)
 	if err != nil {
 		// One answer for every cause, so clients cannot probe which part
 		// was wrong; the cause text carries no secret.
 		s.log.Debug("oauth2 client authentication failed", "client_id", loggableClientID(id), "reason", err.Error())
 		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication failed", challenge: basic}
 	}
-	return client{principal: p, id: id, credentialID: credID}, nil
+	return client{principal: authed.Principal, id: id, credentialID: authed.CredentialID, generation: authed.Generation}, nil
 }
 
 func formUnescape(s string) (string, error) {
@@ -357,6 +358,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		Tenant:       c.principal.Tenant,
 		ClientID:     c.id,
 		CredentialID: c.credentialID,
+		Generation:   c.generation,
 		ID:           events.NewID(),
 		Scope:        scope,
 		IssuedAt:     now,
