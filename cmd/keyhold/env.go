@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/keyhold/keyhold/database"
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/projections"
+)
+
+// env is the infrastructure every command needs: the event log and the
+// database.
+type env struct {
+	cfg      *config
+	log      *slog.Logger
+	embedded *events.Embedded
+	nc       *nats.Conn
+	store    *events.Store
+	db       *database.DB
+}
+
+// open connects to NATS and Postgres. serving decides how an embedded NATS
+// is used: serve starts it on --nats-listen; other commands first try a
+// running server there (a `keyhold serve` on the same data dir) and only
+// start their own embedded server when none answers.
+func open(ctx context.Context, cfg *config, serving bool) (*env, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log, err := cfg.logger()
+	if err != nil {
+		return nil, err
+	}
+	return openWith(ctx, cfg, serving, log)
+}
+
+// openWith is open with a logger of the caller's choosing.
+func openWith(ctx context.Context, cfg *config, serving bool, log *slog.Logger) (*env, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	var err error
+	e := &env{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			e.close()
+		}
+	}()
+	if err := e.connectNATS(serving); err != nil {
+		return nil, err
+	}
+	e.store, err = events.Open(ctx, e.nc, events.WithReplicas(cfg.streamReplicas))
+	if err != nil {
+		return nil, err
+	}
+	e.db, err = database.Open(ctx, cfg.databaseURL, database.WithLogger(log), database.WithPrivateCluster(cfg.dataDir))
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return e, nil
+}
+
+func (e *env) connectNATS(serving bool) error {
+	var err error
+	if e.cfg.natsURL != "" {
+		e.nc, err = nats.Connect(e.cfg.natsURL, nats.Name("keyhold"), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("connect to NATS at %s: %w", e.cfg.natsURL, err)
+		}
+		return nil
+	}
+	if !serving {
+		if nc, err := nats.Connect("nats://"+e.cfg.natsListen, nats.Name("keyhold-cli"), nats.Timeout(500*time.Millisecond)); err == nil {
+			e.nc = nc
+			return nil
+		}
+	}
+	dir := filepath.Join(e.cfg.dataDir, "nats")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	listen := e.cfg.natsListen
+	if !serving {
+		listen = "127.0.0.1:0"
+	}
+	e.embedded, err = events.StartEmbedded(dir, listen)
+	if err != nil {
+		return fmt.Errorf("start embedded NATS (is another keyhold serve using %s?): %w", e.cfg.dataDir, err)
+	}
+	e.log.Info("embedded NATS with JetStream started", "store", dir, "url", e.embedded.ClientURL())
+	e.nc, err = e.embedded.Connect("keyhold")
+	return err
+}
+
+func (e *env) close() {
+	if e.nc != nil {
+		_ = e.nc.Drain()
+	}
+	if e.embedded != nil {
+		e.embedded.Shutdown()
+	}
+	if e.db != nil {
+		_ = e.db.Close()
+	}
+}
+
+// runner builds the projection runner over this env.
+func (e *env) runner(progress *projections.Progress) (*projections.Runner, error) {
+	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{}}, projections.WithLogger(e.log))
+}
+
+var errUsage = errors.New("usage")

@@ -1,0 +1,959 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/auth"
+)
+
+var saFields = []string{"clientId", "createdAt", "description", "displayName", "id", "roles", "scope", "status", "updatedAt"}
+
+func keysOf(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func parseTime(t *testing.T, field, s string) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatalf("%s %q is not RFC 3339: %v", field, s, err)
+	}
+	return ts
+}
+
+func ids(items []sa) []string {
+	out := make([]string, len(items))
+	for i, s := range items {
+		out[i] = s.ID
+	}
+	return out
+}
+
+func sequenceOf(t *testing.T, r httpResp) uint64 {
+	t.Helper()
+	v := r.Header.Get("Keyhold-Sequence")
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n == 0 {
+		t.Fatalf("Keyhold-Sequence %q on a write (%s)", v, r)
+	}
+	if rb := r.Header.Get("Keyhold-Read-Behind"); rb != "" {
+		t.Errorf("Keyhold-Read-Behind %q: the read side did not catch up", rb)
+	}
+	return n
+}
+
+func TestServiceAccountLifecycle(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+
+	before := time.Now().Add(-time.Second)
+	r := h.do(t, http.MethodPost, saBase, a.token, map[string]any{
+		"displayName": "CI deployer", "description": "deploys the app",
+		"scope": map[string]string{"level": "namespace", "target": "team.app"},
+		"roles": []string{"viewer", "tenant-admin", "viewer"},
+	})
+	expectStatus(t, r, http.StatusCreated, "create")
+	sequenceOf(t, r)
+	m := r.object(t)
+	if got := keysOf(m); !slices.Equal(got, saFields) {
+		t.Fatalf("fields %v, want exactly %v", got, saFields)
+	}
+	if strings.Contains(string(r.Body), "ecret") || strings.Contains(string(r.Body), "credential") {
+		t.Errorf("create httpResp mentions credentials: %s", r.Body)
+	}
+	var created sa
+	r.decode(t, &created)
+	if loc := r.Header.Get("Location"); loc != saBase+"/"+created.ID {
+		t.Errorf("Location %q, want %q", loc, saBase+"/"+created.ID)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	want := sa{ID: created.ID, ClientID: "khc-" + created.ID, DisplayName: "CI deployer", Description: "deploys the app",
+		Scope: scope{Level: "namespace", Target: "team.app"}, Roles: []string{"tenant-admin", "viewer"}, Status: "active",
+		CreatedAt: created.CreatedAt, UpdatedAt: created.CreatedAt}
+	if !reflect.DeepEqual(created, want) {
+		t.Fatalf("created\n got %+v\nwant %+v", created, want)
+	}
+	if len(created.ID) != 26 {
+		t.Errorf("id %q is not 26 characters", created.ID)
+	}
+	if ct := parseTime(t, "createdAt", created.CreatedAt); ct.Before(before) || ct.After(time.Now().Add(time.Second)) {
+		t.Errorf("createdAt %s is not about now", ct)
+	}
+
+	get := func(t *testing.T) sa {
+		t.Helper()
+		r := h.do(t, http.MethodGet, saBase+"/"+created.ID, a.token, nil)
+		expectStatus(t, r, http.StatusOK, "get")
+		if got := keysOf(r.object(t)); !slices.Equal(got, saFields) {
+			t.Fatalf("get fields %v", got)
+		}
+		var s sa
+		r.decode(t, &s)
+		return s
+	}
+	if got := get(t); !reflect.DeepEqual(got, created) {
+		t.Fatalf("get\n got %+v\nwant %+v", got, created)
+	}
+	if got := h.listSAs(t, a.token, ""); len(got) != 1 || !reflect.DeepEqual(got[0], created) {
+		t.Fatalf("list %+v, want [%+v]", got, created)
+	}
+
+	// Each PATCH changes only the fields it names.
+	cur := created
+	for _, tc := range []struct {
+		name  string
+		body  map[string]any
+		apply func(*sa)
+	}{
+		{"displayName", map[string]any{"displayName": "Deployer"}, func(s *sa) { s.DisplayName = "Deployer" }},
+		{"description", map[string]any{"description": "ships it"}, func(s *sa) { s.Description = "ships it" }},
+		{"clear description", map[string]any{"description": ""}, func(s *sa) { s.Description = "" }},
+		{"roles", map[string]any{"roles": []string{"auditor", "viewer"}}, func(s *sa) { s.Roles = []string{"auditor", "viewer"} }},
+		{"no roles", map[string]any{"roles": []string{}}, func(s *sa) { s.Roles = []string{} }},
+		{"status", map[string]any{"status": "disabled"}, func(s *sa) { s.Status = "disabled" }},
+		{"everything", map[string]any{"displayName": "D2", "description": "d2", "roles": []string{"viewer"}, "status": "active"}, func(s *sa) {
+			s.DisplayName, s.Description, s.Roles, s.Status = "D2", "d2", []string{"viewer"}, "active"
+		}},
+	} {
+		t.Run("patch "+tc.name, func(t *testing.T) {
+			r := h.do(t, http.MethodPatch, saBase+"/"+created.ID, a.token, tc.body)
+			expectStatus(t, r, http.StatusOK, "patch")
+			sequenceOf(t, r)
+			var got sa
+			r.decode(t, &got)
+			want := cur
+			tc.apply(&want)
+			if parseTime(t, "updatedAt", got.UpdatedAt).Before(parseTime(t, "updatedAt", cur.UpdatedAt)) {
+				t.Errorf("updatedAt went back: %s -> %s", cur.UpdatedAt, got.UpdatedAt)
+			}
+			want.UpdatedAt = got.UpdatedAt
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("patch httpResp\n got %+v\nwant %+v", got, want)
+			}
+			if g := get(t); !reflect.DeepEqual(g, want) {
+				t.Fatalf("get after patch\n got %+v\nwant %+v", g, want)
+			}
+			cur = want
+		})
+	}
+	t.Run("patch without change", func(t *testing.T) {
+		r := h.do(t, http.MethodPatch, saBase+"/"+created.ID, a.token, map[string]any{"displayName": cur.DisplayName})
+		expectStatus(t, r, http.StatusOK, "no-op patch")
+		var got sa
+		r.decode(t, &got)
+		if !reflect.DeepEqual(got, cur) {
+			t.Fatalf("no-op patch changed the account:\n got %+v\nwant %+v", got, cur)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		// Make it an administrator with a credential and a live token, so
+		// the effect of the deletion on them is visible.
+		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+created.ID, a.token, map[string]any{"roles": []string{"tenant-admin"}}), http.StatusOK, "patch")
+		ns := h.do(t, http.MethodPost, saBase, a.token, tenantSA("other"))
+		expectStatus(t, ns, http.StatusCreated, "create other")
+		c := h.createCredential(t, a.token, created.ID, nil)
+		tok := h.accessToken(t, created.ClientID, *c.ClientSecret)
+		// A namespace-scoped tenant-admin is authenticated but no tenant
+		// administrator: 403 now, 401 once the account is gone.
+		checkProblem(t, h.do(t, http.MethodGet, saBase, tok, nil), http.StatusForbidden)
+
+		r := h.do(t, http.MethodDelete, saBase+"/"+created.ID, a.token, nil)
+		expectStatus(t, r, http.StatusNoContent, "delete")
+		sequenceOf(t, r)
+		if len(r.Body) != 0 {
+			t.Errorf("204 with a body: %q", r.Body)
+		}
+		checkProblem(t, h.do(t, http.MethodGet, saBase+"/"+created.ID, a.token, nil), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodPatch, saBase+"/"+created.ID, a.token, map[string]any{"displayName": "x"}), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodDelete, saBase+"/"+created.ID, a.token, nil), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodGet, saBase+"/"+created.ID+"/credentials", a.token, nil), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodGet, saBase+"/"+created.ID+"/credentials/"+c.ID, a.token, nil), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodPost, saBase+"/"+created.ID+"/credentials", a.token, nil), http.StatusNotFound)
+		for _, s := range h.listSAs(t, a.token, "") {
+			if s.ID == created.ID {
+				t.Fatal("deleted account still listed")
+			}
+		}
+		// Its credentials and tokens stop working at once.
+		g := h.grant(t, created.ClientID, *c.ClientSecret)
+		if g.Status != http.StatusUnauthorized || !strings.Contains(string(g.Body), `"invalid_client"`) {
+			t.Fatalf("token grant after delete: %s", g)
+		}
+		checkProblem(t, h.do(t, http.MethodGet, saBase, tok, nil), http.StatusUnauthorized)
+		var n int
+		if err := h.env.db.SQL().Get(&n, "SELECT count(*) FROM credentials WHERE service_account_id = $1", created.ID); err != nil || n != 0 {
+			t.Fatalf("credentials rows of the deleted account: %d (%v)", n, err)
+		}
+	})
+}
+
+func TestServiceAccountList(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	mk := func(name, level, target, status string) sa {
+		return h.createSA(t, a.token, map[string]any{"displayName": name, "scope": map[string]string{"level": level, "target": target}, "status": status})
+	}
+	all := []sa{
+		mk("a", "tenant", "", ""),
+		mk("b", "namespace", "team.app", "active"),
+		mk("c", "namespace", "team.app", "disabled"),
+		mk("d", "namespace", "team.other", ""),
+		mk("e", "tenant", "acme", "disabled"),
+		mk("f", "namespace", "team.app.sub", ""),
+	}
+	byName := map[string]string{}
+	for _, s := range all {
+		byName[s.DisplayName] = s.ID
+	}
+	full := h.listSAs(t, a.token, "?limit=200")
+	if len(full) != len(all) {
+		t.Fatalf("list has %d items, want %d", len(full), len(all))
+	}
+	if !slices.IsSorted(ids(full)) {
+		t.Errorf("list is not in id order: %v", ids(full))
+	}
+	if all[4].Scope != (scope{Level: "tenant", Target: "acme"}) || all[0].Scope.Target != "acme" {
+		t.Errorf("tenant scope target not filled in: %+v %+v", all[0].Scope, all[4].Scope)
+	}
+
+	walk := func(t *testing.T, query string, limit int) ([]string, int) {
+		t.Helper()
+		var got []string
+		cursor, pages := "", 0
+		for {
+			q := fmt.Sprintf("?limit=%d%s", limit, query)
+			if cursor != "" {
+				q += "&cursor=" + cursor
+			}
+			r := h.do(t, http.MethodGet, saBase+q, a.token, nil)
+			expectStatus(t, r, http.StatusOK, "list "+q)
+			var p pageJSON[sa]
+			r.decode(t, &p)
+			if len(p.Items) > limit {
+				t.Fatalf("page of %d items with limit %d", len(p.Items), limit)
+			}
+			pages++
+			got = append(got, ids(p.Items)...)
+			if p.NextCursor == nil {
+				return got, pages
+			}
+			cursor = *p.NextCursor
+			if pages > 20 {
+				t.Fatal("pagination does not end")
+			}
+		}
+	}
+	for _, limit := range []int{1, 2, 4, 6, 50} {
+		t.Run(fmt.Sprintf("walk limit %d", limit), func(t *testing.T) {
+			got, pages := walk(t, "", limit)
+			if !slices.Equal(got, ids(full)) {
+				t.Fatalf("walk %v, want %v", got, ids(full))
+			}
+			if want := (len(full) + limit - 1) / limit; pages != want {
+				t.Errorf("%d pages, want %d", pages, want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"&scopeLevel=tenant", []string{"a", "e"}},
+		{"&scopeLevel=namespace", []string{"b", "c", "d", "f"}},
+		{"&scopeTarget=team.app", []string{"b", "c"}},
+		{"&scopeTarget=acme", []string{"a", "e"}},
+		{"&status=disabled", []string{"c", "e"}},
+		{"&status=active", []string{"a", "b", "d", "f"}},
+		{"&scopeLevel=namespace&scopeTarget=team.app&status=active", []string{"b"}},
+		{"&scopeTarget=nowhere", nil},
+	} {
+		t.Run("filter "+tc.query, func(t *testing.T) {
+			var want []string
+			for _, n := range tc.want {
+				want = append(want, byName[n])
+			}
+			slices.Sort(want)
+			got, _ := walk(t, tc.query, 1)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+		})
+	}
+
+	t.Run("tenants are isolated", func(t *testing.T) {
+		o := h.bootstrap(t, "other")
+		if got := h.listSAs(t, o.token, ""); len(got) != 0 {
+			t.Fatalf("other tenant lists %d accounts of acme", len(got))
+		}
+		checkProblem(t, h.do(t, http.MethodGet, saBase+"/"+all[0].ID, o.token, nil), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodPatch, saBase+"/"+all[0].ID, o.token, map[string]any{"displayName": "x"}), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodDelete, saBase+"/"+all[0].ID, o.token, nil), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodPost, saBase+"/"+all[0].ID+"/credentials", o.token, nil), http.StatusNotFound)
+		// A user may not pick a tenant it was never granted.
+		r := h.send(t, httpReq{method: http.MethodGet, path: saBase, token: o.token, header: map[string]string{"Keyhold-Tenant": "acme"}})
+		checkProblem(t, r, http.StatusUnauthorized)
+		if len(h.listSAs(t, a.token, "")) != len(all) {
+			t.Fatal("acme's accounts changed")
+		}
+	})
+}
+
+func TestCredentials(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	s := h.createSA(t, a.token, tenantSA("worker", "tenant-admin"))
+	credPath := saBase + "/" + s.ID + "/credentials"
+	credFields := []string{"createdAt", "expiresAt", "id", "serviceAccountId", "status"}
+	newFields := []string{"clientId", "clientSecret", "createdAt", "expiresAt", "id", "serviceAccountId", "status"}
+
+	var creds []credential
+	for _, tc := range []struct {
+		name string
+		body any
+		want time.Duration // lifetime asked for; 0 for the default
+	}{
+		{"no body", nil, 0},
+		{"empty object", map[string]any{}, 0},
+		{"30 days", 30 * 24 * time.Hour, 30 * 24 * time.Hour},
+		{"just under the maximum", 365*24*time.Hour - time.Hour, 365*24*time.Hour - time.Hour},
+	} {
+		t.Run("create "+tc.name, func(t *testing.T) {
+			body := tc.body
+			var asked time.Time
+			if d, ok := body.(time.Duration); ok {
+				asked = time.Now().Add(d).UTC().Truncate(time.Second)
+				body = map[string]any{"expiresAt": asked.Format(time.RFC3339)}
+			}
+			now := time.Now()
+			r := h.do(t, http.MethodPost, credPath, a.token, body)
+			expectStatus(t, r, http.StatusCreated, "create credential")
+			sequenceOf(t, r)
+			if got := keysOf(r.object(t)); !slices.Equal(got, newFields) {
+				t.Fatalf("fields %v, want %v", got, newFields)
+			}
+			var c credential
+			r.decode(t, &c)
+			h.remember(*c.ClientSecret, "client secret")
+			if loc := r.Header.Get("Location"); loc != credPath+"/"+c.ID {
+				t.Errorf("Location %q", loc)
+			}
+			if !strings.HasPrefix(*c.ClientSecret, "khcs_") || auth.CheckFormat(auth.PrefixClientSecret, *c.ClientSecret) != nil {
+				t.Errorf("clientSecret %q is not a checksummed khcs_ secret", *c.ClientSecret)
+			}
+			if c.ClientID != s.ClientID || c.ServiceAccountID != s.ID || c.Status != "active" {
+				t.Errorf("credential %+v", c)
+			}
+			exp := parseTime(t, "expiresAt", c.ExpiresAt)
+			if tc.want == 0 {
+				if d := exp.Sub(now.Add(90 * 24 * time.Hour)); d < -2*time.Second || d > 2*time.Second {
+					t.Errorf("default expiresAt %s is %s off now+90d", exp, d)
+				}
+			} else if !exp.Equal(asked) {
+				t.Errorf("expiresAt %s, asked for %s", exp, asked)
+			}
+			creds = append(creds, c)
+		})
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	noSecrets := func(t *testing.T, r httpResp) {
+		t.Helper()
+		if strings.Contains(string(r.Body), "clientSecret") || strings.Contains(string(r.Body), "khcs_") {
+			t.Fatalf("secret material in %s", r.Body)
+		}
+		for secret := range h.seen() {
+			if strings.Contains(string(r.Body), secret) {
+				t.Fatalf("a secret in %s", r.Body)
+			}
+		}
+	}
+	t.Run("list and get never show the secret", func(t *testing.T) {
+		r := h.do(t, http.MethodGet, credPath, a.token, nil)
+		expectStatus(t, r, http.StatusOK, "list credentials")
+		noSecrets(t, r)
+		var p struct {
+			Items      []map[string]any `json:"items"`
+			NextCursor *string          `json:"nextCursor"`
+		}
+		r.decode(t, &p)
+		if len(p.Items) != len(creds) || p.NextCursor != nil {
+			t.Fatalf("list: %s", r.Body)
+		}
+		for i, it := range p.Items {
+			if got := keysOf(it); !slices.Equal(got, credFields) {
+				t.Errorf("list item fields %v, want %v", got, credFields)
+			}
+			if it["id"] != creds[i].ID || it["expiresAt"] != creds[i].ExpiresAt || it["createdAt"] != creds[i].CreatedAt {
+				t.Errorf("item %d = %v, created %+v", i, it, creds[i])
+			}
+		}
+		for _, c := range creds {
+			r := h.do(t, http.MethodGet, credPath+"/"+c.ID, a.token, nil)
+			expectStatus(t, r, http.StatusOK, "get credential")
+			noSecrets(t, r)
+			if got := keysOf(r.object(t)); !slices.Equal(got, credFields) {
+				t.Errorf("get fields %v", got)
+			}
+		}
+		// Pagination.
+		r = h.do(t, http.MethodGet, credPath+"?limit=3", a.token, nil)
+		expectStatus(t, r, http.StatusOK, "page 1")
+		var p1 pageJSON[credential]
+		r.decode(t, &p1)
+		if len(p1.Items) != 3 || p1.NextCursor == nil {
+			t.Fatalf("page 1: %s", r.Body)
+		}
+		r = h.do(t, http.MethodGet, credPath+"?limit=3&cursor="+*p1.NextCursor, a.token, nil)
+		expectStatus(t, r, http.StatusOK, "page 2")
+		var p2 pageJSON[credential]
+		r.decode(t, &p2)
+		if len(p2.Items) != len(creds)-3 || p2.NextCursor != nil || p2.Items[0].ID != creds[3].ID {
+			t.Fatalf("page 2: %s", r.Body)
+		}
+	})
+
+	t.Run("bad expiresAt", func(t *testing.T) {
+		for _, tc := range []struct{ name, body string }{
+			{"beyond the 365 day maximum", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(366*24*time.Hour).UTC().Format(time.RFC3339))},
+			{"one hour past the maximum", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(365*24*time.Hour+time.Hour).UTC().Format(time.RFC3339))},
+			{"in the past", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))},
+			{"now", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().UTC().Format(time.RFC3339))},
+			{"not a date", `{"expiresAt":"tomorrow"}`},
+			{"date without time", `{"expiresAt":"2030-01-01"}`},
+			{"not a string", `{"expiresAt":1893456000}`},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				p := checkProblem(t, h.do(t, http.MethodPost, credPath, a.token, tc.body), http.StatusBadRequest)
+				if p["field"] != "expiresAt" && !strings.Contains(fmt.Sprint(p["detail"]), "expiresAt") {
+					t.Errorf("problem does not name expiresAt: %v", p)
+				}
+			})
+		}
+	})
+
+	t.Run("at most 5 active", func(t *testing.T) {
+		c := h.createCredential(t, a.token, s.ID, nil)
+		creds = append(creds, c)
+		p := checkProblem(t, h.do(t, http.MethodPost, credPath, a.token, nil), http.StatusConflict)
+		if !strings.Contains(fmt.Sprint(p["detail"]), "5") {
+			t.Errorf("409 detail does not mention the limit: %v", p["detail"])
+		}
+		var l pageJSON[credential]
+		h.do(t, http.MethodGet, credPath, a.token, nil).decode(t, &l)
+		if len(l.Items) != 5 {
+			t.Fatalf("%d credentials after the refused sixth", len(l.Items))
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		victim, keep := creds[0], creds[1]
+		tok := h.accessToken(t, s.ClientID, *victim.ClientSecret)
+		expectStatus(t, h.do(t, http.MethodGet, saBase, tok, nil), http.StatusOK, "token works before")
+		r := h.do(t, http.MethodDelete, credPath+"/"+victim.ID, a.token, nil)
+		expectStatus(t, r, http.StatusNoContent, "delete credential")
+		sequenceOf(t, r)
+		g := h.grant(t, s.ClientID, *victim.ClientSecret)
+		if g.Status != http.StatusUnauthorized || !strings.Contains(string(g.Body), `"error":"invalid_client"`) {
+			t.Fatalf("grant with a deleted credential: %s", g)
+		}
+		checkProblem(t, h.do(t, http.MethodGet, saBase, tok, nil), http.StatusUnauthorized)
+		checkProblem(t, h.do(t, http.MethodGet, credPath+"/"+victim.ID, a.token, nil), http.StatusNotFound)
+		checkProblem(t, h.do(t, http.MethodDelete, credPath+"/"+victim.ID, a.token, nil), http.StatusNotFound)
+		// The others keep working, and there is room for a new one.
+		expectStatus(t, h.grant(t, s.ClientID, *keep.ClientSecret), http.StatusOK, "grant with a kept credential")
+		h.createCredential(t, a.token, s.ID, nil)
+	})
+
+	t.Run("unknown ids", func(t *testing.T) {
+		other := h.createSA(t, a.token, tenantSA("other"))
+		ghost := strings.Repeat("0", 26)
+		for _, tc := range []struct{ method, path string }{
+			{http.MethodGet, saBase + "/" + ghost + "/credentials"},
+			{http.MethodPost, saBase + "/" + ghost + "/credentials"},
+			{http.MethodGet, saBase + "/" + ghost + "/credentials/" + creds[1].ID},
+			{http.MethodDelete, saBase + "/" + ghost + "/credentials/" + creds[1].ID},
+			{http.MethodGet, credPath + "/" + ghost},
+			{http.MethodDelete, credPath + "/" + ghost},
+			// A credential addressed through another service account.
+			{http.MethodGet, saBase + "/" + other.ID + "/credentials/" + creds[1].ID},
+			{http.MethodDelete, saBase + "/" + other.ID + "/credentials/" + creds[1].ID},
+		} {
+			checkProblem(t, h.do(t, tc.method, tc.path, a.token, nil), http.StatusNotFound)
+		}
+		expectStatus(t, h.do(t, http.MethodGet, credPath+"/"+creds[1].ID, a.token, nil), http.StatusOK, "credential survived")
+	})
+}
+
+func TestReadYourWrites(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	var last uint64
+	next := func(t *testing.T, r httpResp) {
+		t.Helper()
+		seq := sequenceOf(t, r)
+		if seq <= last {
+			t.Errorf("Keyhold-Sequence %d after %d", seq, last)
+		}
+		last = seq
+	}
+	for i := range 8 {
+		name := fmt.Sprintf("sa-%d", i)
+		r := h.do(t, http.MethodPost, saBase, a.token, tenantSA(name, "viewer"))
+		expectStatus(t, r, http.StatusCreated, "create")
+		next(t, r)
+		var s sa
+		r.decode(t, &s)
+		if got := h.listSAs(t, a.token, "?limit=200"); len(got) != i+1 || !slices.Contains(ids(got), s.ID) {
+			t.Fatalf("list right after create %s: %v", s.ID, ids(got))
+		}
+		r = h.do(t, http.MethodPatch, saBase+"/"+s.ID, a.token, map[string]any{"displayName": name + "-renamed"})
+		expectStatus(t, r, http.StatusOK, "patch")
+		next(t, r)
+		var g sa
+		h.do(t, http.MethodGet, saBase+"/"+s.ID, a.token, nil).decode(t, &g)
+		if g.DisplayName != name+"-renamed" {
+			t.Fatalf("get right after patch: %q", g.DisplayName)
+		}
+		r = h.do(t, http.MethodPost, saBase+"/"+s.ID+"/credentials", a.token, nil)
+		expectStatus(t, r, http.StatusCreated, "credential")
+		next(t, r)
+		var c credential
+		r.decode(t, &c)
+		h.remember(*c.ClientSecret, "client secret")
+		expectStatus(t, h.do(t, http.MethodGet, saBase+"/"+s.ID+"/credentials/"+c.ID, a.token, nil), http.StatusOK, "get credential right after create")
+		// The directory is up to date too: the secret works at once.
+		expectStatus(t, h.grant(t, s.ClientID, *c.ClientSecret), http.StatusOK, "grant right after create")
+		r = h.do(t, http.MethodDelete, saBase+"/"+s.ID+"/credentials/"+c.ID, a.token, nil)
+		expectStatus(t, r, http.StatusNoContent, "delete credential")
+		next(t, r)
+		var l pageJSON[credential]
+		h.do(t, http.MethodGet, saBase+"/"+s.ID+"/credentials", a.token, nil).decode(t, &l)
+		if len(l.Items) != 0 {
+			t.Fatalf("credential listed right after delete")
+		}
+	}
+	r := h.do(t, http.MethodPatch, settingsPath, a.token, map[string]any{"credentialDefaultLifetimeDays": 10})
+	expectStatus(t, r, http.StatusOK, "settings")
+	next(t, r)
+	var st map[string]any
+	h.do(t, http.MethodGet, settingsPath, a.token, nil).decode(t, &st)
+	if st["credentialDefaultLifetimeDays"] != float64(10) {
+		t.Fatalf("settings right after patch: %v", st)
+	}
+}
+
+func TestNonAdminsSeeNothing(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	target := h.createSA(t, a.token, tenantSA("target", "viewer"))
+	tc := h.createCredential(t, a.token, target.ID, nil)
+	_, viewer := h.principal(t, a.token, "viewer", "viewer")
+	// A tenant-admin of a namespace only is no tenant administrator.
+	nsAdmin := h.createSA(t, a.token, map[string]any{"displayName": "ns-admin", "scope": map[string]string{"level": "namespace", "target": "team"}, "roles": []string{"tenant-admin"}})
+	nc := h.createCredential(t, a.token, nsAdmin.ID, nil)
+	nsToken := h.accessToken(t, nsAdmin.ClientID, *nc.ClientSecret)
+
+	before := h.listSAs(t, a.token, "?limit=200")
+	events := len(h.auditAll(t, a.token, ""))
+	ghost := strings.Repeat("z", 26)
+	type call struct {
+		name, method, path string
+		body               any
+		want               int
+	}
+	cases := []call{
+		{"list", http.MethodGet, saBase, nil, http.StatusForbidden},
+		{"create", http.MethodPost, saBase, tenantSA("mine", "viewer"), http.StatusForbidden},
+		{"create without roles", http.MethodPost, saBase, tenantSA("mine"), http.StatusForbidden},
+		{"get settings", http.MethodGet, settingsPath, nil, http.StatusNotFound},
+		{"patch settings", http.MethodPatch, settingsPath, map[string]any{"scopeLevels": []string{"tenant"}}, http.StatusNotFound},
+	}
+	for _, id := range []string{target.ID, ghost} {
+		which := "existing"
+		if id == ghost {
+			which = "unknown"
+		}
+		one, creds := saBase+"/"+id, saBase+"/"+id+"/credentials"
+		cases = append(cases,
+			call{"get " + which, http.MethodGet, one, nil, http.StatusNotFound},
+			call{"patch " + which, http.MethodPatch, one, map[string]any{"displayName": "pwned"}, http.StatusNotFound},
+			call{"patch roles " + which, http.MethodPatch, one, map[string]any{"roles": []string{"tenant-admin"}}, http.StatusNotFound},
+			call{"delete " + which, http.MethodDelete, one, nil, http.StatusNotFound},
+			call{"list credentials " + which, http.MethodGet, creds, nil, http.StatusNotFound},
+			call{"create credential " + which, http.MethodPost, creds, nil, http.StatusNotFound},
+			call{"get credential " + which, http.MethodGet, creds + "/" + tc.ID, nil, http.StatusNotFound},
+			call{"delete credential " + which, http.MethodDelete, creds + "/" + tc.ID, nil, http.StatusNotFound},
+		)
+	}
+	for _, who := range []struct{ name, token string }{{"viewer", viewer}, {"namespace admin", nsToken}} {
+		for _, c := range cases {
+			t.Run(who.name+" "+c.name, func(t *testing.T) {
+				r := h.do(t, c.method, c.path, who.token, c.body)
+				p := checkProblem(t, r, c.want)
+				if c.want == http.StatusNotFound && strings.Contains(fmt.Sprint(p["detail"]), "administrator") {
+					t.Errorf("404 detail hints at permissions: %v", p["detail"])
+				}
+			})
+		}
+	}
+	t.Run("unauthenticated", func(t *testing.T) {
+		for _, hdr := range []string{"", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer not-a-token", "Bearer khpat_" + strings.Repeat("A", 49), "Bearer " + *tc.ClientSecret} {
+			for _, p := range []string{saBase, saBase + "/" + target.ID, saBase + "/" + target.ID + "/credentials", settingsPath, auditPath} {
+				r := h.send(t, httpReq{method: http.MethodGet, path: p, header: map[string]string{"Authorization": hdr}})
+				checkProblem(t, r, http.StatusUnauthorized)
+				if w := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(w, "Bearer") {
+					t.Errorf("%q on %s: WWW-Authenticate %q", hdr, p, w)
+				}
+			}
+			r := h.send(t, httpReq{method: http.MethodPost, path: saBase, body: tenantSA("anon"), header: map[string]string{"Authorization": hdr}})
+			checkProblem(t, r, http.StatusUnauthorized)
+		}
+	})
+	if after := h.listSAs(t, a.token, "?limit=200"); !reflect.DeepEqual(after, before) {
+		t.Errorf("non-admins changed service accounts:\n%+v\n%+v", before, after)
+	}
+	if n := len(h.auditAll(t, a.token, "")); n != events {
+		t.Errorf("non-admins added %d events", n-events)
+	}
+	expectStatus(t, h.grant(t, target.ClientID, *tc.ClientSecret), http.StatusOK, "target's credential still works")
+}
+
+func TestScopeDown(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	// ops administers the tenant and holds viewer, but not auditor.
+	ops, opsToken := h.principal(t, a.token, "ops", "tenant-admin", "viewer")
+	audited := h.createSA(t, a.token, tenantSA("audited", "auditor", "viewer"))
+	created := func() int { return len(h.auditAll(t, a.token, "type=iam.service_account.created")) }
+	n := created()
+
+	refused := func(t *testing.T, r httpResp, role string) {
+		t.Helper()
+		p := checkProblem(t, r, http.StatusForbidden)
+		if !strings.Contains(fmt.Sprint(p["detail"]), `"`+role+`"`) {
+			t.Errorf("403 does not name role %q: %v", role, p["detail"])
+		}
+		if p["field"] != "roles" {
+			t.Errorf("field %v, want roles", p["field"])
+		}
+	}
+	var mine sa
+	t.Run("create with held roles", func(t *testing.T) {
+		mine = h.createSA(t, opsToken, tenantSA("mine", "viewer"))
+		h.createSA(t, opsToken, tenantSA("deputy", "tenant-admin", "viewer"))
+		h.createSA(t, opsToken, map[string]any{"displayName": "ns", "scope": map[string]string{"level": "namespace", "target": "team.app"}, "roles": []string{"viewer"}})
+		n += 3
+	})
+	t.Run("create with a role not held", func(t *testing.T) {
+		refused(t, h.do(t, http.MethodPost, saBase, opsToken, tenantSA("x", "auditor")), "auditor")
+		refused(t, h.do(t, http.MethodPost, saBase, opsToken, tenantSA("x", "viewer", "auditor")), "auditor")
+		refused(t, h.do(t, http.MethodPost, saBase, opsToken, map[string]any{"displayName": "x", "scope": map[string]string{"level": "namespace", "target": "team"}, "roles": []string{"auditor"}}), "auditor")
+	})
+	t.Run("patch adding a role not held", func(t *testing.T) {
+		refused(t, h.do(t, http.MethodPatch, saBase+"/"+mine.ID, opsToken, map[string]any{"roles": []string{"viewer", "auditor"}}), "auditor")
+		refused(t, h.do(t, http.MethodPatch, saBase+"/"+mine.ID, opsToken, map[string]any{"displayName": "renamed", "roles": []string{"auditor"}}), "auditor")
+		var got sa
+		h.do(t, http.MethodGet, saBase+"/"+mine.ID, a.token, nil).decode(t, &got)
+		if !slices.Equal(got.Roles, []string{"viewer"}) || got.DisplayName != "mine" {
+			t.Fatalf("refused patch changed the account: %+v", got)
+		}
+	})
+	t.Run("patch keeping or removing a role not held", func(t *testing.T) {
+		// Renaming an account that holds auditor adds no role: allowed.
+		r := h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"displayName": "audited-2", "roles": []string{"auditor", "viewer"}})
+		expectStatus(t, r, http.StatusOK, "patch keeping auditor")
+		r = h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"roles": []string{"viewer"}})
+		expectStatus(t, r, http.StatusOK, "patch removing auditor")
+		var got sa
+		r.decode(t, &got)
+		if !slices.Equal(got.Roles, []string{"viewer"}) {
+			t.Fatalf("roles %v", got.Roles)
+		}
+		// Putting it back is adding it: refused.
+		refused(t, h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"roles": []string{"viewer", "auditor"}}), "auditor")
+		// The administrator holding every role may.
+		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+audited.ID, a.token, map[string]any{"roles": []string{"auditor", "viewer"}}), http.StatusOK, "admin adds auditor")
+	})
+	t.Run("token narrowed by scope", func(t *testing.T) {
+		c := h.createCredential(t, a.token, ops.ID, nil)
+		narrow := h.accessToken(t, ops.ClientID, *c.ClientSecret, "tenant-admin")
+		refused(t, h.do(t, http.MethodPost, saBase, narrow, tenantSA("x", "viewer")), "viewer")
+		h.createSA(t, narrow, tenantSA("plain"))
+		n++
+	})
+	if got := created(); got != n {
+		t.Errorf("%d service accounts created, want %d: a refused request wrote", got, n)
+	}
+}
+
+func TestTenantPolicy(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	settings := func(t *testing.T) map[string]any {
+		t.Helper()
+		r := h.do(t, http.MethodGet, settingsPath, a.token, nil)
+		expectStatus(t, r, http.StatusOK, "settings")
+		return r.object(t)
+	}
+	want := map[string]any{"credentialDefaultLifetimeDays": float64(90), "credentialMaxLifetimeDays": float64(365), "scopeLevels": []any{"namespace", "tenant"}}
+	got := settings(t)
+	if l, ok := got["scopeLevels"].([]any); ok {
+		slices.SortFunc(l, func(a, b any) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("default settings %v, want %v", got, want)
+	}
+	ns := map[string]any{"displayName": "ns", "scope": map[string]string{"level": "namespace", "target": "team.app"}}
+
+	t.Run("scope levels", func(t *testing.T) {
+		r := h.do(t, http.MethodPatch, settingsPath, a.token, map[string]any{"scopeLevels": []string{"tenant"}})
+		expectStatus(t, r, http.StatusOK, "restrict scope levels")
+		sequenceOf(t, r)
+		if got := r.object(t); !reflect.DeepEqual(got["scopeLevels"], []any{"tenant"}) || got["credentialMaxLifetimeDays"] != float64(365) {
+			t.Fatalf("patch httpResp %v", got)
+		}
+		p := checkProblem(t, h.do(t, http.MethodPost, saBase, a.token, ns), http.StatusBadRequest)
+		if p["field"] != "scope.level" || !strings.Contains(fmt.Sprint(p["detail"]), "policy") {
+			t.Errorf("problem %v", p)
+		}
+		h.createSA(t, a.token, tenantSA("tenant-level"))
+		expectStatus(t, h.do(t, http.MethodPatch, settingsPath, a.token, map[string]any{"scopeLevels": []string{"namespace", "tenant", "tenant"}}), http.StatusOK, "allow both")
+		h.createSA(t, a.token, ns)
+	})
+
+	t.Run("credential lifetimes", func(t *testing.T) {
+		s := h.createSA(t, a.token, tenantSA("creds"))
+		r := h.do(t, http.MethodPatch, settingsPath, a.token, map[string]any{"credentialMaxLifetimeDays": 30, "credentialDefaultLifetimeDays": 7})
+		expectStatus(t, r, http.StatusOK, "lower lifetimes")
+		if got := r.object(t); got["credentialMaxLifetimeDays"] != float64(30) || got["credentialDefaultLifetimeDays"] != float64(7) {
+			t.Fatalf("patch httpResp %v", got)
+		}
+		path := saBase + "/" + s.ID + "/credentials"
+		at := func(d time.Duration) string {
+			return fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(d).UTC().Format(time.RFC3339))
+		}
+		p := checkProblem(t, h.do(t, http.MethodPost, path, a.token, at(31*24*time.Hour)), http.StatusBadRequest)
+		if !strings.Contains(fmt.Sprint(p["detail"]), "30 days") {
+			t.Errorf("detail does not give the maximum: %v", p["detail"])
+		}
+		checkProblem(t, h.do(t, http.MethodPost, path, a.token, at(200*24*time.Hour)), http.StatusBadRequest)
+		h.createCredential(t, a.token, s.ID, at(29*24*time.Hour))
+		now := time.Now()
+		c := h.createCredential(t, a.token, s.ID, nil)
+		if d := parseTime(t, "expiresAt", c.ExpiresAt).Sub(now.Add(7 * 24 * time.Hour)); d < -2*time.Second || d > 2*time.Second {
+			t.Errorf("default expiry %s is %s off now+7d", c.ExpiresAt, d)
+		}
+	})
+
+	t.Run("bad settings change nothing", func(t *testing.T) {
+		before := settings(t)
+		for _, body := range []string{
+			`{"credentialDefaultLifetimeDays":40}`,
+			`{"credentialMaxLifetimeDays":5}`,
+			`{"credentialMaxLifetimeDays":0}`,
+			`{"credentialMaxLifetimeDays":4000}`,
+			`{"credentialMaxLifetimeDays":"30"}`,
+			`{"scopeLevels":[]}`,
+			`{"scopeLevels":["global"]}`,
+			`{"scopeLevels":"tenant"}`,
+			`{"maxCredentials":3}`,
+			`{`,
+		} {
+			checkProblem(t, h.do(t, http.MethodPatch, settingsPath, a.token, body), http.StatusBadRequest)
+		}
+		if after := settings(t); !reflect.DeepEqual(after, before) {
+			t.Fatalf("settings changed: %v -> %v", before, after)
+		}
+	})
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	s := h.createSA(t, a.token, tenantSA("existing", "viewer"))
+	c := h.createCredential(t, a.token, s.ID, nil)
+	snapshot := func(t *testing.T) string {
+		t.Helper()
+		var b strings.Builder
+		for _, p := range []string{saBase + "?limit=200", saBase + "/" + s.ID + "/credentials", settingsPath} {
+			r := h.do(t, http.MethodGet, p, a.token, nil)
+			expectStatus(t, r, http.StatusOK, p)
+			b.Write(r.Body)
+		}
+		return b.String()
+	}
+	before := snapshot(t)
+	events := len(h.auditAll(t, a.token, ""))
+
+	valid := `{"displayName":"new","scope":{"level":"tenant"},"roles":["viewer"]}`
+	big := `{"displayName":"big","scope":{"level":"tenant"},"description":"` + strings.Repeat("x", 70<<10) + `"}`
+	roles33 := `["` + strings.TrimSuffix(strings.Repeat(`viewer","`, 33), `","`) + `"]`
+	id27 := s.ID + "0"
+	upper := strings.ToUpper(s.ID)
+	cred := saBase + "/" + s.ID + "/credentials"
+	type tc struct {
+		name, method, path, body string
+		header                   map[string]string
+		field                    string // expected problem field, if any
+		detail                   string // expected in the problem detail, if any
+	}
+	cases := []tc{
+		// Bodies of POST /service-accounts.
+		{name: "invalid JSON", method: "POST", path: saBase, body: `{"displayName":`},
+		{name: "not JSON", method: "POST", path: saBase, body: `displayName=x`},
+		{name: "empty body", method: "POST", path: saBase, body: ``},
+		{name: "array", method: "POST", path: saBase, body: `[` + valid + `]`},
+		{name: "two objects", method: "POST", path: saBase, body: valid + valid},
+		{name: "trailing garbage", method: "POST", path: saBase, body: valid + `x`},
+		{name: "unknown field clientId", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"clientId":"khc-mine"}`, detail: `unknown field "clientId"`},
+		{name: "unknown field id", method: "POST", path: saBase, body: `{"id":"` + strings.Repeat("1", 26) + `","displayName":"x","scope":{"level":"tenant"}}`},
+		{name: "unknown field clientSecret", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"clientSecret":"khcs_x"}`},
+		{name: "unknown field in scope", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant","tenant":"acme"}}`},
+		{name: "roles not an array", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":"x"}`, detail: `"roles" must be an array`},
+		{name: "roles of numbers", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":[1]}`},
+		{name: "displayName a number", method: "POST", path: saBase, body: `{"displayName":5,"scope":{"level":"tenant"}}`, detail: `"displayName" must be a string`},
+		{name: "scope a string", method: "POST", path: saBase, body: `{"displayName":"x","scope":"tenant"}`},
+		{name: "oversized body", method: "POST", path: saBase, body: big, detail: "larger than 65536 bytes"},
+		{name: "unknown role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["root"]}`, field: "roles", detail: `"root"`},
+		{name: "superadmin is no tenant role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["superadmin"]}`, field: "roles"},
+		{name: "33 roles", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":` + roles33 + `}`, field: "roles"},
+		{name: "missing scope", method: "POST", path: saBase, body: `{"displayName":"x","roles":["viewer"]}`, field: "scope"},
+		{name: "null body", method: "POST", path: saBase, body: `null`, field: "scope"},
+		{name: "missing scope level", method: "POST", path: saBase, body: `{"displayName":"x","scope":{}}`, field: "scope.level"},
+		{name: "unknown scope level", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"instance"}}`, field: "scope.level"},
+		{name: "namespace without target", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"namespace"}}`, field: "scope.target"},
+		{name: "bad namespace", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"namespace","target":"Team App"}}`, field: "scope.target"},
+		{name: "another tenant", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant","target":"other"}}`, field: "scope.target"},
+		{name: "missing displayName", method: "POST", path: saBase, body: `{"scope":{"level":"tenant"}}`, field: "displayName"},
+		{name: "blank displayName", method: "POST", path: saBase, body: `{"displayName":"  ","scope":{"level":"tenant"}}`, field: "displayName"},
+		{name: "long displayName", method: "POST", path: saBase, body: `{"displayName":"` + strings.Repeat("é", 129) + `","scope":{"level":"tenant"}}`, field: "displayName"},
+		{name: "control character", method: "POST", path: saBase, body: `{"displayName":"a\u0000b","scope":{"level":"tenant"}}`, field: "displayName"},
+		{name: "long description", method: "POST", path: saBase, body: `{"displayName":"x","description":"` + strings.Repeat("d", 1025) + `","scope":{"level":"tenant"}}`, field: "description"},
+		{name: "unknown status", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"status":"paused"}`, field: "status"},
+		{name: "text/plain", method: "POST", path: saBase, body: valid, header: map[string]string{"Content-Type": "text/plain"}, detail: "Content-Type"},
+		{name: "form content type", method: "POST", path: saBase, body: valid, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		{name: "malformed content type", method: "POST", path: saBase, body: valid, header: map[string]string{"Content-Type": "application/"}},
+		{name: "idempotency key too long", method: "POST", path: saBase, body: valid, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, field: "Idempotency-Key"},
+		{name: "idempotency key not ASCII", method: "POST", path: saBase, body: valid, header: map[string]string{"Idempotency-Key": "clé"}, field: "Idempotency-Key"},
+		// PATCH bodies.
+		{name: "patch nothing", method: "PATCH", path: saBase + "/" + s.ID, body: `{}`, detail: "nothing to update"},
+		{name: "patch null field", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":null}`},
+		{name: "patch scope", method: "PATCH", path: saBase + "/" + s.ID, body: `{"scope":{"level":"namespace","target":"x"}}`},
+		{name: "patch clientId", method: "PATCH", path: saBase + "/" + s.ID, body: `{"clientId":"khc-other"}`},
+		{name: "patch id", method: "PATCH", path: saBase + "/" + s.ID, body: `{"id":"x","displayName":"x"}`},
+		{name: "patch roles string", method: "PATCH", path: saBase + "/" + s.ID, body: `{"roles":"tenant-admin"}`},
+		{name: "patch unknown role", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"ok","roles":["god"]}`, field: "roles"},
+		{name: "patch status", method: "PATCH", path: saBase + "/" + s.ID, body: `{"status":"deleted"}`, field: "status"},
+		{name: "patch blank name", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":""}`, field: "displayName"},
+		{name: "patch invalid JSON", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"x"`},
+		{name: "patch text/plain", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"x"}`, header: map[string]string{"Content-Type": "text/plain"}},
+		{name: "patch oversized", method: "PATCH", path: saBase + "/" + s.ID, body: `{"description":"` + strings.Repeat("x", 65<<10) + `"}`, detail: "larger than"},
+		// Credential bodies.
+		{name: "credential unknown field", method: "POST", path: cred, body: `{"expiresAt":null,"clientSecret":"mine"}`},
+		{name: "credential invalid JSON", method: "POST", path: cred, body: `{`},
+		{name: "credential text/plain", method: "POST", path: cred, body: `{}`, header: map[string]string{"Content-Type": "text/plain"}},
+		// Ids in paths.
+		{name: "get id x", method: "GET", path: saBase + "/x", field: "id"},
+		{name: "get id 27 chars", method: "GET", path: saBase + "/" + id27, field: "id"},
+		{name: "get id upper case", method: "GET", path: saBase + "/" + upper, field: "id"},
+		{name: "get id with dash", method: "GET", path: saBase + "/" + strings.Repeat("-", 26), field: "id"},
+		{name: "get id with dot", method: "GET", path: saBase + "/" + strings.Repeat(".", 26), field: "id"},
+		{name: "patch id x", method: "PATCH", path: saBase + "/x", body: `{"displayName":"x"}`, field: "id"},
+		{name: "patch id 27", method: "PATCH", path: saBase + "/" + id27, body: `{"displayName":"x"}`, field: "id"},
+		{name: "delete id x", method: "DELETE", path: saBase + "/x", field: "id"},
+		{name: "delete id 27", method: "DELETE", path: saBase + "/" + id27, field: "id"},
+		{name: "delete id upper", method: "DELETE", path: saBase + "/" + upper, field: "id"},
+		{name: "list credentials of x", method: "GET", path: saBase + "/x/credentials", field: "serviceAccountId"},
+		{name: "create credential for 27", method: "POST", path: saBase + "/" + id27 + "/credentials", field: "serviceAccountId"},
+		{name: "get credential x", method: "GET", path: cred + "/x", field: "id"},
+		{name: "get credential 27", method: "GET", path: cred + "/" + c.ID + "0", field: "id"},
+		{name: "delete credential x", method: "DELETE", path: cred + "/x", field: "id"},
+		{name: "delete credential upper", method: "DELETE", path: cred + "/" + strings.ToUpper(c.ID), field: "id"},
+		{name: "delete credential of x", method: "DELETE", path: saBase + "/x/credentials/" + c.ID, field: "serviceAccountId"},
+		// Query strings.
+		{name: "unknown query parameter", method: "GET", path: saBase + "?foo=1", field: "foo"},
+		{name: "snake case filter", method: "GET", path: saBase + "?scope_level=tenant", field: "scope_level"},
+		{name: "repeated parameter", method: "GET", path: saBase + "?limit=1&limit=2", field: "limit"},
+		{name: "limit 0", method: "GET", path: saBase + "?limit=0", field: "limit"},
+		{name: "limit -1", method: "GET", path: saBase + "?limit=-1", field: "limit"},
+		{name: "limit 201", method: "GET", path: saBase + "?limit=201", field: "limit"},
+		{name: "limit abc", method: "GET", path: saBase + "?limit=abc", field: "limit"},
+		{name: "limit 1.5", method: "GET", path: saBase + "?limit=1.5", field: "limit"},
+		{name: "empty limit", method: "GET", path: saBase + "?limit=&foo", field: "foo"},
+		{name: "bad cursor", method: "GET", path: saBase + "?cursor=!!!", detail: "cursor"},
+		{name: "cursor not base64url", method: "GET", path: saBase + "?cursor=" + base64.StdEncoding.EncodeToString([]byte("??>>"))},
+		{name: "cursor of a bad id", method: "GET", path: saBase + "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("../etc"))},
+		{name: "unknown scopeLevel", method: "GET", path: saBase + "?scopeLevel=instance", field: "scopeLevel"},
+		{name: "unknown status filter", method: "GET", path: saBase + "?status=deleted", field: "status"},
+		{name: "query on get", method: "GET", path: saBase + "/" + s.ID + "?expand=credentials", field: "expand"},
+		{name: "filter on credentials", method: "GET", path: cred + "?status=active", field: "status"},
+		{name: "credentials limit 0", method: "GET", path: cred + "?limit=0", field: "limit"},
+		{name: "credentials bad cursor", method: "GET", path: cred + "?cursor=%25%25"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.send(t, httpReq{method: c.method, path: c.path, token: a.token, body: c.body, header: c.header})
+			p := checkProblem(t, r, http.StatusBadRequest)
+			if c.field != "" && p["field"] != c.field {
+				t.Errorf("problem field %v, want %q (detail %v)", p["field"], c.field, p["detail"])
+			}
+			if !strings.Contains(fmt.Sprint(p["detail"]), c.detail) {
+				t.Errorf("detail %q does not contain %q", p["detail"], c.detail)
+			}
+			if strings.Contains(fmt.Sprint(p["detail"]), "internal") {
+				t.Errorf("detail %v", p["detail"])
+			}
+		})
+	}
+	// Dot segments never reach a handler: the router redirects to the
+	// cleaned path, and following that redirect acts on no service account.
+	for _, path := range []string{saBase + "/../", saBase + "/..", cred + "/../", saBase + "/" + s.ID + "/x/../", saBase + "/..%2F", saBase + "/%2e%2e%2fx"} {
+		for _, method := range []string{"GET", "PATCH", "DELETE", "POST"} {
+			t.Run("dot segments "+method+" "+path, func(t *testing.T) {
+				r := h.send(t, httpReq{method: method, path: path, token: a.token, body: `{"displayName":"x"}`})
+				switch r.Status {
+				case http.StatusBadRequest, http.StatusNotFound:
+				case http.StatusMovedPermanently:
+					if loc := r.Header.Get("Location"); strings.Contains(loc, "..") {
+						t.Errorf("redirect to %q", loc)
+					}
+				default:
+					t.Fatalf("status %d: %s", r.Status, r.Body)
+				}
+			})
+		}
+	}
+	if after := snapshot(t); after != before {
+		t.Errorf("bad input changed state:\n%s\n%s", before, after)
+	}
+	if n := len(h.auditAll(t, a.token, "")); n != events {
+		t.Errorf("bad input appended %d events", n-events)
+	}
+}

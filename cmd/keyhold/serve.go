@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+	khttp "github.com/keyhold/keyhold/http"
+	"github.com/keyhold/keyhold/http/audit"
+	"github.com/keyhold/keyhold/http/k0rdent"
+	"github.com/keyhold/keyhold/http/oauth2"
+	"github.com/keyhold/keyhold/projections"
+	"github.com/keyhold/keyhold/query"
+)
+
+// readSide names the projections a write waits for before answering.
+var readSide = []string{"iam", "directory"}
+
+func newServe(cfg *config) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Keyhold server",
+		Long: `Run the HTTP API, the projectors and (unless --nats-url is given) an embedded NATS
+server with JetStream storing under the data dir. The database is created if missing; if
+no Postgres is reachable and its binaries are installed, a private cluster is started
+under the data dir.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := open(cmd.Context(), cfg, true)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			srv, err := newServer(cmd.Context(), e)
+			if err != nil {
+				return err
+			}
+			return srv.run(cmd.Context())
+		},
+	}
+}
+
+// server is a wired Keyhold server.
+type server struct {
+	env      *env
+	handler  http.Handler
+	runner   *projections.Runner
+	dir      *query.Directory
+	progress *projections.Progress
+	idem     *khttp.Idempotency
+	cmds     *commands.Commands
+	dirReady <-chan struct{}
+}
+
+// newServer wires every package over e and starts the directory; call run
+// to serve.
+func newServer(ctx context.Context, e *env) (*server, error) {
+	progress := projections.NewProgress()
+	runner, err := e.runner(progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := runner.Prepare(ctx); err != nil {
+		return nil, fmt.Errorf("prepare projections: %w", err)
+	}
+	keys, err := auth.LoadKeys(ctx, e.db.SQL())
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := commands.New(e.store)
+	if err != nil {
+		return nil, err
+	}
+	q, err := query.New(e.db.SQL())
+	if err != nil {
+		return nil, err
+	}
+	dir := query.NewDirectory()
+	dirReady, err := dir.Run(ctx, e.store, func(seq uint64) { progress.Advance("directory", seq) })
+	if err != nil {
+		return nil, err
+	}
+	idem := khttp.NewIdempotency(e.db.SQL())
+	kit, err := khttp.NewKit(khttp.NewBearer(dir, keys), progress, readSide, e.cfg.waitTimeout, idem)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &server{env: e, runner: runner, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady}
+	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
+	if err != nil {
+		return nil, err
+	}
+	k0rdent.Register(router, kit, cmds, q, e.log)
+	audit.Register(router, kit, query.NewAudit(e.store))
+	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log))
+	if err != nil {
+		return nil, err
+	}
+	o.Register(router)
+	s.handler = router
+	return s, nil
+}
+
+// revoke records an access-token revocation and waits until this
+// replica's directory rejects the token.
+func (s *server) revoke(ctx context.Context, caller auth.Principal, c auth.AccessClaims) error {
+	seq, err := s.cmds.RevokeAccessToken.Handle(ctx, commands.RevokeAccessToken{
+		Meta: commands.Meta{Caller: caller, RequestID: khttp.RequestID(ctx)}, Tenant: c.Tenant, ServiceAccountID: c.Subject, TokenID: c.ID, ExpiresAt: c.Expiry,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.env.cfg.waitTimeout)
+	defer cancel()
+	return s.progress.Wait(ctx, seq, "directory")
+}
+
+// checks are the readiness checks: NATS connected and the stream
+// answering, Postgres answering, projections prepared and caught up with
+// the log as it was at start. Failed events are reported without failing
+// readiness: one bad event must not take every replica out of service.
+func (s *server) checks() map[string]khttp.Check {
+	var startHead uint64
+	if h, err := s.env.store.LastSequence(context.Background()); err == nil {
+		startHead = h
+	}
+	return map[string]khttp.Check{
+		"nats": func(ctx context.Context) error {
+			if s.env.nc.Status() != nats.CONNECTED {
+				return fmt.Errorf("not connected (%s)", s.env.nc.Status())
+			}
+			_, err := s.env.store.LastSequence(ctx)
+			return err
+		},
+		"postgres": func(ctx context.Context) error { return s.env.db.SQL().PingContext(ctx) },
+		"projections": func(ctx context.Context) error {
+			select {
+			case <-s.dirReady:
+			default:
+				return errors.New("directory still loading the log")
+			}
+			for _, n := range s.runner.Names() {
+				if pos := s.progress.Position(n); pos < startHead {
+					return fmt.Errorf("%s catching up: at %d of %d", n, pos, startHead)
+				}
+			}
+			st, err := s.runner.Status(ctx)
+			if err != nil {
+				return err
+			}
+			for _, p := range st {
+				if p.Failures > 0 {
+					return khttp.Degraded(fmt.Sprintf("%s: %d event(s) could not be applied; see keyhold projections status", p.Name, p.Failures))
+				}
+			}
+			if f := s.dir.Failures(); len(f) > 0 {
+				last := f[len(f)-1]
+				return khttp.Degraded(fmt.Sprintf("directory: %d event(s) could not be applied, last at sequence %d (%s): %v", len(f), last.Sequence, last.Type, last.Err))
+			}
+			return nil
+		},
+	}
+}
+
+func (s *server) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.runner.Run(ctx) }()
+	go s.idem.Sweep(ctx, time.Hour)
+
+	ln, err := net.Listen("tcp", s.env.cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.env.cfg.httpAddr, err)
+	}
+	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	s.env.log.Info("keyhold serving", "http", "http://"+ln.Addr().String(), "nats", s.env.nc.ConnectedUrlRedacted())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		cancel()
+		<-done
+		return err
+	case <-ctx.Done():
+	}
+	s.env.log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	err = hs.Shutdown(sctx)
+	cancel()
+	<-done
+	return err
+}
