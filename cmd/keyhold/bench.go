@@ -66,24 +66,28 @@ database keyhold_bench_<random> on the --database-url server (only the server is
 and the fully wired server on a random local port. --nats-url, --data-dir and
 --http-addr are ignored.
 
-Scenarios, in order (C = --concurrency):
+Scenarios come in pairs, a baseline and the scenario measured against it
+(C = --concurrency):
   jetstream_occ_publish        conditional JetStream publishes (expected subject
                                sequence 0, a new subject each) through events.Store.Append
-                               from C publishers; baseline of the next
+                               from C publishers
   create_service_account_http  POST /v1/regions/global/iam/service-accounts over HTTP
                                with C connections, each answered after the projections
                                applied it (target ratio >= 0.2)
   oauth2_token_floor           the minimal token handler (oauth2.NewFloor) over HTTP
   oauth2_token_http            POST /oauth2/token of the wired server, same credential
-                               and concurrency (target ratio >= 0.7 of the floor)
+                               and concurrency (target ratio >= 0.7)
   postgres_copy_baseline       COPY into a service_accounts-shaped table, 5000 rows a
                                transaction with synchronous_commit off, in rows/s
   projection_rebuild           projections rebuild of the whole log (at least
                                --rebuild-events events) in events/s (target >= 0.5)
+A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
+round), so a change in the machine's background load hits both sides alike.
 
 Each result is one JSON object a line on stdout: name, ops_per_s, p50_ms, p99_ms,
-concurrency, unit, ops, errors and, against a baseline, baseline, ratio, target and
-target_met. Latencies are per operation; for COPY and rebuild per 5000-row chunk.
+concurrency, unit, ops, errors and, against a baseline, baseline, ratio, target,
+target_met and round_ratios. Latencies are per operation; for COPY and rebuild per
+5000-row chunk (a rebuild's first chunk includes creating the new generation).
 Progress goes to stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -119,7 +123,7 @@ Progress goes to stderr.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.DurationVar(&o.duration, "duration", o.duration, "measured time of each load scenario")
+	fl.DurationVar(&o.duration, "duration", o.duration, "measured time of each scenario, shared by its --rounds")
 	fl.DurationVar(&o.warmup, "warmup", o.warmup, "unmeasured warm-up before each load scenario")
 	fl.IntVar(&o.rounds, "rounds", o.rounds, "rounds a scenario and its baseline alternate in, splitting --duration")
 	fl.IntVar(&o.concurrency, "concurrency", o.concurrency, "concurrent publishers or HTTP connections")
@@ -200,7 +204,6 @@ func scenarioNames() []string {
 type bench struct {
 	opts    benchOptions
 	env     *benchEnv
-	out     *json.Encoder
 	stderr  io.Writer
 	results map[string]benchResult
 
@@ -256,7 +259,7 @@ func runBench(ctx context.Context, cfg *config, o benchOptions, stdout, stderr i
 		}
 	}()
 	enc := json.NewEncoder(stdout)
-	b := &bench{opts: o, env: be, out: enc, stderr: stderr, results: map[string]benchResult{},
+	b := &bench{opts: o, env: be, stderr: stderr, results: map[string]benchResult{},
 		profiling: o.profileScenario, profile: profile}
 	if err := b.setup(ctx); err != nil {
 		return err

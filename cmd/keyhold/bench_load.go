@@ -192,7 +192,7 @@ func merge(runs ...loadStats) loadStats {
 func (b *bench) interleave(ctx context.Context, base, meas loadSpec) (baseStats, measStats loadStats, ratios []float64, err error) {
 	rounds := b.opts.rounds
 	per := b.opts.duration / time.Duration(rounds)
-	var bs, ms []loadStats
+	var baseRuns, measRuns []loadStats
 	for r := range rounds {
 		warmup := time.Duration(0)
 		if r == 0 {
@@ -211,8 +211,8 @@ func (b *bench) interleave(ctx context.Context, base, meas loadSpec) (baseStats,
 		}); err != nil {
 			return loadStats{}, loadStats{}, nil, fmt.Errorf("%s: %w", meas.name, err)
 		}
-		bs, ms = append(bs, s1), append(ms, s2)
+		baseRuns, measRuns = append(baseRuns, s1), append(measRuns, s2)
 		ratios = append(ratios, round(s2.opsPerSecond()/s1.opsPerSecond(), 3))
 	}
-	return merge(bs...), merge(ms...), ratios, nil
+	return merge(baseRuns...), merge(measRuns...), ratios, nil
 }

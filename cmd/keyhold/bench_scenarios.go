@@ -30,7 +30,8 @@ import (
 	"github.com/keyhold/keyhold/projections"
 )
 
-// Names of what the bench creates inside its private environment.
+// What the bench creates inside its private environment, with its sizes
+// and limits.
 const (
 	benchTenant     = "bench"
 	benchRawStream  = "KEYHOLD_BENCH_RAW"
