@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Actor identifies who caused an event.
@@ -93,7 +95,7 @@ func New(tenant, subject string, actor Actor, requestID string, data Event) Enve
 	if !ok {
 		panic(fmt.Sprintf("events: type %q is not registered", data.EventType()))
 	}
-	raw, err := json.Marshal(data)
+	raw, err := fastjson.Marshal(data)
 	if err != nil {
 		panic(fmt.Sprintf("events: marshal %s: %v", data.EventType(), err))
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/oklog/ulid/v2"
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Event is the payload of an envelope. Every event type is a past-tense
@@ -92,7 +93,7 @@ func Decode(env Envelope) (Event, error) {
 		}
 	}
 	ptr := reflect.New(def.typ)
-	if err := json.Unmarshal(data, ptr.Interface()); err != nil {
+	if err := fastjson.Unmarshal(data, ptr.Interface()); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", env.Type, err)
 	}
 	return ptr.Elem().Interface().(Event), nil

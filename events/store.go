@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // JetStream API error codes the store reacts to.
@@ -198,7 +198,7 @@ func (s *Store) Append(ctx context.Context, evs ...Pending) (Appended, error) {
 	}
 	msgs := make([]*nats.Msg, len(evs))
 	for i, p := range evs {
-		body, err := json.Marshal(p.Envelope)
+		body, err := fastjson.Marshal(p.Envelope)
 		if err != nil {
 			return Appended{}, fmt.Errorf("marshal envelope: %w", err)
 		}
@@ -245,7 +245,7 @@ func (s *Store) request(ctx context.Context, m *nats.Msg) (Appended, error) {
 		return Appended{}, fmt.Errorf("publish: %w", err)
 	}
 	var ack pubAck
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+	if err := fastjson.Unmarshal(resp.Data, &ack); err != nil {
 		return Appended{}, fmt.Errorf("decode publish ack: %w", err)
 	}
 	if ack.Error != nil {
@@ -308,7 +308,7 @@ func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 
 func decodeRaw(subject string, seq uint64, data []byte) (Envelope, error) {
 	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := fastjson.Unmarshal(data, &env); err != nil {
 		return Envelope{}, fmt.Errorf("decode event %d: %w", seq, err)
 	}
 	env.Sequence = seq

@@ -15,6 +15,9 @@ import (
 //go:embed iam.sql
 var iamSchema string
 
+//go:embed iam_indexes.sql
+var iamIndexes string
+
 // IAM projects tenants, users, service accounts and credential metadata.
 // It is stateless between batches and safe to use from one runner.
 type IAM struct{}
@@ -29,6 +32,9 @@ func (IAM) Version() int { return 1 }
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema }
 
+// Indexes implements Indexer.
+func (IAM) Indexes() string { return iamIndexes }
+
 // Tables implements Projector.
 func (IAM) Tables() []string {
 	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials"}
@@ -38,10 +44,10 @@ type saKey struct{ tenant, id string }
 
 type saRow struct {
 	tenant, id, clientID, displayName, description string
-	scopeLevel, scopeTarget                          string
-	roles                                            []string
-	status                                           string
-	createdAt, updatedAt                             time.Time
+	scopeLevel, scopeTarget                        string
+	roles                                          []string
+	status                                         string
+	createdAt, updatedAt                           time.Time
 }
 
 type credKey struct{ tenant, sa, id string }
@@ -101,8 +107,9 @@ func (b *iamBatch) apply(ctx context.Context, tx *sqlx.Tx, env events.Envelope, 
 			env.Subject, e.Role, e.Tenant, e.Scope.Level, e.Scope.Target)
 	case events.ServiceAccountCreated:
 		k := saKey{env.Tenant, env.Subject}
+		at := stamp(env.Time)
 		b.sas[k] = &saRow{tenant: env.Tenant, id: env.Subject, clientID: e.ClientID, displayName: e.DisplayName, description: e.Description,
-			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, roles: e.Roles, status: e.Status, createdAt: env.Time, updatedAt: env.Time}
+			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, roles: e.Roles, status: e.Status, createdAt: at, updatedAt: at}
 		b.saOrder = append(b.saOrder, k)
 	case events.ServiceAccountUpdated:
 		if row, ok := b.sas[saKey{env.Tenant, env.Subject}]; ok {
@@ -118,7 +125,7 @@ func (b *iamBatch) apply(ctx context.Context, tx *sqlx.Tx, env events.Envelope, 
 			if e.Status != nil {
 				row.status = *e.Status
 			}
-			row.updatedAt = env.Time
+			row.updatedAt = stamp(env.Time)
 			return nil
 		}
 		var roles any
@@ -145,7 +152,7 @@ func (b *iamBatch) apply(ctx context.Context, tx *sqlx.Tx, env events.Envelope, 
 		_, err = tx.ExecContext(ctx, `DELETE FROM service_accounts WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject)
 	case events.CredentialCreated:
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
-		b.creds[k] = &credRow{createdAt: env.Time, expiresAt: e.ExpiresAt}
+		b.creds[k] = &credRow{createdAt: stamp(env.Time), expiresAt: stamp(e.ExpiresAt)}
 		b.credOrder = append(b.credOrder, k)
 	case events.CredentialDeleted:
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
@@ -159,53 +166,22 @@ func (b *iamBatch) apply(ctx context.Context, tx *sqlx.Tx, env events.Envelope, 
 }
 
 func (b *iamBatch) flush(ctx context.Context, tx *sqlx.Tx) error {
-	if len(b.sas) > 0 {
-		stmt, err := tx.PrepareContext(ctx, pq.CopyIn("service_accounts", "tenant", "id", "client_id", "display_name", "description",
-			"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"))
-		if err != nil {
-			return err
-		}
-		for _, k := range b.saOrder {
-			r, ok := b.sas[k]
-			if !ok {
-				continue
-			}
-			if _, err := stmt.ExecContext(ctx, r.tenant, r.id, r.clientID, r.displayName, r.description, r.scopeLevel, r.scopeTarget,
-				pq.Array(r.roles), r.status, r.createdAt, r.updatedAt); err != nil {
-				stmt.Close()
-				return err
-			}
-		}
-		if _, err := stmt.ExecContext(ctx); err != nil {
-			stmt.Close()
-			return err
-		}
-		if err := stmt.Close(); err != nil {
-			return err
+	var sas [][]any
+	for _, k := range b.saOrder {
+		if r, ok := b.sas[k]; ok {
+			sas = append(sas, []any{r.tenant, r.id, r.clientID, r.displayName, r.description, r.scopeLevel, r.scopeTarget,
+				r.roles, r.status, r.createdAt, r.updatedAt})
 		}
 	}
-	if len(b.creds) > 0 {
-		stmt, err := tx.PrepareContext(ctx, pq.CopyIn("credentials", "tenant", "service_account_id", "id", "created_at", "expires_at"))
-		if err != nil {
-			return err
-		}
-		for _, k := range b.credOrder {
-			r, ok := b.creds[k]
-			if !ok {
-				continue
-			}
-			if _, err := stmt.ExecContext(ctx, k.tenant, k.sa, k.id, r.createdAt, r.expiresAt); err != nil {
-				stmt.Close()
-				return err
-			}
-		}
-		if _, err := stmt.ExecContext(ctx); err != nil {
-			stmt.Close()
-			return err
-		}
-		if err := stmt.Close(); err != nil {
-			return err
+	if err := writeRows(ctx, tx, "service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
+		"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"}, sas); err != nil {
+		return err
+	}
+	var creds [][]any
+	for _, k := range b.credOrder {
+		if r, ok := b.creds[k]; ok {
+			creds = append(creds, []any{k.tenant, k.sa, k.id, r.createdAt, r.expiresAt})
 		}
 	}
-	return nil
+	return writeRows(ctx, tx, "credentials", []string{"tenant", "service_account_id", "id", "created_at", "expires_at"}, creds)
 }

@@ -46,7 +46,6 @@ CREATE TABLE service_accounts (
     updated_at   timestamptz NOT NULL,
     PRIMARY KEY (tenant, id)
 );
-CREATE INDEX service_accounts_scope ON service_accounts (tenant, scope_level, scope_target, id);
 
 -- Credential metadata only: verifiers stay in the event log, secrets nowhere.
 CREATE TABLE credentials (

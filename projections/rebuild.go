@@ -84,7 +84,7 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 	if err != nil {
 		return err
 	}
-	if err := createGeneration(ctx, tx, p, schema); err != nil {
+	if err := createGeneration(ctx, tx, p, schema, false); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -127,6 +127,10 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 		}); err != nil {
 			return err
 		}
+	}
+
+	if err := r.indexGeneration(ctx, p, schema); err != nil {
+		return err
 	}
 
 	tx, err = r.db.BeginTxx(ctx, nil)
@@ -193,6 +197,22 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 	}
 	report(RebuildProgress{Projector: p.Name(), Applied: applied, Head: applied, Events: count, Elapsed: time.Since(start), Done: true})
 	return nil
+}
+
+// indexGeneration creates the projector's secondary indexes in schema.
+func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string) error {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schema)); err != nil {
+		return err
+	}
+	if err := createIndexes(ctx, tx, p); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // pass applies events (from, to] in chunks, reading and decoding the next

@@ -36,6 +36,14 @@ type Projector interface {
 	Apply(ctx context.Context, tx *sqlx.Tx, batch []events.Envelope) error
 }
 
+// Indexer is implemented by projectors with secondary indexes. A rebuild
+// creates them after the bulk load, which is faster than maintaining them
+// row by row.
+type Indexer interface {
+	// Indexes returns DDL creating the indexes in the current search_path.
+	Indexes() string
+}
+
 // NotifyChannel is the Postgres channel on which checkpoint moves are
 // announced as "name:seq", so replicas that do not run a projector still
 // learn its progress for read-your-writes.
@@ -200,7 +208,7 @@ func (r *Runner) ensureGeneration(ctx context.Context, p Projector) (version int
 		return 0, false, err
 	}
 	schema := schemaName(p.Name(), 1)
-	if err := createGeneration(ctx, tx, p, schema); err != nil {
+	if err := createGeneration(ctx, tx, p, schema, true); err != nil {
 		return 0, false, err
 	}
 	if err := swapViews(ctx, tx, p, schema); err != nil {
@@ -212,7 +220,7 @@ func (r *Runner) ensureGeneration(ctx context.Context, p Projector) (version int
 	return p.Version(), false, tx.Commit()
 }
 
-func createGeneration(ctx context.Context, tx *sqlx.Tx, p Projector, schema string) error {
+func createGeneration(ctx context.Context, tx *sqlx.Tx, p Projector, schema string, withIndexes bool) error {
 	if _, err := tx.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pq.QuoteIdentifier(schema)+" CASCADE"); err != nil {
 		return err
 	}
@@ -225,8 +233,24 @@ func createGeneration(ctx context.Context, tx *sqlx.Tx, p Projector, schema stri
 	if _, err := tx.ExecContext(ctx, p.Schema()); err != nil {
 		return fmt.Errorf("create %s tables: %w", p.Name(), err)
 	}
+	if withIndexes {
+		if err := createIndexes(ctx, tx, p); err != nil {
+			return err
+		}
+	}
 	_, err := tx.ExecContext(ctx, "SET LOCAL search_path TO public")
 	return err
+}
+
+func createIndexes(ctx context.Context, tx *sqlx.Tx, p Projector) error {
+	ix, ok := p.(Indexer)
+	if !ok {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, ix.Indexes()); err != nil {
+		return fmt.Errorf("create %s indexes: %w", p.Name(), err)
+	}
+	return nil
 }
 
 func swapViews(ctx context.Context, tx *sqlx.Tx, p Projector, schema string) error {
@@ -440,16 +464,22 @@ func (r *Runner) applyTx(ctx context.Context, p Projector, batch []events.Envelo
 		return 0, err
 	}
 	defer tx.Rollback()
-	// Safe: rows and checkpoint commit together and the log is the truth,
-	// so a commit lost in a crash is simply applied again.
-	if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-		return 0, err
-	}
+	// One round trip locks the checkpoint and sets the transaction up: no
+	// parameters, so lib/pq uses the simple protocol (the name is a checked
+	// identifier). synchronous_commit off is safe: rows and checkpoint
+	// commit together and the log is the truth, so a commit lost in a crash
+	// is simply applied again.
 	var cp struct {
 		Generation int    `db:"generation"`
 		Seq        uint64 `db:"seq"`
+		Sync       string `db:"sync"`
+		Path       string `db:"path"`
 	}
-	if err := tx.GetContext(ctx, &cp, "SELECT generation, seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()); err != nil {
+	name := pq.QuoteLiteral(p.Name())
+	if err := tx.GetContext(ctx, &cp, `SELECT generation, seq,
+		set_config('synchronous_commit', 'off', true) AS sync,
+		set_config('search_path', `+pq.QuoteLiteral(p.Name()+"_g")+` || generation || ', public', true) AS path
+		FROM projection_checkpoints WHERE name = `+name+` FOR UPDATE`); err != nil {
 		return 0, err
 	}
 	i := 0
@@ -469,18 +499,12 @@ func (r *Runner) applyTx(ctx context.Context, p Projector, batch []events.Envelo
 			p.Name(), env.Sequence, env.Type, failure.Error()); err != nil {
 			return 0, err
 		}
-	} else {
-		if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schemaName(p.Name(), cp.Generation))+", public"); err != nil {
-			return 0, err
-		}
-		if err := p.Apply(ctx, tx, todo); err != nil {
-			return 0, err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE projection_checkpoints SET seq = $2, updated_at = now() WHERE name = $1", p.Name(), last); err != nil {
+	} else if err := p.Apply(ctx, tx, todo); err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, p.Name()+":"+strconv.FormatUint(last, 10)); err != nil {
+	seq := strconv.FormatUint(last, 10)
+	if _, err := tx.ExecContext(ctx, `WITH moved AS (UPDATE projection_checkpoints SET seq = `+seq+`, updated_at = now() WHERE name = `+name+` RETURNING 1)
+		SELECT pg_notify(`+pq.QuoteLiteral(NotifyChannel)+`, `+pq.QuoteLiteral(p.Name()+":"+seq)+`) FROM moved`); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
