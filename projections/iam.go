@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/events"
@@ -68,7 +67,7 @@ type iamBatch struct {
 }
 
 // Apply implements Projector.
-func (IAM) Apply(ctx context.Context, tx *sqlx.Tx, batch []events.Envelope) error {
+func (IAM) Apply(ctx context.Context, tx Tx, batch []events.Envelope) error {
 	b := iamBatch{sas: map[saKey]*saRow{}, creds: map[credKey]*credRow{}}
 	for _, env := range batch {
 		e, err := events.Decode(env)
@@ -82,7 +81,7 @@ func (IAM) Apply(ctx context.Context, tx *sqlx.Tx, batch []events.Envelope) erro
 	return b.flush(ctx, tx)
 }
 
-func (b *iamBatch) apply(ctx context.Context, tx *sqlx.Tx, env events.Envelope, e events.Event) error {
+func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e events.Event) error {
 	var err error
 	switch e := e.(type) {
 	case events.TenantCreated:
@@ -165,7 +164,7 @@ func (b *iamBatch) apply(ctx context.Context, tx *sqlx.Tx, env events.Envelope, 
 	return err
 }
 
-func (b *iamBatch) flush(ctx context.Context, tx *sqlx.Tx) error {
+func (b *iamBatch) flush(ctx context.Context, tx Tx) error {
 	var sas [][]any
 	for _, k := range b.saOrder {
 		if r, ok := b.sas[k]; ok {

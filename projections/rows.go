@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 )
 
@@ -21,7 +20,7 @@ func stamp(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 // INSERT with literal values: one round trip, where lib/pq needs two per
 // parameterised statement and three for a COPY. Many rows (catching up,
 // rebuilding) go through COPY. Values are string, []string or time.Time.
-func writeRows(ctx context.Context, tx *sqlx.Tx, table string, cols []string, rows [][]any) error {
+func writeRows(ctx context.Context, tx Tx, table string, cols []string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -79,7 +78,7 @@ func literal(v any) (string, error) {
 	return "", fmt.Errorf("no literal form for %T", v)
 }
 
-func copyRows(ctx context.Context, tx *sqlx.Tx, table string, cols []string, rows [][]any) error {
+func copyRows(ctx context.Context, tx Tx, table string, cols []string, rows [][]any) error {
 	stmt, err := tx.PrepareContext(ctx, pq.CopyIn(table, cols...))
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -30,10 +31,19 @@ type Projector interface {
 	Schema() string
 	// Tables lists the tables exposed as views in the public schema.
 	Tables() []string
-	// Apply applies events in stream order inside tx, whose search_path
-	// starts with the projector's generation schema. It must not commit; an
-	// error rolls back the whole batch. Events it does not know are ignored.
-	Apply(ctx context.Context, tx *sqlx.Tx, batch []events.Envelope) error
+	// Apply applies events in stream order inside the transaction open on
+	// tx, whose search_path starts with the projector's generation schema.
+	// It must not commit; an error rolls back the whole batch. Events it
+	// does not know are ignored.
+	Apply(ctx context.Context, tx Tx, batch []events.Envelope) error
+}
+
+// Tx runs statements inside the open transaction a projector applies a
+// batch in: a *sqlx.Tx, or the leader's connection with a transaction
+// begun on it.
+type Tx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 // Indexer is implemented by projectors with secondary indexes. A rebuild
@@ -358,9 +368,10 @@ func (r *Runner) compete(ctx context.Context, p Projector) {
 				r.setLeading(p.Name(), true)
 				err = r.lead(ctx, conn, p)
 				r.setLeading(p.Name(), false)
-				_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey("projector", p.Name()))
+				discard(conn)
+			} else {
+				conn.Close()
 			}
-			conn.Close()
 		}
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("projector stopped, will retry", "projector", p.Name(), "err", err)
@@ -375,17 +386,17 @@ func (r *Runner) compete(ctx context.Context, p Projector) {
 // lead streams events from the checkpoint on: a consumer callback feeds a
 // channel that is drained into batches, so a projector that is behind
 // catches up many events per transaction and one that is current applies
-// each event as soon as it arrives.
-func (r *Runner) lead(ctx context.Context, lockConn *sqlx.Conn, p Projector) error {
-	var seq uint64
-	if err := r.db.GetContext(ctx, &seq, "SELECT seq FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
-		return fmt.Errorf("read checkpoint: %w", err)
+// each event as soon as it arrives. Batches are applied on conn, the
+// connection holding the projector's lock.
+func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
+	lv, err := r.openLive(ctx, conn, p)
+	if err != nil {
+		return err
 	}
-	r.progress.Advance(p.Name(), seq)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan events.Envelope, 4*r.batchSize)
-	stop, err := r.store.Follow(ctx, events.Filter{StartSeq: seq + 1}, func(env events.Envelope, err error) {
+	stop, err := r.store.Follow(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope, err error) {
 		if err != nil {
 			env.Type = "<undecodable>"
 		}
@@ -406,7 +417,7 @@ func (r *Runner) lead(ctx context.Context, lockConn *sqlx.Conn, p Projector) err
 		case <-ctx.Done():
 			return nil
 		case <-ping.C:
-			if err := lockConn.PingContext(ctx); err != nil {
+			if err := conn.PingContext(ctx); err != nil {
 				return fmt.Errorf("lost projector lock connection: %w", err)
 			}
 			continue
@@ -422,96 +433,148 @@ func (r *Runner) lead(ctx context.Context, lockConn *sqlx.Conn, p Projector) err
 				break drain
 			}
 		}
-		if _, err := r.applyLive(ctx, p, batch); err != nil {
+		if err := lv.apply(ctx, batch); err != nil {
 			return err
 		}
 	}
 }
 
-// applyLive applies a batch on top of the active generation and advances
-// the checkpoint in the same transaction. Events at or below the checkpoint
-// are skipped. If the batch fails, its events are applied one at a time and
-// the one that fails is recorded in projection_failures and skipped.
-func (r *Runner) applyLive(ctx context.Context, p Projector, batch []events.Envelope) (uint64, error) {
-	last, err := r.applyTx(ctx, p, batch, nil)
-	if err == nil {
-		return last, nil
-	}
-	if isTransient(err) {
-		return 0, err
-	}
-	r.log.Warn("projector batch failed, applying one event at a time", "projector", p.Name(), "err", err)
-	for _, env := range batch {
-		one := []events.Envelope{env}
-		if last, err = r.applyTx(ctx, p, one, nil); err == nil {
-			continue
-		}
-		if isTransient(err) {
-			return 0, err
-		}
-		if last, err = r.applyTx(ctx, p, one, err); err != nil {
-			return 0, err
-		}
-	}
-	return last, nil
+// live applies batches for a leader on its own connection, whose session
+// is set up once: synchronous_commit off (safe: rows and checkpoint commit
+// together and the log is the truth, so a commit lost in a crash is
+// applied again) and the search_path of the active generation. It keeps
+// the checkpoint it last wrote, so a batch costs three round trips: BEGIN,
+// the projector's writes, and one statement that moves the checkpoint,
+// notifies and commits.
+type live struct {
+	r          *Runner
+	conn       *sqlx.Conn
+	p          Projector
+	generation int
+	seq        uint64
 }
 
-// applyTx runs one batch transaction. With failure set it records that
-// failure for the batch's single event instead of applying it.
-func (r *Runner) applyTx(ctx context.Context, p Projector, batch []events.Envelope, failure error) (uint64, error) {
-	tx, err := r.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return 0, err
+// errFenced means the checkpoint row moved under the leader (a rebuild
+// switched generations, or another process applied events after this one
+// lost its lock unnoticed); the batch was rolled back.
+var errFenced = errors.New("projections: checkpoint moved under the leader")
+
+func (r *Runner) openLive(ctx context.Context, conn *sqlx.Conn, p Projector) (*live, error) {
+	if _, err := conn.ExecContext(ctx, "SET synchronous_commit = off"); err != nil {
+		return nil, err
 	}
-	defer tx.Rollback()
-	// One round trip locks the checkpoint and sets the transaction up: no
-	// parameters, so lib/pq uses the simple protocol (the name is a checked
-	// identifier). synchronous_commit off is safe: rows and checkpoint
-	// commit together and the log is the truth, so a commit lost in a crash
-	// is simply applied again.
+	lv := &live{r: r, conn: conn, p: p}
+	return lv, lv.reload(ctx)
+}
+
+func (lv *live) reload(ctx context.Context) error {
 	var cp struct {
 		Generation int    `db:"generation"`
 		Seq        uint64 `db:"seq"`
-		Sync       string `db:"sync"`
-		Path       string `db:"path"`
 	}
-	name := pq.QuoteLiteral(p.Name())
-	if err := tx.GetContext(ctx, &cp, `SELECT generation, seq,
-		set_config('synchronous_commit', 'off', true) AS sync,
-		set_config('search_path', `+pq.QuoteLiteral(p.Name()+"_g")+` || generation || ', public', true) AS path
-		FROM projection_checkpoints WHERE name = `+name+` FOR UPDATE`); err != nil {
-		return 0, err
+	if err := lv.conn.GetContext(ctx, &cp, "SELECT generation, seq FROM projection_checkpoints WHERE name = $1", lv.p.Name()); err != nil {
+		return fmt.Errorf("read checkpoint: %w", err)
 	}
+	if _, err := lv.conn.ExecContext(ctx, "SET search_path TO "+pq.QuoteIdentifier(schemaName(lv.p.Name(), cp.Generation))+", public"); err != nil {
+		return err
+	}
+	lv.generation, lv.seq = cp.Generation, cp.Seq
+	lv.r.progress.Advance(lv.p.Name(), cp.Seq)
+	return nil
+}
+
+// apply applies a batch, skipping events at or below the checkpoint. If
+// the batch fails, its events are applied one at a time and the one that
+// fails is recorded in projection_failures and skipped.
+func (lv *live) apply(ctx context.Context, batch []events.Envelope) error {
+	err := lv.applyTx(ctx, batch, nil)
+	if err == nil || isTransient(err) {
+		return err
+	}
+	lv.r.log.Warn("projector batch failed, applying one event at a time", "projector", lv.p.Name(), "err", err)
+	for _, env := range batch {
+		one := []events.Envelope{env}
+		if err = lv.applyTx(ctx, one, nil); err == nil {
+			continue
+		}
+		if isTransient(err) {
+			return err
+		}
+		if err = lv.applyTx(ctx, one, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyTx runs one batch transaction; with failure set it records that
+// failure for the batch's single event instead of applying it. When the
+// checkpoint moved under it, it reloads and tries again.
+func (lv *live) applyTx(ctx context.Context, batch []events.Envelope, failure error) error {
+	for {
+		err := lv.tryTx(ctx, batch, failure)
+		if !errors.Is(err, errFenced) {
+			return err
+		}
+		if err := lv.reload(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (lv *live) tryTx(ctx context.Context, batch []events.Envelope, failure error) (err error) {
 	i := 0
-	for i < len(batch) && batch[i].Sequence <= cp.Seq {
+	for i < len(batch) && batch[i].Sequence <= lv.seq {
 		i++
 	}
 	if i == len(batch) {
-		return cp.Seq, nil
+		return nil
 	}
 	todo := batch[i:]
 	last := todo[len(todo)-1].Sequence
+	if _, err := lv.conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			if _, rerr := lv.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+	}()
 	if failure != nil {
 		env := todo[0]
-		r.log.Error("projector could not apply event; recorded and skipped", "projector", p.Name(), "seq", env.Sequence, "type", env.Type, "err", failure)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)
+		lv.r.log.Error("projector could not apply event; recorded and skipped", "projector", lv.p.Name(), "seq", env.Sequence, "type", env.Type, "err", failure)
+		if _, err := lv.conn.ExecContext(ctx, `INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (projector, seq) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
-			p.Name(), env.Sequence, env.Type, failure.Error()); err != nil {
-			return 0, err
+			lv.p.Name(), env.Sequence, env.Type, failure.Error()); err != nil {
+			return err
 		}
-	} else if err := p.Apply(ctx, tx, todo); err != nil {
-		return 0, err
+	} else if err := lv.p.Apply(ctx, lv.conn, todo); err != nil {
+		return err
 	}
+	// The checkpoint moves only from the value this leader last wrote, in
+	// the generation it writes to; otherwise the division by zero aborts
+	// the transaction and the COMMIT after it does not run.
 	seq := strconv.FormatUint(last, 10)
-	if _, err := tx.ExecContext(ctx, `WITH moved AS (UPDATE projection_checkpoints SET seq = `+seq+`, updated_at = now() WHERE name = `+name+` RETURNING 1)
-		SELECT pg_notify(`+pq.QuoteLiteral(NotifyChannel)+`, `+pq.QuoteLiteral(p.Name()+":"+seq)+`) FROM moved`); err != nil {
-		return 0, err
+	name := pq.QuoteLiteral(lv.p.Name())
+	_, err = lv.conn.ExecContext(ctx, `WITH moved AS (
+			UPDATE projection_checkpoints SET seq = `+seq+`, updated_at = now()
+			WHERE name = `+name+` AND seq = `+strconv.FormatUint(lv.seq, 10)+` AND generation = `+strconv.Itoa(lv.generation)+` RETURNING 1)
+		SELECT pg_notify(`+pq.QuoteLiteral(NotifyChannel)+`, `+pq.QuoteLiteral(lv.p.Name()+":"+seq)+`), 1 / (SELECT count(*)::int FROM moved);
+		COMMIT`)
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) && pqErr.Code == "22012" {
+		return errFenced
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, err
+	if err != nil {
+		return err
 	}
-	r.progress.Advance(p.Name(), last)
-	return last, nil
+	committed = true
+	lv.seq = last
+	lv.r.progress.Advance(lv.p.Name(), last)
+	return nil
 }
 
 // isTransient reports errors worth retrying later rather than recording as
@@ -571,9 +634,8 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 			}
 			continue
 		}
-		err = r.catchUpLocked(ctx, p, head)
-		_, _ = conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey("projector", p.Name()))
-		conn.Close()
+		err = r.catchUpLocked(ctx, conn, p, head)
+		discard(conn)
 		if err != nil {
 			return err
 		}
@@ -581,19 +643,19 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runner) catchUpLocked(ctx context.Context, p Projector, head uint64) error {
-	var seq uint64
-	if err := r.db.GetContext(ctx, &seq, "SELECT seq FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
+func (r *Runner) catchUpLocked(ctx context.Context, conn *sqlx.Conn, p Projector, head uint64) error {
+	lv, err := r.openLive(ctx, conn, p)
+	if err != nil {
 		return err
 	}
-	if seq >= head {
+	if lv.seq >= head {
 		return nil
 	}
 	batch := make([]events.Envelope, 0, r.batchSize)
-	err := r.store.Read(ctx, events.Filter{StartSeq: seq + 1}, func(env events.Envelope) error {
+	err = r.store.Read(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope) error {
 		batch = append(batch, env)
 		if len(batch) >= r.batchSize {
-			if _, err := r.applyLive(ctx, p, batch); err != nil {
+			if err := lv.apply(ctx, batch); err != nil {
 				return err
 			}
 			batch = batch[:0]
@@ -604,7 +666,7 @@ func (r *Runner) catchUpLocked(ctx context.Context, p Projector, head uint64) er
 		return err
 	}
 	if len(batch) > 0 {
-		_, err = r.applyLive(ctx, p, batch)
+		err = lv.apply(ctx, batch)
 	}
 	return err
 }
@@ -625,6 +687,15 @@ func (r *Runner) waitCheckpoint(ctx context.Context, name string, seq uint64) er
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// discard closes a leader's connection instead of returning it to the
+// pool: its session settings (search_path, synchronous_commit) must not
+// leak into other queries, and ending the session releases the advisory
+// lock even if a transaction was left open.
+func discard(conn *sqlx.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
 }
 
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
