@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -63,9 +65,18 @@ type server struct {
 	dirReady <-chan struct{}
 }
 
+// serverGCPercent is the garbage collector's target unless GOGC is set.
+// A server's live heap is small (the directory, caches) while every
+// request allocates; collecting at 5x the live heap instead of 2x cut CPU
+// per write by about 15% in keyhold bench, for some tens of MB of memory.
+const serverGCPercent = 400
+
 // newServer wires every package over e and starts the directory; call run
 // to serve.
 func newServer(ctx context.Context, e *env) (*server, error) {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(serverGCPercent)
+	}
 	progress := projections.NewProgress()
 	runner, err := e.runner(progress)
 	if err != nil {
