@@ -74,6 +74,7 @@ type Runner struct {
 	db         *sqlx.DB
 	dsn        string
 	store      *events.Store
+	follow     events.Log
 	progress   *Progress
 	projectors []Projector
 	log        *slog.Logger
@@ -110,6 +111,19 @@ func WithBatchSize(n int) RunnerOption {
 	}
 }
 
+// WithFollow makes leaders follow the log through l (for example a
+// fan-out shared with other followers in the process) instead of a
+// consumer of their own.
+func WithFollow(l events.Log) RunnerOption {
+	return func(r *Runner) error {
+		if l == nil {
+			return fmt.Errorf("%w: nil log", ErrInvalidOption)
+		}
+		r.follow = l
+		return nil
+	}
+}
+
 // WithLockRetry sets how often a standby tries to take over a projector (default 1s).
 func WithLockRetry(d time.Duration) RunnerOption {
 	return func(r *Runner) error {
@@ -127,7 +141,7 @@ func NewRunner(db *sqlx.DB, dsn string, store *events.Store, progress *Progress,
 	if db == nil || store == nil || progress == nil {
 		return nil, fmt.Errorf("%w: nil dependency", ErrInvalidOption)
 	}
-	r := &Runner{db: db, dsn: dsn, store: store, progress: progress, projectors: projectors,
+	r := &Runner{db: db, dsn: dsn, store: store, follow: store, progress: progress, projectors: projectors,
 		log: slog.Default(), batchSize: 500, lockRetry: time.Second, leading: map[string]bool{}}
 	for _, p := range projectors {
 		if !validName(p.Name()) {
@@ -396,7 +410,7 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan events.Envelope, 4*r.batchSize)
-	stop, err := r.store.Follow(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope, err error) {
+	stop, err := r.follow.Follow(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope, err error) {
 		if err != nil {
 			env.Type = "<undecodable>"
 		}

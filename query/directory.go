@@ -310,7 +310,7 @@ func (d *Directory) forgetExpiredRevocations(now time.Time) {
 // stream held when Run was called (at once for an empty stream). Run
 // returns after starting the follower; an error means it did not start.
 // Call Run once per directory.
-func (d *Directory) Run(ctx context.Context, store *events.Store, advanced func(seq uint64)) (<-chan struct{}, error) {
+func (d *Directory) Run(ctx context.Context, store events.Log, advanced func(seq uint64)) (<-chan struct{}, error) {
 	last, err := store.LastSequence(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)

@@ -115,8 +115,9 @@ func (e *env) close() {
 }
 
 // runner builds the projection runner over this env.
-func (e *env) runner(progress *projections.Progress) (*projections.Runner, error) {
-	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{}}, projections.WithLogger(e.log))
+func (e *env) runner(progress *projections.Progress, opts ...projections.RunnerOption) (*projections.Runner, error) {
+	opts = append([]projections.RunnerOption{projections.WithLogger(e.log)}, opts...)
+	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{}}, opts...)
 }
 
 var errUsage = errors.New("usage")

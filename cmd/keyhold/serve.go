@@ -78,7 +78,12 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		debug.SetGCPercent(serverGCPercent)
 	}
 	progress := projections.NewProgress()
-	runner, err := e.runner(progress)
+	// One consumer feeds the directory and the projectors in this process.
+	fanout, err := e.store.Fanout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	runner, err := e.runner(progress, projections.WithFollow(fanout))
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +103,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		return nil, err
 	}
 	dir := query.NewDirectory()
-	dirReady, err := dir.Run(ctx, e.store, func(seq uint64) { progress.Advance("directory", seq) })
+	dirReady, err := dir.Run(ctx, fanout, func(seq uint64) { progress.Advance("directory", seq) })
 	if err != nil {
 		return nil, err
 	}

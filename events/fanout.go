@@ -1,0 +1,135 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Log is what followers of the event log need: events from a sequence on,
+// and the sequence of the last one. *Store and *Fanout implement it.
+type Log interface {
+	Follow(ctx context.Context, f Filter, fn func(env Envelope, err error)) (stop func(), err error)
+	LastSequence(ctx context.Context) (uint64, error)
+}
+
+// ErrFilteredFanout is returned by Fanout.Follow for a subject filter: a
+// fan-out carries the whole log.
+var ErrFilteredFanout = errors.New("events: a fan-out follows the whole log; subject filters are not supported")
+
+// Fanout follows the whole log with one consumer and hands every event to
+// each of its subscribers, so the followers in one process (the directory,
+// the projectors) cost JetStream one delivery and one decode per event
+// instead of one each. Subscribers are called one at a time, in stream
+// order; a slow subscriber holds up the others. Safe for concurrent use.
+type Fanout struct {
+	store *Store
+
+	mu   sync.Mutex
+	last uint64 // last sequence delivered
+	subs map[*subscriber]struct{}
+}
+
+type subscriber struct {
+	fn   func(Envelope, error)
+	from uint64
+	// While a late subscriber reads its backlog, live events wait here.
+	pending []pendingEvent
+	live    bool
+}
+
+type pendingEvent struct {
+	env Envelope
+	err error
+}
+
+// Fanout starts following the log from its first event until ctx ends.
+func (s *Store) Fanout(ctx context.Context) (*Fanout, error) {
+	f := &Fanout{store: s, subs: map[*subscriber]struct{}{}}
+	if _, err := s.Follow(ctx, Filter{}, f.deliver); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Fanout) deliver(env Envelope, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.last = env.Sequence
+	for s := range f.subs {
+		switch {
+		case !s.live:
+			s.pending = append(s.pending, pendingEvent{env, err})
+		case env.Sequence >= s.from:
+			s.fn(env, err)
+		}
+	}
+}
+
+// LastSequence implements Log.
+func (f *Fanout) LastSequence(ctx context.Context) (uint64, error) { return f.store.LastSequence(ctx) }
+
+// Follow implements Log: it delivers events from filt.StartSeq on, then
+// each new one, to fn until ctx ends or stop is called. Events the fan-out
+// delivered before the call are read back from the stream first, in the
+// background, so Follow returns at once as Store.Follow does.
+func (f *Fanout) Follow(ctx context.Context, filt Filter, fn func(Envelope, error)) (stop func(), err error) {
+	if len(filt.Subjects) > 0 || filt.StartTime != nil {
+		return nil, ErrFilteredFanout
+	}
+	from := max(filt.StartSeq, 1)
+	s := &subscriber{fn: fn, from: from}
+	f.mu.Lock()
+	upto := f.last
+	s.live = from > upto
+	f.subs[s] = struct{}{}
+	f.mu.Unlock()
+	stop = func() {
+		f.mu.Lock()
+		delete(f.subs, s)
+		f.mu.Unlock()
+	}
+	if !s.live {
+		go f.catchUp(ctx, s, upto)
+	}
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return stop, nil
+}
+
+// catchUp reads a late subscriber's backlog up to upto, retrying after
+// errors, then hands it the events that arrived meanwhile and makes it live.
+func (f *Fanout) catchUp(ctx context.Context, s *subscriber, upto uint64) {
+	read := s.from - 1
+	for read < upto {
+		err := f.store.Read(ctx, Filter{StartSeq: read + 1}, func(env Envelope) error {
+			if env.Sequence > upto {
+				return ErrStop
+			}
+			s.fn(env, nil)
+			read = env.Sequence
+			return nil
+		})
+		if err == nil && read < upto {
+			break // the stream holds nothing more (a gap at its end)
+		}
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range s.pending {
+		if p.env.Sequence > read {
+			s.fn(p.env, p.err)
+		}
+	}
+	s.pending, s.live = nil, true
+}

@@ -1,0 +1,96 @@
+package events_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
+)
+
+// collector gathers the sequences a subscriber receives.
+type collector struct {
+	mu   sync.Mutex
+	seqs []uint64
+}
+
+func (c *collector) add(env events.Envelope, _ error) {
+	c.mu.Lock()
+	c.seqs = append(c.seqs, env.Sequence)
+	c.mu.Unlock()
+}
+
+func (c *collector) waitFor(t *testing.T, n int) []uint64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := append([]uint64(nil), c.seqs...)
+		c.mu.Unlock()
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func appendN(t *testing.T, st *events.Store, n int) {
+	t.Helper()
+	for range n {
+		_, err := st.Append(context.Background(), events.Pending{Aggregate: events.AggregateServiceAccount,
+			Envelope: events.New("t1", events.NewID(), events.System, "", events.ServiceAccountDeleted{})})
+		testenv.Must(t, err, "append")
+	}
+}
+
+func TestFanoutDeliversInOrderToEarlyAndLateSubscribers(t *testing.T) {
+	st, _ := testenv.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	appendN(t, st, 5)
+	f, err := st.Fanout(ctx)
+	testenv.Must(t, err, "fanout")
+
+	tests := []struct {
+		name string
+		from uint64
+		want []uint64
+	}{
+		{"from the start", 0, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+		{"from the middle of the backlog", 4, []uint64{4, 5, 6, 7, 8, 9, 10}},
+		{"from the future", 9, []uint64{9, 10}},
+	}
+	// Let the fan-out deliver the backlog first, so later subscribers must
+	// read it back from the stream.
+	first := &collector{}
+	_, err = f.Follow(ctx, events.Filter{}, first.add)
+	testenv.Must(t, err, "follow")
+	if got := first.waitFor(t, 5); len(got) != 5 {
+		t.Fatalf("backlog %v", got)
+	}
+	subs := make([]*collector, len(tests))
+	for i, tt := range tests {
+		subs[i] = &collector{}
+		_, err := f.Follow(ctx, events.Filter{StartSeq: tt.from}, subs[i].add)
+		testenv.Must(t, err, "follow")
+	}
+	appendN(t, st, 5)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := subs[i].waitFor(t, len(tt.want))
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for j := range got {
+				if got[j] != tt.want[j] {
+					t.Fatalf("got %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+	if _, err := f.Follow(ctx, events.Filter{Subjects: []string{st.TenantSubjects("t1")}}, func(events.Envelope, error) {}); err == nil {
+		t.Fatal("a subject filter was accepted")
+	}
+}
