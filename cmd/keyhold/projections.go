@@ -76,6 +76,7 @@ new events meanwhile. Prints progress as it goes.`,
 			if err != nil {
 				return err
 			}
+			tuneGC()
 			out := cmd.OutOrStdout()
 			return runner.Rebuild(cmd.Context(), func(p projections.RebuildProgress) {
 				rate := 0.0

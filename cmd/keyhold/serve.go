@@ -65,18 +65,24 @@ type server struct {
 	dirReady <-chan struct{}
 }
 
-// serverGCPercent is the garbage collector's target unless GOGC is set.
-// A server's live heap is small (the directory, caches) while every
-// request allocates; collecting at 5x the live heap instead of 2x cut CPU
-// per write by about 15% in keyhold bench, for some tens of MB of memory.
-const serverGCPercent = 400
+// gcPercent is the garbage collector's target unless GOGC is set. The
+// live heap of a server or a rebuild is small (the directory, caches, a
+// chunk of events) while every request or event allocates; collecting at
+// 5x the live heap instead of 2x cut CPU per write by about 15% in keyhold
+// bench, for some tens of MB of memory.
+const gcPercent = 400
+
+// tuneGC applies gcPercent unless the operator set GOGC.
+func tuneGC() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
+}
 
 // newServer wires every package over e and starts the directory; call run
 // to serve.
 func newServer(ctx context.Context, e *env) (*server, error) {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(serverGCPercent)
-	}
+	tuneGC()
 	progress := projections.NewProgress()
 	// One consumer feeds the directory and the projectors in this process.
 	fanout, err := e.store.Fanout(ctx)
