@@ -9,7 +9,6 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
-	"github.com/keyhold/keyhold/projections"
 )
 
 func newBootstrap(cfg *config) *cobra.Command {
@@ -22,7 +21,7 @@ built-in tenant role. Prints one JSON object with tenant, user_id and token, a p
 API token shown only this once. Works whether or not keyhold serve is running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := open(cmd.Context(), cfg, false)
+			e, runner, err := openRunner(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -47,10 +46,6 @@ API token shown only this once. Works whether or not keyhold serve is running.`,
 			}
 			// Bring the read tables up to date so the new tenant is visible
 			// at once, whether a server applies them or this process does.
-			runner, err := e.runner(projections.NewProgress())
-			if err != nil {
-				return err
-			}
 			if err := runner.Prepare(cmd.Context()); err != nil {
 				return err
 			}

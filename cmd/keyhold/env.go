@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -120,4 +119,17 @@ func (e *env) runner(progress *projections.Progress, opts ...projections.RunnerO
 	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{}}, opts...)
 }
 
-var errUsage = errors.New("usage")
+// openRunner opens an env for an operator command and a projection
+// runner over it; the caller closes the env.
+func openRunner(ctx context.Context, cfg *config) (*env, *projections.Runner, error) {
+	e, err := open(ctx, cfg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := e.runner(projections.NewProgress())
+	if err != nil {
+		e.close()
+		return nil, nil, err
+	}
+	return e, r, nil
+}

@@ -36,24 +36,6 @@ const (
 	auditPath    = "/v1/audit/events"
 )
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one running server.
 type harness struct {
 	cfg    *config
@@ -61,7 +43,7 @@ type harness struct {
 	srv    *server
 	ts     *httptest.Server
 	client *http.Client
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -92,7 +74,7 @@ func startServer(t *testing.T, cfg *config) *harness {
 	if cfg == nil {
 		cfg = testConfig(t)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	e, err := openWith(ctx, cfg, true, log)

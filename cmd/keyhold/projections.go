@@ -18,15 +18,11 @@ func newProjections(cfg *config) *cobra.Command {
 		Short: "Show each projector's checkpoint, lag and failed events",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := open(cmd.Context(), cfg, false)
+			e, runner, err := openRunner(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer e.close()
-			runner, err := e.runner(projections.NewProgress())
-			if err != nil {
-				return err
-			}
 			if err := projections.Migrate(cmd.Context(), e.db.SQL()); err != nil {
 				return err
 			}
@@ -67,15 +63,11 @@ reads over to it in one transaction. A running server keeps serving reads and ap
 new events meanwhile. Prints progress as it goes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := open(cmd.Context(), cfg, false)
+			e, runner, err := openRunner(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer e.close()
-			runner, err := e.runner(projections.NewProgress())
-			if err != nil {
-				return err
-			}
 			tuneGC()
 			out := cmd.OutOrStdout()
 			return runner.Rebuild(cmd.Context(), func(p projections.RebuildProgress) {

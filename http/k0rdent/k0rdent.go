@@ -328,11 +328,7 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getCredential(w http.ResponseWriter, r *http.Request) {
-	saID, ok := h.pathID(w, r, "serviceAccountId")
-	if !ok {
-		return
-	}
-	id, ok := h.pathID(w, r, "id")
+	saID, id, ok := h.credentialPath(w, r)
 	if !ok {
 		return
 	}
@@ -345,11 +341,7 @@ func (h handlers) getCredential(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) deleteCredential(w http.ResponseWriter, r *http.Request) {
-	saID, ok := h.pathID(w, r, "serviceAccountId")
-	if !ok {
-		return
-	}
-	id, ok := h.pathID(w, r, "id")
+	saID, id, ok := h.credentialPath(w, r)
 	if !ok {
 		return
 	}
@@ -467,6 +459,16 @@ func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (s
 		return "", false
 	}
 	return id, true
+}
+
+// credentialPath reads the service account and credential ids of a
+// credential's path.
+func (h handlers) credentialPath(w http.ResponseWriter, r *http.Request) (saID, id string, ok bool) {
+	if saID, ok = h.pathID(w, r, "serviceAccountId"); !ok {
+		return "", "", false
+	}
+	id, ok = h.pathID(w, r, "id")
+	return saID, id, ok
 }
 
 func validID(id string) bool {

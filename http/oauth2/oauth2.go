@@ -480,23 +480,10 @@ var inactive = []byte(`{"active":false}`)
 // Anything that would not authenticate a request now is inactive, with no
 // reason given (RFC 7662 2.2).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	form, oerr := readForm(w, r)
-	if oerr != nil {
-		writeError(w, oerr)
+	c, claims, ok, handled := s.tokenRequest(w, r)
+	if handled {
 		return
 	}
-	now := s.now()
-	c, oerr := s.authenticate(r, form, now)
-	if oerr != nil {
-		writeError(w, oerr)
-		return
-	}
-	token := form.Get("token")
-	if token == "" {
-		writeError(w, badRequest("token is required"))
-		return
-	}
-	claims, ok := s.activeClaims(token, now)
 	if !ok || claims.Tenant != c.principal.Tenant {
 		writeBody(w, http.StatusOK, inactive)
 		return
@@ -515,6 +502,30 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		Audience:  claims.Audience,
 		TokenType: "Bearer",
 	})
+}
+
+// tokenRequest reads what introspection and revocation share: a form
+// authenticated by client credentials naming a token. It returns the client
+// and, with ok, the token's claims if the token is active; when the request
+// itself is unusable it has written the error and handled is true.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request) (c client, claims auth.AccessClaims, ok, handled bool) {
+	form, oerr := readForm(w, r)
+	if oerr != nil {
+		writeError(w, oerr)
+		return c, claims, false, true
+	}
+	now := s.now()
+	if c, oerr = s.authenticate(r, form, now); oerr != nil {
+		writeError(w, oerr)
+		return c, claims, false, true
+	}
+	token := form.Get("token")
+	if token == "" {
+		writeError(w, badRequest("token is required"))
+		return c, claims, false, true
+	}
+	claims, ok = s.activeClaims(token, now)
+	return c, claims, ok, false
 }
 
 // activeClaims returns the claims of a token that would authenticate a
@@ -536,23 +547,10 @@ func (s *Server) activeClaims(token string, now time.Time) (auth.AccessClaims, b
 // caller nothing about tokens it does not hold. token_type_hint is ignored:
 // access tokens are the only kind.
 func (s *Server) revocation(w http.ResponseWriter, r *http.Request) {
-	form, oerr := readForm(w, r)
-	if oerr != nil {
-		writeError(w, oerr)
+	c, claims, ok, handled := s.tokenRequest(w, r)
+	if handled {
 		return
 	}
-	now := s.now()
-	c, oerr := s.authenticate(r, form, now)
-	if oerr != nil {
-		writeError(w, oerr)
-		return
-	}
-	token := form.Get("token")
-	if token == "" {
-		writeError(w, badRequest("token is required"))
-		return
-	}
-	claims, ok := s.activeClaims(token, now)
 	if !ok || claims.ClientID != c.id || claims.Subject != c.principal.ID || claims.Tenant != c.principal.Tenant {
 		revoked(w)
 		return
