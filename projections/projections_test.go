@@ -245,3 +245,35 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 		t.Fatalf("status = %+v, want checkpoint %d and no failures", st[0], more)
 	}
 }
+
+// TestLeaderCatchesUpAfterFallingBehind gives the leader a tiny buffer so
+// the live feed overflows it: it must start again from its checkpoint and
+// still apply every event exactly once.
+func TestLeaderCatchesUpAfterFallingBehind(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var last uint64
+	for i := range 150 {
+		id := events.NewID()
+		res, err := f.store.Append(ctx, events.Pending{Aggregate: events.AggregateServiceAccount, Expect: true,
+			Envelope: events.New("acme", id, events.System, "", events.ServiceAccountCreated{ClientID: "khc-" + id,
+				DisplayName: fmt.Sprintf("bulk %d", i), Scope: events.Scope{Level: "tenant", Target: "acme"}, Roles: []string{}, Status: "active"})})
+		testenv.Must(t, err, "append %d", i)
+		last = res.Sequence
+	}
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}},
+		projections.WithBatchSize(1), projections.WithLockRetry(50*time.Millisecond))
+	testenv.Must(t, err, "runner")
+	rctx, cancel := context.WithCancel(ctx)
+	testenv.Must(t, r.Prepare(rctx), "prepare")
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f.wait(t, last)
+	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 150 {
+		t.Fatalf("%d service accounts, want 150", got)
+	}
+	if got := count(t, f.db, "SELECT count(*) FROM projection_failures"); got != 0 {
+		t.Fatalf("%d failures", got)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -383,6 +384,10 @@ func (r *Runner) compete(ctx context.Context, p Projector) {
 				err = r.lead(ctx, conn, p)
 				r.setLeading(p.Name(), false)
 				discard(conn)
+				if errors.Is(err, errBehind) {
+					r.log.Info("projector fell behind the live feed; catching up from its checkpoint", "projector", p.Name())
+					continue
+				}
 			} else {
 				conn.Close()
 			}
@@ -409,14 +414,23 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The callback never blocks: a follower shared with others (the
+	// fan-out) must not wait on Postgres. When the channel is full the
+	// leader drops the rest, applies what it holds, and starts again from
+	// its checkpoint, reading the backlog from the stream.
 	ch := make(chan events.Envelope, 4*r.batchSize)
+	var overflow atomic.Bool
 	stop, err := r.follow.Follow(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope, err error) {
 		if err != nil {
 			env.Type = "<undecodable>"
 		}
+		if overflow.Load() {
+			return
+		}
 		select {
 		case ch <- env:
-		case <-ctx.Done():
+		default:
+			overflow.Store(true)
 		}
 	})
 	if err != nil {
@@ -427,6 +441,9 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
 	defer ping.Stop()
 	batch := make([]events.Envelope, 0, r.batchSize)
 	for {
+		if overflow.Load() && len(ch) == 0 {
+			return errBehind
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -467,6 +484,10 @@ type live struct {
 	generation int
 	seq        uint64
 }
+
+// errBehind means a leader fell more than its buffer behind the live feed
+// and restarts from its checkpoint.
+var errBehind = errors.New("projections: leader fell behind the live feed")
 
 // errFenced means the checkpoint row moved under the leader (a rebuild
 // switched generations, or another process applied events after this one
