@@ -134,7 +134,7 @@ func TestAuthenticateClient(t *testing.T) {
 		{"wrong secret", sa.ClientID(), auth.NewSecret(auth.PrefixClientSecret), now, ""},
 		{"another account's secret", sa.ClientID(), otherCred.Secret, now, ""},
 		{"malformed secret", sa.ClientID(), "khcs_short", now, ""},
-		{"checksum broken", sa.ClientID(), good.Secret[:len(good.Secret)-1] + "x", now, ""},
+		{"checksum broken", sa.ClientID(), otherLast(good.Secret), now, ""},
 		{"API token as secret", sa.ClientID(), f.token, now, ""},
 		{"empty secret", sa.ClientID(), "", now, ""},
 		{"unknown client", commands.ClientIDPrefix + "01unknown", good.Secret, now, ""},
@@ -560,4 +560,13 @@ func BenchmarkAuthenticateClient(b *testing.B) {
 			}
 		}
 	})
+}
+
+// otherLast returns s with its last character replaced by a different one.
+func otherLast(s string) string {
+	last := byte('x')
+	if s[len(s)-1] == last {
+		last = 'y'
+	}
+	return s[:len(s)-1] + string(last)
 }
