@@ -46,7 +46,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 	}
 	userID := events.NewID()
 	token := auth.NewSecret(auth.PrefixAPIToken)
-	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, func(c *change) error {
 		t, tseq, err := h.tenant(ctx, cmd.Tenant)
 		if err != nil {
 			return err
@@ -137,7 +137,7 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 		}
 	}
 	var out *Tenant
-	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, func(c *change) error {
 		t, tseq, err := h.tenant(ctx, cmd.Tenant)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -36,6 +37,8 @@ type repository struct {
 	store   *events.Store
 	retries int
 
+	stripes [lockStripes]sync.Mutex
+
 	mu    sync.Mutex
 	lru   *list.List // of key, most recent first
 	items map[key]*entry
@@ -45,6 +48,20 @@ type repository struct {
 type entry struct {
 	c   cached
 	pos *list.Element
+}
+
+// lockStripes is how many mutexes serialise commands per aggregate: enough
+// that unrelated aggregates rarely share one.
+const lockStripes = 1024
+
+func (r *repository) stripe(k key) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(k.tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(k.aggregate))
+	h.Write([]byte{0})
+	h.Write([]byte(k.id))
+	return &r.stripes[h.Sum32()%lockStripes]
 }
 
 func newRepository(store *events.Store, size, retries int) *repository {
@@ -190,7 +207,16 @@ func (r *repository) commit(ctx context.Context, c *change) (uint64, error) {
 // times with freshly loaded state when the log reports a concurrent change
 // or is briefly not ready. decide must be free of side effects other than
 // recording events: it may run more than once.
-func (r *repository) execute(ctx context.Context, meta Meta, decide func(c *change) error) (uint64, error) {
+//
+// Commands on the same aggregate (lock) run one at a time in this process,
+// so they never race each other into conflicts; the conditional append
+// still guards against other processes. A zero lock key takes no lock.
+func (r *repository) execute(ctx context.Context, meta Meta, lock key, decide func(c *change) error) (uint64, error) {
+	if lock != (key{}) {
+		mu := r.stripe(lock)
+		mu.Lock()
+		defer mu.Unlock()
+	}
 	var lastErr error
 	for attempt := 0; attempt <= r.retries; attempt++ {
 		if attempt > 0 {

@@ -87,7 +87,8 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	}
 	id := events.NewID()
 	var sa *ServiceAccount
-	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	// A fresh id: nothing else can write to it, so no lock.
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
 		sa = newServiceAccount(tenantID, id)
 		c.record(key{tenantID, events.AggregateServiceAccount, id}, sa, 0, events.ServiceAccountCreated{
 			ClientID:    ClientIDPrefix + id,
@@ -153,7 +154,7 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 	}
 	var out *ServiceAccount
 	var unchangedSeq uint64
-	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ID)
 		if err != nil {
 			return err
@@ -215,7 +216,7 @@ func (h DeleteServiceAccountHandler) Handle(ctx context.Context, cmd DeleteServi
 	if !cmd.Caller.IsTenantAdmin(tenantID) {
 		return 0, notFound("service account", cmd.ID)
 	}
-	return h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	return h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ID)
 		if err != nil {
 			return err
@@ -274,7 +275,7 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 	secret := auth.NewSecret(auth.PrefixClientSecret)
 	credID := events.NewID()
 	var out *ServiceAccount
-	seq, err := h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
 		if err != nil {
 			return err
@@ -312,7 +313,7 @@ func (h DeleteCredentialHandler) Handle(ctx context.Context, cmd DeleteCredentia
 	if !cmd.Caller.IsTenantAdmin(tenantID) {
 		return 0, notFound("credential", cmd.CredentialID)
 	}
-	return h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	return h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
 		if err != nil {
 			return err
@@ -349,7 +350,7 @@ func (h RevokeAccessTokenHandler) Handle(ctx context.Context, cmd RevokeAccessTo
 	if !events.ValidToken(cmd.TokenID) {
 		return 0, invalid("token", "malformed token id")
 	}
-	return h.repo.execute(ctx, cmd.Meta, func(c *change) error {
+	return h.repo.execute(ctx, cmd.Meta, key{cmd.Tenant, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, cmd.Tenant, cmd.ServiceAccountID)
 		if err != nil {
 			return err
