@@ -280,9 +280,22 @@ func createIndexes(ctx context.Context, tx *sqlx.Tx, p Projector) error {
 
 func swapViews(ctx context.Context, tx *sqlx.Tx, p Projector, schema string) error {
 	for _, t := range p.Tables() {
-		q := fmt.Sprintf("DROP VIEW IF EXISTS public.%[1]s; CREATE VIEW public.%[1]s AS SELECT * FROM %[2]s.%[1]s",
-			pq.QuoteIdentifier(t), pq.QuoteIdentifier(schema))
-		if _, err := tx.ExecContext(ctx, q); err != nil {
+		view, target := "public."+pq.QuoteIdentifier(t), pq.QuoteIdentifier(schema)+"."+pq.QuoteIdentifier(t)
+		// Replacing keeps the view's identity, so reads waiting on it carry
+		// on; only a changed column list needs drop and create.
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT swap"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "CREATE OR REPLACE VIEW "+view+" AS SELECT * FROM "+target); err == nil {
+			if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT swap"); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT swap"); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DROP VIEW IF EXISTS "+view+"; CREATE VIEW "+view+" AS SELECT * FROM "+target); err != nil {
 			return fmt.Errorf("swap view %s: %w", t, err)
 		}
 	}
