@@ -666,6 +666,19 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 		return err
 	}
 	for _, p := range r.projectors {
+		if err := r.catchUp(ctx, p, head); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// catchUp brings one projector to head: itself when it can take the
+// projector's lock, or by waiting while another process holds it. It keeps
+// trying the lock while it waits, because the holder may stop (a closing
+// session releases its lock a moment after the process let go).
+func (r *Runner) catchUp(ctx context.Context, p Projector, head uint64) error {
+	for {
 		conn, err := r.db.Connx(ctx)
 		if err != nil {
 			return err
@@ -675,20 +688,26 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 			conn.Close()
 			return err
 		}
-		if !got {
-			conn.Close()
-			if err := r.waitCheckpoint(ctx, p.Name(), head); err != nil {
-				return err
-			}
-			continue
-		}
-		err = r.catchUpLocked(ctx, conn, p, head)
-		discard(conn)
-		if err != nil {
+		if got {
+			err = r.catchUpLocked(ctx, conn, p, head)
+			discard(conn)
 			return err
 		}
+		conn.Close()
+		var cur uint64
+		if err := r.db.GetContext(ctx, &cur, "SELECT seq FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
+			return err
+		}
+		if cur >= head {
+			r.progress.Advance(p.Name(), cur)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return nil
 }
 
 func (r *Runner) catchUpLocked(ctx context.Context, conn *sqlx.Conn, p Projector, head uint64) error {
@@ -717,24 +736,6 @@ func (r *Runner) catchUpLocked(ctx context.Context, conn *sqlx.Conn, p Projector
 		err = lv.apply(ctx, batch)
 	}
 	return err
-}
-
-func (r *Runner) waitCheckpoint(ctx context.Context, name string, seq uint64) error {
-	for {
-		var cur uint64
-		if err := r.db.GetContext(ctx, &cur, "SELECT seq FROM projection_checkpoints WHERE name = $1", name); err != nil {
-			return err
-		}
-		if cur >= seq {
-			r.progress.Advance(name, cur)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // discard closes a leader's connection instead of returning it to the
