@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,21 +247,12 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 	}
 }
 
-// TestLeaderCatchesUpAfterFallingBehind gives the leader a tiny buffer so
-// the live feed overflows it: it must start again from its checkpoint and
-// still apply every event exactly once.
+// TestLeaderCatchesUpAfterFallingBehind gives the leader a tiny buffer and
+// appends faster than it applies, so the live feed overflows it: it must
+// start again from its checkpoint and still apply every event exactly once.
 func TestLeaderCatchesUpAfterFallingBehind(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	var last uint64
-	for i := range 150 {
-		id := events.NewID()
-		res, err := f.store.Append(ctx, events.Pending{Aggregate: events.AggregateServiceAccount, Expect: true,
-			Envelope: events.New("acme", id, events.System, "", events.ServiceAccountCreated{ClientID: "khc-" + id,
-				DisplayName: fmt.Sprintf("bulk %d", i), Scope: events.Scope{Level: "tenant", Target: "acme"}, Roles: []string{}, Status: "active"})})
-		testenv.Must(t, err, "append %d", i)
-		last = res.Sequence
-	}
 	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}},
 		projections.WithBatchSize(1), projections.WithLockRetry(50*time.Millisecond))
 	testenv.Must(t, err, "runner")
@@ -269,9 +261,34 @@ func TestLeaderCatchesUpAfterFallingBehind(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	f.wait(t, last)
-	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 150 {
-		t.Fatalf("%d service accounts, want 150", got)
+	head, err := f.store.LastSequence(ctx)
+	testenv.Must(t, err, "head")
+	f.wait(t, head)
+
+	const n = 200
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n / 4 {
+				id := events.NewID()
+				_, err := f.store.Append(ctx, events.Pending{Aggregate: events.AggregateServiceAccount, Expect: true,
+					Envelope: events.New("acme", id, events.System, "", events.ServiceAccountCreated{ClientID: "khc-" + id,
+						DisplayName: fmt.Sprintf("bulk %d-%d", w, i), Scope: events.Scope{Level: "tenant", Target: "acme"}, Roles: []string{}, Status: "active"})})
+				if err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	head, err = f.store.LastSequence(ctx)
+	testenv.Must(t, err, "head")
+	f.wait(t, head)
+	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != n {
+		t.Fatalf("%d service accounts, want %d", got, n)
 	}
 	if got := count(t, f.db, "SELECT count(*) FROM projection_failures"); got != 0 {
 		t.Fatalf("%d failures", got)

@@ -425,6 +425,17 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
 	if err != nil {
 		return err
 	}
+	// A long backlog is read straight from the stream first, in full
+	// batches: a follower shared with others must not have to buffer it.
+	head, err := r.store.LastSequence(ctx)
+	if err != nil {
+		return err
+	}
+	if head > lv.seq+uint64(r.batchSize) {
+		if err := lv.catchUp(ctx, head); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The callback never blocks: a follower shared with others (the
@@ -715,13 +726,22 @@ func (r *Runner) catchUpLocked(ctx context.Context, conn *sqlx.Conn, p Projector
 	if err != nil {
 		return err
 	}
+	return lv.catchUp(ctx, head)
+}
+
+// catchUp reads events after the checkpoint up to head from the stream
+// and applies them in full batches.
+func (lv *live) catchUp(ctx context.Context, head uint64) error {
 	if lv.seq >= head {
 		return nil
 	}
-	batch := make([]events.Envelope, 0, r.batchSize)
-	err = r.store.Read(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope) error {
+	batch := make([]events.Envelope, 0, lv.r.batchSize)
+	err := lv.r.store.Read(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope) error {
+		if env.Sequence > head {
+			return events.ErrStop
+		}
 		batch = append(batch, env)
-		if len(batch) >= r.batchSize {
+		if len(batch) >= lv.r.batchSize {
 			if err := lv.apply(ctx, batch); err != nil {
 				return err
 			}
@@ -733,9 +753,9 @@ func (r *Runner) catchUpLocked(ctx context.Context, conn *sqlx.Conn, p Projector
 		return err
 	}
 	if len(batch) > 0 {
-		err = lv.apply(ctx, batch)
+		return lv.apply(ctx, batch)
 	}
-	return err
+	return nil
 }
 
 // discard closes a leader's connection instead of returning it to the
