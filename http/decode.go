@@ -1,13 +1,17 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // MaxBodyBytes bounds every JSON request body.
@@ -27,16 +31,25 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 			return fmt.Errorf("%w: Content-Type must be application/json", ErrBadRequest)
 		}
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
 		return fmt.Errorf("%w: %s", ErrBadRequest, describe(err))
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return fmt.Errorf("%w: %s", ErrBadRequest, describe(err))
-		}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return fmt.Errorf("%w: %s", ErrBadRequest, describe(io.EOF))
+	}
+	// segmentio's Parse decodes from the buffer without a Decoder's
+	// per-call allocations; its error types are encoding/json's.
+	rest, err := fastjson.Parse(body, v, fastjson.DisallowUnknownFields)
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) && syntax.Offset == 0 && len(rest) > 0 {
+		// The parser reports where it stopped through what is left.
+		syntax.Offset = int64(len(body) - len(rest))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrBadRequest, describe(err))
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
 		return fmt.Errorf("%w: body must hold a single JSON object", ErrBadRequest)
 	}
 	return nil
@@ -53,13 +66,15 @@ func describe(err error) string {
 		return "body ends in the middle of a JSON value"
 	case errors.As(err, &tooBig):
 		return fmt.Sprintf("body is larger than %d bytes", tooBig.Limit)
+	case errors.As(err, &syntax) && strings.Contains(syntax.Error(), "unexpected end"):
+		return "body ends in the middle of a JSON value"
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
 	case errors.As(err, &typ):
 		if typ.Field == "" {
-			return fmt.Sprintf("body must be a JSON object, not %s", typ.Value)
+			return fmt.Sprintf("body must be a JSON object, not %s", valueKind(typ.Value))
 		}
-		return fmt.Sprintf("field %q must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		return fmt.Sprintf("field %q must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), valueKind(typ.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	}
@@ -76,8 +91,39 @@ func jsonKind(goKind string) string {
 		return "an object"
 	case "bool":
 		return "a boolean"
-	case "int", "int64", "int32", "uint", "uint64", "float64":
+	case "int", "int64", "int32", "uint", "uint64":
+		return "a whole number"
+	case "float64", "float32":
 		return "a number"
 	}
 	return "of another type"
+}
+
+// valueKind names the JSON kind of an offending value, which the decoder
+// reports as a kind name or as the quoted raw JSON text.
+func valueKind(v string) string {
+	switch v {
+	case "string", "number", "object", "array", "bool", "null":
+		return v
+	}
+	if raw, err := strconv.Unquote(v); err == nil {
+		v = raw
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "an empty value"
+	}
+	switch v[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
