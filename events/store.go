@@ -308,7 +308,7 @@ func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 
 func decodeRaw(subject string, seq uint64, data []byte) (Envelope, error) {
 	var env Envelope
-	if err := fastjson.Unmarshal(data, &env); err != nil {
+	if err := decodeJSON(data, &env); err != nil {
 		return Envelope{}, fmt.Errorf("decode event %d: %w", seq, err)
 	}
 	env.Sequence = seq

@@ -166,28 +166,29 @@ func (d *Directory) Apply(env events.Envelope) {
 	switch e := e.(type) {
 	case events.UserCreated:
 		if _, ok := d.users[env.Subject]; !ok {
-			d.users[env.Subject] = &dirUser{id: env.Subject}
+			id := strings.Clone(env.Subject)
+			d.users[id] = &dirUser{id: id}
 		}
 	case events.UserTenantAccessGranted:
 		if u := d.users[env.Subject]; u != nil && !slices.Contains(u.tenants, e.Tenant) {
-			u.tenants = append(u.tenants, e.Tenant)
+			u.tenants = append(u.tenants, strings.Clone(e.Tenant))
 		}
 	case events.UserRoleGranted:
 		if u := d.users[env.Subject]; u != nil {
-			b := auth.Binding{Role: e.Role, Tenant: e.Tenant, Scope: e.Scope}
+			b := auth.Binding{Role: strings.Clone(e.Role), Tenant: strings.Clone(e.Tenant), Scope: ownScope(e.Scope)}
 			if !slices.Contains(u.bindings, b) {
 				// Copy on write: principals handed out keep the old slice.
 				u.bindings = append(slices.Clip(u.bindings), b)
 			}
 		}
 	case events.APITokenIssued:
-		if _, ok := d.users[env.Subject]; ok {
-			d.tokens[e.Verifier] = dirAPIToken{userID: env.Subject, expires: e.ExpiresAt}
+		if u, ok := d.users[env.Subject]; ok {
+			d.tokens[strings.Clone(e.Verifier)] = dirAPIToken{userID: u.id, expires: e.ExpiresAt}
 		}
 	case events.ServiceAccountCreated:
 		sa := &dirServiceAccount{
-			id: env.Subject, tenant: env.Tenant, clientID: e.ClientID, scope: e.Scope,
-			roles: slices.Clone(e.Roles), active: e.Status == statusActive,
+			id: strings.Clone(env.Subject), tenant: strings.Clone(env.Tenant), clientID: strings.Clone(e.ClientID), scope: ownScope(e.Scope),
+			roles: ownAll(e.Roles), active: e.Status == statusActive,
 		}
 		sa.rebuild()
 		d.accounts[sa.id] = sa
@@ -210,7 +211,7 @@ func (d *Directory) Apply(env events.Envelope) {
 					break
 				}
 			}
-			sa.roles = slices.Clone(*e.Roles)
+			sa.roles = ownAll(*e.Roles)
 			sa.rebuild()
 		}
 	case events.ServiceAccountDeleted:
@@ -228,7 +229,7 @@ func (d *Directory) Apply(env events.Envelope) {
 			d.fail(env, fmt.Errorf("credential %s: malformed verifier", e.CredentialID))
 			return
 		}
-		sa.creds = append(sa.creds, dirCredential{id: e.CredentialID, verifier: v, expires: e.ExpiresAt})
+		sa.creds = append(sa.creds, dirCredential{id: strings.Clone(e.CredentialID), verifier: v, expires: e.ExpiresAt})
 	case events.CredentialDeleted:
 		if sa := d.account(env); sa != nil {
 			sa.creds = slices.DeleteFunc(sa.creds, func(c dirCredential) bool { return c.id == e.CredentialID })
@@ -241,7 +242,7 @@ func (d *Directory) Apply(env events.Envelope) {
 		if sa.revoked == nil {
 			sa.revoked = map[string]time.Time{}
 		}
-		sa.revoked[e.TokenID] = e.ExpiresAt
+		sa.revoked[strings.Clone(e.TokenID)] = e.ExpiresAt
 		// Forget this account's revocations that expired before this event
 		// was written: they bound memory during a replay of old history.
 		for id, exp := range sa.revoked {
@@ -250,6 +251,22 @@ func (d *Directory) Apply(env events.Envelope) {
 			}
 		}
 	}
+}
+
+// Decoded events share their message's buffer (events decodes without
+// copying strings); the directory keeps what it stores for the life of the
+// process, so it copies those strings rather than pin whole messages.
+
+func ownScope(s events.Scope) events.Scope {
+	return events.Scope{Level: strings.Clone(s.Level), Target: strings.Clone(s.Target)}
+}
+
+func ownAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.Clone(s)
+	}
+	return out
 }
 
 // statusActive mirrors commands.StatusActive; query must not import commands.
