@@ -98,10 +98,18 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 		}
 	}()
 
+	// Rebuild transactions run on one connection of their own, begun with
+	// plain statements so the projector can COPY through the driver.
+	wc, err := r.db.Connx(ctx)
+	if err != nil {
+		return err
+	}
+	defer discard(wc)
+
 	start := time.Now()
 	var applied, count uint64
 	var failures []failure
-	apply := func(ctx context.Context, tx *sqlx.Tx, batch []events.Envelope) error {
+	apply := func(ctx context.Context, tx Tx, batch []events.Envelope) error {
 		f, err := r.applyRebuildBatch(ctx, tx, p, schema, batch)
 		if err != nil {
 			return err
@@ -122,7 +130,7 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 		if head <= applied+rebuildChunk && applied > 0 || head == applied {
 			break
 		}
-		if err := r.pass(ctx, applied, head, apply, func() {
+		if err := r.pass(ctx, wc, applied, head, apply, func() {
 			report(RebuildProgress{Projector: p.Name(), Applied: applied, Head: head, Events: count, Elapsed: time.Since(start)})
 		}); err != nil {
 			return err
@@ -133,61 +141,57 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 		return err
 	}
 
-	tx, err = r.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var liveSeq uint64
-	if err := tx.GetContext(ctx, &liveSeq, "SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()); err != nil {
-		return err
-	}
-	head, err := r.store.LastSequence(ctx)
-	if err != nil {
-		return err
-	}
-	if head > applied {
-		var batch []events.Envelope
-		if err := r.store.Read(ctx, events.Filter{StartSeq: applied + 1}, func(env events.Envelope) error {
-			if env.Sequence > head {
-				return events.ErrStop
-			}
-			batch = append(batch, env)
-			return nil
-		}); err != nil {
+	err = inTx(ctx, wc, func() error {
+		var liveSeq uint64
+		if err := wc.GetContext(ctx, &liveSeq, "SELECT seq FROM projection_checkpoints WHERE name = $1 FOR UPDATE", p.Name()); err != nil {
 			return err
 		}
-		if len(batch) > 0 {
-			if err := apply(ctx, tx, batch); err != nil {
+		head, err := r.store.LastSequence(ctx)
+		if err != nil {
+			return err
+		}
+		if head > applied {
+			var batch []events.Envelope
+			if err := r.store.Read(ctx, events.Filter{StartSeq: applied + 1}, func(env events.Envelope) error {
+				if env.Sequence > head {
+					return events.ErrStop
+				}
+				batch = append(batch, env)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if len(batch) > 0 {
+				if err := apply(ctx, wc, batch); err != nil {
+					return err
+				}
+			}
+		}
+		if applied < liveSeq {
+			return fmt.Errorf("rebuild of %s reached %d but the live checkpoint is %d", p.Name(), applied, liveSeq)
+		}
+		if _, err := wc.ExecContext(ctx, "SET LOCAL search_path TO public"); err != nil {
+			return err
+		}
+		if err := swapViews(ctx, wc, p, schema); err != nil {
+			return err
+		}
+		if _, err := wc.ExecContext(ctx, "UPDATE projection_checkpoints SET generation = $2, version = $3, seq = $4, updated_at = now() WHERE name = $1",
+			p.Name(), gen, p.Version(), applied); err != nil {
+			return err
+		}
+		if _, err := wc.ExecContext(ctx, "DELETE FROM projection_failures WHERE projector = $1", p.Name()); err != nil {
+			return err
+		}
+		for _, f := range failures {
+			if _, err := wc.ExecContext(ctx, "INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)", p.Name(), f.seq, f.typ, f.cause); err != nil {
 				return err
 			}
 		}
-	}
-	if applied < liveSeq {
-		return fmt.Errorf("rebuild of %s reached %d but the live checkpoint is %d", p.Name(), applied, liveSeq)
-	}
-	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO public"); err != nil {
+		_, err = wc.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, p.Name()+":"+strconv.FormatUint(applied, 10))
 		return err
-	}
-	if err := swapViews(ctx, tx, p, schema); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE projection_checkpoints SET generation = $2, version = $3, seq = $4, updated_at = now() WHERE name = $1",
-		p.Name(), gen, p.Version(), applied); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM projection_failures WHERE projector = $1", p.Name()); err != nil {
-		return err
-	}
-	for _, f := range failures {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)", p.Name(), f.seq, f.typ, f.cause); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, p.Name()+":"+strconv.FormatUint(applied, 10)); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	keep = true
@@ -217,7 +221,7 @@ func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string
 
 // pass applies events (from, to] in chunks, reading and decoding the next
 // chunk while the previous one is written.
-func (r *Runner) pass(ctx context.Context, from, to uint64, apply func(context.Context, *sqlx.Tx, []events.Envelope) error, tick func()) error {
+func (r *Runner) pass(ctx context.Context, wc *sqlx.Conn, from, to uint64, apply func(context.Context, Tx, []events.Envelope) error, tick func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan []events.Envelope, 2)
@@ -248,19 +252,13 @@ func (r *Runner) pass(ctx context.Context, from, to uint64, apply func(context.C
 		}
 	}()
 	for batch := range chunks {
-		tx, err := r.db.BeginTxx(ctx, nil)
+		err := inTx(ctx, wc, func() error {
+			if _, err := wc.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+				return err
+			}
+			return apply(ctx, wc, batch)
+		})
 		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := apply(ctx, tx, batch); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
 			return err
 		}
 		tick()
@@ -271,7 +269,7 @@ func (r *Runner) pass(ctx context.Context, from, to uint64, apply func(context.C
 // applyRebuildBatch applies a chunk to the new generation inside tx; if
 // the chunk fails, it is applied event by event under savepoints and the
 // failing events are returned to be recorded.
-func (r *Runner) applyRebuildBatch(ctx context.Context, tx *sqlx.Tx, p Projector, schema string, batch []events.Envelope) ([]failure, error) {
+func (r *Runner) applyRebuildBatch(ctx context.Context, tx Tx, p Projector, schema string, batch []events.Envelope) ([]failure, error) {
 	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schema)+", public"); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"time"
@@ -78,28 +79,86 @@ func literal(v any) (string, error) {
 	return "", fmt.Errorf("no literal form for %T", v)
 }
 
+// copyLine is lib/pq's COPY statement extension for raw lines.
+type copyLine interface {
+	CopyData(ctx context.Context, line string) (driver.Result, error)
+}
+
+// copyRows streams rows into table with COPY, encoding each row as one
+// line of COPY's text format itself: going through database/sql would
+// convert and re-encode every value of every row.
 func copyRows(ctx context.Context, tx Tx, table string, cols []string, rows [][]any) error {
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn(table, cols...))
-	if err != nil {
-		return err
-	}
-	for _, row := range rows {
-		for j, v := range row {
-			if a, ok := v.([]string); ok {
-				if a == nil {
-					a = []string{}
-				}
-				row[j] = pq.StringArray(a)
-			}
+	return tx.Raw(func(dc any) error {
+		conn, ok := dc.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("copy into %s: unexpected driver connection %T", table, dc)
 		}
-		if _, err := stmt.ExecContext(ctx, row...); err != nil {
-			stmt.Close()
+		stmt, err := conn.Prepare(pq.CopyIn(table, cols...))
+		if err != nil {
 			return err
 		}
-	}
-	if _, err := stmt.ExecContext(ctx); err != nil {
-		stmt.Close()
+		defer stmt.Close()
+		cl, ok := stmt.(copyLine)
+		if !ok {
+			return fmt.Errorf("copy into %s: driver statement %T cannot copy raw lines", table, stmt)
+		}
+		var line []byte
+		for _, row := range rows {
+			line = line[:0]
+			for j, v := range row {
+				if j > 0 {
+					line = append(line, '\t')
+				}
+				if line, err = appendCopyText(line, v); err != nil {
+					return fmt.Errorf("%s.%s: %w", table, cols[j], err)
+				}
+			}
+			if _, err := cl.CopyData(ctx, string(line)); err != nil {
+				return err
+			}
+		}
+		// An empty Exec ends the COPY and reports its errors.
+		_, err = stmt.Exec(nil) //nolint:staticcheck // lib/pq's copyin has no ExecContext
 		return err
+	})
+}
+
+// appendCopyText appends v in COPY's text format.
+func appendCopyText(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case string:
+		return appendCopyEscaped(b, v), nil
+	case time.Time:
+		return v.UTC().AppendFormat(b, "2006-01-02 15:04:05.999999Z07:00"), nil
+	case []string:
+		if v == nil {
+			v = []string{}
+		}
+		a, err := pq.StringArray(v).Value()
+		if err != nil {
+			return nil, err
+		}
+		return appendCopyEscaped(b, a.(string)), nil
+	case nil:
+		return append(b, `\N`...), nil
 	}
-	return stmt.Close()
+	return nil, fmt.Errorf("no COPY text form for %T", v)
+}
+
+func appendCopyEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			b = append(b, '\\', '\\')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
 }

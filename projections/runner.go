@@ -40,11 +40,30 @@ type Projector interface {
 }
 
 // Tx runs statements inside the open transaction a projector applies a
-// batch in: a *sqlx.Tx, or the leader's connection with a transaction
-// begun on it.
+// batch in: a connection with a transaction begun on it by plain
+// statements, so Raw reaches the driver (COPY without converting each
+// row's arguments).
 type Tx interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	Raw(f func(driverConn any) error) error
+}
+
+// execer runs statements; *sqlx.Tx and *sqlx.Conn both are.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// inTx runs fn in a transaction begun on conn with plain statements.
+func inTx(ctx context.Context, conn *sqlx.Conn, fn func() error) error {
+	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	_, err := conn.ExecContext(ctx, "COMMIT")
+	return err
 }
 
 // Indexer is implemented by projectors with secondary indexes. A rebuild
@@ -245,7 +264,7 @@ func (r *Runner) ensureGeneration(ctx context.Context, p Projector) (version int
 	return p.Version(), false, tx.Commit()
 }
 
-func createGeneration(ctx context.Context, tx *sqlx.Tx, p Projector, schema string, withIndexes bool) error {
+func createGeneration(ctx context.Context, tx execer, p Projector, schema string, withIndexes bool) error {
 	if _, err := tx.ExecContext(ctx, "DROP SCHEMA IF EXISTS "+pq.QuoteIdentifier(schema)+" CASCADE"); err != nil {
 		return err
 	}
@@ -267,7 +286,7 @@ func createGeneration(ctx context.Context, tx *sqlx.Tx, p Projector, schema stri
 	return err
 }
 
-func createIndexes(ctx context.Context, tx *sqlx.Tx, p Projector) error {
+func createIndexes(ctx context.Context, tx execer, p Projector) error {
 	ix, ok := p.(Indexer)
 	if !ok {
 		return nil
@@ -278,7 +297,7 @@ func createIndexes(ctx context.Context, tx *sqlx.Tx, p Projector) error {
 	return nil
 }
 
-func swapViews(ctx context.Context, tx *sqlx.Tx, p Projector, schema string) error {
+func swapViews(ctx context.Context, tx execer, p Projector, schema string) error {
 	for _, t := range p.Tables() {
 		view, target := "public."+pq.QuoteIdentifier(t), pq.QuoteIdentifier(schema)+"."+pq.QuoteIdentifier(t)
 		// Replacing keeps the view's identity, so reads waiting on it carry
