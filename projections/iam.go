@@ -165,22 +165,43 @@ func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e even
 }
 
 func (b *iamBatch) flush(ctx context.Context, tx Tx) error {
-	var sas [][]any
+	sas := make([]*saRow, 0, len(b.sas))
 	for _, k := range b.saOrder {
 		if r, ok := b.sas[k]; ok {
-			sas = append(sas, []any{r.tenant, r.id, r.clientID, r.displayName, r.description, r.scopeLevel, r.scopeTarget,
-				r.roles, r.status, r.createdAt, r.updatedAt})
+			sas = append(sas, r)
 		}
 	}
-	if err := writeRows(ctx, tx, "service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
-		"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"}, sas); err != nil {
+	err := writeRows(ctx, tx, "service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
+		"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
+		r := sas[i]
+		e.str(r.tenant)
+		e.str(r.id)
+		e.str(r.clientID)
+		e.str(r.displayName)
+		e.str(r.description)
+		e.str(r.scopeLevel)
+		e.str(r.scopeTarget)
+		e.strs(r.roles)
+		e.str(r.status)
+		e.time(r.createdAt)
+		e.time(r.updatedAt)
+	})
+	if err != nil {
 		return err
 	}
-	var creds [][]any
+	creds := make([]credKey, 0, len(b.creds))
 	for _, k := range b.credOrder {
-		if r, ok := b.creds[k]; ok {
-			creds = append(creds, []any{k.tenant, k.sa, k.id, r.createdAt, r.expiresAt})
+		if _, ok := b.creds[k]; ok {
+			creds = append(creds, k)
 		}
 	}
-	return writeRows(ctx, tx, "credentials", []string{"tenant", "service_account_id", "id", "created_at", "expires_at"}, creds)
+	return writeRows(ctx, tx, "credentials", []string{"tenant", "service_account_id", "id", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
+		k := creds[i]
+		r := b.creds[k]
+		e.str(k.tenant)
+		e.str(k.sa)
+		e.str(k.id)
+		e.time(r.createdAt)
+		e.time(r.expiresAt)
+	})
 }

@@ -17,16 +17,78 @@ const copyThreshold = 200
 // never rounds up past the time the event recorded.
 func stamp(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 
-// writeRows inserts rows into table. A few rows go in one multi-row
-// INSERT with literal values: one round trip, where lib/pq needs two per
-// parameterised statement and three for a COPY. Many rows (catching up,
-// rebuilding) go through COPY. Values are string, []string or time.Time.
-func writeRows(ctx context.Context, tx Tx, table string, cols []string, rows [][]any) error {
-	if len(rows) == 0 {
+// encoder writes the values of rows either as COPY text lines or as SQL
+// literals, field by field, without boxing each value in an interface.
+type encoder struct {
+	buf    []byte
+	copy   bool // COPY text format; otherwise SQL literals
+	fields int  // fields written in the current row
+	array  []byte
+}
+
+func (e *encoder) sep() {
+	if e.fields > 0 {
+		if e.copy {
+			e.buf = append(e.buf, '\t')
+		} else {
+			e.buf = append(e.buf, ", "...)
+		}
+	}
+	e.fields++
+}
+
+func (e *encoder) str(s string) {
+	e.sep()
+	if e.copy {
+		e.buf = appendCopyEscaped(e.buf, s)
+	} else {
+		e.buf = append(e.buf, pq.QuoteLiteral(s)...)
+	}
+}
+
+func (e *encoder) time(t time.Time) {
+	e.sep()
+	if !e.copy {
+		e.buf = append(e.buf, '\'')
+	}
+	e.buf = t.UTC().AppendFormat(e.buf, "2006-01-02 15:04:05.999999Z07:00")
+	if !e.copy {
+		e.buf = append(e.buf, '\'')
+	}
+}
+
+// strs writes a text[] value: Postgres array syntax, then escaped or
+// quoted like any text.
+func (e *encoder) strs(ss []string) {
+	e.array = append(e.array[:0], '{')
+	for i, s := range ss {
+		if i > 0 {
+			e.array = append(e.array, ',')
+		}
+		e.array = append(e.array, '"')
+		for j := 0; j < len(s); j++ {
+			if s[j] == '"' || s[j] == '\\' {
+				e.array = append(e.array, '\\')
+			}
+			e.array = append(e.array, s[j])
+		}
+		e.array = append(e.array, '"')
+	}
+	e.array = append(e.array, '}')
+	e.str(string(e.array))
+}
+
+// writeRows inserts n rows into table, row(e, i) writing row i's values
+// in column order. A few rows go in one multi-row INSERT with literal
+// values: one round trip, where lib/pq needs two per parameterised
+// statement and three for a COPY. Many rows (catching up, rebuilding) go
+// through COPY.
+func writeRows(ctx context.Context, tx Tx, table string, cols []string, n int, row func(e *encoder, i int)) error {
+	if n == 0 {
 		return nil
 	}
-	if len(rows) >= copyThreshold {
-		return copyRows(ctx, tx, table, cols, rows)
+	if n >= copyThreshold {
+		return copyRows(ctx, tx, table, cols, n, row)
 	}
 	var q strings.Builder
 	q.WriteString("INSERT INTO ")
@@ -39,44 +101,22 @@ func writeRows(ctx context.Context, tx Tx, table string, cols []string, rows [][
 		q.WriteString(pq.QuoteIdentifier(c))
 	}
 	q.WriteString(") VALUES ")
-	for i, row := range rows {
+	e := &encoder{}
+	for i := range n {
 		if i > 0 {
-			q.WriteString(", ")
+			e.buf = append(e.buf, ", "...)
 		}
-		q.WriteByte('(')
-		for j, v := range row {
-			if j > 0 {
-				q.WriteString(", ")
-			}
-			lit, err := literal(v)
-			if err != nil {
-				return fmt.Errorf("%s.%s: %w", table, cols[j], err)
-			}
-			q.WriteString(lit)
+		e.buf = append(e.buf, '(')
+		e.fields = 0
+		row(e, i)
+		if e.fields != len(cols) {
+			return fmt.Errorf("%s: row has %d values for %d columns", table, e.fields, len(cols))
 		}
-		q.WriteByte(')')
+		e.buf = append(e.buf, ')')
 	}
+	q.Write(e.buf)
 	_, err := tx.ExecContext(ctx, q.String())
 	return err
-}
-
-func literal(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return pq.QuoteLiteral(v), nil
-	case time.Time:
-		return pq.QuoteLiteral(v.UTC().Format("2006-01-02T15:04:05.999999Z07:00")), nil
-	case []string:
-		if v == nil {
-			return "'{}'", nil
-		}
-		a, err := pq.StringArray(v).Value()
-		if err != nil {
-			return "", err
-		}
-		return pq.QuoteLiteral(a.(string)), nil
-	}
-	return "", fmt.Errorf("no literal form for %T", v)
 }
 
 // copyLine is lib/pq's COPY statement extension for raw lines.
@@ -87,7 +127,7 @@ type copyLine interface {
 // copyRows streams rows into table with COPY, encoding each row as one
 // line of COPY's text format itself: going through database/sql would
 // convert and re-encode every value of every row.
-func copyRows(ctx context.Context, tx Tx, table string, cols []string, rows [][]any) error {
+func copyRows(ctx context.Context, tx Tx, table string, cols []string, n int, row func(e *encoder, i int)) error {
 	return tx.Raw(func(dc any) error {
 		conn, ok := dc.(driver.Conn)
 		if !ok {
@@ -102,18 +142,14 @@ func copyRows(ctx context.Context, tx Tx, table string, cols []string, rows [][]
 		if !ok {
 			return fmt.Errorf("copy into %s: driver statement %T cannot copy raw lines", table, stmt)
 		}
-		var line []byte
-		for _, row := range rows {
-			line = line[:0]
-			for j, v := range row {
-				if j > 0 {
-					line = append(line, '\t')
-				}
-				if line, err = appendCopyText(line, v); err != nil {
-					return fmt.Errorf("%s.%s: %w", table, cols[j], err)
-				}
+		e := &encoder{copy: true}
+		for i := range n {
+			e.buf, e.fields = e.buf[:0], 0
+			row(e, i)
+			if e.fields != len(cols) {
+				return fmt.Errorf("%s: row has %d values for %d columns", table, e.fields, len(cols))
 			}
-			if _, err := cl.CopyData(ctx, string(line)); err != nil {
+			if _, err := cl.CopyData(ctx, string(e.buf)); err != nil {
 				return err
 			}
 		}
@@ -123,28 +159,7 @@ func copyRows(ctx context.Context, tx Tx, table string, cols []string, rows [][]
 	})
 }
 
-// appendCopyText appends v in COPY's text format.
-func appendCopyText(b []byte, v any) ([]byte, error) {
-	switch v := v.(type) {
-	case string:
-		return appendCopyEscaped(b, v), nil
-	case time.Time:
-		return v.UTC().AppendFormat(b, "2006-01-02 15:04:05.999999Z07:00"), nil
-	case []string:
-		if v == nil {
-			v = []string{}
-		}
-		a, err := pq.StringArray(v).Value()
-		if err != nil {
-			return nil, err
-		}
-		return appendCopyEscaped(b, a.(string)), nil
-	case nil:
-		return append(b, `\N`...), nil
-	}
-	return nil, fmt.Errorf("no COPY text form for %T", v)
-}
-
+// appendCopyEscaped appends s escaped for COPY's text format.
 func appendCopyEscaped(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
