@@ -21,6 +21,10 @@ const MaxBodyBytes = 64 << 10
 // says what is wrong in terms the client can act on.
 var ErrBadRequest = errors.New("bad request")
 
+// ErrEmptyBody is returned (wrapped with ErrBadRequest) for a request
+// without a body, so endpoints whose body is optional can tell.
+var ErrEmptyBody = errors.New("body is empty; expected a JSON object")
+
 // DecodeJSON decodes the request body into v: exactly one JSON object,
 // no unknown fields, at most MaxBodyBytes. Errors wrap ErrBadRequest and
 // name the field or byte offset at fault.
@@ -36,7 +40,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return fmt.Errorf("%w: %s", ErrBadRequest, describe(err))
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return fmt.Errorf("%w: %s", ErrBadRequest, describe(io.EOF))
+		return fmt.Errorf("%w: %w", ErrBadRequest, ErrEmptyBody)
 	}
 	// segmentio's Parse decodes from the buffer without a Decoder's
 	// per-call allocations; its error types are encoding/json's.

@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,6 +23,17 @@ type target struct {
 	Name  string   `json:"name"`
 	Count int      `json:"count"`
 	Tags  []string `json:"tags"`
+}
+
+func TestDecodeJSONEmptyBodyIsDistinct(t *testing.T) {
+	for _, body := range []string{"", "  \n"} {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		var v target
+		err := khttp.DecodeJSON(httptest.NewRecorder(), r, &v)
+		if !errors.Is(err, khttp.ErrEmptyBody) || !errors.Is(err, khttp.ErrBadRequest) {
+			t.Fatalf("body %q: err = %v, want ErrEmptyBody and ErrBadRequest", body, err)
+		}
+	}
 }
 
 func TestDecodeJSON(t *testing.T) {

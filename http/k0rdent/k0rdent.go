@@ -297,11 +297,10 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req createCredentialRequest
-	if r.ContentLength != 0 {
-		if err := khttp.DecodeJSON(w, r, &req); err != nil {
-			h.fail(w, r, err)
-			return
-		}
+	// The body is optional: without one the defaults apply.
+	if err := khttp.DecodeJSON(w, r, &req); err != nil && !errors.Is(err, khttp.ErrEmptyBody) {
+		h.fail(w, r, err)
+		return
 	}
 	cmd := commands.CreateCredential{Meta: meta(r), ServiceAccountID: saID}
 	if req.ExpiresAt != nil {
