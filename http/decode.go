@@ -80,7 +80,7 @@ func describe(err error) string {
 		}
 		return fmt.Sprintf("field %q must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), valueKind(typ.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return "unknown field " + boundedName(strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return "malformed JSON body"
 }
@@ -130,4 +130,17 @@ func valueKind(v string) string {
 		return "null"
 	}
 	return "number"
+}
+
+// boundedName quotes a client-sent field name for an error message, cut to
+// 64 bytes so a message never echoes an arbitrarily long input.
+func boundedName(quoted string) string {
+	name, err := strconv.Unquote(quoted)
+	if err != nil {
+		name = strings.Trim(quoted, `"`)
+	}
+	if len(name) > 64 {
+		return strconv.Quote(name[:64]) + "..."
+	}
+	return strconv.Quote(name)
 }
