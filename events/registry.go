@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/oklog/ulid/v2"
 	fastjson "github.com/segmentio/encoding/json"
@@ -99,9 +100,19 @@ func Decode(env Envelope) (Event, error) {
 	return ptr.Elem().Interface().(Event), nil
 }
 
-// NewID returns a new unique, time-ordered id (a lowercase ULID).
+var (
+	idMu      sync.Mutex
+	idEntropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// NewID returns a new unique, time-ordered id (a lowercase ULID). Ids made
+// in one process increase strictly, even within a millisecond, so listing
+// by id lists in creation order. Safe for concurrent use.
 func NewID() string {
-	return lower(ulid.MustNew(ulid.Now(), rand.Reader).String())
+	idMu.Lock()
+	id := ulid.MustNew(ulid.Now(), idEntropy)
+	idMu.Unlock()
+	return lower(id.String())
 }
 
 func lower(s string) string {

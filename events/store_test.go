@@ -143,3 +143,14 @@ func TestReadFilters(t *testing.T) {
 		})
 	}
 }
+
+func TestNewIDIncreasesWithinAMillisecond(t *testing.T) {
+	prev := events.NewID()
+	for i := range 10000 {
+		id := events.NewID()
+		if id <= prev {
+			t.Fatalf("id %d: %s after %s, want strictly increasing", i, id, prev)
+		}
+		prev = id
+	}
+}
