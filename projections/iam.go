@@ -86,7 +86,7 @@ func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e even
 	switch e := e.(type) {
 	case events.TenantCreated:
 		_, err = tx.ExecContext(ctx, `INSERT INTO tenants (id, name, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $6)`, env.Subject, e.Name, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, pq.Array(e.ScopeLevels), env.Time)
+			VALUES ($1, $2, $3, $4, $5, $6, $6)`, env.Subject, e.Name, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, pq.Array(e.ScopeLevels), stamp(env.Time))
 	case events.TenantSettingsChanged:
 		var levels any
 		if e.ScopeLevels != nil {
@@ -96,9 +96,9 @@ func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e even
 			credential_default_lifetime_s = COALESCE($2, credential_default_lifetime_s),
 			credential_max_lifetime_s = COALESCE($3, credential_max_lifetime_s),
 			scope_levels = COALESCE($4, scope_levels), updated_at = $5 WHERE id = $1`,
-			env.Subject, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, env.Time)
+			env.Subject, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, stamp(env.Time))
 	case events.UserCreated:
-		_, err = tx.ExecContext(ctx, `INSERT INTO users (id, username, email, created_at) VALUES ($1, $2, $3, $4)`, env.Subject, e.Username, e.Email, env.Time)
+		_, err = tx.ExecContext(ctx, `INSERT INTO users (id, username, email, created_at) VALUES ($1, $2, $3, $4)`, env.Subject, e.Username, e.Email, stamp(env.Time))
 	case events.UserTenantAccessGranted:
 		_, err = tx.ExecContext(ctx, `INSERT INTO user_tenants (user_id, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING`, env.Subject, e.Tenant)
 	case events.UserRoleGranted:
@@ -134,7 +134,7 @@ func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e even
 		_, err = tx.ExecContext(ctx, `UPDATE service_accounts SET
 			display_name = COALESCE($3, display_name), description = COALESCE($4, description),
 			roles = COALESCE($5, roles), status = COALESCE($6, status), updated_at = $7
-			WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject, e.DisplayName, e.Description, roles, e.Status, env.Time)
+			WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject, e.DisplayName, e.Description, roles, e.Status, stamp(env.Time))
 	case events.ServiceAccountDeleted:
 		for k := range b.creds {
 			if k.tenant == env.Tenant && k.sa == env.Subject {
