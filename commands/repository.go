@@ -140,11 +140,10 @@ type change struct {
 	meta    Meta
 	pending []events.Pending
 	states  map[key]state
-	seqs    map[key]uint64
 }
 
 func newChange(meta Meta) *change {
-	return &change{meta: meta, states: map[key]state{}, seqs: map[key]uint64{}}
+	return &change{meta: meta, states: map[key]state{}}
 }
 
 // record adds an event for aggregate k whose current state is st at seq and
@@ -154,7 +153,6 @@ func (c *change) record(k key, st state, seq uint64, data events.Event) {
 	p := events.Pending{Aggregate: k.aggregate, Envelope: env}
 	if _, seen := c.states[k]; !seen {
 		p.Expect, p.ExpectedSeq = true, seq
-		c.seqs[k] = seq
 	}
 	c.states[k] = st
 	if c.meta.IdempotencyKey != "" {

@@ -64,8 +64,6 @@ func describe(err error) string {
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.Is(err, io.EOF):
-		return "body is empty; expected a JSON object"
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "body ends in the middle of a JSON value"
 	case errors.As(err, &tooBig):

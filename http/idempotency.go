@@ -65,25 +65,16 @@ type recorded struct {
 	CompletedAt sql.NullTime `db:"completed_at"`
 }
 
+// bufferedWriter records the status like statusRecorder and keeps a copy
+// of the body for the idempotency record.
 type bufferedWriter struct {
-	http.ResponseWriter
-	status int
-	buf    bytes.Buffer
-}
-
-func (b *bufferedWriter) WriteHeader(code int) {
-	if b.status == 0 {
-		b.status = code
-	}
-	b.ResponseWriter.WriteHeader(code)
+	statusRecorder
+	buf bytes.Buffer
 }
 
 func (b *bufferedWriter) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
 	b.buf.Write(p)
-	return b.ResponseWriter.Write(p)
+	return b.statusRecorder.Write(p)
 }
 
 func validKey(k string) bool {
@@ -137,7 +128,7 @@ func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Hand
 				}
 				return
 			}
-			bw := &bufferedWriter{ResponseWriter: w}
+			bw := &bufferedWriter{statusRecorder: statusRecorder{ResponseWriter: w}}
 			completed := false
 			defer func() {
 				if !completed {

@@ -248,7 +248,7 @@ func (r *Runner) ensureGeneration(ctx context.Context, p Projector) (version int
 	if err == nil {
 		return version, true, nil
 	}
-	if !isNoRows(err) {
+	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, false, err
 	}
 	schema := schemaName(p.Name(), 1)
@@ -785,5 +785,3 @@ func discard(conn *sqlx.Conn) {
 	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 	conn.Close()
 }
-
-func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
