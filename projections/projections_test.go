@@ -330,3 +330,38 @@ func TestCopyAndInsertWriteTheSameRows(t *testing.T) {
 		t.Fatalf("description read back %q, want %q", got, tricky[1])
 	}
 }
+
+// TestRejectedStatementIsRecordedAndSkipped covers an event the database
+// refuses (a second creation of one service account): its batch fails at
+// commit, the event is recorded and skipped, and every other event of the
+// batch is applied.
+func TestRejectedStatementIsRecordedAndSkipped(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	created := events.ServiceAccountCreated{ClientID: "khc-twice", DisplayName: "twice", Scope: events.Scope{Level: "tenant"}, Roles: []string{"viewer"}, Status: "active"}
+	var dup uint64
+	for i := range 2 {
+		res, err := f.store.Append(ctx, events.Pending{Aggregate: events.AggregateServiceAccount, Envelope: events.New("acme", "twice", events.System, "", created)})
+		testenv.Must(t, err, "append creation %d", i)
+		dup = res.Sequence
+	}
+	last := f.workload(t, 3)
+	// Started after the appends, the runner sees them all in one batch.
+	r := f.start(t)
+	f.wait(t, last)
+
+	st, err := r.Status(ctx)
+	testenv.Must(t, err, "status")
+	if st[0].Failures != 1 {
+		t.Fatalf("status = %+v, want one failure", st[0])
+	}
+	var seq uint64
+	testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "failure row")
+	if seq != dup {
+		t.Fatalf("failure recorded at %d, want the second creation at %d", seq, dup)
+	}
+	// "twice" plus the workload's three (it deletes only every fourth).
+	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 4 {
+		t.Fatalf("%d service accounts, want 4", got)
+	}
+}

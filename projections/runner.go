@@ -517,9 +517,9 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
 // is set up once: synchronous_commit off (safe: rows and checkpoint commit
 // together and the log is the truth, so a commit lost in a crash is
 // applied again) and the search_path of the active generation. It keeps
-// the checkpoint it last wrote, so a batch costs three round trips: BEGIN,
-// the projector's writes, and one statement that moves the checkpoint,
-// notifies and commits.
+// the checkpoint it last wrote, and sends a batch as one script (BEGIN,
+// the projector's argument-free writes, one statement that moves the
+// checkpoint and notifies, COMMIT): new rows cost one round trip.
 type live struct {
 	r          *Runner
 	conn       *sqlx.Conn
@@ -610,9 +610,8 @@ func (lv *live) tryTx(ctx context.Context, batch []events.Envelope, failure erro
 	}
 	todo := batch[i:]
 	last := todo[len(todo)-1].Sequence
-	if _, err := lv.conn.ExecContext(ctx, "BEGIN"); err != nil {
-		return err
-	}
+	tx := &script{conn: lv.conn}
+	tx.hold("BEGIN")
 	committed := false
 	defer func() {
 		if !committed {
@@ -624,12 +623,12 @@ func (lv *live) tryTx(ctx context.Context, batch []events.Envelope, failure erro
 	if failure != nil {
 		env := todo[0]
 		lv.r.log.Error("projector could not apply event; recorded and skipped", "projector", lv.p.Name(), "seq", env.Sequence, "type", env.Type, "err", failure)
-		if _, err := lv.conn.ExecContext(ctx, `INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_failures (projector, seq, event_type, error) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (projector, seq) DO UPDATE SET error = EXCLUDED.error, failed_at = now()`,
 			lv.p.Name(), env.Sequence, env.Type, failure.Error()); err != nil {
 			return err
 		}
-	} else if err := lv.p.Apply(ctx, lv.conn, todo); err != nil {
+	} else if err := lv.p.Apply(ctx, tx, todo); err != nil {
 		return err
 	}
 	// The checkpoint moves only from the value this leader last wrote, in
@@ -637,7 +636,7 @@ func (lv *live) tryTx(ctx context.Context, batch []events.Envelope, failure erro
 	// the transaction and the COMMIT after it does not run.
 	seq := strconv.FormatUint(last, 10)
 	name := pq.QuoteLiteral(lv.p.Name())
-	_, err = lv.conn.ExecContext(ctx, `WITH moved AS (
+	err = tx.send(ctx, `WITH moved AS (
 			UPDATE projection_checkpoints SET seq = `+seq+`, updated_at = now()
 			WHERE name = `+name+` AND seq = `+strconv.FormatUint(lv.seq, 10)+` AND generation = `+strconv.Itoa(lv.generation)+` RETURNING 1)
 		SELECT pg_notify(`+pq.QuoteLiteral(NotifyChannel)+`, `+pq.QuoteLiteral(lv.p.Name()+":"+seq)+`), 1 / (SELECT count(*)::int FROM moved);
