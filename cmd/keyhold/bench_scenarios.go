@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -157,30 +158,25 @@ func (b *bench) writePath(ctx context.Context) (base, meas benchResult, rounds [
 		return err
 	}}
 
-	client := newBenchClient(c)
-	defer client.CloseIdleConnections()
-	url := b.env.baseURL + k0rdent.Base
-	bearer := "Bearer " + b.token
+	client, err := newWireClient(strings.TrimPrefix(b.env.baseURL, "http://"), c,
+		"Authorization", "Bearer "+b.token, "Content-Type", "application/json")
+	if err != nil {
+		return base, meas, nil, err
+	}
+	defer client.Close()
 	var behind atomic.Int64
 	create := loadSpec{name: "create_service_account_http", concurrency: c, op: func(ctx context.Context, w, i int) error {
 		body := fmt.Sprintf(`{"displayName":"bench sa %d-%d","description":"created by keyhold bench","scope":{"level":"tenant"},"roles":["viewer"]}`, w, i)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		resp, err := client.do(ctx, w, http.MethodPost, k0rdent.Base, body)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Authorization", bearer)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
+		if resp.status != http.StatusCreated {
+			return wireStatusError(http.MethodPost, k0rdent.Base, resp, http.StatusCreated)
 		}
-		if resp.StatusCode != http.StatusCreated {
-			return statusError(resp, http.StatusCreated)
-		}
-		if resp.Header.Get(khttp.ReadBehindHeader) == "true" {
+		if resp.headerValue(khttp.ReadBehindHeader) == "true" {
 			behind.Add(1)
 		}
-		drain(resp)
 		return nil
 	}}
 
@@ -218,16 +214,25 @@ func (b *bench) tokenPath(ctx context.Context) (base, meas benchResult, rounds [
 		_ = hs.Shutdown(sctx)
 	}()
 	c := b.opts.concurrency
-	floorClient, realClient := newBenchClient(c), newBenchClient(c)
-	defer floorClient.CloseIdleConnections()
-	defer realClient.CloseIdleConnections()
-	floor := loadSpec{name: "oauth2_token_floor", concurrency: c, op: b.tokenOp(floorClient, "http://"+ln.Addr().String()+oauth2.TokenPath)}
-	wired := loadSpec{name: "oauth2_token_http", concurrency: c, op: b.tokenOp(realClient, b.env.baseURL+oauth2.TokenPath)}
-	for _, s := range []loadSpec{floor, wired} {
-		if err := s.op(ctx, -1, -1); err != nil {
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(b.clientID+":"+b.secret))
+	var specs []loadSpec
+	for _, target := range []struct{ name, addr string }{
+		{"oauth2_token_floor", ln.Addr().String()},
+		{"oauth2_token_http", strings.TrimPrefix(b.env.baseURL, "http://")},
+	} {
+		// One more worker than the load's, for the check below.
+		client, err := newWireClient(target.addr, c+1, "Authorization", basic, "Content-Type", "application/x-www-form-urlencoded")
+		if err != nil {
+			return base, meas, nil, err
+		}
+		defer client.Close()
+		s := loadSpec{name: target.name, concurrency: c, op: tokenOp(client)}
+		if err := s.op(ctx, c, -1); err != nil {
 			return base, meas, nil, fmt.Errorf("%s: %w", s.name, err)
 		}
+		specs = append(specs, s)
 	}
+	floor, wired := specs[0], specs[1]
 	fs, rs, rounds, err := b.interleave(ctx, floor, wired)
 	if err != nil {
 		return base, meas, nil, err
@@ -235,35 +240,28 @@ func (b *bench) tokenPath(ctx context.Context) (base, meas benchResult, rounds [
 	return resultOf(floor.name, "request", c, fs, 1), resultOf(wired.name, "request", c, rs, 1), rounds, nil
 }
 
-// tokenOp returns an op that asks url for a token with the client
-// credentials grant, authenticated with HTTP Basic. The check op (worker
-// -1) also decodes the answer and insists on a bearer token in it.
-func (b *bench) tokenOp(client *http.Client, url string) loadOp {
+// tokenOp returns an op that asks client for a token with the client
+// credentials grant (client sends the HTTP Basic credentials). The check
+// op (i -1) also decodes the answer and insists on a bearer token in it.
+func tokenOp(client *wireClient) loadOp {
 	const form = "grant_type=client_credentials"
-	return func(ctx context.Context, w, _ int) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(form))
+	return func(ctx context.Context, w, i int) error {
+		resp, err := client.do(ctx, w, http.MethodPost, oauth2.TokenPath, form)
 		if err != nil {
 			return err
 		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(b.clientID, b.secret)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
+		if resp.status != http.StatusOK {
+			return wireStatusError(http.MethodPost, oauth2.TokenPath, resp, http.StatusOK)
 		}
-		if resp.StatusCode != http.StatusOK {
-			return statusError(resp, http.StatusOK)
-		}
-		defer drain(resp)
-		if w >= 0 {
+		if i >= 0 {
 			return nil
 		}
 		var tok struct {
 			AccessToken string `json:"access_token"`
 			TokenType   string `json:"token_type"`
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" || tok.TokenType != "Bearer" {
-			return fmt.Errorf("%s: no bearer token in the response (%v)", url, err)
+		if err := json.Unmarshal(resp.body, &tok); err != nil || tok.AccessToken == "" || tok.TokenType != "Bearer" {
+			return fmt.Errorf("%s: no bearer token in the response (%v)", client.addr, err)
 		}
 		return nil
 	}
