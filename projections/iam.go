@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"time"
 
 	"github.com/lib/pq"
@@ -55,54 +54,93 @@ type credRow struct {
 	createdAt, expiresAt time.Time
 }
 
-// iamBatch buffers rows created within one batch. Later events in the batch
-// change buffered rows in memory; the rows are then written with COPY. Rows
-// that existed before the batch are changed with plain statements, which
-// never touch buffered rows, so the order of writes does not matter.
+// iamBatch plans one batch. Rows created within the batch are buffered,
+// later events in the batch change them in memory, and they are written
+// together (one literal INSERT, or COPY). Rows that existed before the
+// batch are changed by statements, which never touch buffered rows, so
+// the statements may run before the new rows are written.
 type iamBatch struct {
+	stmts     []statement
 	sas       map[saKey]*saRow
 	saOrder   []saKey
 	creds     map[credKey]*credRow
 	credOrder []credKey
 }
 
+// statement is a planned statement with its arguments.
+type statement struct {
+	query string
+	args  []any
+}
+
+func (b *iamBatch) exec(query string, args ...any) {
+	b.stmts = append(b.stmts, statement{query, args})
+}
+
+// iamPlan is a planned batch: statements, then new rows.
+type iamPlan struct {
+	stmts []statement
+	rows  []rows
+}
+
+// Write implements Plan.
+func (p *iamPlan) Write(ctx context.Context, tx Tx) error {
+	for _, st := range p.stmts {
+		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
+			return err
+		}
+	}
+	for _, r := range p.rows {
+		if err := r.write(ctx, tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Apply implements Projector.
-func (IAM) Apply(ctx context.Context, tx Tx, batch []events.Envelope) error {
+func (i IAM) Apply(ctx context.Context, tx Tx, batch []events.Envelope) error {
+	p, err := i.Plan(batch)
+	if err != nil {
+		return err
+	}
+	return p.Write(ctx, tx)
+}
+
+// Plan implements Planner. It is stateless and safe for concurrent use.
+func (IAM) Plan(batch []events.Envelope) (Plan, error) {
 	b := iamBatch{sas: map[saKey]*saRow{}, creds: map[credKey]*credRow{}}
 	for _, env := range batch {
 		e, err := events.Decode(env)
 		if err != nil {
-			return &ApplyError{Seq: env.Sequence, Err: err}
+			return nil, &ApplyError{Seq: env.Sequence, Err: err}
 		}
-		if err := b.apply(ctx, tx, env, e); err != nil {
-			return fmt.Errorf("apply %s at %d: %w", env.Type, env.Sequence, err)
-		}
+		b.apply(env, e)
 	}
-	return b.flush(ctx, tx)
+	return b.plan()
 }
 
-func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e events.Event) error {
-	var err error
+func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 	switch e := e.(type) {
 	case events.TenantCreated:
-		_, err = tx.ExecContext(ctx, `INSERT INTO tenants (id, name, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, created_at, updated_at)
+		b.exec(`INSERT INTO tenants (id, name, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $6)`, env.Subject, e.Name, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, pq.Array(e.ScopeLevels), stamp(env.Time))
 	case events.TenantSettingsChanged:
 		var levels any
 		if e.ScopeLevels != nil {
 			levels = pq.Array(*e.ScopeLevels)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE tenants SET
+		b.exec(`UPDATE tenants SET
 			credential_default_lifetime_s = COALESCE($2, credential_default_lifetime_s),
 			credential_max_lifetime_s = COALESCE($3, credential_max_lifetime_s),
 			scope_levels = COALESCE($4, scope_levels), updated_at = $5 WHERE id = $1`,
 			env.Subject, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, stamp(env.Time))
 	case events.UserCreated:
-		_, err = tx.ExecContext(ctx, `INSERT INTO users (id, username, email, created_at) VALUES ($1, $2, $3, $4)`, env.Subject, e.Username, e.Email, stamp(env.Time))
+		b.exec(`INSERT INTO users (id, username, email, created_at) VALUES ($1, $2, $3, $4)`, env.Subject, e.Username, e.Email, stamp(env.Time))
 	case events.UserTenantAccessGranted:
-		_, err = tx.ExecContext(ctx, `INSERT INTO user_tenants (user_id, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING`, env.Subject, e.Tenant)
+		b.exec(`INSERT INTO user_tenants (user_id, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING`, env.Subject, e.Tenant)
 	case events.UserRoleGranted:
-		_, err = tx.ExecContext(ctx, `INSERT INTO user_roles (user_id, role, tenant, scope_level, scope_target) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+		b.exec(`INSERT INTO user_roles (user_id, role, tenant, scope_level, scope_target) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			env.Subject, e.Role, e.Tenant, e.Scope.Level, e.Scope.Target)
 	case events.ServiceAccountCreated:
 		k := saKey{env.Tenant, env.Subject}
@@ -125,13 +163,13 @@ func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e even
 				row.status = *e.Status
 			}
 			row.updatedAt = stamp(env.Time)
-			return nil
+			return
 		}
 		var roles any
 		if e.Roles != nil {
 			roles = pq.Array(*e.Roles)
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE service_accounts SET
+		b.exec(`UPDATE service_accounts SET
 			display_name = COALESCE($3, display_name), description = COALESCE($4, description),
 			roles = COALESCE($5, roles), status = COALESCE($6, status), updated_at = $7
 			WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject, e.DisplayName, e.Description, roles, e.Status, stamp(env.Time))
@@ -143,12 +181,10 @@ func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e even
 		}
 		if _, ok := b.sas[saKey{env.Tenant, env.Subject}]; ok {
 			delete(b.sas, saKey{env.Tenant, env.Subject})
-			return nil
+			return
 		}
-		if _, err = tx.ExecContext(ctx, `DELETE FROM credentials WHERE tenant = $1 AND service_account_id = $2`, env.Tenant, env.Subject); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM service_accounts WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject)
+		b.exec(`DELETE FROM credentials WHERE tenant = $1 AND service_account_id = $2`, env.Tenant, env.Subject)
+		b.exec(`DELETE FROM service_accounts WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject)
 	case events.CredentialCreated:
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
 		b.creds[k] = &credRow{createdAt: stamp(env.Time), expiresAt: stamp(e.ExpiresAt)}
@@ -157,21 +193,21 @@ func (b *iamBatch) apply(ctx context.Context, tx Tx, env events.Envelope, e even
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
 		if _, ok := b.creds[k]; ok {
 			delete(b.creds, k)
-			return nil
+			return
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM credentials WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, env.Tenant, env.Subject, e.CredentialID)
+		b.exec(`DELETE FROM credentials WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, env.Tenant, env.Subject, e.CredentialID)
 	}
-	return err
 }
 
-func (b *iamBatch) flush(ctx context.Context, tx Tx) error {
+func (b *iamBatch) plan() (Plan, error) {
+	p := &iamPlan{stmts: b.stmts}
 	sas := make([]*saRow, 0, len(b.sas))
 	for _, k := range b.saOrder {
 		if r, ok := b.sas[k]; ok {
 			sas = append(sas, r)
 		}
 	}
-	err := writeRows(ctx, tx, "service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
+	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
 		"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
 		r := sas[i]
 		e.str(r.tenant)
@@ -187,7 +223,7 @@ func (b *iamBatch) flush(ctx context.Context, tx Tx) error {
 		e.time(r.updatedAt)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	creds := make([]credKey, 0, len(b.creds))
 	for _, k := range b.credOrder {
@@ -195,7 +231,7 @@ func (b *iamBatch) flush(ctx context.Context, tx Tx) error {
 			creds = append(creds, k)
 		}
 	}
-	return writeRows(ctx, tx, "credentials", []string{"tenant", "service_account_id", "id", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
+	cr, err := encodeRows("credentials", []string{"tenant", "service_account_id", "id", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
 		k := creds[i]
 		r := b.creds[k]
 		e.str(k.tenant)
@@ -204,4 +240,9 @@ func (b *iamBatch) flush(ctx context.Context, tx Tx) error {
 		e.time(r.createdAt)
 		e.time(r.expiresAt)
 	})
+	if err != nil {
+		return nil, err
+	}
+	p.rows = append(p.rows, sr, cr)
+	return p, nil
 }

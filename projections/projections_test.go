@@ -3,7 +3,9 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,9 +46,10 @@ func newFixture(t *testing.T) *fixture {
 }
 
 // start runs a runner until the test ends.
-func (f *fixture) start(t *testing.T) *projections.Runner {
+func (f *fixture) start(t *testing.T, opts ...projections.RunnerOption) *projections.Runner {
 	t.Helper()
-	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}}, projections.WithLockRetry(50*time.Millisecond))
+	opts = append([]projections.RunnerOption{projections.WithLockRetry(50 * time.Millisecond)}, opts...)
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}}, opts...)
 	testenv.Must(t, err, "runner")
 	ctx, cancel := context.WithCancel(context.Background())
 	testenv.Must(t, r.Prepare(ctx), "prepare")
@@ -298,14 +301,19 @@ func TestLeaderCatchesUpAfterFallingBehind(t *testing.T) {
 // TestCopyAndInsertWriteTheSameRows fills the tables live (small batches
 // go in literal INSERTs) with text that needs escaping, then rebuilds
 // (large chunks go through COPY): both must store the same rows.
+// TestCopyAndInsertWriteTheSameRows rebuilds (COPY, rows sent to the
+// driver in runs of many lines) what the live projector wrote (literal
+// INSERTs), with values that need escaping, and compares. The rows span
+// several runs, and no batch may fail along the way.
 func TestCopyAndInsertWriteTheSameRows(t *testing.T) {
 	f := newFixture(t)
-	r := f.start(t)
+	var logs testenv.SyncBuffer
+	r := f.start(t, projections.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	ctx := context.Background()
 	meta := commands.Meta{Caller: f.admin}
 	tricky := []string{"tab\there", "new\nline", `back\slash`, `quote"s and 'apostrophes'`, "two\n\nlines", `\N`, "ünïcødé ✓", "{braces},commas"}
 	var last uint64
-	for i := range 230 {
+	for i := range 700 {
 		desc := tricky[i%len(tricky)]
 		res, err := f.cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: fmt.Sprintf("sa %d %s", i, desc),
 			Description: desc, Scope: events.Scope{Level: "tenant"}, Roles: []string{"auditor", "viewer"}})
@@ -323,6 +331,9 @@ func TestCopyAndInsertWriteTheSameRows(t *testing.T) {
 			}
 		}
 		t.Fatal("rebuilt tables differ from the live ones")
+	}
+	if strings.Contains(logs.String(), "level=WARN") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("the projector logged trouble:\n%s", logs.String())
 	}
 	var got string
 	testenv.Must(t, f.db.Get(&got, "SELECT description FROM service_accounts WHERE display_name LIKE 'sa 1 %'"), "read back")

@@ -109,14 +109,14 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 	start := time.Now()
 	var applied, count uint64
 	var failures []failure
-	apply := func(ctx context.Context, tx Tx, batch []events.Envelope) error {
-		f, err := r.applyRebuildBatch(ctx, tx, p, schema, batch)
+	apply := func(ctx context.Context, tx Tx, c chunk) error {
+		f, err := r.applyRebuildBatch(ctx, tx, p, schema, c)
 		if err != nil {
 			return err
 		}
 		failures = append(failures, f...)
-		applied = batch[len(batch)-1].Sequence
-		count += uint64(len(batch))
+		applied = c.batch[len(c.batch)-1].Sequence
+		count += uint64(len(c.batch))
 		return nil
 	}
 	// Passes over the log until what is left is small; the last stretch is
@@ -130,7 +130,7 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 		if head <= applied+rebuildChunk && applied > 0 || head == applied {
 			break
 		}
-		if err := r.pass(ctx, wc, applied, head, apply, func() {
+		if err := r.pass(ctx, wc, p, applied, head, apply, func() {
 			report(RebuildProgress{Projector: p.Name(), Applied: applied, Head: head, Events: count, Elapsed: time.Since(start)})
 		}); err != nil {
 			return err
@@ -162,7 +162,7 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 				return err
 			}
 			if len(batch) > 0 {
-				if err := apply(ctx, wc, batch); err != nil {
+				if err := apply(ctx, wc, chunk{batch: batch}); err != nil {
 					return err
 				}
 			}
@@ -219,15 +219,24 @@ func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string
 	return tx.Commit()
 }
 
-// pass applies events (from, to] in chunks, reading and decoding the next
-// chunk while the previous one is written.
-func (r *Runner) pass(ctx context.Context, wc *sqlx.Conn, from, to uint64, apply func(context.Context, Tx, []events.Envelope) error, tick func()) error {
+// chunk is a stretch of events a rebuild applies in one transaction,
+// with its plan when the projector is a Planner and planning succeeded.
+type chunk struct {
+	batch []events.Envelope
+	plan  Plan
+}
+
+// pass applies events (from, to] in chunks through a pipeline: one
+// goroutine reads and decodes envelopes, a second plans each chunk (for a
+// Planner), and the caller's goroutine writes, so reading and planning the
+// next chunks overlap with Postgres writing this one.
+func (r *Runner) pass(ctx context.Context, wc *sqlx.Conn, p Projector, from, to uint64, apply func(context.Context, Tx, chunk) error, tick func()) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make(chan []events.Envelope, 2)
+	read := make(chan []events.Envelope, 2)
 	readErr := make(chan error, 1)
 	go func() {
-		defer close(chunks)
+		defer close(read)
 		batch := make([]events.Envelope, 0, rebuildChunk)
 		readErr <- r.store.Read(ctx, events.Filter{StartSeq: from + 1}, func(env events.Envelope) error {
 			if env.Sequence > to {
@@ -236,7 +245,7 @@ func (r *Runner) pass(ctx context.Context, wc *sqlx.Conn, from, to uint64, apply
 			batch = append(batch, env)
 			if len(batch) == rebuildChunk || env.Sequence == to {
 				select {
-				case chunks <- batch:
+				case read <- batch:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
@@ -246,17 +255,35 @@ func (r *Runner) pass(ctx context.Context, wc *sqlx.Conn, from, to uint64, apply
 		})
 		if len(batch) > 0 {
 			select {
-			case chunks <- batch:
+			case read <- batch:
 			case <-ctx.Done():
 			}
 		}
 	}()
-	for batch := range chunks {
+	planned := make(chan chunk, 1)
+	go func() {
+		defer close(planned)
+		pl, _ := p.(Planner)
+		for batch := range read {
+			c := chunk{batch: batch}
+			if pl != nil {
+				// A chunk that cannot be planned is applied event by
+				// event by the writer, which records what fails.
+				c.plan, _ = pl.Plan(batch)
+			}
+			select {
+			case planned <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for c := range planned {
 		err := inTx(ctx, wc, func() error {
 			if _, err := wc.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 				return err
 			}
-			return apply(ctx, wc, batch)
+			return apply(ctx, wc, c)
 		})
 		if err != nil {
 			return err
@@ -269,20 +296,27 @@ func (r *Runner) pass(ctx context.Context, wc *sqlx.Conn, from, to uint64, apply
 // applyRebuildBatch applies a chunk to the new generation inside tx; if
 // the chunk fails, it is applied event by event under savepoints and the
 // failing events are returned to be recorded.
-func (r *Runner) applyRebuildBatch(ctx context.Context, tx Tx, p Projector, schema string, batch []events.Envelope) ([]failure, error) {
+func (r *Runner) applyRebuildBatch(ctx context.Context, tx Tx, p Projector, schema string, c chunk) ([]failure, error) {
 	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schema)+", public"); err != nil {
 		return nil, err
 	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT chunk"); err != nil {
 		return nil, err
 	}
-	err := p.Apply(ctx, tx, batch)
+	batch := c.batch
+	var err error
+	if c.plan != nil {
+		err = c.plan.Write(ctx, tx)
+	} else {
+		err = p.Apply(ctx, tx, batch)
+	}
 	if err == nil {
 		return nil, nil
 	}
 	if isTransient(err) {
 		return nil, err
 	}
+	r.log.Warn("rebuild chunk failed, applying one event at a time", "projector", p.Name(), "from", batch[0].Sequence, "to", batch[len(batch)-1].Sequence, "err", err)
 	if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT chunk"); err != nil {
 		return nil, err
 	}

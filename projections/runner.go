@@ -66,6 +66,23 @@ func inTx(ctx context.Context, conn *sqlx.Conn, fn func() error) error {
 	return err
 }
 
+// Planner is implemented by projectors that can turn a batch into its
+// writes without the database. A rebuild plans the next chunk (decoding
+// events, encoding rows) while the previous one is being written, so
+// Postgres and the planning work run side by side. Apply must do the same
+// as Plan followed by Write.
+type Planner interface {
+	// Plan prepares batch's writes. It must be safe to call while another
+	// Plan's writes run, and must not depend on rows written by earlier
+	// plans that have not been written yet.
+	Plan(batch []events.Envelope) (Plan, error)
+}
+
+// Plan is a batch's writes, ready to run in a transaction.
+type Plan interface {
+	Write(ctx context.Context, tx Tx) error
+}
+
 // Indexer is implemented by projectors with secondary indexes. A rebuild
 // creates them after the bulk load, which is faster than maintaining them
 // row by row.

@@ -1,0 +1,44 @@
+package projections
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAppendTimestamp(t *testing.T) {
+	tests := []time.Time{
+		time.Date(2026, 11, 26, 14, 46, 23, 123456789, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("X", -7*3600)),
+		time.Date(2024, 2, 29, 12, 0, 0, 500, time.FixedZone("Y", 5*3600+1800)),
+	}
+	for _, tt := range tests {
+		t.Run(tt.String(), func(t *testing.T) {
+			got := string(appendTimestamp([]byte("x"), tt))
+			want := "x" + tt.UTC().Format("2006-01-02 15:04:05.000000Z")
+			if got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestAppendCopyEscaped(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"plain text", "plain text"},
+		{"tab\there", `tab\there`},
+		{"two\n\nlines\r", `two\n\nlines\r`},
+		{`back\slash\`, `back\\slash\\`},
+		{`\N`, `\\N`},
+		{"ünï\tcødé", `ünï\tcødé`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := string(appendCopyEscaped([]byte("x"), tt.in)); got != "x"+tt.want {
+				t.Errorf("got %q, want %q", got, "x"+tt.want)
+			}
+		})
+	}
+}
