@@ -218,6 +218,8 @@ type bench struct {
 	token   string
 	// A service account credential for the token scenarios.
 	clientID, secret string
+	// noCheckpoint is set once CHECKPOINT was refused.
+	noCheckpoint bool
 }
 
 // runBench sets up the private environment, runs every scenario and
