@@ -109,7 +109,7 @@ func (i IAM) Apply(ctx context.Context, tx Tx, batch []events.Envelope) error {
 
 // Plan implements Planner. It is stateless and safe for concurrent use.
 func (IAM) Plan(batch []events.Envelope) (Plan, error) {
-	b := iamBatch{sas: map[saKey]*saRow{}, creds: map[credKey]*credRow{}}
+	b := iamBatch{sas: make(map[saKey]*saRow, len(batch)), creds: make(map[credKey]*credRow, len(batch)/2)}
 	for _, env := range batch {
 		e, err := events.Decode(env)
 		if err != nil {
