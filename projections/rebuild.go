@@ -27,6 +27,10 @@ type RebuildProgress struct {
 // so COPY does the work.
 const rebuildChunk = 5000
 
+// rebuildFirstChunk is the size of a pass's first chunk; later ones
+// double up to rebuildChunk.
+const rebuildFirstChunk = 500
+
 // Rebuild rebuilds every projector from sequence 0 into a new generation
 // and switches reads over to it in one transaction, without stopping a
 // running server's reads or its live projector. report, if non-nil, is
@@ -237,19 +241,23 @@ func (r *Runner) pass(ctx context.Context, wc *sqlx.Conn, p Projector, from, to 
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(read)
-		batch := make([]events.Envelope, 0, rebuildChunk)
+		// Chunks start small and double, so Postgres starts writing soon
+		// instead of waiting for a whole chunk to be read and planned.
+		size := rebuildFirstChunk
+		batch := make([]events.Envelope, 0, size)
 		readErr <- r.store.Read(ctx, events.Filter{StartSeq: from + 1}, func(env events.Envelope) error {
 			if env.Sequence > to {
 				return events.ErrStop
 			}
 			batch = append(batch, env)
-			if len(batch) == rebuildChunk || env.Sequence == to {
+			if len(batch) == size || env.Sequence == to {
 				select {
 				case read <- batch:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				batch = make([]events.Envelope, 0, rebuildChunk)
+				size = min(2*size, rebuildChunk)
+				batch = make([]events.Envelope, 0, size)
 			}
 			return nil
 		})
