@@ -82,12 +82,15 @@ Scenarios come in pairs, a baseline and the scenario measured against it
   projection_rebuild           projections rebuild of the whole log (at least
                                --rebuild-events events) in events/s (target >= 0.5)
 A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
-round), so a change in the machine's background load hits both sides alike.
+round), so a change in the machine's background load hits both sides alike. Before
+each side of the rebuild pair the COPY table is emptied and Postgres is asked for a
+CHECKPOINT, so neither side pays for the other's WAL. The HTTP scenarios use a lean
+HTTP/1.1 client (one keep-alive connection per worker, like wrk) on both sides.
 
 Each result is one JSON object a line on stdout: name, ops_per_s, p50_ms, p99_ms,
 concurrency, unit, ops, errors and, against a baseline, baseline, ratio, target,
-target_met and round_ratios. Latencies are per operation; for COPY and rebuild per
-5000-row chunk (a rebuild's first chunk includes creating the new generation).
+target_met and round_ratios. Latencies are per operation; for COPY per 5000-row
+transaction, for a rebuild per chunk (500 events at first, doubling up to 5000).
 Progress goes to stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
