@@ -18,7 +18,9 @@ func newBootstrap(cfg *config) *cobra.Command {
 		Short: "Create a tenant and its first administrator",
 		Long: `Create a tenant and its first administrator: an instance superadmin holding every
 built-in tenant role. Prints one JSON object with tenant, user_id and token, a personal
-API token shown only this once. Works whether or not keyhold serve is running.`,
+API token shown only this once, as soon as the event log holds the tenant; it then
+brings the read tables up to date (if that fails, it says so on stderr and still exits
+0: keyhold serve applies the events). Works whether or not keyhold serve is running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e, runner, err := openRunner(cmd.Context(), cfg)
@@ -44,15 +46,23 @@ API token shown only this once. Works whether or not keyhold serve is running.`,
 			if err != nil {
 				return err
 			}
+			// The token is printed as soon as the log holds the tenant: it
+			// is shown only this once, and a second bootstrap is refused,
+			// so nothing after this point may keep it from the operator.
+			if err := json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"tenant": res.Tenant, "user_id": res.UserID, "token": res.Token}); err != nil {
+				return err
+			}
 			// Bring the read tables up to date so the new tenant is visible
 			// at once, whether a server applies them or this process does.
-			if err := runner.Prepare(cmd.Context()); err != nil {
-				return err
+			// Failing that, a server applies the events when it runs.
+			err = runner.Prepare(cmd.Context())
+			if err == nil {
+				err = runner.CatchUp(cmd.Context())
 			}
-			if err := runner.CatchUp(cmd.Context()); err != nil {
-				return err
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "keyhold: tenant %s bootstrapped, but the read tables are not up to date yet (%v); keyhold serve brings them up to date\n", res.Tenant, err)
 			}
-			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"tenant": res.Tenant, "user_id": res.UserID, "token": res.Token})
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant id: 1-63 lowercase letters, digits and dashes (required)")

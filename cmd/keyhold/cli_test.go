@@ -1,9 +1,12 @@
 package main
 
 import (
+	"hash/fnv"
+
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/jmoiron/sqlx"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +23,12 @@ import (
 // running server's NATS to join ("" lets the command start its own).
 func cli(t *testing.T, cfg *config, natsAddr string, args ...string) (string, error) {
 	t.Helper()
+	return cliWithin(t, 60*time.Second, cfg, natsAddr, args...)
+}
+
+// cliWithin is cli with the command's context ending after timeout.
+func cliWithin(t *testing.T, timeout time.Duration, cfg *config, natsAddr string, args ...string) (string, error) {
+	t.Helper()
 	if natsAddr == "" {
 		natsAddr = cfg.natsListen
 	}
@@ -29,7 +38,7 @@ func cli(t *testing.T, cfg *config, natsAddr string, args ...string) (string, er
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := root.ExecuteContext(ctx)
 	return out.String(), err
@@ -286,4 +295,57 @@ func TestCLI(t *testing.T) {
 	})
 
 	h.assertNoSecretsStored(t)
+}
+
+// TestBootstrapPrintsTokenBeforeCatchUp covers a bootstrap whose read-side
+// catch-up cannot finish (another session holds the projector's lock and
+// applies nothing, and the command's time runs out): the token, shown only
+// this once, is still printed, the command says on stderr that the read
+// tables lag, and the token works once a server runs.
+func TestBootstrapPrintsTokenBeforeCatchUp(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	db, err := sqlx.Open("postgres", cfg.databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	lock, err := db.Connx(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The key projections derives for the iam projector's lock.
+	h := fnv.New64a()
+	h.Write([]byte("keyhold.projector.iam"))
+	if _, err := lock.ExecContext(context.Background(), "SELECT pg_advisory_lock($1)", int64(h.Sum64())); err != nil {
+		t.Fatal(err)
+	}
+
+	root := newRoot()
+	root.SetArgs([]string{"--data-dir", cfg.dataDir, "--database-url", cfg.databaseURL, "--nats-url", "",
+		"--nats-listen", cfg.natsListen, "--log-level", "error",
+		"bootstrap", "--tenant", "lagging", "--username", "root", "--email", "root@lagging.example"})
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("bootstrap: %v (stderr %q)", err, errOut.String())
+	}
+	var b bootstrapped
+	if err := json.Unmarshal(out.Bytes(), &b); err != nil || auth.CheckFormat(auth.PrefixAPIToken, b.Token) != nil {
+		t.Fatalf("bootstrap printed %q (%v), want the token", out.String(), err)
+	}
+	if !strings.Contains(errOut.String(), "read tables are not up to date") {
+		t.Fatalf("stderr %q does not say the read tables lag", errOut.String())
+	}
+	if _, err := lock.ExecContext(context.Background(), "SELECT pg_advisory_unlock_all()"); err != nil {
+		t.Fatal(err)
+	}
+	lock.Close()
+
+	srv := startServer(t, cfg)
+	srv.remember(b.Token, "lagging API token")
+	expectStatus(t, srv.do(t, http.MethodGet, saBase, b.Token, nil), http.StatusOK, "token of a bootstrap whose catch-up timed out")
 }
