@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
@@ -153,7 +155,7 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 			max = *cmd.CredentialMaxLifetime
 		}
 		if def > max {
-			return invalid("credentialDefaultLifetime", "must not exceed the maximum lifetime (%d s)", max)
+			return invalid("credentialDefaultLifetime", "must not exceed the maximum lifetime (%s)", lifetime(max))
 		}
 		c.record(key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, t, tseq, events.TenantSettingsChanged{
 			CredentialDefaultLifetime: cmd.CredentialDefaultLifetime,
@@ -167,4 +169,16 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 		return TenantResult{}, err
 	}
 	return TenantResult{Tenant: out, Sequence: seq}, nil
+}
+
+// lifetime describes a lifetime in seconds in whole days when it is one,
+// the unit tenants set it in.
+func lifetime(seconds int64) string {
+	if seconds%86400 == 0 {
+		if seconds == 86400 {
+			return "1 day"
+		}
+		return strconv.FormatInt(seconds/86400, 10) + " days"
+	}
+	return (time.Duration(seconds) * time.Second).String()
 }

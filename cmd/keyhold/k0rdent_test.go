@@ -773,19 +773,27 @@ func TestTenantPolicy(t *testing.T) {
 
 	t.Run("bad settings change nothing", func(t *testing.T) {
 		before := settings(t)
-		for _, body := range []string{
-			`{"credentialDefaultLifetimeDays":40}`,
-			`{"credentialMaxLifetimeDays":5}`,
-			`{"credentialMaxLifetimeDays":0}`,
-			`{"credentialMaxLifetimeDays":4000}`,
-			`{"credentialMaxLifetimeDays":"30"}`,
-			`{"scopeLevels":[]}`,
-			`{"scopeLevels":["global"]}`,
-			`{"scopeLevels":"tenant"}`,
-			`{"maxCredentials":3}`,
-			`{`,
+		for _, tc := range []struct{ body, field, detail string }{
+			{`{"credentialDefaultLifetimeDays":40}`, "credentialDefaultLifetimeDays", "30 days"},
+			{`{"credentialMaxLifetimeDays":5}`, "credentialDefaultLifetimeDays", "5 days"},
+			{`{"credentialMaxLifetimeDays":0}`, "credentialMaxLifetimeDays", "between 1 and 3650 days"},
+			{`{"credentialMaxLifetimeDays":4000}`, "credentialMaxLifetimeDays", "between 1 and 3650 days"},
+			// Days that would overflow when counted in seconds.
+			{`{"credentialDefaultLifetimeDays":213503982334602,"credentialMaxLifetimeDays":213503982334602}`, "credentialDefaultLifetimeDays", "between 1 and 3650 days"},
+			{`{"credentialMaxLifetimeDays":"30"}`, "", ""},
+			{`{"scopeLevels":[]}`, "scopeLevels", ""},
+			{`{"scopeLevels":["global"]}`, "scopeLevels", ""},
+			{`{"scopeLevels":"tenant"}`, "", ""},
+			{`{"maxCredentials":3}`, "", ""},
+			{`{`, "", ""},
 		} {
-			checkProblem(t, h.do(t, http.MethodPatch, settingsPath, a.token, body), http.StatusBadRequest)
+			p := checkProblem(t, h.do(t, http.MethodPatch, settingsPath, a.token, tc.body), http.StatusBadRequest)
+			if tc.field != "" && p["field"] != tc.field {
+				t.Errorf("%s: field %v, want %q", tc.body, p["field"], tc.field)
+			}
+			if d, _ := p["detail"].(string); !strings.Contains(d, tc.detail) {
+				t.Errorf("%s: detail %q, want it to mention %q", tc.body, d, tc.detail)
+			}
 		}
 		if after := settings(t); !reflect.DeepEqual(after, before) {
 			t.Fatalf("settings changed: %v -> %v", before, after)

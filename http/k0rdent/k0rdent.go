@@ -7,6 +7,7 @@ package k0rdent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -378,12 +379,27 @@ type settingsRequest struct {
 	ScopeLevels                   *[]string `json:"scopeLevels"`
 }
 
-func days(d *int) *int64 {
+// maxSettingDays is the longest credential lifetime a tenant may set, in
+// days (commands.MaxCredentialLifetimeSetting).
+const maxSettingDays = int(commands.MaxCredentialLifetimeSetting / 86400)
+
+// days converts a lifetime in whole days to seconds, refusing values the
+// conversion could overflow or the command would refuse in other units.
+func days(field string, d *int) (*int64, error) {
 	if d == nil {
-		return nil
+		return nil, nil
+	}
+	if *d < 1 || *d > maxSettingDays {
+		return nil, fieldError(field, fmt.Sprintf("must be between 1 and %d days", maxSettingDays))
 	}
 	s := int64(*d) * 86400
-	return &s
+	return &s, nil
+}
+
+// settingsFields names the command's fields as this dialect does.
+var settingsFields = map[string]string{
+	"credentialDefaultLifetime": "credentialDefaultLifetimeDays",
+	"credentialMaxLifetime":     "credentialMaxLifetimeDays",
 }
 
 func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
@@ -392,11 +408,26 @@ func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	def, err := days("credentialDefaultLifetimeDays", req.CredentialDefaultLifetimeDays)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	max, err := days("credentialMaxLifetimeDays", req.CredentialMaxLifetimeDays)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	p := caller(r)
 	res, err := h.cmds.ChangeTenantSettings.Handle(r.Context(), commands.ChangeTenantSettings{
-		Meta: meta(r), Tenant: p.Tenant, CredentialDefaultLifetime: days(req.CredentialDefaultLifetimeDays),
-		CredentialMaxLifetime: days(req.CredentialMaxLifetimeDays), ScopeLevels: req.ScopeLevels,
+		Meta: meta(r), Tenant: p.Tenant, CredentialDefaultLifetime: def, CredentialMaxLifetime: max, ScopeLevels: req.ScopeLevels,
 	})
+	var ce *commands.Error
+	if errors.As(err, &ce) && settingsFields[ce.Field] != "" {
+		renamed := *ce
+		renamed.Field = settingsFields[ce.Field]
+		err = &renamed
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
