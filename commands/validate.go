@@ -30,6 +30,13 @@ var (
 // lowercase letters, digits and dashes, starting with a letter or digit.
 func ValidTenantID(id string) bool { return tenantPattern.MatchString(id) }
 
+// ValidScopeTarget reports whether s can be a scope's target: a tenant id
+// or a namespace name. A filter on anything else matches nothing, so a
+// query can refuse it as bad input.
+func ValidScopeTarget(s string) bool {
+	return ValidTenantID(s) || len(s) <= MaxNamespace && namespacePattern.MatchString(s)
+}
+
 func validText(field, s string, required bool, max int) error {
 	if required && strings.TrimSpace(s) == "" {
 		return invalid(field, "is required and must not be blank")

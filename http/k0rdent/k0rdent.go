@@ -148,6 +148,10 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, fieldError("scopeLevel", "must be tenant or namespace"))
 		return
 	}
+	if f.ScopeTarget != "" && !commands.ValidScopeTarget(f.ScopeTarget) {
+		h.fail(w, r, fieldError("scopeTarget", "must be a tenant id or a namespace name (lowercase letters, digits, '-', '_' and '.')"))
+		return
+	}
 	if f.Status != "" && f.Status != commands.StatusActive && f.Status != commands.StatusDisabled {
 		h.fail(w, r, fieldError("status", "must be active or disabled"))
 		return
