@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	fastjson "github.com/segmentio/encoding/json"
 )
@@ -25,9 +26,24 @@ var ErrBadRequest = errors.New("bad request")
 // without a body, so endpoints whose body is optional can tell.
 var ErrEmptyBody = errors.New("body is empty; expected a JSON object")
 
-// DecodeJSON decodes the request body into v: exactly one JSON object,
-// no unknown fields, at most MaxBodyBytes. Errors wrap ErrBadRequest and
-// name the field or byte offset at fault.
+// FieldError is a bad request about one body field or query parameter.
+// It matches ErrBadRequest with errors.Is.
+type FieldError struct {
+	// Field names the field as the client sent it ("scope.level", "limit").
+	Field string
+	// Message says what to fix, naming the field.
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Message }
+
+// Is makes a FieldError match ErrBadRequest.
+func (e *FieldError) Is(target error) bool { return target == ErrBadRequest }
+
+// DecodeJSON decodes the request body into v: exactly one JSON object of
+// valid UTF-8, no unknown fields (names match exactly, not ignoring case),
+// at most MaxBodyBytes. Errors wrap ErrBadRequest and name the byte offset
+// at fault, or are a *FieldError naming the field.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -37,21 +53,28 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
-		return fmt.Errorf("%w: %s", ErrBadRequest, describe(err))
+		return fmt.Errorf("%w: %s", ErrBadRequest, describeOther(err))
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return fmt.Errorf("%w: %w", ErrBadRequest, ErrEmptyBody)
 	}
+	// Decoders would replace invalid bytes with U+FFFD and store that.
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: body is not valid UTF-8", ErrBadRequest)
+	}
 	// segmentio's Parse decodes from the buffer without a Decoder's
 	// per-call allocations; its error types are encoding/json's.
-	rest, err := fastjson.Parse(body, v, fastjson.DisallowUnknownFields)
+	rest, err := fastjson.Parse(body, v, fastjson.DisallowUnknownFields|fastjson.DontMatchCaseInsensitiveStructFields)
 	var syntax *json.SyntaxError
 	if errors.As(err, &syntax) && syntax.Offset == 0 && len(rest) > 0 {
 		// The parser reports where it stopped through what is left.
 		syntax.Offset = int64(len(body) - len(rest))
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %s", ErrBadRequest, describe(err))
+		if field, msg := describe(err); field != "" {
+			return &FieldError{Field: field, Message: msg}
+		}
+		return fmt.Errorf("%w: %s", ErrBadRequest, describeOther(err))
 	}
 	if len(bytes.TrimSpace(rest)) > 0 {
 		return fmt.Errorf("%w: body must hold a single JSON object", ErrBadRequest)
@@ -59,7 +82,29 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-func describe(err error) string {
+// describe names the field a decoding error is about and says what to
+// fix; field is empty for errors about no one field.
+func describe(err error) (field, msg string) {
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &typ) && typ.Field != "":
+		name := boundedName(strconv.Quote(typ.Field))
+		return typ.Field, fmt.Sprintf("field %s must be %s, not %s", name, jsonKind(typ.Type.Kind().String()), valueKind(typ.Value))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		quoted := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		name, uerr := strconv.Unquote(quoted)
+		if uerr != nil || len(name) > 64 {
+			// Too long to echo whole: the message holds the cut name.
+			name = ""
+		}
+		return name, "unknown field " + boundedName(quoted)
+	}
+	return "", ""
+}
+
+// describeOther says what is wrong with a body for errors about no one
+// field.
+func describeOther(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	var tooBig *http.MaxBytesError
@@ -73,12 +118,7 @@ func describe(err error) string {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
 	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return fmt.Sprintf("body must be a JSON object, not %s", valueKind(typ.Value))
-		}
-		return fmt.Sprintf("field %q must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), valueKind(typ.Value))
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + boundedName(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return fmt.Sprintf("body must be a JSON object, not %s", valueKind(typ.Value))
 	}
 	return "malformed JSON body"
 }

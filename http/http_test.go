@@ -38,24 +38,26 @@ func TestDecodeJSONEmptyBodyIsDistinct(t *testing.T) {
 
 func TestDecodeJSON(t *testing.T) {
 	tests := []struct {
-		name, contentType, body, wantErr string
+		name, contentType, body, wantErr, wantField string
 	}{
-		{"valid", "application/json", `{"name":"a","count":1}`, ""},
-		{"vendor json", "application/merge-patch+json", `{"name":"a"}`, ""},
-		{"no content type", "", `{"name":"a"}`, ""},
-		{"empty", "application/json", ``, "body is empty"},
-		{"syntax", "application/json", `{"name":}`, "malformed JSON at byte 8"},
-		{"trailing garbage", "application/json", `{"name":"a"} x`, "single JSON object"},
-		{"fraction for a whole number", "application/json", `{"count":1.5}`, `field "count" must be a whole number, not number`},
-		{"object for a string", "application/json", `{"name":{}}`, `field "name" must be a string, not object`},
-		{"truncated", "application/json", `{"name":"a"`, "ends in the middle"},
-		{"unknown field", "application/json", `{"id":"x"}`, `unknown field "id"`},
-		{"wrong type", "application/json", `{"count":"x"}`, `field "count" must be a whole number, not string`},
-		{"wrong array type", "application/json", `{"tags":"x"}`, `field "tags" must be an array`},
-		{"not an object", "application/json", `[1]`, "must be a JSON object"},
-		{"two objects", "application/json", `{} {}`, "single JSON object"},
-		{"form content type", "application/x-www-form-urlencoded", `{}`, "Content-Type must be application/json"},
-		{"too large", "application/json", `{"name":"` + strings.Repeat("a", khttp.MaxBodyBytes) + `"}`, "larger than"},
+		{"valid", "application/json", `{"name":"a","count":1}`, "", ""},
+		{"vendor json", "application/merge-patch+json", `{"name":"a"}`, "", ""},
+		{"no content type", "", `{"name":"a"}`, "", ""},
+		{"empty", "application/json", ``, "body is empty", ""},
+		{"syntax", "application/json", `{"name":}`, "malformed JSON at byte 8", ""},
+		{"trailing garbage", "application/json", `{"name":"a"} x`, "single JSON object", ""},
+		{"fraction for a whole number", "application/json", `{"count":1.5}`, `field "count" must be a whole number, not number`, "count"},
+		{"object for a string", "application/json", `{"name":{}}`, `field "name" must be a string, not object`, "name"},
+		{"truncated", "application/json", `{"name":"a"`, "ends in the middle", ""},
+		{"unknown field", "application/json", `{"id":"x"}`, `unknown field "id"`, "id"},
+		{"field name in another case", "application/json", `{"NAME":"a"}`, `unknown field "NAME"`, "NAME"},
+		{"invalid UTF-8", "application/json", "{\"name\":\"a\xff\"}", "not valid UTF-8", ""},
+		{"wrong type", "application/json", `{"count":"x"}`, `field "count" must be a whole number, not string`, "count"},
+		{"wrong array type", "application/json", `{"tags":"x"}`, `field "tags" must be an array`, "tags"},
+		{"not an object", "application/json", `[1]`, "must be a JSON object", ""},
+		{"two objects", "application/json", `{} {}`, "single JSON object", ""},
+		{"form content type", "application/x-www-form-urlencoded", `{}`, "Content-Type must be application/json", ""},
+		{"too large", "application/json", `{"name":"` + strings.Repeat("a", khttp.MaxBodyBytes) + `"}`, "larger than", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +72,12 @@ func TestDecodeJSON(t *testing.T) {
 				t.Fatalf("unexpected error %v", err)
 			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
 				t.Fatalf("err = %v, want it to mention %q", err, tt.wantErr)
+			case tt.wantErr != "" && !errors.Is(err, khttp.ErrBadRequest):
+				t.Fatalf("err = %v, want it to match ErrBadRequest", err)
+			}
+			var fe *khttp.FieldError
+			if errors.As(err, &fe) != (tt.wantField != "") || fe != nil && fe.Field != tt.wantField {
+				t.Fatalf("err = %#v, want a FieldError for %q", err, tt.wantField)
 			}
 		})
 	}

@@ -447,12 +447,10 @@ func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
 
 // Input helpers.
 
-// errInput is a 400 about one field or parameter.
-type errInput struct{ field, msg string }
-
-func (e *errInput) Error() string { return e.field + " " + e.msg }
-
-func fieldError(field, msg string) error { return &errInput{field: field, msg: msg} }
+// fieldError is a 400 about one field or parameter; msg follows its name.
+func fieldError(field, msg string) error {
+	return &khttp.FieldError{Field: field, Message: field + " " + msg}
+}
 
 // params rejects query parameters other than allowed, and repeated ones.
 func params(qs url.Values, allowed ...string) (url.Values, error) {
@@ -521,19 +519,19 @@ func validID(id string) bool {
 // fail maps an error to a problem response: the dialect's one place for it.
 func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ce *commands.Error
-	var in *errInput
+	var fe *khttp.FieldError
 	field, detail := "", err.Error()
 	switch {
 	case errors.As(err, &ce):
 		field, detail = ce.Field, ce.Message
-	case errors.As(err, &in):
-		field, detail = in.field, in.field+" "+in.msg
+	case errors.As(err, &fe):
+		field, detail = fe.Field, fe.Message
 	case errors.Is(err, khttp.ErrBadRequest):
 		detail = strings.TrimPrefix(detail, khttp.ErrBadRequest.Error()+": ")
 	}
 	status := http.StatusInternalServerError
 	switch {
-	case in != nil, errors.Is(err, khttp.ErrBadRequest), errors.Is(err, commands.ErrInvalid), errors.Is(err, query.ErrInvalid):
+	case errors.Is(err, khttp.ErrBadRequest), errors.Is(err, commands.ErrInvalid), errors.Is(err, query.ErrInvalid):
 		status = http.StatusBadRequest
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, query.ErrNotFound):
 		status = http.StatusNotFound
