@@ -34,6 +34,22 @@ type AuditFilter struct {
 	Limit int
 }
 
+// ParseAuditTime reads a since or until value: an RFC 3339 time, or a
+// positive duration (24h) meaning that long before now. Empty gives nil.
+func ParseAuditTime(s string, now time.Time) (*time.Time, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return &t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		t := now.Add(-d)
+		return &t, nil
+	}
+	return nil, fmt.Errorf("%w: want an RFC 3339 time such as 2026-01-31T12:00:00Z or a duration back from now such as 24h", ErrInvalid)
+}
+
 // Audit reads the trail straight from the event log, never from a read
 // table.
 type Audit struct {

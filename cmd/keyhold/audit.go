@@ -58,17 +58,11 @@ now (90m, 24h). --json prints one JSON envelope per line.`,
 }
 
 func parseWhen(flag, s string) (*time.Time, error) {
-	if s == "" {
-		return nil, nil
+	t, err := query.ParseAuditTime(s, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", flag, s, err)
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return &t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		t := time.Now().Add(-d)
-		return &t, nil
-	}
-	return nil, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-01-31T12:00:00Z or a duration such as 24h", flag, s)
+	return t, nil
 }
 
 func printEvents(w io.Writer, evs []events.Envelope, asJSON bool) error {

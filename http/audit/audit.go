@@ -29,9 +29,14 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 			khttp.WriteProblem(w, req, http.StatusForbidden, "", "the caller acts in no tenant")
 			return
 		}
-		f, err := filterOf(req.URL.Query(), p.Tenant)
-		if err != nil {
-			khttp.WriteProblem(w, req, http.StatusBadRequest, "", err.Error())
+		f, err := filterOf(req.URL.Query(), p.Tenant, time.Now())
+		var fe *khttp.FieldError
+		if errors.As(err, &fe) {
+			khttp.WriteProblem(w, req, http.StatusBadRequest, fe.Field, fe.Message)
+			return
+		}
+		if f.Tenant != p.Tenant {
+			khttp.WriteProblem(w, req, http.StatusForbidden, "tenant", "the audit trail over HTTP is that of the tenant the caller acts in ("+p.Tenant+"); act in another tenant with the Keyhold-Tenant header")
 			return
 		}
 		items, next, err := a.Events(req.Context(), p, f)
@@ -57,38 +62,38 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 	})
 }
 
-var known = map[string]bool{"aggregate": true, "actor": true, "type": true, "since": true, "until": true, "cursor": true, "limit": true}
+var known = map[string]bool{"tenant": true, "aggregate": true, "actor": true, "type": true, "since": true, "until": true, "cursor": true, "limit": true}
 
-// filterOf reads the query string. The tenant is always the caller's own
-// (a user with access to several picks one with the Keyhold-Tenant
-// header): nothing crosses tenants over HTTP, superadmins included.
-func filterOf(qs url.Values, tenant string) (query.AuditFilter, error) {
+func badParam(name, msg string) error { return &khttp.FieldError{Field: name, Message: name + " " + msg} }
+
+// filterOf reads the query string, with the CLI's filters; tenant
+// defaults to the caller's. Over HTTP nothing crosses tenants,
+// superadmins included: the handler refuses any other tenant.
+func filterOf(qs url.Values, tenant string, now time.Time) (query.AuditFilter, error) {
 	f := query.AuditFilter{Tenant: tenant}
 	for k, v := range qs {
 		if !known[k] {
-			return f, errors.New(k + " is not a known query parameter (known: aggregate, actor, type, since, until, cursor, limit)")
+			return f, badParam(k, "is not a known query parameter (known: tenant, aggregate, actor, type, since, until, cursor, limit)")
 		}
 		if len(v) > 1 {
-			return f, errors.New(k + " must be given once")
+			return f, badParam(k, "must be given once")
 		}
 	}
+	if t := qs.Get("tenant"); t != "" {
+		f.Tenant = t
+	}
 	f.Aggregate, f.Actor, f.Type, f.Cursor = qs.Get("aggregate"), qs.Get("actor"), qs.Get("type"), qs.Get("cursor")
-	for _, tf := range []struct {
-		name string
-		dst  **time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := qs.Get(tf.name); s != "" {
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				return f, errors.New(tf.name + " must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z")
-			}
-			*tf.dst = &t
-		}
+	var err error
+	if f.Since, err = query.ParseAuditTime(qs.Get("since"), now); err != nil {
+		return f, badParam("since", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z or a duration back from now such as 24h")
+	}
+	if f.Until, err = query.ParseAuditTime(qs.Get("until"), now); err != nil {
+		return f, badParam("until", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z or a duration back from now such as 24h")
 	}
 	if s := qs.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > query.MaxAuditLimit {
-			return f, errors.New("limit must be a whole number from 1 to " + strconv.Itoa(query.MaxAuditLimit))
+			return f, badParam("limit", "must be a whole number from 1 to "+strconv.Itoa(query.MaxAuditLimit))
 		}
 		f.Limit = n
 	}
