@@ -64,7 +64,9 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 
 var known = map[string]bool{"tenant": true, "aggregate": true, "actor": true, "type": true, "since": true, "until": true, "cursor": true, "limit": true}
 
-func badParam(name, msg string) error { return &khttp.FieldError{Field: name, Message: name + " " + msg} }
+func badParam(name, msg string) error {
+	return &khttp.FieldError{Field: name, Message: name + " " + msg}
+}
 
 // filterOf reads the query string, with the CLI's filters; tenant
 // defaults to the caller's. Over HTTP nothing crosses tenants,
