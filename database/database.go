@@ -225,6 +225,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	cfg, err := pq.NewConfig(url)
 	if err != nil {
 		msg := strings.ReplaceAll(err.Error(), url, redact(url))
+		var uerr *neturl.Error
+		if redact(url) != url && errors.As(err, &uerr) {
+			// url.Parse quotes the part it chokes on, which may be the
+			// password itself.
+			msg = "not a valid URL"
+		}
 		return nil, fmt.Errorf("%w %q: %s", ErrInvalidURL, redact(url), msg)
 	}
 	if cfg.Database == "" {
@@ -402,30 +408,109 @@ func describeServer(cfg pq.Config) string {
 	return net.JoinHostPort(host, strconv.Itoa(int(cfg.Port)))
 }
 
-// redact hides the password of a URL-form connection string, and a whole
-// key=value string that holds one.
+// redact hides the passwords of a connection string and keeps the rest
+// (host, port, database) to say which server is meant: in a URL, the
+// password of its user part and the value of every query parameter whose
+// name holds "password" (password, sslpassword); in a key=value string, the
+// value of every such key.
 func redact(s string) string {
 	i := strings.Index(s, "://")
 	if i < 0 {
-		if strings.Contains(s, "password") {
-			return "(key=value connection string)"
+		return redactKeyValue(s)
+	}
+	rest, query, hasQuery := strings.Cut(s[i+3:], "?")
+	// The last '@' before the query ends the user part, even if the
+	// password holds an unescaped '/'.
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if c := strings.Index(rest[:at], ":"); c >= 0 {
+			rest = rest[:c] + ":xxxxx" + rest[at:]
 		}
-		return s
 	}
-	rest := s[i+3:]
-	end := strings.IndexAny(rest, "/?")
-	if end < 0 {
-		end = len(rest)
+	out := s[:i+3] + rest
+	if !hasQuery {
+		return out
 	}
-	at := strings.LastIndex(rest[:end], "@")
-	if at < 0 {
-		return s
+	// The query runs to the end: a '#' in a password is no fragment here.
+	params := strings.Split(query, "&")
+	for j, p := range params {
+		raw, _, ok := strings.Cut(p, "=")
+		key := raw
+		if name, err := neturl.QueryUnescape(raw); err == nil {
+			key = name
+		}
+		if ok && isPasswordKey(key) {
+			params[j] = raw + "=xxxxx"
+		}
 	}
-	userinfo := rest[:at]
-	if c := strings.Index(userinfo, ":"); c >= 0 {
-		userinfo = userinfo[:c] + ":xxxxx"
+	return out + "?" + strings.Join(params, "&")
+}
+
+// isPasswordKey tells whether a connection parameter holds a password.
+func isPasswordKey(key string) bool {
+	return strings.Contains(strings.ToLower(strings.TrimSpace(key)), "password")
+}
+
+// redactKeyValue hides the value of every password key of a key=value
+// connection string, read the way libpq reads it: optional spaces around
+// '=', values optionally in single quotes, backslash escapes. A string it
+// cannot read is hidden whole if it mentions a password.
+func redactKeyValue(s string) string {
+	var b strings.Builder
+	i := 0
+	skipSpace := func() {
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
 	}
-	return s[:i+3] + userinfo + rest[at:]
+	for {
+		from := i
+		skipSpace()
+		b.WriteString(s[from:i])
+		if i == len(s) {
+			return b.String()
+		}
+		from = i
+		for i < len(s) && s[i] != '=' && !isSpace(s[i]) {
+			i++
+		}
+		key := s[from:i]
+		skipSpace()
+		if i == len(s) || s[i] != '=' || key == "" {
+			if isPasswordKey(s) {
+				return "(key=value connection string)"
+			}
+			return s
+		}
+		i++
+		skipSpace()
+		b.WriteString(s[from:i])
+		from = i
+		if i < len(s) && s[i] == '\'' {
+			// A quoted value runs to the closing quote, or to the end.
+			for i++; i < len(s) && s[i] != '\''; i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i+1, len(s))
+		} else {
+			for ; i < len(s) && !isSpace(s[i]); i++ {
+				if s[i] == '\\' {
+					i++
+				}
+			}
+			i = min(i, len(s))
+		}
+		if isPasswordKey(key) {
+			b.WriteString("xxxxx")
+		} else {
+			b.WriteString(s[from:i])
+		}
+	}
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
 // cluster is a private Postgres cluster: its binaries, data directory, port,

@@ -368,7 +368,7 @@ func TestRedact(t *testing.T) {
 		{"url without password", "postgres://u@h/db", "postgres://u@h/db"},
 		{"url without user", "postgres://h/db?sslmode=disable", "postgres://h/db?sslmode=disable"},
 		{"bad port", "postgres://u:secret@h:x/db", "postgres://u:xxxxx@h:x/db"},
-		{"key=value with password", "host=h password=secret", "(key=value connection string)"},
+		{"key=value with password", "host=h password=secret", "host=h password=xxxxx"},
 		{"key=value without password", "host=h dbname=d", "host=h dbname=d"},
 	}
 	for _, tt := range tests {

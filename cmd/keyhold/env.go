@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,7 +78,7 @@ func (e *env) connectNATS(serving bool) error {
 	if e.cfg.natsURL != "" {
 		e.nc, err = nats.Connect(e.cfg.natsURL, nats.Name("keyhold"), nats.MaxReconnects(-1))
 		if err != nil {
-			return fmt.Errorf("connect to NATS at %s: %w", e.cfg.natsURL, err)
+			return natsConnectError(e.cfg.natsURL, err)
 		}
 		return nil
 	}
@@ -84,9 +88,9 @@ func (e *env) connectNATS(serving bool) error {
 			return nil
 		}
 	}
-	dir := filepath.Join(e.cfg.dataDir, "nats")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	dir, err := makeNATSStore(e.cfg.dataDir)
+	if err != nil {
+		return err
 	}
 	listen := e.cfg.natsListen
 	if !serving {
@@ -99,6 +103,88 @@ func (e *env) connectNATS(serving bool) error {
 	e.log.Info("embedded NATS with JetStream started", "store", dir, "url", e.embedded.ClientURL())
 	e.nc, err = e.embedded.Connect("keyhold")
 	return err
+}
+
+// makeNATSStore creates the data dir and the embedded NATS store in it, and
+// returns the store's path. The data dir is enterable by others (0755): when
+// keyhold runs as root, a private Postgres cluster under it runs as the
+// "postgres" user, which must reach <dataDir>/postgres. The store holds the
+// event log and stays private (0700).
+func makeNATSStore(dataDir string) (string, error) {
+	if _, err := os.Stat(dataDir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			return "", fmt.Errorf("create %s: %w", dataDir, err)
+		}
+		// The umask may have taken the others' bits away again (root's is
+		// 077 on some systems); a directory that existed before is left as
+		// it is.
+		if err := os.Chmod(dataDir, 0o755); err != nil {
+			return "", fmt.Errorf("create %s: %w", dataDir, err)
+		}
+	}
+	dir := filepath.Join(dataDir, "nats")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	return dir, nil
+}
+
+// natsConnectError reports a failed connection to --nats-url without the
+// secrets the URL may hold.
+func natsConnectError(natsURL string, err error) error {
+	shown := redactNATSURL(natsURL)
+	msg := err.Error()
+	if shown != natsURL {
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			// url.Parse quotes the URL and the part it chokes on, which may
+			// be the password itself.
+			msg = "the URL does not parse"
+		}
+		for _, u := range strings.Split(natsURL, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				msg = strings.ReplaceAll(msg, u, redactNATSURL(u))
+			}
+		}
+	}
+	return &natsError{msg: fmt.Sprintf("connect to NATS at %s: %s", shown, msg), err: err}
+}
+
+// natsError is an error whose message has been cleaned of secrets; it
+// still unwraps to the original error for errors.Is.
+type natsError struct {
+	msg string
+	err error
+}
+
+func (e *natsError) Error() string { return e.msg }
+func (e *natsError) Unwrap() error { return e.err }
+
+// redactNATSURL hides the secrets of a NATS URL or comma-separated list of
+// them, as --nats-url takes: the password of user:password@, and the token
+// of a token-only TOKEN@. Hosts stay visible.
+func redactNATSURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		rest := p
+		if j := strings.Index(p, "://"); j >= 0 {
+			rest = p[j+3:]
+		}
+		// A server URL has nothing after its host that may hold an '@', so
+		// the last one ends the user info, even if a secret holds '/' or '#'.
+		at := strings.LastIndex(rest, "@")
+		if at < 0 {
+			continue
+		}
+		userinfo := rest[:at]
+		if c := strings.Index(userinfo, ":"); c >= 0 {
+			userinfo = userinfo[:c] + ":xxxxx"
+		} else {
+			userinfo = "xxxxx" // a token
+		}
+		parts[i] = p[:len(p)-len(rest)] + userinfo + rest[at:]
+	}
+	return strings.Join(parts, ",")
 }
 
 func (e *env) close() {

@@ -210,7 +210,7 @@ func (s *server) run(ctx context.Context) error {
 	}
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
-	s.env.log.Info("keyhold serving", "http", "http://"+ln.Addr().String(), "nats", s.env.nc.ConnectedUrlRedacted())
+	s.env.log.Info("keyhold serving", "http", "http://"+ln.Addr().String(), "nats", redactNATSURL(s.env.nc.ConnectedUrl()))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
