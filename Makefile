@@ -15,10 +15,9 @@ run:
 build:
 	$(GO) build -o $(BIN) ./cmd/keyhold
 
-## test: vet, then run every package's tests (no -race: too slow on 2 cores)
-test:
+## test: lint (gofmt, go vet), then run every package's tests (no -race: too slow on 2 cores)
+test: lint
 	bash scripts/ensure-postgres.sh
-	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -p 2 -timeout 15m $(PKGS)
 
 ## bench: run the load benchmark
