@@ -65,11 +65,14 @@ func Subject(prefix, tenant, aggregate, id string) string {
 // ParseSubject splits a subject built by Subject. ok is false when the
 // subject does not have the four tokens.
 func ParseSubject(subject string) (tenant, aggregate, id string, ok bool) {
-	parts := strings.Split(subject, ".")
-	if len(parts) != 4 {
+	// Cut rather than Split: this runs for every event read.
+	_, rest, ok1 := strings.Cut(subject, ".")
+	tenant, rest, ok2 := strings.Cut(rest, ".")
+	aggregate, id, ok3 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || !ok3 || strings.Contains(id, ".") {
 		return "", "", "", false
 	}
-	return parts[1], parts[2], parts[3], true
+	return tenant, aggregate, id, true
 }
 
 // ValidToken reports whether s may be used as a subject token (tenant or id):

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -86,11 +88,11 @@ func (s *Store) Read(ctx context.Context, f Filter, fn func(Envelope) error) err
 			}
 			return fmt.Errorf("read: %w", err)
 		}
-		meta, err := msg.Metadata()
+		seq, pending, err := position(msg)
 		if err != nil {
 			return fmt.Errorf("read: metadata: %w", err)
 		}
-		env, err := decodeRaw(msg.Subject(), meta.Sequence.Stream, msg.Data())
+		env, err := decodeRaw(msg.Subject(), seq, msg.Data())
 		if err != nil {
 			return err
 		}
@@ -100,7 +102,7 @@ func (s *Store) Read(ctx context.Context, f Filter, fn func(Envelope) error) err
 			}
 			return err
 		}
-		if meta.NumPending == 0 {
+		if pending == 0 {
 			return nil
 		}
 	}
@@ -116,14 +118,14 @@ func (s *Store) Follow(ctx context.Context, f Filter, fn func(env Envelope, err 
 		return nil, fmt.Errorf("follow: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		meta, err := msg.Metadata()
+		seq, _, err := position(msg)
 		if err != nil {
 			fn(Envelope{}, err)
 			return
 		}
-		env, err := decodeRaw(msg.Subject(), meta.Sequence.Stream, msg.Data())
+		env, err := decodeRaw(msg.Subject(), seq, msg.Data())
 		if err != nil {
-			env.Sequence = meta.Sequence.Stream
+			env.Sequence = seq
 		}
 		fn(env, err)
 	}, jetstream.PullMaxMessages(1000))
@@ -135,4 +137,53 @@ func (s *Store) Follow(ctx context.Context, f Filter, fn func(env Envelope, err 
 		cc.Stop()
 	}()
 	return cc.Stop, nil
+}
+
+// position returns a consumed message's stream sequence and how many
+// messages the consumer has pending after it. It reads them from the
+// reply subject without allocating, as msg.Metadata would for every event
+// read ($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer
+// seq>.<time>.<pending>, or with <domain>.<account hash> after ACK and a
+// random token at the end), and falls back to Metadata for other forms.
+func position(msg jetstream.Msg) (seq, pending uint64, err error) {
+	if seq, pending, ok := parseAckReply(msg.Reply()); ok {
+		return seq, pending, nil
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return 0, 0, err
+	}
+	return meta.Sequence.Stream, meta.NumPending, nil
+}
+
+func parseAckReply(reply string) (seq, pending uint64, ok bool) {
+	var tok [12]string
+	n := 0
+	for n < len(tok) {
+		t, rest, more := strings.Cut(reply, ".")
+		tok[n] = t
+		n++
+		if !more {
+			reply = ""
+			break
+		}
+		reply = rest
+	}
+	if reply != "" || n < 9 || tok[0] != "$JS" || tok[1] != "ACK" {
+		return 0, 0, false
+	}
+	first := 2 // the stream name's token
+	switch n {
+	case 9:
+	case 11, 12:
+		first = 4
+	default:
+		return 0, 0, false
+	}
+	seq, err1 := strconv.ParseUint(tok[first+3], 10, 64)
+	pending, err2 := strconv.ParseUint(tok[first+6], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return seq, pending, true
 }
