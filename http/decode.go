@@ -42,7 +42,7 @@ func (e *FieldError) Is(target error) bool { return target == ErrBadRequest }
 
 // DecodeJSON decodes the request body into v: exactly one JSON object of
 // valid UTF-8, no unknown fields (names match exactly, not ignoring case),
-// at most MaxBodyBytes. Errors wrap ErrBadRequest and name the byte offset
+// no name twice in one object, at most MaxBodyBytes. Errors wrap ErrBadRequest and name the byte offset
 // at fault, or are a *FieldError naming the field.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
@@ -79,7 +79,65 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if len(bytes.TrimSpace(rest)) > 0 {
 		return fmt.Errorf("%w: body must hold a single JSON object", ErrBadRequest)
 	}
+	// Decoders keep the last of repeated names; another reader of the same
+	// body (a proxy, an audit tool) may keep the first.
+	if name, ok := duplicateName(body[:len(body)-len(rest)]); ok {
+		field := name
+		if len(field) > 64 {
+			field = ""
+		}
+		return &FieldError{Field: field, Message: "field " + boundedName(strconv.Quote(name)) + " appears more than once"}
+	}
 	return nil
+}
+
+// duplicateName returns the first member name that appears twice in one
+// object of b, which must be valid JSON. Names compare unescaped.
+func duplicateName(b []byte) (string, bool) {
+	// One entry per open object or array; an array's is nil.
+	var open []*[]string
+	expectName := false
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{':
+			open = append(open, new([]string))
+			expectName = true
+		case '[':
+			open = append(open, nil)
+			expectName = false
+		case '}', ']':
+			open = open[:len(open)-1]
+			expectName = false
+		case ',':
+			expectName = len(open) > 0 && open[len(open)-1] != nil
+		case '"':
+			start, escaped := i, false
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					escaped = true
+					i++
+				}
+			}
+			if !expectName {
+				continue
+			}
+			expectName = false
+			name := string(b[start+1 : i])
+			if escaped {
+				if err := json.Unmarshal(b[start:i+1], &name); err != nil {
+					continue
+				}
+			}
+			names := open[len(open)-1]
+			for _, n := range *names {
+				if n == name {
+					return name, true
+				}
+			}
+			*names = append(*names, name)
+		}
+	}
+	return "", false
 }
 
 // describe names the field a decoding error is about and says what to

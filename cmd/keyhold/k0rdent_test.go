@@ -877,6 +877,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "patch clientId", method: "PATCH", path: saBase + "/" + s.ID, body: `{"clientId":"khc-other"}`},
 		{name: "patch id", method: "PATCH", path: saBase + "/" + s.ID, body: `{"id":"x","displayName":"x"}`},
 		{name: "patch roles string", method: "PATCH", path: saBase + "/" + s.ID, body: `{"roles":"tenant-admin"}`, field: "roles"},
+		{name: "displayName twice", method: "POST", path: saBase, body: `{"displayName":"a","scope":{"level":"tenant"},"displayName":"b"}`, field: "displayName"},
 		{name: "field names in another case", method: "POST", path: saBase, body: `{"displayname":"x","Scope":{"LEVEL":"tenant"},"ROLES":["viewer"]}`, field: "displayname"},
 		{name: "invalid UTF-8", method: "POST", path: saBase, body: "{\"displayName\":\"a\xff\",\"scope\":{\"level\":\"tenant\"}}", detail: "UTF-8"},
 		{name: "patch unknown role", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"ok","roles":["god"]}`, field: "roles"},
