@@ -5,7 +5,7 @@ GO      ?= go
 BIN     ?= bin/keyhold
 PKGS    ?= ./...
 
-.PHONY: run build test bench lint tidy clean
+.PHONY: run build test race bench lint tidy clean
 
 ## run: start Keyhold (embedded NATS; creates or starts the database it needs)
 run:
@@ -15,10 +15,15 @@ run:
 build:
 	$(GO) build -o $(BIN) ./cmd/keyhold
 
-## test: lint (gofmt, go vet), then run every package's tests (no -race: too slow on 2 cores)
+## test: lint (gofmt, go vet), then run every package's tests (make race adds the race detector)
 test: lint
 	bash scripts/ensure-postgres.sh
 	$(GO) test -count=1 -p 2 -timeout 15m $(PKGS)
+
+## race: every package's tests under the race detector (about 2 minutes here)
+race:
+	bash scripts/ensure-postgres.sh
+	$(GO) test -race -count=1 -p 2 -timeout 15m $(PKGS)
 
 ## bench: run the load benchmark
 bench:
