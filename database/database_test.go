@@ -360,26 +360,6 @@ func TestFindBinariesPrefersPath(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{"url with password", "postgres://u:secret@h:5432/db", "postgres://u:xxxxx@h:5432/db"},
-		{"url without password", "postgres://u@h/db", "postgres://u@h/db"},
-		{"url without user", "postgres://h/db?sslmode=disable", "postgres://h/db?sslmode=disable"},
-		{"bad port", "postgres://u:secret@h:x/db", "postgres://u:xxxxx@h:x/db"},
-		{"key=value with password", "host=h password=secret", "host=h password=xxxxx"},
-		{"key=value without password", "host=h dbname=d", "host=h dbname=d"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := redact(tt.in); got != tt.want {
-				t.Fatalf("redact(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestCommandRunsAsPostgresWhenRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("runs cluster programs through runuser/su only as root")
