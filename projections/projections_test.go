@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
@@ -374,5 +375,59 @@ func TestRejectedStatementIsRecordedAndSkipped(t *testing.T) {
 	// "twice" plus the workload's three (it deletes only every fourth).
 	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 4 {
 		t.Fatalf("%d service accounts, want 4", got)
+	}
+}
+
+// iamV2 is the IAM projector as a newer binary would carry it.
+type iamV2 struct{ projections.IAM }
+
+func (iamV2) Version() int { return 2 }
+
+// TestRollingUpgradeHandsOver runs an old and a new version of a projector
+// against one database, as replicas do during a rolling upgrade: the new
+// one rebuilds its tables at start, the old leader stops applying events
+// to tables of another version and stands by, the new one takes over, and
+// an old binary that starts afterwards refuses to rebuild back down.
+func TestRollingUpgradeHandsOver(t *testing.T) {
+	f := newFixture(t)
+	old := f.start(t)
+	f.wait(t, f.workload(t, 3))
+	if !old.Leading("iam") {
+		t.Fatal("the old runner does not lead")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	progress := projections.NewProgress()
+	upgraded, err := projections.NewRunner(f.db, f.dsn, f.store, progress, []projections.Projector{iamV2{}}, projections.WithLockRetry(50*time.Millisecond))
+	testenv.Must(t, err, "new runner")
+	testenv.Must(t, upgraded.Prepare(ctx), "prepare the new version (rebuild)")
+	done := make(chan struct{})
+	go func() { defer close(done); _ = upgraded.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	last := f.workload(t, 4)
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	testenv.Must(t, progress.Wait(wctx, last, "iam"), "the new version applies events written after the upgrade")
+	if old.Leading("iam") || !upgraded.Leading("iam") {
+		t.Fatalf("leading: old=%v new=%v, want only the new one", old.Leading("iam"), upgraded.Leading("iam"))
+	}
+	var version int
+	testenv.Must(t, f.db.Get(&version, "SELECT version FROM projection_checkpoints WHERE name = 'iam'"), "checkpoint")
+	if version != 2 {
+		t.Fatalf("checkpoint version %d, want 2", version)
+	}
+	if got := count(t, f.db, "SELECT count(*) FROM projection_failures"); got != 0 {
+		t.Fatalf("%d failures recorded across the hand-over", got)
+	}
+	if got, want := count(t, f.db, "SELECT count(*) FROM service_accounts"), 6; got != want {
+		t.Fatalf("%d service accounts, want %d", got, want)
+	}
+
+	late, err := projections.NewRunner(f.db, f.dsn, f.store, projections.NewProgress(), []projections.Projector{projections.IAM{}})
+	testenv.Must(t, err, "old runner")
+	if err := late.Prepare(ctx); !errors.Is(err, projections.ErrVersionMismatch) {
+		t.Fatalf("an old binary's Prepare over newer tables: %v, want ErrVersionMismatch", err)
 	}
 }

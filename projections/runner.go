@@ -99,6 +99,13 @@ const NotifyChannel = "keyhold_projection"
 // ErrInvalidOption is returned by NewRunner for an option with a bad value.
 var ErrInvalidOption = errors.New("projections: invalid option")
 
+// ErrVersionMismatch means the active generation of a projector's tables
+// was built by another version of the projector than this process runs
+// (a rolling upgrade, or a downgrade): this process does not apply events
+// to them. A newer binary rebuilds at start; an older one refuses to start
+// until an operator rebuilds with it.
+var ErrVersionMismatch = errors.New("projections: read tables of another projector version")
+
 // ErrRebuildRunning is returned when another process is rebuilding the same projector.
 var ErrRebuildRunning = errors.New("projections: a rebuild of this projector is already running")
 
@@ -234,6 +241,12 @@ func (r *Runner) Prepare(ctx context.Context) error {
 		version, exists, err := r.ensureGeneration(ctx, p)
 		if err != nil {
 			return err
+		}
+		if exists && version > p.Version() {
+			// Rebuilding down would undo a newer binary's work, and it would
+			// rebuild up again: two versions rebuilding over each other.
+			return fmt.Errorf("%w: %s's tables were built by version %d, newer than this binary's %d; run a newer keyhold, or rebuild with this one (keyhold projections rebuild)",
+				ErrVersionMismatch, p.Name(), version, p.Version())
 		}
 		if exists && version != p.Version() {
 			r.log.Info("projector version changed, rebuilding", "projector", p.Name(), "from", version, "to", p.Version())
@@ -424,6 +437,7 @@ func (r *Runner) listen(ctx context.Context) {
 // events while holding it.
 func (r *Runner) compete(ctx context.Context, p Projector) {
 	backoff := r.lockRetry
+	standingBy := false
 	for ctx.Err() == nil {
 		conn, err := r.db.Connx(ctx)
 		if err == nil {
@@ -441,8 +455,18 @@ func (r *Runner) compete(ctx context.Context, p Projector) {
 				conn.Close()
 			}
 		}
-		if err != nil && ctx.Err() == nil {
+		switch {
+		case errors.Is(err, ErrVersionMismatch):
+			// Said once: the condition lasts until a rebuild or a restart.
+			if !standingBy {
+				r.log.Warn("projector standing by: its tables belong to another version", "projector", p.Name(), "err", err)
+			}
+			standingBy = true
+		case err != nil && ctx.Err() == nil:
 			r.log.Warn("projector stopped, will retry", "projector", p.Name(), "err", err)
+			standingBy = false
+		default:
+			standingBy = false
 		}
 		select {
 		case <-ctx.Done():
@@ -565,10 +589,14 @@ func (r *Runner) openLive(ctx context.Context, conn *sqlx.Conn, p Projector) (*l
 func (lv *live) reload(ctx context.Context) error {
 	var cp struct {
 		Generation int    `db:"generation"`
+		Version    int    `db:"version"`
 		Seq        uint64 `db:"seq"`
 	}
-	if err := lv.conn.GetContext(ctx, &cp, "SELECT generation, seq FROM projection_checkpoints WHERE name = $1", lv.p.Name()); err != nil {
+	if err := lv.conn.GetContext(ctx, &cp, "SELECT generation, version, seq FROM projection_checkpoints WHERE name = $1", lv.p.Name()); err != nil {
 		return fmt.Errorf("read checkpoint: %w", err)
+	}
+	if cp.Version != lv.p.Version() {
+		return fmt.Errorf("%w: %s's tables are of version %d, this process applies version %d", ErrVersionMismatch, lv.p.Name(), cp.Version, lv.p.Version())
 	}
 	if _, err := lv.conn.ExecContext(ctx, "SET search_path TO "+pq.QuoteIdentifier(schemaName(lv.p.Name(), cp.Generation))+", public"); err != nil {
 		return err
@@ -649,13 +677,14 @@ func (lv *live) tryTx(ctx context.Context, batch []events.Envelope, failure erro
 		return err
 	}
 	// The checkpoint moves only from the value this leader last wrote, in
-	// the generation it writes to; otherwise the division by zero aborts
-	// the transaction and the COMMIT after it does not run.
+	// the generation and version it writes; otherwise the division by zero
+	// aborts the transaction and the COMMIT after it does not run.
 	seq := strconv.FormatUint(last, 10)
 	name := pq.QuoteLiteral(lv.p.Name())
 	err = tx.send(ctx, `WITH moved AS (
 			UPDATE projection_checkpoints SET seq = `+seq+`, updated_at = now()
-			WHERE name = `+name+` AND seq = `+strconv.FormatUint(lv.seq, 10)+` AND generation = `+strconv.Itoa(lv.generation)+` RETURNING 1)
+			WHERE name = `+name+` AND seq = `+strconv.FormatUint(lv.seq, 10)+` AND generation = `+strconv.Itoa(lv.generation)+`
+			  AND version = `+strconv.Itoa(lv.p.Version())+` RETURNING 1)
 		SELECT pg_notify(`+pq.QuoteLiteral(NotifyChannel)+`, `+pq.QuoteLiteral(lv.p.Name()+":"+seq)+`), 1 / (SELECT count(*)::int FROM moved);
 		COMMIT`)
 	var pqErr *pq.Error
