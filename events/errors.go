@@ -22,6 +22,10 @@ var (
 	// this binary knows.
 	ErrUnknownVersion = errors.New("events: unknown event schema version")
 
+	// ErrUndecodable is returned by Decode for an envelope whose stored
+	// message could not be decoded at all (see TypeUndecodable).
+	ErrUndecodable = errors.New("events: stored message is not a decodable event")
+
 	// ErrInvalidOption is returned by Open for an option with a bad value.
 	ErrInvalidOption = errors.New("events: invalid option")
 )

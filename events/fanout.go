@@ -109,7 +109,11 @@ func (f *Fanout) catchUp(ctx context.Context, s *subscriber, upto uint64) {
 			if env.Sequence > upto {
 				return ErrStop
 			}
-			s.fn(env, nil)
+			var err error
+			if env.Type == TypeUndecodable {
+				err = ErrUndecodable
+			}
+			s.fn(env, err)
 			read = env.Sequence
 			return nil
 		})

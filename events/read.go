@@ -50,10 +50,26 @@ func (s *Store) orderedConfig(f Filter) jetstream.OrderedConsumerConfig {
 	return cfg
 }
 
+// TypeUndecodable is the Type of an envelope standing for a stored message
+// that could not be decoded; it carries only Sequence, Subject and
+// Aggregate. Decode fails on it with ErrUndecodable, so a reader records
+// and skips it like any event it cannot apply.
+const TypeUndecodable = "<undecodable>"
+
+// undecodable returns the envelope standing for the undecodable message
+// stored at seq under subject.
+func undecodable(subject string, seq uint64) Envelope {
+	env := Envelope{Type: TypeUndecodable, Sequence: seq}
+	env.Tenant, env.Aggregate, env.Subject, _ = ParseSubject(subject)
+	return env
+}
+
 // Read calls fn for each matching event in stream order, from the filter's
-// start up to the last event stored when Read began. fn returning ErrStop ends
-// the read early with a nil error; any other error ends it with that error.
-// Read uses one ordered consumer for the whole call.
+// start up to the last event stored when Read began. A stored message that
+// cannot be decoded is delivered as a TypeUndecodable envelope, so one bad
+// message never stops a reader. fn returning ErrStop ends the read early
+// with a nil error; any other error ends it with that error. Read uses one
+// ordered consumer for the whole call.
 func (s *Store) Read(ctx context.Context, f Filter, fn func(Envelope) error) error {
 	cons, err := s.js.OrderedConsumer(ctx, s.opts.stream, s.orderedConfig(f))
 	if err != nil {
@@ -94,7 +110,7 @@ func (s *Store) Read(ctx context.Context, f Filter, fn func(Envelope) error) err
 		}
 		env, err := decodeRaw(msg.Subject(), seq, msg.Data())
 		if err != nil {
-			return err
+			env = undecodable(msg.Subject(), seq)
 		}
 		if err := fn(env); err != nil {
 			if errors.Is(err, ErrStop) {
@@ -110,8 +126,8 @@ func (s *Store) Read(ctx context.Context, f Filter, fn func(Envelope) error) err
 
 // Follow delivers matching events from the filter's start, then each new one
 // as it is stored, to fn, one at a time and in stream order, until ctx ends
-// or stop is called. A decode failure is delivered as an envelope with only
-// Sequence set and err non-nil so the caller can record it.
+// or stop is called. A decode failure is delivered as a TypeUndecodable
+// envelope with err non-nil so the caller can record it.
 func (s *Store) Follow(ctx context.Context, f Filter, fn func(env Envelope, err error)) (stop func(), err error) {
 	cons, err := s.js.OrderedConsumer(ctx, s.opts.stream, s.orderedConfig(f))
 	if err != nil {
@@ -125,7 +141,7 @@ func (s *Store) Follow(ctx context.Context, f Filter, fn func(env Envelope, err 
 		}
 		env, err := decodeRaw(msg.Subject(), seq, msg.Data())
 		if err != nil {
-			env.Sequence = seq
+			env = undecodable(msg.Subject(), seq)
 		}
 		fn(env, err)
 	}, jetstream.PullMaxMessages(1000))

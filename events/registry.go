@@ -79,6 +79,9 @@ func Types() map[string]int {
 // It fails with ErrUnknownType for unregistered types and ErrUnknownVersion
 // for versions newer than this binary knows.
 func Decode(env Envelope) (Event, error) {
+	if env.Type == TypeUndecodable {
+		return nil, fmt.Errorf("%w (sequence %d)", ErrUndecodable, env.Sequence)
+	}
 	def, ok := registry[env.Type]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, env.Type)

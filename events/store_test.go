@@ -3,7 +3,9 @@ package events_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
@@ -153,4 +155,65 @@ func TestNewIDIncreasesWithinAMillisecond(t *testing.T) {
 		}
 		prev = id
 	}
+}
+
+// TestReadDeliversUndecodable stores a message that is no event between
+// two that are: Read and Follow deliver it as a TypeUndecodable envelope
+// at its sequence and go on, and Decode refuses it with ErrUndecodable.
+func TestReadDeliversUndecodable(t *testing.T) {
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	_, err := st.Append(ctx, pending(st, "t1", events.AggregateServiceAccount, "a", true, 0, events.ServiceAccountCreated{ClientID: "a"}))
+	testenv.Must(t, err, "append a")
+	ack, err := st.JetStream().Publish(ctx, st.SubjectOf("t1", events.AggregateServiceAccount, "junk"), []byte("{not json"))
+	testenv.Must(t, err, "publish junk")
+	_, err = st.Append(ctx, pending(st, "t1", events.AggregateServiceAccount, "b", true, 0, events.ServiceAccountCreated{ClientID: "b"}))
+	testenv.Must(t, err, "append b")
+
+	check := func(t *testing.T, got []events.Envelope) {
+		t.Helper()
+		if len(got) != 3 || got[0].Subject != "a" || got[2].Subject != "b" {
+			t.Fatalf("read %+v, want a, the junk, b", got)
+		}
+		junk := got[1]
+		if junk.Type != events.TypeUndecodable || junk.Sequence != ack.Sequence || junk.Subject != "junk" || junk.Tenant != "t1" {
+			t.Fatalf("junk read as %+v", junk)
+		}
+		if _, err := events.Decode(junk); !errors.Is(err, events.ErrUndecodable) {
+			t.Fatalf("Decode(junk): %v, want ErrUndecodable", err)
+		}
+	}
+	t.Run("read", func(t *testing.T) {
+		var got []events.Envelope
+		testenv.Must(t, st.Read(ctx, events.Filter{}, func(e events.Envelope) error {
+			got = append(got, e)
+			return nil
+		}), "read")
+		check(t, got)
+	})
+	t.Run("follow", func(t *testing.T) {
+		ch := make(chan events.Envelope, 3)
+		var decodeErrs atomic.Int32
+		stop, err := st.Follow(ctx, events.Filter{}, func(e events.Envelope, err error) {
+			if err != nil {
+				decodeErrs.Add(1)
+			}
+			ch <- e
+		})
+		testenv.Must(t, err, "follow")
+		defer stop()
+		var got []events.Envelope
+		for range 3 {
+			select {
+			case e := <-ch:
+				got = append(got, e)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("follow delivered %d events", len(got))
+			}
+		}
+		check(t, got)
+		if decodeErrs.Load() != 1 {
+			t.Fatalf("%d decode errors reported, want 1", decodeErrs.Load())
+		}
+	})
 }

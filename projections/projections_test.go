@@ -431,3 +431,36 @@ func TestRollingUpgradeHandsOver(t *testing.T) {
 		t.Fatalf("an old binary's Prepare over newer tables: %v, want ErrVersionMismatch", err)
 	}
 }
+
+// TestUndecodableMessageIsRecordedAndSkipped stores a message that is no
+// event in the middle of the log: a runner starting behind it (catch-up
+// from the stream) and a rebuild both record it as a failure and apply
+// everything around it.
+func TestUndecodableMessageIsRecordedAndSkipped(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.workload(t, 2)
+	ack, err := f.store.JetStream().Publish(ctx, f.store.SubjectOf("acme", events.AggregateServiceAccount, "junk"), []byte("{not json"))
+	testenv.Must(t, err, "publish junk")
+	// More than a batch behind, so the runner catches up from the stream.
+	last := f.workload(t, 3)
+	r := f.start(t, projections.WithBatchSize(2))
+	f.wait(t, last)
+	want := count(t, f.db, "SELECT count(*) FROM service_accounts")
+	if want != 5 {
+		t.Fatalf("%d service accounts after catch-up, want 5", want)
+	}
+	for _, step := range []string{"catch-up", "rebuild"} {
+		if step == "rebuild" {
+			testenv.Must(t, r.Rebuild(ctx, nil), "rebuild")
+		}
+		var seq uint64
+		testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "%s: failure row", step)
+		if seq != ack.Sequence {
+			t.Fatalf("%s: failure recorded at %d, want the junk at %d", step, seq, ack.Sequence)
+		}
+		if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != want {
+			t.Fatalf("%s: %d service accounts, want %d", step, got, want)
+		}
+	}
+}

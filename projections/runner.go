@@ -506,7 +506,7 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
 	var overflow atomic.Bool
 	stop, err := r.follow.Follow(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope, err error) {
 		if err != nil {
-			env.Type = "<undecodable>"
+			env.Type = events.TypeUndecodable
 		}
 		if overflow.Load() {
 			return
