@@ -62,6 +62,10 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if !utf8.Valid(body) {
 		return fmt.Errorf("%w: body is not valid UTF-8", ErrBadRequest)
 	}
+	// A decoder takes null for an empty object; the body must be one.
+	if trimmed := bytes.TrimSpace(body); trimmed[0] != '{' {
+		return fmt.Errorf("%w: body must be a JSON object", ErrBadRequest)
+	}
 	// segmentio's Parse decodes from the buffer without a Decoder's
 	// per-call allocations; its error types are encoding/json's.
 	rest, err := fastjson.Parse(body, v, fastjson.DisallowUnknownFields|fastjson.DontMatchCaseInsensitiveStructFields)

@@ -58,6 +58,8 @@ func TestDecodeJSON(t *testing.T) {
 		{"wrong type", "application/json", `{"count":"x"}`, `field "count" must be a whole number, not string`, "count"},
 		{"wrong array type", "application/json", `{"tags":"x"}`, `field "tags" must be an array`, "tags"},
 		{"not an object", "application/json", `[1]`, "must be a JSON object", ""},
+		{"null", "application/json", ` null `, "must be a JSON object", ""},
+		{"a string", "application/json", `"x"`, "must be a JSON object", ""},
 		{"two objects", "application/json", `{} {}`, "single JSON object", ""},
 		{"form content type", "application/x-www-form-urlencoded", `{}`, "Content-Type must be application/json", ""},
 		{"too large", "application/json", `{"name":"` + strings.Repeat("a", khttp.MaxBodyBytes) + `"}`, "larger than", ""},

@@ -67,8 +67,9 @@ func appendTimestamp(b []byte, t time.Time) []byte {
 	t = t.UTC()
 	year, month, day := t.Date()
 	hour, minute, sec := t.Clock()
-	if year < 0 || year > 9999 {
-		return t.AppendFormat(b, "2006-01-02 15:04:05.999999Z07:00")
+	if year < 1 || year > 9999 {
+		// Postgres has no year 0 and writes earlier years with BC.
+		return append(b, pq.FormatTimestamp(t.Truncate(time.Microsecond))...)
 	}
 	b = appendDigits(b, year, 4)
 	b = append(b, '-')

@@ -5,6 +5,20 @@ import (
 	"time"
 )
 
+func TestAppendTimestampOutsideFourDigitYears(t *testing.T) {
+	for _, tt := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(0, 6, 1, 0, 0, 0, 0, time.UTC), "0001-06-01 00:00:00Z BC"},
+		{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), "10000-01-01 00:00:00Z"},
+	} {
+		if got := string(appendTimestamp(nil, tt.t)); got != tt.want {
+			t.Errorf("appendTimestamp(%v) = %q, want %q", tt.t, got, tt.want)
+		}
+	}
+}
+
 func TestAppendTimestamp(t *testing.T) {
 	tests := []time.Time{
 		time.Date(2026, 11, 26, 14, 46, 23, 123456789, time.UTC),

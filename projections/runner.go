@@ -58,11 +58,16 @@ func inTx(ctx context.Context, conn *sqlx.Conn, fn func() error) error {
 	if _, err := conn.ExecContext(ctx, "BEGIN"); err != nil {
 		return err
 	}
-	if err := fn(); err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return err
+	err := fn()
+	if err == nil {
+		// COMMIT of a transaction a statement failed in rolls back without
+		// an error; SELECT 1 fails there instead, and the COMMIT after it
+		// then does not run.
+		_, err = conn.ExecContext(ctx, "SELECT 1; COMMIT")
 	}
-	_, err := conn.ExecContext(ctx, "COMMIT")
+	if err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+	}
 	return err
 }
 

@@ -853,7 +853,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "superadmin is no tenant role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["superadmin"]}`, field: "roles"},
 		{name: "33 roles", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":` + roles33 + `}`, field: "roles"},
 		{name: "missing scope", method: "POST", path: saBase, body: `{"displayName":"x","roles":["viewer"]}`, field: "scope"},
-		{name: "null body", method: "POST", path: saBase, body: `null`, field: "scope"},
+		{name: "null body", method: "POST", path: saBase, body: `null`, detail: "JSON object"},
 		{name: "missing scope level", method: "POST", path: saBase, body: `{"displayName":"x","scope":{}}`, field: "scope.level"},
 		{name: "unknown scope level", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"instance"}}`, field: "scope.level"},
 		{name: "namespace without target", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"namespace"}}`, field: "scope.target"},
