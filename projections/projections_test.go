@@ -464,3 +464,46 @@ func TestUndecodableMessageIsRecordedAndSkipped(t *testing.T) {
 		}
 	}
 }
+
+// divider is the IAM projector with a statement that divides by zero for
+// the service account "div0", like the division the checkpoint fence uses.
+type divider struct{ projections.IAM }
+
+func (d divider) Apply(ctx context.Context, tx projections.Tx, batch []events.Envelope) error {
+	for _, env := range batch {
+		if env.Subject == "div0" {
+			if _, err := tx.ExecContext(ctx, "SELECT 1 / 0"); err != nil {
+				return err
+			}
+		}
+	}
+	return d.IAM.Apply(ctx, tx, batch)
+}
+
+// TestDivisionByZeroIsNotTheFence: a projector statement that divides by
+// zero fails like any other (recorded and skipped) instead of passing for
+// the checkpoint fence, which would retry the batch forever.
+func TestDivisionByZeroIsNotTheFence(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{divider{}}, projections.WithLockRetry(50*time.Millisecond))
+	testenv.Must(t, err, "runner")
+	testenv.Must(t, r.Prepare(ctx), "prepare")
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	created := events.ServiceAccountCreated{ClientID: "khc-div0", DisplayName: "div0", Scope: events.Scope{Level: "tenant"}, Roles: []string{"viewer"}, Status: "active"}
+	res, err := f.store.Append(ctx, events.Pending{Aggregate: events.AggregateServiceAccount, Envelope: events.New("acme", "div0", events.System, "", created)})
+	testenv.Must(t, err, "append div0")
+	f.wait(t, f.workload(t, 2))
+	var seq uint64
+	testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "failure row")
+	if seq != res.Sequence {
+		t.Fatalf("failure recorded at %d, want %d", seq, res.Sequence)
+	}
+	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 2 {
+		t.Fatalf("%d service accounts, want the workload's 2", got)
+	}
+}

@@ -693,7 +693,7 @@ func (lv *live) tryTx(ctx context.Context, batch []events.Envelope, failure erro
 		SELECT pg_notify(`+pq.QuoteLiteral(NotifyChannel)+`, `+pq.QuoteLiteral(lv.p.Name()+":"+seq)+`), 1 / (SELECT count(*)::int FROM moved);
 		COMMIT`)
 	var pqErr *pq.Error
-	if errors.As(err, &pqErr) && pqErr.Code == "22012" {
+	if errors.As(err, &pqErr) && pqErr.Code == "22012" && lv.fenced(ctx) {
 		return errFenced
 	}
 	if err != nil {
@@ -703,6 +703,26 @@ func (lv *live) tryTx(ctx context.Context, batch []events.Envelope, failure erro
 	lv.seq = last
 	lv.r.progress.Advance(lv.p.Name(), last)
 	return nil
+}
+
+// fenced tells, after a division by zero ended a batch, whether it was
+// the fence: the checkpoint row no longer holds what this leader last
+// wrote. Otherwise a projector statement divided by zero, a failure of
+// the batch's events like any other.
+func (lv *live) fenced(ctx context.Context) bool {
+	// The failed batch leaves the transaction aborted until rolled back.
+	if _, err := lv.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return true // the reload that follows a fence reports the fault
+	}
+	var cp struct {
+		Generation int    `db:"generation"`
+		Version    int    `db:"version"`
+		Seq        uint64 `db:"seq"`
+	}
+	if err := lv.conn.GetContext(ctx, &cp, "SELECT generation, version, seq FROM projection_checkpoints WHERE name = $1", lv.p.Name()); err != nil {
+		return true
+	}
+	return cp.Generation != lv.generation || cp.Version != lv.p.Version() || cp.Seq != lv.seq
 }
 
 // isTransient reports errors worth retrying later rather than recording as
