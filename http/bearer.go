@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -34,7 +35,7 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 	if strings.HasPrefix(token, auth.PrefixAPIToken) {
 		var err error
 		if p, err = b.dir.APITokenPrincipal(token, now); err != nil {
-			return p, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+			return p, refused(err)
 		}
 		if tenant != "" && tenant != p.Tenant {
 			other, ok := b.dir.UserInTenant(p.ID, tenant)
@@ -50,10 +51,18 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 		return p, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
 	if p, err = b.dir.AccessTokenPrincipal(claims, now); err != nil {
-		return p, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		return p, refused(err)
 	}
 	if tenant != "" && tenant != p.Tenant {
 		return auth.Principal{}, fmt.Errorf("%w: service accounts act only in their own tenant", ErrUnauthenticated)
 	}
 	return p, nil
+}
+
+// refused maps a directory's answer: one still loading cannot decide.
+func refused(err error) error {
+	if errors.Is(err, query.ErrDirectoryLoading) {
+		return fmt.Errorf("%w: %w", ErrAuthUnavailable, err)
+	}
+	return fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 }

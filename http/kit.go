@@ -13,6 +13,11 @@ import (
 	"github.com/keyhold/keyhold/auth"
 )
 
+// ErrAuthUnavailable is returned by an Authenticator that cannot decide
+// yet (a replica still loading its principal directory); the request is
+// answered 503 with Retry-After, never let through.
+var ErrAuthUnavailable = errors.New("authentication unavailable")
+
 // ErrUnauthenticated is returned by an Authenticator for a missing,
 // malformed, unknown, expired or revoked token.
 var ErrUnauthenticated = errors.New("unauthenticated")
@@ -78,6 +83,11 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 				return
 			}
 			p, err := k.auth.Authenticate(r.Context(), strings.TrimSpace(token), r.Header.Get(TenantHeader))
+			if errors.Is(err, ErrAuthUnavailable) {
+				w.Header().Set("Retry-After", "1")
+				onErr(w, r, http.StatusServiceUnavailable, "", "the server is starting; retry in a moment")
+				return
+			}
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold", error="invalid_token"`)
 				onErr(w, r, http.StatusUnauthorized, "", "the bearer token is invalid, expired or revoked")

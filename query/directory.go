@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
@@ -26,6 +27,11 @@ var (
 	// access: its service account is deleted or disabled, its credential is
 	// deleted or expired, or the token itself was revoked.
 	ErrTokenRevoked = errors.New("query: access token revoked")
+
+	// ErrDirectoryLoading means the directory is still replaying the log
+	// (a replica starting): it cannot yet tell a valid credential from one
+	// revoked since. Callers answer "unavailable, retry", never "valid".
+	ErrDirectoryLoading = errors.New("query: principal directory is still loading")
 
 	// ErrInvalidAPIToken means a personal API token is malformed, unknown or
 	// expired, or its user is gone.
@@ -104,6 +110,9 @@ func (u *dirUser) principal(tenant string) auth.Principal {
 // Returned principals share their Bindings with the directory: treat them
 // as read-only (appending is safe, writing elements is not).
 type Directory struct {
+	// loading is set while Run replays the log: answers would reflect a
+	// past state (deleted credentials, revoked tokens still valid).
+	loading  atomic.Bool
 	mu       sync.RWMutex
 	seq      uint64
 	accounts map[string]*dirServiceAccount // by service account id
@@ -334,7 +343,13 @@ func (d *Directory) Run(ctx context.Context, store events.Log, advanced func(seq
 	}
 	ready := make(chan struct{})
 	var once sync.Once
-	markReady := func() { once.Do(func() { close(ready) }) }
+	d.loading.Store(true)
+	markReady := func() {
+		once.Do(func() {
+			d.loading.Store(false)
+			close(ready)
+		})
+	}
 	from := d.Sequence()
 	if last <= from {
 		markReady()
@@ -392,6 +407,9 @@ type Client struct {
 // with every unexpired credential, so timing does not reveal which one
 // matched.
 func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (Client, error) {
+	if d.loading.Load() {
+		return Client{}, ErrDirectoryLoading
+	}
 	if auth.CheckFormat(auth.PrefixClientSecret, secret) != nil {
 		return Client{}, fmt.Errorf("%w: malformed secret", ErrInvalidClient)
 	}
@@ -428,6 +446,9 @@ func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (
 // token was revoked. The principal holds only the roles named in the
 // token's scope that the account still has.
 func (d *Directory) AccessTokenPrincipal(c auth.AccessClaims, now time.Time) (auth.Principal, error) {
+	if d.loading.Load() {
+		return auth.Principal{}, ErrDirectoryLoading
+	}
 	if !now.Before(c.Expiry) {
 		return auth.Principal{}, fmt.Errorf("%w: expired", ErrTokenRevoked)
 	}
@@ -499,6 +520,9 @@ func hasScope(scope, s string) bool {
 // ErrInvalidAPIToken. The lookup is by the token's SHA-256: the token has
 // 256 random bits, so the map lookup's timing reveals nothing usable.
 func (d *Directory) APITokenPrincipal(token string, now time.Time) (auth.Principal, error) {
+	if d.loading.Load() {
+		return auth.Principal{}, ErrDirectoryLoading
+	}
 	if auth.CheckFormat(auth.PrefixAPIToken, token) != nil {
 		return auth.Principal{}, fmt.Errorf("%w: malformed", ErrInvalidAPIToken)
 	}

@@ -570,3 +570,51 @@ func otherLast(s string) string {
 	}
 	return s[:len(s)-1] + string(last)
 }
+
+// gatedLog is the real store with its live feed held back until open is
+// closed, so a directory stays in the middle of replaying the log.
+type gatedLog struct {
+	*events.Store
+	open chan struct{}
+}
+
+func (g gatedLog) Follow(ctx context.Context, f events.Filter, fn func(events.Envelope, error)) (func(), error) {
+	return g.Store.Follow(ctx, f, func(env events.Envelope, err error) {
+		<-g.open
+		fn(env, err)
+	})
+}
+
+// TestLoadingDirectoryDecidesNothing: a directory still replaying the log
+// (a replica starting) answers ErrDirectoryLoading to every credential,
+// even one that was valid, instead of judging by a past state; once it
+// has caught up it answers as usual.
+func TestLoadingDirectoryDecidesNothing(t *testing.T) {
+	f := newFixture(t)
+	sa := f.serviceAccount(tenantScope, auth.RoleViewer)
+	cred := f.credential(sa.ID(), nil)
+	f.deleteCredential(sa.ID(), cred.Credential.ID())
+	live := f.credential(sa.ID(), nil)
+
+	g := gatedLog{Store: f.store, open: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := query.NewDirectory()
+	ready, err := d.Run(ctx, g, nil)
+	testenv.Must(t, err, "run")
+	now := time.Now()
+	if _, err := d.AuthenticateClient(sa.ClientID(), cred.Secret, now); !errors.Is(err, query.ErrDirectoryLoading) {
+		t.Fatalf("deleted credential while loading: %v, want ErrDirectoryLoading", err)
+	}
+	if _, err := d.APITokenPrincipal(f.token, now); !errors.Is(err, query.ErrDirectoryLoading) {
+		t.Fatalf("API token while loading: %v, want ErrDirectoryLoading", err)
+	}
+	close(g.open)
+	waitClosed(t, ready)
+	if _, err := d.AuthenticateClient(sa.ClientID(), cred.Secret, now); !errors.Is(err, query.ErrInvalidClient) {
+		t.Fatalf("deleted credential once loaded: %v, want ErrInvalidClient", err)
+	}
+	if _, err := d.AuthenticateClient(sa.ClientID(), live.Secret, now); err != nil {
+		t.Fatalf("live credential once loaded: %v", err)
+	}
+}

@@ -294,6 +294,9 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication required", challenge: true}
 	}
 	authed, err := s.dir.AuthenticateClient(id, secret, now)
+	if errors.Is(err, query.ErrDirectoryLoading) {
+		return client{}, &oauthError{status: http.StatusServiceUnavailable, code: errUnavailable, description: "the server is starting; retry in a moment"}
+	}
 	if err != nil {
 		// One answer for every cause, so clients cannot probe which part
 		// was wrong; the cause text carries no secret.
