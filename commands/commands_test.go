@@ -135,3 +135,57 @@ func TestConcurrentUpdatesAllLand(t *testing.T) {
 		t.Fatalf("log holds %d credential events, want %d", n, commands.MaxActiveCredentials)
 	}
 }
+
+// TestDecisionsWithoutAppendSeeOtherReplicas runs two writers (replicas)
+// on one log. A writer whose cached service account is stale must not
+// decide "nothing to do" or "not found" from it: such decisions append
+// nothing, so no conditional append would catch the stale state.
+func TestDecisionsWithoutAppendSeeOtherReplicas(t *testing.T) {
+	st, a, admin := setup(t)
+	b, err := commands.New(st)
+	testenv.Must(t, err, "second writer")
+	ctx := context.Background()
+	meta := commands.Meta{Caller: admin}
+	active, disabled := commands.StatusActive, commands.StatusDisabled
+
+	res, err := a.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "shared", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "create on a")
+	id := res.ServiceAccount.ID()
+	// b caches the account, then a adds a credential b does not know of.
+	_, err = b.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: id, Status: &disabled})
+	testenv.Must(t, err, "disable on b")
+
+	t.Run("enable from a stale cache", func(t *testing.T) {
+		// lastStatus is the status the log's last event of the account sets.
+		lastStatus := func(t *testing.T) string {
+			t.Helper()
+			envs, _, err := st.Load(ctx, "acme", events.AggregateServiceAccount, id)
+			testenv.Must(t, err, "load")
+			e, err := events.Decode(envs[len(envs)-1])
+			testenv.Must(t, err, "decode")
+			if u, ok := e.(events.ServiceAccountUpdated); ok && u.Status != nil {
+				return *u.Status
+			}
+			return ""
+		}
+		// a's cache still says active, from the creation.
+		up, err := a.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: id, Status: &active})
+		testenv.Must(t, err, "enable on a")
+		if up.ServiceAccount.Status() != active || lastStatus(t) != active {
+			t.Fatalf("enable on a: answered %q, the log's last status %q", up.ServiceAccount.Status(), lastStatus(t))
+		}
+		// b's cache still says disabled, from its own write.
+		_, err = b.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: id, Status: &disabled})
+		testenv.Must(t, err, "disable again on b")
+		if got := lastStatus(t); got != disabled {
+			t.Fatalf("disable again on b: the log's last status %q", got)
+		}
+	})
+	t.Run("delete a credential made on another replica", func(t *testing.T) {
+		cred, err := a.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: id})
+		testenv.Must(t, err, "credential on a")
+		if _, err := b.DeleteCredential.Handle(ctx, commands.DeleteCredential{Meta: meta, ServiceAccountID: id, CredentialID: cred.Credential.ID()}); err != nil {
+			t.Fatalf("delete on b of a's credential: %v", err)
+		}
+	})
+}

@@ -99,6 +99,26 @@ func (r *repository) put(k key, c cached) {
 	}
 }
 
+// peek returns the sequence a cached aggregate was built to, if cached.
+func (r *repository) peek(k key) (uint64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.items[k]; ok {
+		return e.c.seq, true
+	}
+	return 0, false
+}
+
+// stale tells whether the aggregate's last event in the log is newer than
+// seq.
+func (r *repository) stale(ctx context.Context, k key, seq uint64) (bool, error) {
+	last, err := r.store.AggregateSequence(ctx, k.tenant, k.aggregate, k.id)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return last != seq, nil
+}
+
 func (r *repository) forget(k key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -224,8 +244,24 @@ func (r *repository) execute(ctx context.Context, meta Meta, lock key, decide fu
 			case <-time.After(time.Duration(attempt*attempt) * time.Millisecond):
 			}
 		}
+		cachedSeq, fromCache := r.peek(lock)
 		c := newChange(meta)
-		if err := decide(c); err != nil {
+		err := decide(c)
+		if fromCache && (err != nil || len(c.pending) == 0) && !errors.Is(err, ErrUnavailable) {
+			// A decision that appends nothing (a refusal, nothing to change)
+			// is checked by no conditional append: make sure the cached
+			// aggregate was current, as another process may have changed it.
+			stale, serr := r.stale(ctx, lock, cachedSeq)
+			if serr != nil {
+				return 0, serr
+			}
+			if stale {
+				r.forget(lock)
+				lastErr = events.ErrConflict
+				continue
+			}
+		}
+		if err != nil {
 			return 0, err
 		}
 		seq, err := r.commit(ctx, c)

@@ -297,6 +297,22 @@ func (s *Store) Load(ctx context.Context, tenant, aggregate, id string) ([]Envel
 	}
 }
 
+// AggregateSequence returns the stream sequence of an aggregate's last
+// event (0 when it has none): one direct get. A writer compares it with
+// the sequence its cached state was built to, to tell whether another
+// process has changed the aggregate since.
+func (s *Store) AggregateSequence(ctx context.Context, tenant, aggregate, id string) (uint64, error) {
+	subj := s.SubjectOf(tenant, aggregate, id)
+	last, err := s.stream.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last event of %s: %w", subj, err)
+	}
+	return last.Sequence, nil
+}
+
 // LastSequence returns the stream's last sequence (0 when empty).
 func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)
