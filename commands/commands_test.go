@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -188,4 +189,41 @@ func TestDecisionsWithoutAppendSeeOtherReplicas(t *testing.T) {
 			t.Fatalf("delete on b of a's credential: %v", err)
 		}
 	})
+}
+
+// TestRevocationsStayOffTheAccount: revoking access tokens appends to the
+// account's revocation aggregate, so the account's own history (loaded by
+// every command on it) does not grow with them, and a command decided
+// before them still appends without a conflict.
+func TestRevocationsStayOffTheAccount(t *testing.T) {
+	st, a, admin := setup(t)
+	b, err := commands.New(st)
+	testenv.Must(t, err, "second writer")
+	ctx := context.Background()
+	meta := commands.Meta{Caller: admin}
+	res, err := a.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "busy", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "create")
+	id := res.ServiceAccount.ID()
+	name := "renamed"
+	_, err = b.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: id, Description: &name})
+	testenv.Must(t, err, "b caches the account")
+
+	self := commands.Meta{Caller: auth.Principal{ID: id, Kind: auth.KindServiceAccount, Tenant: "acme"}}
+	for i := range 20 {
+		_, err := a.RevokeAccessToken.Handle(ctx, commands.RevokeAccessToken{Meta: self, Tenant: "acme", ServiceAccountID: id,
+			TokenID: fmt.Sprintf("tok%d", i), ExpiresAt: time.Now().Add(time.Hour)})
+		testenv.Must(t, err, "revoke %d", i)
+	}
+	account, _, err := st.Load(ctx, "acme", events.AggregateServiceAccount, id)
+	testenv.Must(t, err, "load account")
+	revoked, _, err := st.Load(ctx, "acme", events.AggregateTokenRevocations, id)
+	testenv.Must(t, err, "load revocations")
+	if len(account) != 2 || len(revoked) != 20 {
+		t.Fatalf("account has %d events, revocations %d; want 2 and 20", len(account), len(revoked))
+	}
+	up, err := b.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: id, DisplayName: &name})
+	testenv.Must(t, err, "update decided from b's cache")
+	if up.ServiceAccount.DisplayName() != name {
+		t.Fatalf("display name %q", up.ServiceAccount.DisplayName())
+	}
 }

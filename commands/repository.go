@@ -182,6 +182,18 @@ func (c *change) record(k key, st state, seq uint64, data events.Event) {
 	st.apply(env, data)
 }
 
+// note appends data to aggregate k unconditionally: for aggregates no
+// decision reads (their events only accumulate), so there is no state to
+// keep current and nothing to conflict with.
+func (c *change) note(k key, data events.Event) {
+	env := events.New(k.tenant, k.id, c.meta.Caller.Actor(), c.meta.RequestID, data)
+	p := events.Pending{Aggregate: k.aggregate, Envelope: env}
+	if c.meta.IdempotencyKey != "" {
+		p.MsgID = msgID(c.meta, len(c.pending))
+	}
+	c.pending = append(c.pending, p)
+}
+
 func msgID(m Meta, i int) string {
 	h := sha256.Sum256([]byte(m.Caller.Tenant + "\x00" + m.Caller.ID + "\x00" + m.IdempotencyKey))
 	return fmt.Sprintf("%s-%d", hex.EncodeToString(h[:16]), i)

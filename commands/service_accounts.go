@@ -350,15 +350,18 @@ func (h RevokeAccessTokenHandler) Handle(ctx context.Context, cmd RevokeAccessTo
 	if !events.ValidToken(cmd.TokenID) {
 		return 0, invalid("token", "malformed token id")
 	}
-	return h.repo.execute(ctx, cmd.Meta, key{cmd.Tenant, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
-		sa, k, seq, err := h.serviceAccount(ctx, cmd.Tenant, cmd.ServiceAccountID)
+	// Revocations go to the account's own revocation aggregate: the
+	// account's state is only read, so a client revoking its tokens never
+	// races an administrator's command on the account.
+	return h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
+		sa, _, _, err := h.serviceAccount(ctx, cmd.Tenant, cmd.ServiceAccountID)
 		if err != nil {
 			return err
 		}
 		if !sa.exists {
 			return notFound("service account", cmd.ServiceAccountID)
 		}
-		c.record(k, sa, seq, events.AccessTokenRevoked{TokenID: cmd.TokenID, ExpiresAt: cmd.ExpiresAt})
+		c.note(key{cmd.Tenant, events.AggregateTokenRevocations, cmd.ServiceAccountID}, events.AccessTokenRevoked{TokenID: cmd.TokenID, ExpiresAt: cmd.ExpiresAt})
 		return nil
 	})
 }

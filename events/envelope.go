@@ -54,6 +54,11 @@ const (
 	AggregateUser           = "user"
 	AggregateServiceAccount = "service_account"
 	AggregateUnique         = "unique"
+	// AggregateTokenRevocations holds the access tokens revoked for one
+	// service account (its id is the account's): kept apart from the
+	// account so that its history stays short to load, and so that a
+	// client revoking tokens never conflicts with commands on its account.
+	AggregateTokenRevocations = "token_revocations"
 )
 
 // Subject returns the NATS subject of an aggregate:

@@ -251,14 +251,9 @@ func (d *Directory) Apply(env events.Envelope) {
 		if sa.revoked == nil {
 			sa.revoked = map[string]time.Time{}
 		}
+		// Revocations of expired tokens are forgotten by Run's sweep, by
+		// this replica's own clock: the writer's clock may run ahead.
 		sa.revoked[strings.Clone(e.TokenID)] = e.ExpiresAt
-		// Forget this account's revocations that expired before this event
-		// was written: they bound memory during a replay of old history.
-		for id, exp := range sa.revoked {
-			if exp.Before(env.Time) {
-				delete(sa.revoked, id)
-			}
-		}
 	}
 }
 
@@ -318,11 +313,14 @@ func (d *Directory) fail(env events.Envelope, err error) {
 // forgetExpiredRevocations drops revocations of tokens expired at now:
 // Verify rejects those tokens on expiry alone.
 func (d *Directory) forgetExpiredRevocations(now time.Time) {
+	// A token is refused from its expiry on by this clock; the margin
+	// covers a token verified just before a sweep.
+	before := now.Add(-revocationSweep)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, sa := range d.accounts {
 		for id, exp := range sa.revoked {
-			if !exp.After(now) {
+			if exp.Before(before) {
 				delete(sa.revoked, id)
 			}
 		}
