@@ -28,6 +28,16 @@ func setup(t *testing.T) (*events.Store, *commands.Commands, auth.Principal) {
 	return st, cmds, admin
 }
 
+// twoWriters is setup with a second writer on the same log, as another
+// replica would have, and the administrator's command metadata.
+func twoWriters(t *testing.T) (st *events.Store, a, b *commands.Commands, meta commands.Meta) {
+	t.Helper()
+	st, a, admin := setup(t)
+	b, err := commands.New(st)
+	testenv.Must(t, err, "second writer")
+	return st, a, b, commands.Meta{Caller: admin}
+}
+
 func TestBootstrapTwiceFails(t *testing.T) {
 	_, cmds, _ := setup(t)
 	ctx := context.Background()
@@ -142,11 +152,8 @@ func TestConcurrentUpdatesAllLand(t *testing.T) {
 // decide "nothing to do" or "not found" from it: such decisions append
 // nothing, so no conditional append would catch the stale state.
 func TestDecisionsWithoutAppendSeeOtherReplicas(t *testing.T) {
-	st, a, admin := setup(t)
-	b, err := commands.New(st)
-	testenv.Must(t, err, "second writer")
+	st, a, b, meta := twoWriters(t)
 	ctx := context.Background()
-	meta := commands.Meta{Caller: admin}
 	active, disabled := commands.StatusActive, commands.StatusDisabled
 
 	res, err := a.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "shared", Scope: events.Scope{Level: "tenant"}})
@@ -196,11 +203,8 @@ func TestDecisionsWithoutAppendSeeOtherReplicas(t *testing.T) {
 // every command on it) does not grow with them, and a command decided
 // before them still appends without a conflict.
 func TestRevocationsStayOffTheAccount(t *testing.T) {
-	st, a, admin := setup(t)
-	b, err := commands.New(st)
-	testenv.Must(t, err, "second writer")
+	st, a, b, meta := twoWriters(t)
 	ctx := context.Background()
-	meta := commands.Meta{Caller: admin}
 	res, err := a.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "busy", Scope: events.Scope{Level: "tenant"}})
 	testenv.Must(t, err, "create")
 	id := res.ServiceAccount.ID()

@@ -119,6 +119,20 @@ func snapshot(t *testing.T, db *sqlx.DB) map[string][]map[string]any {
 	return out
 }
 
+// expectSkipped checks that the one recorded failure is the event at seq
+// and that the service accounts around it were applied (sas of them).
+func (f *fixture) expectSkipped(t *testing.T, seq uint64, sas int) {
+	t.Helper()
+	var got uint64
+	testenv.Must(t, f.db.Get(&got, "SELECT seq FROM projection_failures"), "the one failure row")
+	if got != seq {
+		t.Fatalf("failure recorded at %d, want %d", got, seq)
+	}
+	if n := count(t, f.db, "SELECT count(*) FROM service_accounts"); n != sas {
+		t.Fatalf("%d service accounts, want %d", n, sas)
+	}
+}
+
 func count(t *testing.T, db *sqlx.DB, q string, args ...any) int {
 	t.Helper()
 	var n int
@@ -200,14 +214,7 @@ func TestFailedEventIsRecordedAndSkipped(t *testing.T) {
 	if st[0].Failures != 1 || st[0].LastFailure == nil {
 		t.Fatalf("status = %+v, want one failure", st[0])
 	}
-	var seq uint64
-	testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "failure row")
-	if seq != res.Sequence {
-		t.Fatalf("failure recorded at %d, want %d", seq, res.Sequence)
-	}
-	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 2 {
-		t.Fatalf("%d service accounts after the bad event, want 2", got)
-	}
+	f.expectSkipped(t, res.Sequence, 2)
 }
 
 func TestTwoRunnersOneLeader(t *testing.T) {
@@ -367,15 +374,8 @@ func TestRejectedStatementIsRecordedAndSkipped(t *testing.T) {
 	if st[0].Failures != 1 {
 		t.Fatalf("status = %+v, want one failure", st[0])
 	}
-	var seq uint64
-	testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "failure row")
-	if seq != dup {
-		t.Fatalf("failure recorded at %d, want the second creation at %d", seq, dup)
-	}
 	// "twice" plus the workload's three (it deletes only every fourth).
-	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 4 {
-		t.Fatalf("%d service accounts, want 4", got)
-	}
+	f.expectSkipped(t, dup, 4)
 }
 
 // iamV2 is the IAM projector as a newer binary would carry it.
@@ -454,14 +454,7 @@ func TestUndecodableMessageIsRecordedAndSkipped(t *testing.T) {
 		if step == "rebuild" {
 			testenv.Must(t, r.Rebuild(ctx, nil), "rebuild")
 		}
-		var seq uint64
-		testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "%s: failure row", step)
-		if seq != ack.Sequence {
-			t.Fatalf("%s: failure recorded at %d, want the junk at %d", step, seq, ack.Sequence)
-		}
-		if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != want {
-			t.Fatalf("%s: %d service accounts, want %d", step, got, want)
-		}
+		t.Run(step, func(t *testing.T) { f.expectSkipped(t, ack.Sequence, want) })
 	}
 }
 
@@ -498,12 +491,5 @@ func TestDivisionByZeroIsNotTheFence(t *testing.T) {
 	res, err := f.store.Append(ctx, events.Pending{Aggregate: events.AggregateServiceAccount, Envelope: events.New("acme", "div0", events.System, "", created)})
 	testenv.Must(t, err, "append div0")
 	f.wait(t, f.workload(t, 2))
-	var seq uint64
-	testenv.Must(t, f.db.Get(&seq, "SELECT seq FROM projection_failures"), "failure row")
-	if seq != res.Sequence {
-		t.Fatalf("failure recorded at %d, want %d", seq, res.Sequence)
-	}
-	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 2 {
-		t.Fatalf("%d service accounts, want the workload's 2", got)
-	}
+	f.expectSkipped(t, res.Sequence, 2)
 }
