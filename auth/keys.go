@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -132,18 +133,34 @@ type wireClaimsOut struct {
 }
 
 // Keys signs and verifies access tokens with Ed25519 keys kept in Postgres.
-// The key set is fixed when loaded; a Keys is safe for concurrent use and
-// Issue and Verify take no locks.
+// A Keys is safe for concurrent use; Issue and Verify take no locks, and
+// Reload swaps the whole key set at once.
 type Keys struct {
 	issuer   string
 	audience string
-	// signer signs with the newest key; jose signers are stateless, so one
+	set      atomic.Pointer[keySet]
+}
+
+// keySet is one loaded generation of keys.
+type keySet struct {
+	// signer signs with the chosen key; jose signers are stateless, so one
 	// is shared by all goroutines instead of built per token.
 	signer jose.Signer
 	// public maps kid to verification key, for every loaded key.
 	public map[string]ed25519.PublicKey
 	jwks   []jose.JSONWebKey
 }
+
+// Key rotation works without restarts: insert a key into signing_keys,
+// and once every replica has had time to load it (KeyPropagation) the
+// replicas sign with it; then set retired_at on the old key. A retired key
+// is no longer used to sign but still verifies for RetiredKeyGrace, longer
+// than any access token lives. Replicas reload the keys every KeyReload.
+const (
+	KeyReload       = time.Minute
+	KeyPropagation  = 2 * KeyReload
+	RetiredKeyGrace = 24 * time.Hour
+)
 
 type keysConfig struct {
 	issuer   string
@@ -189,11 +206,12 @@ func validClaimText(s string) error {
 	return nil
 }
 
-// LoadKeys loads the signing keys that are not retired, creating the table
-// and a first key when there are none. Creation runs under a Postgres
-// advisory lock in one transaction, so replicas starting at the same time
-// end up sharing a single key. Tokens are signed with the newest key and
-// verified against all loaded keys.
+// LoadKeys loads the signing keys (unretired ones, and those retired less
+// than RetiredKeyGrace ago), creating the table and a first key when no
+// unretired key exists. Creation runs under a Postgres advisory lock in
+// one transaction, so replicas starting at the same time end up sharing a
+// single key. Tokens are verified against all loaded keys and signed as
+// buildSet chooses.
 func LoadKeys(ctx context.Context, db *sqlx.DB, opts ...KeysOption) (*Keys, error) {
 	cfg := keysConfig{issuer: DefaultIssuer, audience: DefaultAudience}
 	for _, o := range opts {
@@ -209,9 +227,12 @@ func LoadKeys(ctx context.Context, db *sqlx.DB, opts ...KeysOption) (*Keys, erro
 }
 
 type keyRow struct {
-	KID        string    `db:"kid"`
-	PrivateKey []byte    `db:"private_key"`
-	CreatedAt  time.Time `db:"created_at"`
+	KID        string     `db:"kid"`
+	PrivateKey []byte     `db:"private_key"`
+	CreatedAt  time.Time  `db:"created_at"`
+	RetiredAt  *time.Time `db:"retired_at"`
+	// Age is how long ago the key was created, by the database's clock.
+	Age time.Duration `db:"-"`
 }
 
 func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
@@ -228,11 +249,25 @@ func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
 	if _, err := tx.ExecContext(ctx, SigningKeysDDL); err != nil {
 		return nil, fmt.Errorf("create table: %w", err)
 	}
-	var rows []keyRow
-	if err := tx.SelectContext(ctx, &rows, `SELECT kid, private_key, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid`); err != nil {
+	var rows []struct {
+		keyRow
+		AgeSeconds float64 `db:"age_s"`
+	}
+	if err := tx.SelectContext(ctx, &rows, `SELECT kid, private_key, created_at, retired_at, extract(epoch FROM now() - created_at) AS age_s
+		FROM signing_keys WHERE retired_at IS NULL OR retired_at > now() - make_interval(secs => $1)
+		ORDER BY created_at DESC, kid`, RetiredKeyGrace.Seconds()); err != nil {
 		return nil, fmt.Errorf("select: %w", err)
 	}
-	if len(rows) == 0 {
+	out := make([]keyRow, len(rows))
+	live := 0
+	for i, r := range rows {
+		out[i] = r.keyRow
+		out[i].Age = time.Duration(r.AgeSeconds * float64(time.Second))
+		if r.RetiredAt == nil {
+			live++
+		}
+	}
+	if live == 0 {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		if err != nil {
 			return nil, fmt.Errorf("generate key: %w", err)
@@ -245,12 +280,12 @@ func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
 		if err := tx.GetContext(ctx, &row.CreatedAt, `INSERT INTO signing_keys (kid, private_key) VALUES ($1, $2) RETURNING created_at`, row.KID, der); err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
-		rows = append(rows, row)
+		out = append([]keyRow{row}, out...)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
-	return rows, nil
+	return out, nil
 }
 
 // keyID is the RFC 7638 JWK thumbprint of an Ed25519 public key: stable,
@@ -262,13 +297,23 @@ func keyID(pub ed25519.PublicKey) string {
 }
 
 func newKeys(cfg keysConfig, rows []keyRow) (*Keys, error) {
-	if len(rows) == 0 {
-		return nil, fmt.Errorf("%w: no signing key", ErrSigningKeys)
+	k := &Keys{issuer: cfg.issuer, audience: cfg.audience}
+	set, err := buildSet(rows)
+	if err != nil {
+		return nil, err
 	}
-	k := &Keys{issuer: cfg.issuer, audience: cfg.audience, public: make(map[string]ed25519.PublicKey, len(rows))}
-	var newestKID string
-	var newest ed25519.PrivateKey
-	for i, r := range rows {
+	k.set.Store(set)
+	return k, nil
+}
+
+// buildSet parses rows (newest first) into a key set. It signs with the
+// newest unretired key old enough for every replica to know it, or, while
+// none is, with the newest unretired key.
+func buildSet(rows []keyRow) (*keySet, error) {
+	set := &keySet{public: make(map[string]ed25519.PublicKey, len(rows))}
+	var newest, settled ed25519.PrivateKey
+	var newestKID, settledKID string
+	for _, r := range rows {
 		parsed, err := x509.ParsePKCS8PrivateKey(r.PrivateKey)
 		if err != nil {
 			return nil, fmt.Errorf("%w: key %s: %w", ErrSigningKeys, r.KID, err)
@@ -278,22 +323,67 @@ func newKeys(cfg keysConfig, rows []keyRow) (*Keys, error) {
 			return nil, fmt.Errorf("%w: key %s is %T, not Ed25519", ErrSigningKeys, r.KID, parsed)
 		}
 		pub := priv.Public().(ed25519.PublicKey)
-		k.public[r.KID] = pub
-		k.jwks = append(k.jwks, jose.JSONWebKey{Key: pub, KeyID: r.KID, Algorithm: string(jose.EdDSA), Use: "sig"})
-		// rows come newest first
-		if i == 0 {
-			newestKID, newest = r.KID, priv
+		set.public[r.KID] = pub
+		set.jwks = append(set.jwks, jose.JSONWebKey{Key: pub, KeyID: r.KID, Algorithm: string(jose.EdDSA), Use: "sig"})
+		if r.RetiredAt != nil {
+			continue
+		}
+		if newest == nil {
+			newest, newestKID = priv, r.KID
+		}
+		if settled == nil && r.Age >= KeyPropagation {
+			settled, settledKID = priv, r.KID
 		}
 	}
+	signKey, signKID := settled, settledKID
+	if signKey == nil {
+		signKey, signKID = newest, newestKID
+	}
+	if signKey == nil {
+		return nil, fmt.Errorf("%w: no signing key", ErrSigningKeys)
+	}
 	signer, err := jose.NewSigner(
-		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: newest, KeyID: newestKID}},
+		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: signKey, KeyID: signKID}},
 		(&jose.SignerOptions{}).WithType("JWT"),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("%w: signer: %w", ErrSigningKeys, err)
 	}
-	k.signer = signer
-	return k, nil
+	set.signer = signer
+	return set, nil
+}
+
+// Refresh reloads the keys every interval until ctx ends, so rotations
+// made in signing_keys take effect without a restart. A failed reload
+// keeps the keys in use and is reported to onErr.
+func (k *Keys) Refresh(ctx context.Context, db *sqlx.DB, every time.Duration, onErr func(error)) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := k.Reload(ctx, db); err != nil && ctx.Err() == nil {
+				onErr(err)
+			}
+		}
+	}
+}
+
+// Reload loads the keys again (see KeyReload) and swaps them in at once.
+// On error the keys in use stay.
+func (k *Keys) Reload(ctx context.Context, db *sqlx.DB) error {
+	rows, err := loadOrCreate(ctx, db)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSigningKeys, err)
+	}
+	set, err := buildSet(rows)
+	if err != nil {
+		return err
+	}
+	k.set.Store(set)
+	return nil
 }
 
 // Issuer returns the iss claim of tokens these keys issue and accept.
@@ -356,7 +446,7 @@ func (k *Keys) Issue(c AccessClaims) (string, error) {
 	}
 	// Signing the JSON payload directly skips the jwt builder's
 	// marshal-unmarshal-marshal round trip; the result is the same JWT.
-	sig, err := k.signer.Sign(payload)
+	sig, err := k.set.Load().signer.Sign(payload)
 	if err != nil {
 		return "", fmt.Errorf("sign access token: %w", err)
 	}
@@ -382,7 +472,7 @@ func (k *Keys) Verify(token string, now time.Time) (AccessClaims, error) {
 	if len(tok.Headers) != 1 {
 		return AccessClaims{}, fmt.Errorf("%w: want one signature", ErrInvalidToken)
 	}
-	pub, ok := k.public[tok.Headers[0].KeyID]
+	pub, ok := k.set.Load().public[tok.Headers[0].KeyID]
 	if !ok {
 		return AccessClaims{}, fmt.Errorf("%w: unknown signing key", ErrInvalidToken)
 	}
@@ -427,7 +517,8 @@ func (k *Keys) Verify(token string, now time.Time) (AccessClaims, error) {
 // /.well-known/jwks.json. It never contains private key material; the
 // returned set is the caller's own copy.
 func (k *Keys) JWKS() jose.JSONWebKeySet {
-	out := make([]jose.JSONWebKey, len(k.jwks))
-	copy(out, k.jwks)
+	jwks := k.set.Load().jwks
+	out := make([]jose.JSONWebKey, len(jwks))
+	copy(out, jwks)
 	return jose.JSONWebKeySet{Keys: out}
 }

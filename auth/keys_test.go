@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -291,34 +292,73 @@ func b64decode(t testing.TB, s string) string {
 	return string(b)
 }
 
-func TestRetiredKeysAreNotLoaded(t *testing.T) {
+// TestKeyRotation walks the rotation the docs describe, with Reload as
+// each replica does it every KeyReload: a new key verifies at once but
+// signs only once every replica had time to load it; a retired key stops
+// signing at once and stops verifying after RetiredKeyGrace.
+func TestKeyRotation(t *testing.T) {
 	db := testenv.DB(t)
-	old := loadKeys(t, db)
+	ctx := context.Background()
+	keys := loadKeys(t, db)
+	oldKID := onlyKID(t, keys)
 	now := time.Now()
-	tok := issue(t, old, claims(now))
-	_, err := db.Exec(`UPDATE signing_keys SET retired_at = now()`)
-	testenv.Must(t, err, "retire")
-	fresh := loadKeys(t, db)
-	if onlyKID(t, fresh) == onlyKID(t, old) {
-		t.Fatalf("retired key was loaded")
+	oldTok := issue(t, keys, claims(now))
+	signer := func(t *testing.T) string {
+		t.Helper()
+		parsed, err := jwt.ParseSigned(issue(t, keys, claims(now)), []jose.SignatureAlgorithm{jose.EdDSA})
+		testenv.Must(t, err, "parse")
+		return parsed.Headers[0].KeyID
 	}
-	if _, err := fresh.Verify(tok, now); !errors.Is(err, auth.ErrInvalidToken) {
-		t.Fatalf("token of retired key: err = %v, want ErrInvalidToken", err)
-	}
-	// Two live keys: sign with the newest, verify with either.
-	_, err = db.Exec(`UPDATE signing_keys SET retired_at = NULL, created_at = now() - interval '1 day' WHERE kid = $1`, onlyKID(t, old))
-	testenv.Must(t, err, "unretire")
-	both := loadKeys(t, db)
-	if n := len(both.JWKS().Keys); n != 2 {
+	// The old key has been in use for a while; a new one is inserted.
+	_, err := db.Exec(`UPDATE signing_keys SET created_at = now() - interval '30 days'`)
+	testenv.Must(t, err, "age the old key")
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	testenv.Must(t, err, "generate")
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	testenv.Must(t, err, "encode")
+	newKID := "new-key"
+	_, err = db.Exec(`INSERT INTO signing_keys (kid, private_key) VALUES ($1, $2)`, newKID, der)
+	testenv.Must(t, err, "insert the new key")
+
+	testenv.Must(t, keys.Reload(ctx, db), "reload")
+	if n := len(keys.JWKS().Keys); n != 2 {
 		t.Fatalf("JWKS holds %d keys, want 2", n)
 	}
-	if _, err := both.Verify(tok, now); err != nil {
-		t.Fatalf("token of older live key: %v", err)
+	if kid := signer(t); kid != oldKID {
+		t.Fatalf("signed with %s right after the insert, want the settled old key", kid)
 	}
-	parsed, err := jwt.ParseSigned(issue(t, both, claims(now)), []jose.SignatureAlgorithm{jose.EdDSA})
-	testenv.Must(t, err, "parse")
-	if kid := parsed.Headers[0].KeyID; kid != onlyKID(t, fresh) {
-		t.Fatalf("signed with %s, want the newest key %s", kid, onlyKID(t, fresh))
+	_, err = db.Exec(`UPDATE signing_keys SET created_at = now() - $2 * interval '1 second' WHERE kid = $1`, newKID, auth.KeyPropagation.Seconds())
+	testenv.Must(t, err, "let the new key settle")
+	testenv.Must(t, keys.Reload(ctx, db), "reload")
+	if kid := signer(t); kid != newKID {
+		t.Fatalf("signed with %s once the new key settled, want it", kid)
+	}
+
+	_, err = db.Exec(`UPDATE signing_keys SET retired_at = now() WHERE kid = $1`, oldKID)
+	testenv.Must(t, err, "retire the old key")
+	testenv.Must(t, keys.Reload(ctx, db), "reload")
+	if _, err := keys.Verify(oldTok, now); err != nil {
+		t.Fatalf("a token of the just retired key: %v, want it still valid", err)
+	}
+	if kid := signer(t); kid != newKID {
+		t.Fatalf("signed with %s after the retirement", kid)
+	}
+	_, err = db.Exec(`UPDATE signing_keys SET retired_at = now() - $2 * interval '1 second' - interval '1 minute' WHERE kid = $1`, oldKID, auth.RetiredKeyGrace.Seconds())
+	testenv.Must(t, err, "let the grace pass")
+	testenv.Must(t, keys.Reload(ctx, db), "reload")
+	if _, err := keys.Verify(oldTok, now); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("a token of a key retired past the grace: %v, want ErrInvalidToken", err)
+	}
+	if n := len(keys.JWKS().Keys); n != 1 {
+		t.Fatalf("JWKS holds %d keys after the grace, want 1", n)
+	}
+
+	// With every key retired, a new one is created.
+	_, err = db.Exec(`UPDATE signing_keys SET retired_at = now()`)
+	testenv.Must(t, err, "retire all")
+	testenv.Must(t, keys.Reload(ctx, db), "reload")
+	if kid := signer(t); kid == newKID || kid == oldKID {
+		t.Fatalf("signed with retired key %s", kid)
 	}
 }
 

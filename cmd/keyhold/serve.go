@@ -100,6 +100,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	go keys.Refresh(ctx, e.db.SQL(), auth.KeyReload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
 	cmds, err := commands.New(e.store)
 	if err != nil {
 		return nil, err
