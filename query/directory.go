@@ -310,8 +310,9 @@ func (d *Directory) fail(env events.Envelope, err error) {
 	d.failures = append(d.failures, ApplyFailure{Sequence: env.Sequence, Type: env.Type, Err: err})
 }
 
-// forgetExpiredRevocations drops revocations of tokens expired at now:
-// Verify rejects those tokens on expiry alone.
+// forgetExpiredRevocations drops revocations of tokens that expired a
+// sweep interval before now by this replica's clock: Verify rejects those
+// tokens on expiry alone.
 func (d *Directory) forgetExpiredRevocations(now time.Time) {
 	// A token is refused from its expiry on by this clock; the margin
 	// covers a token verified just before a sweep.
