@@ -81,15 +81,25 @@ type User struct {
 	exists   bool
 	username string
 	email    string
+	tokens   []string // ids of the personal API tokens not revoked
 }
 
 func newUser(id string) state { return &User{id: id} }
 
-func (u *User) clone() state { c := *u; return &c }
+func (u *User) clone() state {
+	c := *u
+	c.tokens = slices.Clone(u.tokens)
+	return &c
+}
 
 func (u *User) apply(_ events.Envelope, e events.Event) {
-	if e, ok := e.(events.UserCreated); ok {
+	switch e := e.(type) {
+	case events.UserCreated:
 		u.exists, u.username, u.email = true, e.Username, e.Email
+	case events.APITokenIssued:
+		u.tokens = append(u.tokens, e.TokenID)
+	case events.APITokenRevoked:
+		u.tokens = slices.DeleteFunc(u.tokens, func(id string) bool { return id == e.TokenID })
 	}
 }
 

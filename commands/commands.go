@@ -22,6 +22,8 @@ type Commands struct {
 	CreateCredential     CreateCredentialHandler
 	DeleteCredential     DeleteCredentialHandler
 	RevokeAccessToken    RevokeAccessTokenHandler
+	IssueAPIToken        IssueAPITokenHandler
+	RevokeAPITokens      RevokeAPITokensHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -91,6 +93,8 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		CreateCredential:     CreateCredentialHandler{b},
 		DeleteCredential:     DeleteCredentialHandler{b},
 		RevokeAccessToken:    RevokeAccessTokenHandler{b},
+		IssueAPIToken:        IssueAPITokenHandler{b},
+		RevokeAPITokens:      RevokeAPITokensHandler{b},
 	}, nil
 }
 

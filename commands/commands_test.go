@@ -231,3 +231,43 @@ func TestRevocationsStayOffTheAccount(t *testing.T) {
 		t.Fatalf("display name %q", up.ServiceAccount.DisplayName())
 	}
 }
+
+func TestAPITokens(t *testing.T) {
+	_, cmds, admin := setup(t)
+	ctx := context.Background()
+	system := commands.Meta{Caller: auth.System()}
+	userID := admin.ID // the bootstrapped user
+	tests := []struct {
+		name string
+		meta commands.Meta
+		user string
+		want error
+	}{
+		{"tenant admin is no superadmin", commands.Meta{Caller: admin}, userID, commands.ErrForbidden},
+		{"unknown user", system, "01nosuchuser", commands.ErrNotFound},
+		{"malformed user", system, "a.b", commands.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: tt.meta, UserID: tt.user}); !errors.Is(err, tt.want) {
+				t.Errorf("issue: %v, want %v", err, tt.want)
+			}
+			if _, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: tt.meta, UserID: tt.user}); !errors.Is(err, tt.want) {
+				t.Errorf("revoke: %v, want %v", err, tt.want)
+			}
+		})
+	}
+	res, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: system, UserID: userID})
+	testenv.Must(t, err, "issue")
+	if res.Token == "" || res.TokenID == "" {
+		t.Fatalf("issue result %+v", res)
+	}
+	// The bootstrap token and the issued one, then none.
+	for i, want := range []int{2, 0} {
+		got, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: system, UserID: userID})
+		testenv.Must(t, err, "revoke")
+		if got.Revoked != want {
+			t.Fatalf("revoke %d revoked %d, want %d", i+1, got.Revoked, want)
+		}
+	}
+}

@@ -79,6 +79,14 @@ type APITokenIssued struct {
 // EventType implements Event.
 func (APITokenIssued) EventType() string { return "iam.user.api_token_issued" }
 
+// APITokenRevoked ends a personal API token at once. Aggregate: user.
+type APITokenRevoked struct {
+	TokenID string `json:"token_id"`
+}
+
+// EventType implements Event.
+func (APITokenRevoked) EventType() string { return "iam.user.api_token_revoked" }
+
 // ServiceAccountCreated starts a service account. Aggregate: service_account
 // in its tenant. It has no credentials yet.
 type ServiceAccountCreated struct {

@@ -56,6 +56,7 @@ func init() {
 	register(UserTenantAccessGranted{}, 1, nil)
 	register(UserRoleGranted{}, 1, nil)
 	register(APITokenIssued{}, 1, nil)
+	register(APITokenRevoked{}, 1, nil)
 	register(ServiceAccountCreated{}, 1, nil)
 	register(ServiceAccountUpdated{}, 1, nil)
 	register(ServiceAccountDeleted{}, 1, nil)

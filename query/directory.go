@@ -119,6 +119,7 @@ type Directory struct {
 	clients  map[string]*dirServiceAccount // by client id
 	users    map[string]*dirUser           // by user id
 	tokens   map[string]dirAPIToken        // by verifier (hex SHA-256)
+	tokenIDs map[string]string             // verifier by token id
 	failures []ApplyFailure
 }
 
@@ -129,6 +130,7 @@ func NewDirectory() *Directory {
 		clients:  map[string]*dirServiceAccount{},
 		users:    map[string]*dirUser{},
 		tokens:   map[string]dirAPIToken{},
+		tokenIDs: map[string]string{},
 	}
 }
 
@@ -192,7 +194,14 @@ func (d *Directory) Apply(env events.Envelope) {
 		}
 	case events.APITokenIssued:
 		if u, ok := d.users[env.Subject]; ok {
-			d.tokens[strings.Clone(e.Verifier)] = dirAPIToken{userID: u.id, expires: e.ExpiresAt}
+			v := strings.Clone(e.Verifier)
+			d.tokens[v] = dirAPIToken{userID: u.id, expires: e.ExpiresAt}
+			d.tokenIDs[strings.Clone(e.TokenID)] = v
+		}
+	case events.APITokenRevoked:
+		if v, ok := d.tokenIDs[e.TokenID]; ok && d.tokens[v].userID == env.Subject {
+			delete(d.tokens, v)
+			delete(d.tokenIDs, e.TokenID)
 		}
 	case events.ServiceAccountCreated:
 		sa := &dirServiceAccount{
@@ -282,6 +291,7 @@ func relevant(typ string) bool {
 		events.UserTenantAccessGranted{}.EventType(),
 		events.UserRoleGranted{}.EventType(),
 		events.APITokenIssued{}.EventType(),
+		events.APITokenRevoked{}.EventType(),
 		events.ServiceAccountCreated{}.EventType(),
 		events.ServiceAccountUpdated{}.EventType(),
 		events.ServiceAccountDeleted{}.EventType(),

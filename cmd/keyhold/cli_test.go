@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
 	"github.com/keyhold/keyhold/projections"
 )
 
@@ -348,4 +349,61 @@ func TestBootstrapPrintsTokenBeforeCatchUp(t *testing.T) {
 	srv := startServer(t, cfg)
 	srv.remember(b.Token, "lagging API token")
 	expectStatus(t, srv.do(t, http.MethodGet, saBase, b.Token, nil), http.StatusOK, "token of a bootstrap whose catch-up timed out")
+}
+
+// TestTokensCLI issues and revokes personal API tokens with the CLI while
+// a server runs: a new token works, and after revoke neither it nor the
+// bootstrap token does. The CLI refuses unknown and malformed users.
+func TestTokensCLI(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	h := startServer(t, cfg)
+	acme := cliBootstrap(t, cfg, h.natsAddr(), "acme")
+	h.remember(acme.Token, "acme API token")
+	// eventually polls until the token gets want on a list request.
+	eventually := func(t *testing.T, token string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := h.do(t, http.MethodGet, saBase, token, nil)
+			if r.Status == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("token answered %s, want %d", r, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	eventually(t, acme.Token, http.StatusOK)
+
+	out, err := cli(t, cfg, h.natsAddr(), "tokens", "issue", "--user", acme.UserID)
+	testenv.Must(t, err, "tokens issue")
+	var issued struct {
+		UserID  string `json:"user_id"`
+		TokenID string `json:"token_id"`
+		Token   string `json:"token"`
+	}
+	if err := json.Unmarshal([]byte(out), &issued); err != nil || issued.UserID != acme.UserID || auth.CheckFormat(auth.PrefixAPIToken, issued.Token) != nil {
+		t.Fatalf("tokens issue printed %q (%v)", out, err)
+	}
+	h.remember(issued.Token, "issued API token")
+	eventually(t, issued.Token, http.StatusOK)
+
+	out, err = cli(t, cfg, h.natsAddr(), "tokens", "revoke", "--user", acme.UserID)
+	testenv.Must(t, err, "tokens revoke")
+	if !strings.Contains(out, `"revoked":2`) {
+		t.Fatalf("tokens revoke printed %q, want 2 revoked", out)
+	}
+	eventually(t, acme.Token, http.StatusUnauthorized)
+	eventually(t, issued.Token, http.StatusUnauthorized)
+	if out, err := cli(t, cfg, h.natsAddr(), "tokens", "revoke", "--user", acme.UserID); err != nil || !strings.Contains(out, `"revoked":0`) {
+		t.Fatalf("second revoke: %q, %v", out, err)
+	}
+
+	for _, tc := range []struct{ user, want string }{{"01nosuchuser", "not found"}, {"../x", "--user"}} {
+		if _, err := cli(t, cfg, h.natsAddr(), "tokens", "issue", "--user", tc.user); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("tokens issue --user %s: %v, want an error mentioning %q", tc.user, err, tc.want)
+		}
+	}
 }

@@ -36,6 +36,6 @@ Every command takes the same connection flags; each has an environment variable.
 		SilenceErrors: true,
 	}
 	cfg.bind(root)
-	root.AddCommand(newServe(cfg), newBootstrap(cfg), newAudit(cfg), newProjections(cfg), newBench(cfg))
+	root.AddCommand(newServe(cfg), newBootstrap(cfg), newAudit(cfg), newProjections(cfg), newTokens(cfg), newBench(cfg))
 	return root
 }

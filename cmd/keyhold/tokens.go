@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+)
+
+func newTokens(cfg *config) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tokens",
+		Short: "Issue or revoke users' personal API tokens",
+		Long: `Issue or revoke users' personal API tokens, such as the one bootstrap printed.
+Both act as the operator (an instance superadmin) and work whether or not keyhold serve
+is running; a running server honours the change as soon as its directory has read it
+from the log, within milliseconds.`,
+	}
+	var user string
+	issue := &cobra.Command{
+		Use:   "issue --user ID",
+		Short: "Issue a new personal API token for a user",
+		Long: `Issue a new personal API token for a user. Prints one JSON object with user_id,
+token_id and token; the token is shown only this once. The user's other tokens stay
+valid: revoke them afterwards to rotate.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := open(cmd.Context(), cfg, false)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			cmds, err := commands.New(e.store)
+			if err != nil {
+				return err
+			}
+			res, err := cmds.IssueAPIToken.Handle(cmd.Context(), commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
+			if err != nil {
+				return tokenError(err)
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"user_id": res.UserID, "token_id": res.TokenID, "token": res.Token})
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke --user ID",
+		Short: "Revoke every personal API token of a user",
+		Long: `Revoke every personal API token of a user at once (a leaked token, a user who
+leaves). Prints one JSON object with user_id and revoked (how many tokens).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			e, err := open(cmd.Context(), cfg, false)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			cmds, err := commands.New(e.store)
+			if err != nil {
+				return err
+			}
+			res, err := cmds.RevokeAPITokens.Handle(cmd.Context(), commands.RevokeAPITokens{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
+			if err != nil {
+				return tokenError(err)
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"user_id": user, "revoked": res.Revoked})
+		},
+	}
+	for _, c := range []*cobra.Command{issue, revoke} {
+		c.Flags().StringVar(&user, "user", "", "the user's id (bootstrap printed it as user_id) (required)")
+		_ = c.MarkFlagRequired("user")
+		cmd.AddCommand(c)
+	}
+	return cmd
+}
+
+// tokenError names what the operator got wrong.
+func tokenError(err error) error {
+	var ce *commands.Error
+	if errors.As(err, &ce) {
+		if ce.Field != "" {
+			return fmt.Errorf("refused: --%s: %s", ce.Field, ce.Message)
+		}
+		return fmt.Errorf("refused: %s", ce.Message)
+	}
+	return err
+}

@@ -1,0 +1,116 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+// IssueAPIToken gives a user a new personal API token.
+type IssueAPIToken struct {
+	Meta
+	UserID string
+}
+
+// APITokenResult is a new personal API token. Token is returned only here
+// and can never be read again.
+type APITokenResult struct {
+	UserID   string
+	TokenID  string
+	Token    string
+	Sequence uint64
+}
+
+// IssueAPITokenHandler handles IssueAPIToken.
+type IssueAPITokenHandler struct{ base }
+
+// Handle issues the token. Only an instance superadmin (the operator CLI)
+// may; an unknown user is ErrNotFound.
+func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (APITokenResult, error) {
+	if err := mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
+		return APITokenResult{}, err
+	}
+	token := auth.NewSecret(auth.PrefixAPIToken)
+	tokenID := events.NewID()
+	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
+	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
+		u, seq, err := h.user(ctx, cmd.UserID)
+		if err != nil {
+			return err
+		}
+		if !u.exists {
+			return notFound("user", cmd.UserID)
+		}
+		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, Verifier: auth.Verifier(token)})
+		return nil
+	})
+	if err != nil {
+		return APITokenResult{}, err
+	}
+	return APITokenResult{UserID: cmd.UserID, TokenID: tokenID, Token: token, Sequence: seq}, nil
+}
+
+// RevokeAPITokens ends every personal API token of a user at once, for a
+// leaked token or a user who leaves.
+type RevokeAPITokens struct {
+	Meta
+	UserID string
+}
+
+// RevokeAPITokensResult says how many tokens were revoked.
+type RevokeAPITokensResult struct {
+	Revoked  int
+	Sequence uint64
+}
+
+// RevokeAPITokensHandler handles RevokeAPITokens.
+type RevokeAPITokensHandler struct{ base }
+
+// Handle revokes the tokens in one atomic append; a user without live
+// tokens appends nothing. Only an instance superadmin may; an unknown user
+// is ErrNotFound.
+func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens) (RevokeAPITokensResult, error) {
+	if err := mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
+		return RevokeAPITokensResult{}, err
+	}
+	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
+	var n int
+	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
+		u, seq, err := h.user(ctx, cmd.UserID)
+		if err != nil {
+			return err
+		}
+		if !u.exists {
+			return notFound("user", cmd.UserID)
+		}
+		live := append([]string(nil), u.tokens...)
+		for _, id := range live {
+			c.record(k, u, seq, events.APITokenRevoked{TokenID: id})
+		}
+		n = len(live)
+		return nil
+	})
+	if err != nil {
+		return RevokeAPITokensResult{}, err
+	}
+	return RevokeAPITokensResult{Revoked: n, Sequence: seq}, nil
+}
+
+func mayManageTokens(m Meta, userID string) error {
+	if !m.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
+		return ruleError(ErrForbidden, "", "only a superadmin may issue or revoke personal API tokens")
+	}
+	if !events.ValidToken(userID) {
+		return invalid("user", "must be a user id")
+	}
+	return nil
+}
+
+func (b base) user(ctx context.Context, id string) (*User, uint64, error) {
+	st, seq, err := b.repo.load(ctx, key{events.InstanceTenant, events.AggregateUser, id}, 0, func() state { return newUser(id) })
+	if err != nil {
+		return nil, 0, err
+	}
+	return st.(*User), seq, nil
+}
