@@ -35,12 +35,9 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 	tokenID := events.NewID()
 	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
 	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
-		u, seq, err := h.user(ctx, cmd.UserID)
+		u, seq, err := h.existingUser(ctx, cmd.UserID)
 		if err != nil {
 			return err
-		}
-		if !u.exists {
-			return notFound("user", cmd.UserID)
 		}
 		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, Verifier: auth.Verifier(token)})
 		return nil
@@ -77,12 +74,9 @@ func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens)
 	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
 	var n int
 	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
-		u, seq, err := h.user(ctx, cmd.UserID)
+		u, seq, err := h.existingUser(ctx, cmd.UserID)
 		if err != nil {
 			return err
-		}
-		if !u.exists {
-			return notFound("user", cmd.UserID)
 		}
 		live := append([]string(nil), u.tokens...)
 		for _, id := range live {
@@ -107,10 +101,14 @@ func mayManageTokens(m Meta, userID string) error {
 	return nil
 }
 
-func (b base) user(ctx context.Context, id string) (*User, uint64, error) {
+// existingUser loads a user; one that does not exist is ErrNotFound.
+func (b base) existingUser(ctx context.Context, id string) (*User, uint64, error) {
 	st, seq, err := b.repo.load(ctx, key{events.InstanceTenant, events.AggregateUser, id}, 0, func() state { return newUser(id) })
 	if err != nil {
 		return nil, 0, err
 	}
-	return st.(*User), seq, nil
+	if u := st.(*User); u.exists {
+		return u, seq, nil
+	}
+	return nil, 0, notFound("user", id)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -35,16 +34,8 @@ brings the read tables up to date (if that fails, it says so on stderr and still
 			res, err := cmds.Bootstrap.Handle(cmd.Context(), commands.Bootstrap{
 				Meta: commands.Meta{Caller: auth.System()}, Tenant: tenant, Username: username, Email: email,
 			})
-			var ce *commands.Error
-			if errors.As(err, &ce) {
-				// Name the flag at fault: the message alone may not say.
-				if ce.Field != "" {
-					return fmt.Errorf("bootstrap refused: --%s: %s", ce.Field, ce.Message)
-				}
-				return fmt.Errorf("bootstrap refused: %s", ce.Message)
-			}
 			if err != nil {
-				return err
+				return fmt.Errorf("bootstrap: %w", refusal(err))
 			}
 			// The token is printed as soon as the log holds the tenant: it
 			// is shown only this once, and a second bootstrap is refused,

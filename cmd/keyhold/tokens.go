@@ -29,20 +29,10 @@ token_id and token; the token is shown only this once. The user's other tokens s
 valid: revoke them afterwards to rotate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := open(cmd.Context(), cfg, false)
-			if err != nil {
-				return err
-			}
-			defer e.close()
-			cmds, err := commands.New(e.store)
-			if err != nil {
-				return err
-			}
-			res, err := cmds.IssueAPIToken.Handle(cmd.Context(), commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
-			if err != nil {
-				return tokenError(err)
-			}
-			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"user_id": res.UserID, "token_id": res.TokenID, "token": res.Token})
+			return withCommands(cmd, cfg, func(cmds *commands.Commands) (any, error) {
+				res, err := cmds.IssueAPIToken.Handle(cmd.Context(), commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
+				return map[string]string{"user_id": res.UserID, "token_id": res.TokenID, "token": res.Token}, err
+			})
 		},
 	}
 	revoke := &cobra.Command{
@@ -52,20 +42,10 @@ valid: revoke them afterwards to rotate.`,
 leaves). Prints one JSON object with user_id and revoked (how many tokens).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := open(cmd.Context(), cfg, false)
-			if err != nil {
-				return err
-			}
-			defer e.close()
-			cmds, err := commands.New(e.store)
-			if err != nil {
-				return err
-			}
-			res, err := cmds.RevokeAPITokens.Handle(cmd.Context(), commands.RevokeAPITokens{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
-			if err != nil {
-				return tokenError(err)
-			}
-			return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"user_id": user, "revoked": res.Revoked})
+			return withCommands(cmd, cfg, func(cmds *commands.Commands) (any, error) {
+				res, err := cmds.RevokeAPITokens.Handle(cmd.Context(), commands.RevokeAPITokens{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
+				return map[string]any{"user_id": user, "revoked": res.Revoked}, err
+			})
 		},
 	}
 	for _, c := range []*cobra.Command{issue, revoke} {
@@ -76,14 +56,35 @@ leaves). Prints one JSON object with user_id and revoked (how many tokens).`,
 	return cmd
 }
 
-// tokenError names what the operator got wrong.
-func tokenError(err error) error {
-	var ce *commands.Error
-	if errors.As(err, &ce) {
-		if ce.Field != "" {
-			return fmt.Errorf("refused: --%s: %s", ce.Field, ce.Message)
-		}
-		return fmt.Errorf("refused: %s", ce.Message)
+// withCommands runs one operator command against the log (joining a
+// running server's NATS or starting its own) and prints its result as one
+// JSON object.
+func withCommands(cmd *cobra.Command, cfg *config, run func(*commands.Commands) (any, error)) error {
+	e, err := open(cmd.Context(), cfg, false)
+	if err != nil {
+		return err
 	}
-	return err
+	defer e.close()
+	cmds, err := commands.New(e.store)
+	if err != nil {
+		return err
+	}
+	out, err := run(cmds)
+	if err != nil {
+		return refusal(err)
+	}
+	return json.NewEncoder(cmd.OutOrStdout()).Encode(out)
+}
+
+// refusal names the flag a refused command's rule is about: the message
+// alone may not say.
+func refusal(err error) error {
+	var ce *commands.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if ce.Field != "" {
+		return fmt.Errorf("refused: --%s: %s", ce.Field, ce.Message)
+	}
+	return fmt.Errorf("refused: %s", ce.Message)
 }
