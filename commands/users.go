@@ -78,6 +78,8 @@ func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens)
 		if err != nil {
 			return err
 		}
+		// A copy: recording each revocation applies it to u, which
+		// shrinks u.tokens.
 		live := append([]string(nil), u.tokens...)
 		for _, id := range live {
 			c.record(k, u, seq, events.APITokenRevoked{TokenID: id})

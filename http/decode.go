@@ -40,6 +40,12 @@ func (e *FieldError) Error() string { return e.Message }
 // Is makes a FieldError match ErrBadRequest.
 func (e *FieldError) Is(target error) bool { return target == ErrBadRequest }
 
+// BadField returns a FieldError about field whose message is the field's
+// name followed by msg ("limit must be ...").
+func BadField(field, msg string) error {
+	return &FieldError{Field: field, Message: field + " " + msg}
+}
+
 // DecodeJSON decodes the request body into v: exactly one JSON object of
 // valid UTF-8, no unknown fields (names match exactly, not ignoring case),
 // no name twice in one object, at most MaxBodyBytes. Errors wrap ErrBadRequest and name the byte offset

@@ -64,10 +64,6 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 
 var known = map[string]bool{"tenant": true, "aggregate": true, "actor": true, "type": true, "since": true, "until": true, "cursor": true, "limit": true}
 
-func badParam(name, msg string) error {
-	return &khttp.FieldError{Field: name, Message: name + " " + msg}
-}
-
 // filterOf reads the query string, with the CLI's filters; tenant
 // defaults to the caller's. Over HTTP nothing crosses tenants,
 // superadmins included: the handler refuses any other tenant.
@@ -75,10 +71,10 @@ func filterOf(qs url.Values, tenant string, now time.Time) (query.AuditFilter, e
 	f := query.AuditFilter{Tenant: tenant}
 	for k, v := range qs {
 		if !known[k] {
-			return f, badParam(k, "is not a known query parameter (known: tenant, aggregate, actor, type, since, until, cursor, limit)")
+			return f, khttp.BadField(k, "is not a known query parameter (known: tenant, aggregate, actor, type, since, until, cursor, limit)")
 		}
 		if len(v) > 1 {
-			return f, badParam(k, "must be given once")
+			return f, khttp.BadField(k, "must be given once")
 		}
 	}
 	if t := qs.Get("tenant"); t != "" {
@@ -87,15 +83,15 @@ func filterOf(qs url.Values, tenant string, now time.Time) (query.AuditFilter, e
 	f.Aggregate, f.Actor, f.Type, f.Cursor = qs.Get("aggregate"), qs.Get("actor"), qs.Get("type"), qs.Get("cursor")
 	var err error
 	if f.Since, err = query.ParseAuditTime(qs.Get("since"), now); err != nil {
-		return f, badParam("since", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z or a duration back from now such as 24h")
+		return f, khttp.BadField("since", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z or a duration back from now such as 24h")
 	}
 	if f.Until, err = query.ParseAuditTime(qs.Get("until"), now); err != nil {
-		return f, badParam("until", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z or a duration back from now such as 24h")
+		return f, khttp.BadField("until", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z or a duration back from now such as 24h")
 	}
 	if s := qs.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > query.MaxAuditLimit {
-			return f, badParam("limit", "must be a whole number from 1 to "+strconv.Itoa(query.MaxAuditLimit))
+			return f, khttp.BadField("limit", "must be a whole number from 1 to "+strconv.Itoa(query.MaxAuditLimit))
 		}
 		f.Limit = n
 	}

@@ -145,15 +145,15 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 	}
 	f := query.ServiceAccountFilter{ScopeLevel: qs.Get("scopeLevel"), ScopeTarget: qs.Get("scopeTarget"), Status: qs.Get("status")}
 	if f.ScopeLevel != "" && f.ScopeLevel != events.ScopeTenant && f.ScopeLevel != events.ScopeNamespace {
-		h.fail(w, r, fieldError("scopeLevel", "must be tenant or namespace"))
+		h.fail(w, r, khttp.BadField("scopeLevel", "must be tenant or namespace"))
 		return
 	}
 	if f.ScopeTarget != "" && !commands.ValidScopeTarget(f.ScopeTarget) {
-		h.fail(w, r, fieldError("scopeTarget", "must be a tenant id or a namespace name (lowercase letters, digits, '-', '_' and '.')"))
+		h.fail(w, r, khttp.BadField("scopeTarget", "must be a tenant id or a namespace name (lowercase letters, digits, '-', '_' and '.')"))
 		return
 	}
 	if f.Status != "" && f.Status != commands.StatusActive && f.Status != commands.StatusDisabled {
-		h.fail(w, r, fieldError("status", "must be active or disabled"))
+		h.fail(w, r, khttp.BadField("status", "must be active or disabled"))
 		return
 	}
 	items, next, err := h.q.ListServiceAccounts(r.Context(), caller(r), f, page)
@@ -186,7 +186,7 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Scope == nil {
-		h.fail(w, r, fieldError("scope", "is required: {\"level\": \"tenant\"} or {\"level\": \"namespace\", \"target\": \"<namespace>\"}"))
+		h.fail(w, r, khttp.BadField("scope", "is required: {\"level\": \"tenant\"} or {\"level\": \"namespace\", \"target\": \"<namespace>\"}"))
 		return
 	}
 	res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
@@ -311,7 +311,7 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 	if req.ExpiresAt != nil {
 		t, err := time.Parse(time.RFC3339, *req.ExpiresAt)
 		if err != nil {
-			h.fail(w, r, fieldError("expiresAt", "must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z"))
+			h.fail(w, r, khttp.BadField("expiresAt", "must be an RFC 3339 date-time such as 2027-01-31T00:00:00Z"))
 			return
 		}
 		cmd.ExpiresAt = &t
@@ -394,7 +394,7 @@ func days(field string, d *int) (*int64, error) {
 		return nil, nil
 	}
 	if *d < 1 || *d > maxSettingDays {
-		return nil, fieldError(field, fmt.Sprintf("must be between 1 and %d days", maxSettingDays))
+		return nil, khttp.BadField(field, fmt.Sprintf("must be between 1 and %d days", maxSettingDays))
 	}
 	s := int64(*d) * 86400
 	return &s, nil
@@ -447,11 +447,6 @@ func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
 
 // Input helpers.
 
-// fieldError is a 400 about one field or parameter; msg follows its name.
-func fieldError(field, msg string) error {
-	return &khttp.FieldError{Field: field, Message: field + " " + msg}
-}
-
 // params rejects query parameters other than allowed, and repeated ones.
 func params(qs url.Values, allowed ...string) (url.Values, error) {
 	for k, v := range qs {
@@ -462,10 +457,10 @@ func params(qs url.Values, allowed ...string) (url.Values, error) {
 			}
 		}
 		if !known {
-			return nil, fieldError(k, "is not a known query parameter")
+			return nil, khttp.BadField(k, "is not a known query parameter")
 		}
 		if len(v) > 1 {
-			return nil, fieldError(k, "must be given once")
+			return nil, khttp.BadField(k, "must be given once")
 		}
 	}
 	return qs, nil
@@ -476,7 +471,7 @@ func pageOf(qs url.Values) (query.Page, error) {
 	if s := qs.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > query.MaxLimit {
-			return p, fieldError("limit", "must be a whole number from 1 to "+strconv.Itoa(query.MaxLimit))
+			return p, khttp.BadField("limit", "must be a whole number from 1 to "+strconv.Itoa(query.MaxLimit))
 		}
 		p.Limit = n
 	}
