@@ -4,6 +4,8 @@
 GO      ?= go
 BIN     ?= bin/keyhold
 PKGS    ?= ./...
+# VERSION is what keyhold --version prints: the nearest tag, else the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: run build test race bench lint tidy clean
 
@@ -11,9 +13,9 @@ PKGS    ?= ./...
 run:
 	$(GO) run ./cmd/keyhold serve
 
-## build: build the binary into bin/keyhold
+## build: build the binary into bin/keyhold, stamped with VERSION and the commit
 build:
-	$(GO) build -o $(BIN) ./cmd/keyhold
+	$(GO) build -buildvcs=auto -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/keyhold
 
 ## test: lint (gofmt, go vet), then run every package's tests (make race adds the race detector)
 test: lint

@@ -19,6 +19,19 @@ type Bootstrap struct {
 	Email    string
 }
 
+// Validate checks the command's input without reading the log, so a
+// caller can refuse it before connecting to anything; Handle checks it
+// too.
+func (cmd Bootstrap) Validate() error {
+	if !ValidTenantID(cmd.Tenant) {
+		return invalid("tenant", "must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit")
+	}
+	if err := validUsername(cmd.Username); err != nil {
+		return err
+	}
+	return validEmail(cmd.Email)
+}
+
 // BootstrapResult is what Bootstrap created. Token is shown only here.
 type BootstrapResult struct {
 	Tenant   string
@@ -34,13 +47,7 @@ type BootstrapHandler struct{ base }
 // A tenant that already exists, or a taken username or email, fails with
 // ErrAlreadyExists and changes nothing.
 func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapResult, error) {
-	if !ValidTenantID(cmd.Tenant) {
-		return BootstrapResult{}, invalid("tenant", "must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit")
-	}
-	if err := validUsername(cmd.Username); err != nil {
-		return BootstrapResult{}, err
-	}
-	if err := validEmail(cmd.Email); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return BootstrapResult{}, err
 	}
 	if !cmd.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {

@@ -13,6 +13,10 @@ type IssueAPIToken struct {
 	UserID string
 }
 
+// Validate checks the command's input without reading the log; Handle
+// checks it too.
+func (cmd IssueAPIToken) Validate() error { return validUserID(cmd.UserID) }
+
 // APITokenResult is a new personal API token. Token is returned only here
 // and can never be read again.
 type APITokenResult struct {
@@ -54,6 +58,10 @@ type RevokeAPITokens struct {
 	Meta
 	UserID string
 }
+
+// Validate checks the command's input without reading the log; Handle
+// checks it too.
+func (cmd RevokeAPITokens) Validate() error { return validUserID(cmd.UserID) }
 
 // RevokeAPITokensResult says how many tokens were revoked.
 type RevokeAPITokensResult struct {
@@ -97,7 +105,11 @@ func mayManageTokens(m Meta, userID string) error {
 	if !m.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
 		return ruleError(ErrForbidden, "", "only a superadmin may issue or revoke personal API tokens")
 	}
-	if !events.ValidToken(userID) {
+	return validUserID(userID)
+}
+
+func validUserID(id string) error {
+	if !events.ValidToken(id) {
 		return invalid("user", "must be a user id")
 	}
 	return nil

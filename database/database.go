@@ -252,7 +252,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 
 	where := describe(cfg)
 	if c.privateDir == "" {
-		return nil, fmt.Errorf("%w at %s (%v): start Postgres there, or set --database-url (or KEYHOLD_DATABASE_URL) to a server that is running, or install Postgres (for example apt-get install postgresql) and let keyhold run a private cluster under its data directory",
+		return nil, fmt.Errorf("%w at %s (%v): start Postgres there, or set --database-url (or KEYHOLD_DATABASE_URL) to a server that is running",
 			ErrUnreachable, where, err)
 	}
 	if !isLocal(cfg) {

@@ -176,7 +176,7 @@ func TestOpenUnreachable(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Open error = %v, want ErrUnreachable", err)
 	}
-	for _, want := range []string{"127.0.0.1:1", "--database-url", "KEYHOLD_DATABASE_URL", "install Postgres"} {
+	for _, want := range []string{"127.0.0.1:1", "--database-url", "KEYHOLD_DATABASE_URL", "start Postgres"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -19,13 +19,19 @@ func newAudit(cfg *config) *cobra.Command {
 	var since, until string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "audit",
+		Use:   "audit [flags]",
 		Short: "Print events from the log, oldest first",
 		Long: `Print events straight from the event log, oldest first (newest last). Filters combine.
 --since and --until take an RFC 3339 time (2026-01-31T12:00:00Z) or a duration back from
 now (90m, 24h). --json prints one JSON envelope per line.`,
-		Args: cobra.NoArgs,
+		Example: `  keyhold audit --tenant acme --since 24h
+  keyhold audit --aggregate 01m8bwn9bmf8bvrrbfke65f19r --json
+  keyhold audit --type iam.service_account.created --since 2026-01-31T12:00:00Z`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := query.CheckAuditType(f.Type); err != nil {
+				return fmt.Errorf("--type: %w", err)
+			}
 			var err error
 			if f.Since, err = parseWhen("--since", since); err != nil {
 				return err
@@ -33,7 +39,7 @@ now (90m, 24h). --json prints one JSON envelope per line.`,
 			if f.Until, err = parseWhen("--until", until); err != nil {
 				return err
 			}
-			e, err := open(cmd.Context(), cfg, false)
+			e, err := openLog(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -54,7 +60,7 @@ now (90m, 24h). --json prints one JSON envelope per line.`,
 	fl.StringVar(&since, "since", "", "only events at or after this time")
 	fl.StringVar(&until, "until", "", "only events at or before this time")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON envelope per line")
-	return cmd
+	return cfg.use(cmd, logFlags...)
 }
 
 func parseWhen(flag, s string) (*time.Time, error) {

@@ -63,8 +63,7 @@ same machine, so the ratios hold on a noisy machine where absolute figures do no
 The bench builds a private environment and removes it at the end, also on error or
 Ctrl-C: a temporary data dir with an embedded NATS server on a random port, a temporary
 database keyhold_bench_<random> on the --database-url server (only the server is used),
-and the fully wired server on a random local port. --nats-url, --data-dir and
---http-addr are ignored.
+and the fully wired server on a random local port.
 
 Scenarios come in pairs, a baseline and the scenario measured against it
 (C = --concurrency):
@@ -92,7 +91,9 @@ concurrency, unit, ops, errors and, against a baseline, baseline, ratio, target,
 target_met and round_ratios. Latencies are per operation; for COPY per 5000-row
 transaction, for a rebuild per chunk (500 events at first, doubling up to 5000).
 Progress goes to stderr.`,
-		Args: cobra.NoArgs,
+		Example: `  keyhold bench --quick
+  keyhold bench --duration 10s --concurrency 16`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl := cmd.Flags()
 			if o.quick {
@@ -134,7 +135,7 @@ Progress goes to stderr.`,
 	fl.IntVar(&o.rebuildEvents, "rebuild-events", o.rebuildEvents, "events the log holds at least before the rebuild (more are generated if needed)")
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (load generator and server together) to this file")
 	fl.StringVar(&o.profileScenario, "cpuprofile-scenario", "", "profile only the measured part of this scenario (implies --rounds 1)")
-	return cmd
+	return cfg.use(cmd, "database-url", "log-level", "read-wait")
 }
 
 // benchResult is one line of the bench's output.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/jmoiron/sqlx"
+	"github.com/spf13/cobra"
 	"net/http"
 	"slices"
 	"strings"
@@ -34,8 +35,8 @@ func cliWithin(t *testing.T, timeout time.Duration, cfg *config, natsAddr string
 		natsAddr = cfg.natsListen
 	}
 	root := newRoot()
-	root.SetArgs(append([]string{"--data-dir", cfg.dataDir, "--database-url", cfg.databaseURL, "--nats-url", "",
-		"--nats-listen", natsAddr, "--log-level", "error"}, args...))
+	root.SetArgs(withShared(root, args, "--data-dir", cfg.dataDir, "--database-url", cfg.databaseURL, "--nats-url", "",
+		"--nats-listen", natsAddr, "--log-level", "error"))
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
@@ -43,6 +44,22 @@ func cliWithin(t *testing.T, timeout time.Duration, cfg *config, natsAddr string
 	defer cancel()
 	err := root.ExecuteContext(ctx)
 	return out.String(), err
+}
+
+// withShared appends to args those of the flag-value pairs in shared that
+// the command args name takes.
+func withShared(root *cobra.Command, args []string, shared ...string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil {
+		return args
+	}
+	out := slices.Clone(args)
+	for i := 0; i+1 < len(shared); i += 2 {
+		if cmd.Flags().Lookup(strings.TrimPrefix(shared[i], "--")) != nil {
+			out = append(out, shared[i], shared[i+1])
+		}
+	}
+	return out
 }
 
 type bootstrapped struct {

@@ -4,11 +4,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/keyhold/keyhold/database"
 )
 
 type config struct {
@@ -20,9 +24,16 @@ type config struct {
 	streamReplicas int
 	logLevel       string
 	waitTimeout    time.Duration
+	// flags holds every shared flag; use adds some of them to a command.
+	flags *pflag.FlagSet
 	// flagGiven tells whether a flag was given on the command line; nil
 	// for a config built in code.
 	flagGiven func(name string) bool
+	// uses tells whether the running command takes a flag; nil for a
+	// config built in code, which uses them all.
+	uses func(name string) bool
+	// databaseURLInEnv is set when KEYHOLD_DATABASE_URL was.
+	databaseURLInEnv bool
 	// envErrs are the environment values that did not parse, in the order
 	// bound; validate reports those whose flag was not given.
 	envErrs []envErr
@@ -65,17 +76,19 @@ func (c *config) envDuration(flag, name string, def time.Duration) time.Duration
 	return def
 }
 
-// bind registers the flags every command shares; each defaults to its
+// bind defines the flags commands share; each defaults to its
 // environment variable, then to the built-in default. A flag given on the
 // command line wins, and its environment variable is then ignored, even
-// when it does not parse.
-func (c *config) bind(cmd *cobra.Command) {
-	f := cmd.PersistentFlags()
+// when it does not parse. use adds them to the commands that take them.
+func (c *config) bind() {
+	f := pflag.NewFlagSet("keyhold", pflag.ContinueOnError)
+	c.flags = f
 	c.flagGiven = f.Changed
+	_, c.databaseURLInEnv = os.LookupEnv("KEYHOLD_DATABASE_URL")
 	f.StringVar(&c.httpAddr, "http-addr", envOr("KEYHOLD_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (KEYHOLD_HTTP_ADDR)")
 	f.StringVar(&c.dataDir, "data-dir", envOr("KEYHOLD_DATA_DIR", "./data"), "data directory for the embedded NATS store and a private Postgres (KEYHOLD_DATA_DIR)")
-	f.StringVar(&c.databaseURL, "database-url", envOr("KEYHOLD_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/keyhold?sslmode=disable"),
-		"Postgres URL; the database is created if missing (KEYHOLD_DATABASE_URL)")
+	f.StringVar(&c.databaseURL, "database-url", envOr("KEYHOLD_DATABASE_URL", database.DefaultURL),
+		"Postgres URL; the database is created if missing; only the default falls back to a private cluster (KEYHOLD_DATABASE_URL)")
 	f.StringVar(&c.natsURL, "nats-url", envOr("KEYHOLD_NATS_URL", ""), "external NATS URL; empty embeds nats-server with JetStream under the data dir (KEYHOLD_NATS_URL)")
 	f.StringVar(&c.natsListen, "nats-listen", envOr("KEYHOLD_NATS_LISTEN", "127.0.0.1:14222"), "client address of the embedded NATS server (KEYHOLD_NATS_LISTEN)")
 	f.IntVar(&c.streamReplicas, "stream-replicas", c.envInt("stream-replicas", "KEYHOLD_STREAM_REPLICAS", 1), "replicas of the event stream: 1, or 3 on a NATS cluster (KEYHOLD_STREAM_REPLICAS)")
@@ -83,12 +96,50 @@ func (c *config) bind(cmd *cobra.Command) {
 	f.DurationVar(&c.waitTimeout, "read-wait", c.envDuration("read-wait", "KEYHOLD_READ_WAIT", 2*time.Second), "how long a write waits for the read side before answering (KEYHOLD_READ_WAIT)")
 }
 
+// The shared flags each kind of command takes.
+var (
+	// serveFlags: serve runs everything.
+	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait"}
+	// logFlags: commands that only read or append to the event log.
+	logFlags = []string{"data-dir", "nats-url", "nats-listen", "stream-replicas", "log-level"}
+	// tableFlags: commands that also use the read tables.
+	tableFlags = append(slices.Clone(logFlags), "database-url")
+)
+
+// use adds the named shared flags to cmd. Flags given before the
+// subcommand's name (keyhold --data-dir d audit) are parsed by it too.
+func (c *config) use(cmd *cobra.Command, names ...string) *cobra.Command {
+	for _, n := range names {
+		f := c.flags.Lookup(n)
+		if f == nil {
+			panic("keyhold: no shared flag " + n)
+		}
+		cmd.Flags().AddFlag(f)
+	}
+	return cmd
+}
+
+// running records which shared flags the command about to run takes, for
+// validate.
+func (c *config) running(cmd *cobra.Command) {
+	c.uses = func(name string) bool { return cmd.Flags().Lookup(name) != nil }
+}
+
+// defaultDatabase reports whether the database URL is the built-in
+// default, given neither as a flag nor in the environment: only then may a
+// private cluster stand in for a server that does not answer. A URL the
+// operator chose that cannot be reached is an error, not a reason to keep
+// data somewhere else.
+func (c *config) defaultDatabase() bool {
+	return c.flagGiven != nil && !c.flagGiven("database-url") && !c.databaseURLInEnv
+}
+
 func (c *config) validate() error {
 	var bad []string
 	for _, e := range c.envErrs {
-		// Subcommands share the root's persistent flag values, so this
-		// sees a flag given after any subcommand too.
-		if c.flagGiven != nil && c.flagGiven(e.flag) {
+		// A command that does not take the flag does not read the
+		// variable either.
+		if c.flagGiven != nil && c.flagGiven(e.flag) || c.uses != nil && !c.uses(e.flag) {
 			continue
 		}
 		bad = append(bad, fmt.Sprintf("%s (correct or unset it, or give --%s)", e.msg, e.flag))

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +17,10 @@ import (
 func runConfig(t *testing.T, args ...string) (*config, error) {
 	t.Helper()
 	cfg := &config{}
-	root := &cobra.Command{Use: "keyhold", SilenceUsage: true, SilenceErrors: true}
-	cfg.bind(root)
-	root.AddCommand(&cobra.Command{Use: "sub", RunE: func(*cobra.Command, []string) error { return cfg.validate() }})
+	cfg.bind()
+	root := &cobra.Command{Use: "keyhold", SilenceUsage: true, SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) { cfg.running(cmd) }}
+	root.AddCommand(cfg.use(&cobra.Command{Use: "sub", RunE: func(*cobra.Command, []string) error { return cfg.validate() }}, serveFlags...))
 	root.SetArgs(args)
 	return cfg, root.Execute()
 }
@@ -95,19 +98,28 @@ func TestEnvValuePrecedence(t *testing.T) {
 	}
 }
 
-// TestReadWaitFlagBeatsBadEnvInCommand runs the command from the bug
-// report: a bad KEYHOLD_READ_WAIT must not stop `projections status
-// --read-wait 3s`, and must stop it without the flag.
+// TestReadWaitFlagBeatsBadEnvInCommand runs the commands from the bug
+// report: a bad KEYHOLD_READ_WAIT must not stop serve --read-wait 3s (which
+// then goes on to find its address taken), must stop serve without the
+// flag, and does not concern projections status, which takes no
+// --read-wait.
 func TestReadWaitFlagBeatsBadEnvInCommand(t *testing.T) {
 	t.Setenv("KEYHOLD_READ_WAIT", "5")
 	cfg := testConfig(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	serve := []string{"serve", "--http-addr", taken.Addr().String()}
 	for _, tt := range []struct {
 		name    string
 		args    []string
 		wantErr string
 	}{
-		{"flag given", []string{"projections", "status", "--read-wait", "3s"}, ""},
-		{"flag not given", []string{"projections", "status"}, "KEYHOLD_READ_WAIT"},
+		{"flag given", append(slices.Clone(serve), "--read-wait", "3s"), "address in use"},
+		{"flag not given", serve, "KEYHOLD_READ_WAIT"},
+		{"command without the flag", []string{"projections", "status"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := cli(t, cfg, "", tt.args...)

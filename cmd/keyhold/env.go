@@ -31,22 +31,41 @@ type env struct {
 }
 
 // open connects to NATS and Postgres. serving decides how an embedded NATS
-// is used: serve starts it on --nats-listen; other commands first try a
-// running server there (a `keyhold serve` on the same data dir) and only
-// start their own embedded server when none answers.
+// is used: serve starts it on --nats-listen; other commands join the
+// server holding the data dir's store (whatever --nats-listen says), or
+// else one answering at --nats-listen, and only start their own embedded
+// server when there is none.
 func open(ctx context.Context, cfg *config, serving bool) (*env, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	log, err := cfg.logger()
+	log, err := openLogger(cfg)
 	if err != nil {
 		return nil, err
 	}
 	return openWith(ctx, cfg, serving, log)
 }
 
+// openLog is open for a command that uses only the event log: it connects
+// no database.
+func openLog(ctx context.Context, cfg *config) (*env, error) {
+	log, err := openLogger(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return openEnv(ctx, cfg, false, false, log)
+}
+
+func openLogger(cfg *config) (*slog.Logger, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg.logger()
+}
+
 // openWith is open with a logger of the caller's choosing.
 func openWith(ctx context.Context, cfg *config, serving bool, log *slog.Logger) (*env, error) {
+	return openEnv(ctx, cfg, serving, true, log)
+}
+
+func openEnv(ctx context.Context, cfg *config, serving, withDB bool, log *slog.Logger) (*env, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -65,13 +84,32 @@ func openWith(ctx context.Context, cfg *config, serving bool, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	e.db, err = database.Open(ctx, cfg.databaseURL, database.WithLogger(log), database.WithPrivateCluster(cfg.dataDir))
-	if err != nil {
-		return nil, err
+	if withDB {
+		if e.db, err = openDatabase(ctx, cfg, log); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return e, nil
 }
+
+// openDatabase opens the database; a private cluster may stand in only for
+// the default URL.
+func openDatabase(ctx context.Context, cfg *config, log *slog.Logger) (*database.DB, error) {
+	opts := []database.Option{database.WithLogger(log)}
+	if cfg.defaultDatabase() {
+		opts = append(opts, database.WithPrivateCluster(cfg.dataDir))
+	}
+	db, err := database.Open(ctx, cfg.databaseURL, opts...)
+	if errors.Is(err, database.ErrUnreachable) && !cfg.defaultDatabase() {
+		return nil, fmt.Errorf("%w (keyhold runs a private Postgres cluster only in place of the default database, not for a URL given with --database-url or KEYHOLD_DATABASE_URL)", err)
+	}
+	return db, err
+}
+
+// storeWait bounds how long a command waits for the server holding the
+// data dir's store to answer (it may be starting or stopping).
+const storeWait = 15 * time.Second
 
 func (e *env) connectNATS(serving bool) error {
 	var err error
@@ -82,27 +120,70 @@ func (e *env) connectNATS(serving bool) error {
 		}
 		return nil
 	}
-	if !serving {
+	if serving {
+		return e.startNATS(e.cfg.natsListen)
+	}
+	store := filepath.Join(e.cfg.dataDir, "nats")
+	deadline := time.Now().Add(storeWait)
+	for {
+		url, held, err := events.RunningEmbedded(store)
+		if err != nil {
+			return err
+		}
+		if held {
+			// Two servers on one store lose each other's writes: join
+			// the one holding it.
+			if url != "" {
+				if nc, err := nats.Connect(url, nats.Name("keyhold-cli"), nats.Timeout(time.Second)); err == nil {
+					e.nc = nc
+					e.log.Debug("joined the NATS server holding the data dir", "url", url)
+					return nil
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the NATS store in %s is held by another keyhold process, whose NATS server (%s) does not answer; wait for it to finish starting or stopping, then try again", store, orUnknown(url))
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		// No server holds this data dir; one answering at --nats-listen
+		// stores elsewhere and may be the one meant.
 		if nc, err := nats.Connect("nats://"+e.cfg.natsListen, nats.Name("keyhold-cli"), nats.Timeout(500*time.Millisecond)); err == nil {
 			e.nc = nc
 			return nil
 		}
+		err = e.startNATS("127.0.0.1:0")
+		if errors.Is(err, events.ErrStoreInUse) && time.Now().Before(deadline) {
+			continue // a server took the store meanwhile: join it
+		}
+		return err
 	}
+}
+
+// startNATS starts the embedded NATS server on the data dir's store.
+func (e *env) startNATS(listen string) error {
 	dir, err := makeNATSStore(e.cfg.dataDir)
 	if err != nil {
 		return err
 	}
-	listen := e.cfg.natsListen
-	if !serving {
-		listen = "127.0.0.1:0"
-	}
 	e.embedded, err = events.StartEmbedded(dir, listen)
+	var inUse *events.StoreInUseError
+	if errors.As(err, &inUse) {
+		return fmt.Errorf("data dir %s is in use by another keyhold process (its NATS server listens at %s): stop it, or give this one another --data-dir: %w", e.cfg.dataDir, orUnknown(inUse.URL), err)
+	}
 	if err != nil {
-		return fmt.Errorf("start embedded NATS (is another keyhold serve using %s?): %w", e.cfg.dataDir, err)
+		return fmt.Errorf("start embedded NATS on %s: %w", listen, err)
 	}
 	e.log.Info("embedded NATS with JetStream started", "store", dir, "url", e.embedded.ClientURL())
 	e.nc, err = e.embedded.Connect("keyhold")
 	return err
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "address not yet known: it is starting"
+	}
+	return s
 }
 
 // makeNATSStore creates the data dir and the embedded NATS store in it, and

@@ -11,12 +11,14 @@ import (
 )
 
 func newProjections(cfg *config) *cobra.Command {
-	cmd := &cobra.Command{Use: "projections", Short: "Inspect and rebuild the read tables"}
+	cmd := group(&cobra.Command{Use: "projections", Short: "Inspect and rebuild the read tables"})
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
 		Short: "Show each projector's checkpoint, lag and failed events",
-		Args:  cobra.NoArgs,
+		Example: `  keyhold projections status
+  keyhold projections status --json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e, runner, err := openRunner(cmd.Context(), cfg)
 			if err != nil {
@@ -61,7 +63,8 @@ func newProjections(cfg *config) *cobra.Command {
 		Long: `Rebuild every read table from the start of the log into a new generation, then switch
 reads over to it in one transaction. A running server keeps serving reads and applying
 new events meanwhile. Prints progress as it goes.`,
-		Args: cobra.NoArgs,
+		Example: "  keyhold projections rebuild --data-dir /var/lib/keyhold",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			e, runner, err := openRunner(cmd.Context(), cfg)
 			if err != nil {
@@ -87,6 +90,6 @@ new events meanwhile. Prints progress as it goes.`,
 			})
 		},
 	}
-	cmd.AddCommand(status, rebuild)
+	cmd.AddCommand(cfg.use(status, tableFlags...), cfg.use(rebuild, tableFlags...))
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,15 +31,37 @@ import (
 var readSide = []string{"iam", "directory"}
 
 func newServe(cfg *config) *cobra.Command {
-	return &cobra.Command{
+	return cfg.use(&cobra.Command{
 		Use:   "serve",
 		Short: "Run the Keyhold server",
 		Long: `Run the HTTP API, the projectors and (unless --nats-url is given) an embedded NATS
 server with JetStream storing under the data dir. The database is created if missing; if
-no Postgres is reachable and its binaries are installed, a private cluster is started
-under the data dir.`,
-		Args: cobra.NoArgs,
+no Postgres is reachable at the default --database-url and its binaries are installed, a
+private cluster is started under the data dir. Both listen addresses are checked before
+anything starts.`,
+		Example: `  keyhold serve
+  keyhold serve --http-addr 0.0.0.0:8080 --data-dir /var/lib/keyhold
+  keyhold serve --nats-url nats://nats-1:4222,nats://nats-2:4222 --stream-replicas 3`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			// Listening first keeps the address until the server uses it,
+			// and a taken one stops serve before it starts anything.
+			ln, err := listen("--http-addr", cfg.httpAddr)
+			if err != nil {
+				return err
+			}
+			defer ln.Close()
+			if cfg.natsURL == "" {
+				nl, err := listen("--nats-listen", cfg.natsListen)
+				if err != nil {
+					return err
+				}
+				// The embedded server binds it itself, in a moment.
+				nl.Close()
+			}
 			e, err := open(cmd.Context(), cfg, true)
 			if err != nil {
 				return err
@@ -48,9 +71,21 @@ under the data dir.`,
 			if err != nil {
 				return err
 			}
-			return srv.run(cmd.Context())
+			return srv.run(cmd.Context(), ln)
 		},
+	}, serveFlags...)
+}
+
+// listen listens on addr, the value of flag; a taken address says so.
+func listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("%s %s: address in use: another keyhold serve or another program listens there; stop it or choose another address (%w)", flag, addr, err)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, addr, err)
+	}
+	return ln, nil
 }
 
 // server is a wired Keyhold server.
@@ -198,17 +233,14 @@ func (s *server) checks() map[string]khttp.Check {
 	}
 }
 
-func (s *server) run(ctx context.Context) error {
+// run serves HTTP on ln until ctx ends, then shuts down gracefully.
+func (s *server) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.runner.Run(ctx) }()
 	go s.idem.Sweep(ctx, time.Hour)
 
-	ln, err := net.Listen("tcp", s.env.cfg.httpAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.env.cfg.httpAddr, err)
-	}
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	s.env.log.Info("keyhold serving", "http", "http://"+ln.Addr().String(), "nats", redactNATSURL(s.env.nc.ConnectedUrl()))
@@ -224,7 +256,7 @@ func (s *server) run(ctx context.Context) error {
 	s.env.log.Info("shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	err = hs.Shutdown(sctx)
+	err := hs.Shutdown(sctx)
 	cancel()
 	<-done
 	return err

@@ -12,14 +12,14 @@ import (
 )
 
 func newTokens(cfg *config) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "tokens",
 		Short: "Issue or revoke users' personal API tokens",
 		Long: `Issue or revoke users' personal API tokens, such as the one bootstrap printed.
 Both act as the operator (an instance superadmin) and work whether or not keyhold serve
 is running; a running server honours the change as soon as its directory has read it
 from the log, within milliseconds.`,
-	}
+	})
 	var user string
 	issue := &cobra.Command{
 		Use:   "issue --user ID",
@@ -27,10 +27,12 @@ from the log, within milliseconds.`,
 		Long: `Issue a new personal API token for a user. Prints one JSON object with user_id,
 token_id and token; the token is shown only this once. The user's other tokens stay
 valid: revoke them afterwards to rotate.`,
-		Args: cobra.NoArgs,
+		Example: "  keyhold tokens issue --user 01m8bwn9bmf8bvrrbfke65f19r",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withCommands(cmd, cfg, func(cmds *commands.Commands) (any, error) {
-				res, err := cmds.IssueAPIToken.Handle(cmd.Context(), commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
+			c := commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user}
+			return withCommands(cmd, cfg, c.Validate, func(cmds *commands.Commands) (any, error) {
+				res, err := cmds.IssueAPIToken.Handle(cmd.Context(), c)
 				return map[string]string{"user_id": res.UserID, "token_id": res.TokenID, "token": res.Token}, err
 			})
 		},
@@ -40,10 +42,12 @@ valid: revoke them afterwards to rotate.`,
 		Short: "Revoke every personal API token of a user",
 		Long: `Revoke every personal API token of a user at once (a leaked token, a user who
 leaves). Prints one JSON object with user_id and revoked (how many tokens).`,
-		Args: cobra.NoArgs,
+		Example: "  keyhold tokens revoke --user 01m8bwn9bmf8bvrrbfke65f19r",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withCommands(cmd, cfg, func(cmds *commands.Commands) (any, error) {
-				res, err := cmds.RevokeAPITokens.Handle(cmd.Context(), commands.RevokeAPITokens{Meta: commands.Meta{Caller: auth.System()}, UserID: user})
+			c := commands.RevokeAPITokens{Meta: commands.Meta{Caller: auth.System()}, UserID: user}
+			return withCommands(cmd, cfg, c.Validate, func(cmds *commands.Commands) (any, error) {
+				res, err := cmds.RevokeAPITokens.Handle(cmd.Context(), c)
 				return map[string]any{"user_id": user, "revoked": res.Revoked}, err
 			})
 		},
@@ -51,16 +55,19 @@ leaves). Prints one JSON object with user_id and revoked (how many tokens).`,
 	for _, c := range []*cobra.Command{issue, revoke} {
 		c.Flags().StringVar(&user, "user", "", "the user's id (bootstrap printed it as user_id) (required)")
 		_ = c.MarkFlagRequired("user")
-		cmd.AddCommand(c)
+		cmd.AddCommand(cfg.use(c, logFlags...))
 	}
 	return cmd
 }
 
-// withCommands runs one operator command against the log (joining a
-// running server's NATS or starting its own) and prints its result as one
-// JSON object.
-func withCommands(cmd *cobra.Command, cfg *config, run func(*commands.Commands) (any, error)) error {
-	e, err := open(cmd.Context(), cfg, false)
+// withCommands checks an operator command's input with validate, then
+// runs it against the log (joining a running server's NATS or starting its
+// own) and prints its result as one JSON object.
+func withCommands(cmd *cobra.Command, cfg *config, validate func() error, run func(*commands.Commands) (any, error)) error {
+	if err := validate(); err != nil {
+		return refusal(err)
+	}
+	e, err := openLog(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
