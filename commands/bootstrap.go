@@ -117,11 +117,23 @@ const (
 	MaxCredentialLifetimeSetting = 10 * 365 * 24 * 3600 // ten years, in seconds
 )
 
-// Handle validates and records the new settings. Only tenant administrators
-// may change them; others get ErrNotFound.
-func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenantSettings) (TenantResult, error) {
+// Authorize decides from cmd's caller and tenant alone whether the caller
+// may change the settings at all: only tenant administrators may; others
+// get ErrNotFound. Handle calls it too; a dialect calls it before reading
+// the request body, so a caller without the right learns nothing about
+// its input.
+func (h ChangeTenantSettingsHandler) Authorize(cmd ChangeTenantSettings) error {
 	if !cmd.Caller.IsTenantAdmin(cmd.Tenant) {
-		return TenantResult{}, ruleError(ErrNotFound, "", "tenant %q not found", cmd.Tenant)
+		return ruleError(ErrNotFound, "", "tenant %q not found", cmd.Tenant)
+	}
+	return nil
+}
+
+// Handle validates and records the new settings. Only tenant administrators
+// may change them (see Authorize).
+func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenantSettings) (TenantResult, error) {
+	if err := h.Authorize(cmd); err != nil {
+		return TenantResult{}, err
 	}
 	if cmd.CredentialDefaultLifetime == nil && cmd.CredentialMaxLifetime == nil && cmd.ScopeLevels == nil {
 		return TenantResult{}, invalid("", "nothing to update: give at least one of the settings")

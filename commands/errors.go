@@ -38,11 +38,13 @@ var (
 )
 
 // Error is a rule violation with the field it concerns and a message saying
-// what to fix. It matches its Kind with errors.Is.
+// what to fix. It matches its Kind, and its Reason if set, with errors.Is.
 type Error struct {
 	Kind    error
 	Field   string
 	Message string
+	// Reason is a finer sentinel (such as ErrControlCharacter), or nil.
+	Reason error
 }
 
 func (e *Error) Error() string {
@@ -52,8 +54,14 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Kind, e.Message)
 }
 
-// Unwrap returns the kind, so errors.Is(err, ErrInvalid) works.
-func (e *Error) Unwrap() error { return e.Kind }
+// Unwrap returns the kind and the reason, so errors.Is(err, ErrInvalid)
+// and errors.Is(err, ErrBidiControl) both work.
+func (e *Error) Unwrap() []error {
+	if e.Reason == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Reason}
+}
 
 func invalid(field, format string, args ...any) error {
 	return &Error{Kind: ErrInvalid, Field: field, Message: fmt.Sprintf(format, args...)}

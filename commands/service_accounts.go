@@ -47,18 +47,29 @@ type CreateServiceAccount struct {
 // CreateServiceAccountHandler handles CreateServiceAccount.
 type CreateServiceAccountHandler struct{ base }
 
+// Authorize decides from cmd's Meta alone whether the caller may create
+// service accounts at all (ErrForbidden if not). Handle calls it too; a
+// dialect calls it before reading the request body, so a caller without
+// the right learns nothing about its input.
+func (h CreateServiceAccountHandler) Authorize(cmd CreateServiceAccount) error {
+	if !cmd.Caller.IsTenantAdmin(cmd.Caller.Tenant) {
+		return ruleError(ErrForbidden, "", "only tenant administrators can create service accounts")
+	}
+	return nil
+}
+
 // Handle validates the request, applies the tenant's scope policy and
 // scope-down, and records the service account. Non-administrators get
 // ErrForbidden.
 func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServiceAccount) (ServiceAccountResult, error) {
 	tenantID := cmd.Caller.Tenant
-	if !cmd.Caller.IsTenantAdmin(tenantID) {
-		return ServiceAccountResult{}, ruleError(ErrForbidden, "", "only tenant administrators can create service accounts")
-	}
-	if err := validText("displayName", cmd.DisplayName, true, MaxDisplayName); err != nil {
+	if err := h.Authorize(cmd); err != nil {
 		return ServiceAccountResult{}, err
 	}
-	if err := validText("description", cmd.Description, false, MaxDescription); err != nil {
+	if err := validText("displayName", cmd.DisplayName, nameText); err != nil {
+		return ServiceAccountResult{}, err
+	}
+	if err := validText("description", cmd.Description, descriptionText); err != nil {
 		return ServiceAccountResult{}, err
 	}
 	if cmd.Status == "" {
@@ -119,24 +130,34 @@ type UpdateServiceAccount struct {
 // UpdateServiceAccountHandler handles UpdateServiceAccount.
 type UpdateServiceAccountHandler struct{ base }
 
+// Authorize decides from cmd's Meta and ID alone whether the caller may
+// update service accounts at all; non-administrators get ErrNotFound.
+// Handle calls it too; a dialect calls it before reading the request body.
+func (h UpdateServiceAccountHandler) Authorize(cmd UpdateServiceAccount) error {
+	if !cmd.Caller.IsTenantAdmin(cmd.Caller.Tenant) {
+		return notFound("service account", cmd.ID)
+	}
+	return nil
+}
+
 // Handle applies the changes that differ from the current state; when
 // nothing differs it records nothing and returns the current state.
 // Newly added roles follow scope-down. Non-administrators get ErrNotFound.
 func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServiceAccount) (ServiceAccountResult, error) {
 	tenantID := cmd.Caller.Tenant
-	if !cmd.Caller.IsTenantAdmin(tenantID) {
-		return ServiceAccountResult{}, notFound("service account", cmd.ID)
+	if err := h.Authorize(cmd); err != nil {
+		return ServiceAccountResult{}, err
 	}
 	if cmd.DisplayName == nil && cmd.Description == nil && cmd.Roles == nil && cmd.Status == nil {
 		return ServiceAccountResult{}, invalid("", "nothing to update: give at least one of displayName, description, roles, status")
 	}
 	if cmd.DisplayName != nil {
-		if err := validText("displayName", *cmd.DisplayName, true, MaxDisplayName); err != nil {
+		if err := validText("displayName", *cmd.DisplayName, nameText); err != nil {
 			return ServiceAccountResult{}, err
 		}
 	}
 	if cmd.Description != nil {
-		if err := validText("description", *cmd.Description, false, MaxDescription); err != nil {
+		if err := validText("description", *cmd.Description, descriptionText); err != nil {
 			return ServiceAccountResult{}, err
 		}
 	}
@@ -249,12 +270,23 @@ type CredentialResult struct {
 // CreateCredentialHandler handles CreateCredential.
 type CreateCredentialHandler struct{ base }
 
+// Authorize decides from cmd's Meta and ServiceAccountID alone whether the
+// caller may create credentials at all; non-administrators get
+// ErrNotFound. Handle calls it too; a dialect calls it before reading the
+// request body.
+func (h CreateCredentialHandler) Authorize(cmd CreateCredential) error {
+	if !cmd.Caller.IsTenantAdmin(cmd.Caller.Tenant) {
+		return notFound("service account", cmd.ServiceAccountID)
+	}
+	return nil
+}
+
 // Handle enforces the active-credential limit and the tenant's lifetime
 // bounds, then records the credential's verifier (never the secret).
 func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredential) (CredentialResult, error) {
 	tenantID := cmd.Caller.Tenant
-	if !cmd.Caller.IsTenantAdmin(tenantID) {
-		return CredentialResult{}, notFound("service account", cmd.ServiceAccountID)
+	if err := h.Authorize(cmd); err != nil {
+		return CredentialResult{}, err
 	}
 	t, _, err := h.tenant(ctx, tenantID)
 	if err != nil {

@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"errors"
+	"fmt"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -37,22 +39,128 @@ func ValidScopeTarget(s string) bool {
 	return ValidTenantID(s) || len(s) <= MaxNamespace && namespacePattern.MatchString(s)
 }
 
-func validText(field, s string, required bool, max int) error {
-	if required && strings.TrimSpace(s) == "" {
-		return invalid(field, "is required and must not be blank")
+// Reasons a text field (a name or a description) is refused. Each comes
+// inside an *Error of kind ErrInvalid naming the field, so errors.Is
+// matches both the kind and the reason.
+var (
+	// ErrBlank means a required text is empty.
+	ErrBlank = errors.New("blank text")
+	// ErrTooLong means a text has more characters than its field allows.
+	ErrTooLong = errors.New("text too long")
+	// ErrNotUTF8 means a text is not valid UTF-8.
+	ErrNotUTF8 = errors.New("text not UTF-8")
+	// ErrControlCharacter means a text holds a control character (NUL,
+	// tab, carriage return, DEL, C1 controls, line and paragraph
+	// separators; a newline too, except in multi-line text).
+	ErrControlCharacter = errors.New("control character")
+	// ErrBidiControl means a text holds a bidirectional embedding,
+	// override or isolate (U+202A to U+202E, U+2066 to U+2069), which can
+	// make it display in an order other than the stored one.
+	ErrBidiControl = errors.New("bidirectional control character")
+	// ErrByteOrderMark means a text holds U+FEFF.
+	ErrByteOrderMark = errors.New("byte order mark")
+	// ErrNoncharacter means a text holds a Unicode noncharacter
+	// (U+FDD0 to U+FDEF, or U+FFFE and U+FFFF of any plane).
+	ErrNoncharacter = errors.New("noncharacter")
+	// ErrInvisible means a text holds only spaces and invisible
+	// characters, so it would show as nothing.
+	ErrInvisible = errors.New("only invisible characters")
+)
+
+// textKind is what a text field allows: names and descriptions differ in
+// length, whether they are required and whether they may span lines, and
+// follow validText otherwise.
+type textKind struct {
+	max       int
+	required  bool
+	multiline bool
+}
+
+var (
+	nameText        = textKind{max: MaxDisplayName, required: true}
+	descriptionText = textKind{max: MaxDescription, multiline: true}
+)
+
+// validText is Keyhold's one rule for human-readable text. It refuses, with
+// the reason as Error.Reason and in the message: invalid UTF-8, too many
+// characters, control characters (a newline is allowed in multi-line
+// text only), bidirectional controls, a byte order mark, noncharacters,
+// and a value made only of spaces and invisible characters. An empty
+// value is refused only when required.
+func validText(field, s string, k textKind) error {
+	refuse := func(reason error, format string, args ...any) error {
+		return &Error{Kind: ErrInvalid, Field: field, Reason: reason, Message: fmt.Sprintf(format, args...)}
 	}
 	if !utf8.ValidString(s) {
-		return invalid(field, "must be valid UTF-8")
+		return refuse(ErrNotUTF8, "must be valid UTF-8")
 	}
-	if n := utf8.RuneCountInString(s); n > max {
-		return invalid(field, "must be at most %d characters (got %d)", max, n)
+	if s == "" {
+		if k.required {
+			return refuse(ErrBlank, "is required and must not be blank")
+		}
+		return nil
 	}
+	if n := utf8.RuneCountInString(s); n > k.max {
+		return refuse(ErrTooLong, "must be at most %d characters (got %d)", k.max, n)
+	}
+	visible := false
+	pos := 0
 	for _, r := range s {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return invalid(field, "must not contain control characters")
+		pos++
+		switch {
+		case r == '\n' && k.multiline:
+		case r == '\n':
+			return refuse(ErrControlCharacter, "must be a single line: found a newline (U+000A) at character %d; control characters are not allowed", pos)
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			allowed := "no control characters are allowed"
+			if k.multiline {
+				allowed = "control characters other than newline (U+000A) are not allowed"
+			}
+			return refuse(ErrControlCharacter, "must not contain control characters: found %U%s at character %d; %s", r, controlName(r), pos, allowed)
+		case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+			return refuse(ErrBidiControl, "must not contain bidirectional control characters: found %U at character %d, which can make text display in another order than it is stored", r, pos)
+		case r == '\ufeff':
+			return refuse(ErrByteOrderMark, "must not contain a byte order mark (U+FEFF): found at character %d", pos)
+		case r >= '\ufdd0' && r <= '\ufdef', r&0xfffe == 0xfffe:
+			return refuse(ErrNoncharacter, "must not contain Unicode noncharacters: found %U at character %d", r, pos)
+		case !invisible(r):
+			visible = true
 		}
 	}
+	if !visible {
+		return refuse(ErrInvisible, "must contain a visible character: it holds only spaces or invisible characters")
+	}
 	return nil
+}
+
+// controlName names the control characters clients send most by mistake.
+func controlName(r rune) string {
+	switch r {
+	case 0:
+		return " (NUL)"
+	case '\t':
+		return " (tab)"
+	case '\r':
+		return " (carriage return)"
+	case 0x7f:
+		return " (DEL)"
+	case '\u2028':
+		return " (line separator)"
+	case '\u2029':
+		return " (paragraph separator)"
+	}
+	return ""
+}
+
+// invisible reports whether r shows as nothing on its own: white space,
+// format characters (zero-width spaces and joiners, marks), variation
+// selectors and the blank letters fonts draw empty.
+func invisible(r rune) bool {
+	switch r {
+	case '\u115f', '\u1160', '\u3164', '\uffa0', '\u2800':
+		return true
+	}
+	return unicode.IsSpace(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r)
 }
 
 func validUsername(s string) error {

@@ -40,7 +40,7 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 		if tenant != "" && tenant != p.Tenant {
 			other, ok := b.dir.UserInTenant(p.ID, tenant)
 			if !ok {
-				return auth.Principal{}, fmt.Errorf("%w: no access to the requested tenant", ErrUnauthenticated)
+				return auth.Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, ErrNoTenantAccess)
 			}
 			p = other
 		}
@@ -54,7 +54,7 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 		return p, refused(err)
 	}
 	if tenant != "" && tenant != p.Tenant {
-		return auth.Principal{}, fmt.Errorf("%w: service accounts act only in their own tenant", ErrUnauthenticated)
+		return auth.Principal{}, fmt.Errorf("%w: %w: service accounts act only in their own tenant", ErrUnauthenticated, ErrNoTenantAccess)
 	}
 	return p, nil
 }

@@ -6,15 +6,16 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	khttp "github.com/keyhold/keyhold/http"
 )
 
 // FuzzDecodeJSON checks that any body either decodes or fails with
-// ErrBadRequest, never panics, and never echoes more than a bounded
-// message.
+// ErrBadRequest, never panics, never echoes more than a bounded message,
+// and never lets a lone surrogate escape through as U+FFFD.
 func FuzzDecodeJSON(f *testing.F) {
-	for _, seed := range []string{`{"name":"a","count":1,"tags":["x"]}`, `{"name":}`, `[1]`, `{"id":1}`, `{"count":1e999}`, `{"tags":[[[[[]]]]]}`, "\x00", `{"name":"\ud800"}`} {
+	for _, seed := range []string{`{"name":"a","count":1,"tags":["x"]}`, `{"name":}`, `[1]`, `{"id":1}`, `{"count":1e999}`, `{"tags":[[[[[]]]]]}`, "\x00", `{"name":"\ud800"}`, `{"tags":["\udc00x"]}`, `{"name":"\ud83d\ude00"}`, `{"\ud800":1}`, `{"name":"\\ud800"}`, `{"count":99999999999999999999}`} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -27,6 +28,9 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 		if err != nil && len(err.Error()) > 300 {
 			t.Fatalf("error message of %d bytes", len(err.Error()))
+		}
+		if err == nil && strings.ContainsRune(v.Name+strings.Join(v.Tags, ""), utf8.RuneError) && !strings.Contains(body, "\uFFFD") && !strings.Contains(body, "\ufffd") && !strings.ContainsRune(body, utf8.RuneError) {
+			t.Fatalf("body %q decoded to U+FFFD: a lone surrogate got through", body)
 		}
 	})
 }

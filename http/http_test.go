@@ -25,6 +25,82 @@ type target struct {
 	Tags  []string `json:"tags"`
 }
 
+func TestDecodeJSONReasons(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       error
+	}{
+		{"too large", `{"name":"` + strings.Repeat("a", khttp.MaxBodyBytes) + `"}`, khttp.ErrBodyTooLarge},
+		{"lone surrogate", `{"name":"\udfff"}`, khttp.ErrLoneSurrogate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
+			var v target
+			err := khttp.DecodeJSON(httptest.NewRecorder(), r, &v)
+			if !errors.Is(err, tt.want) || !errors.Is(err, khttp.ErrBadRequest) {
+				t.Fatalf("err = %v, want %v and ErrBadRequest", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestQuery(t *testing.T) {
+	tests := []struct {
+		name, query string
+		allowed     []string
+		wantField   string
+		wantErr     string
+	}{
+		{"known", "limit=1&cursor=x", []string{"limit", "cursor"}, "", ""},
+		{"none", "", nil, "", ""},
+		{"unknown on a write", "dryRun=true", nil, "dryRun", "this endpoint takes none"},
+		{"unknown beside known", "limit=1&foo=2", []string{"limit"}, "foo", "known: limit"},
+		{"semicolon separator", "limit=1;foo=2", []string{"limit"}, "limit", "not ;"},
+		{"semicolon alone", ";", []string{"limit"}, ";", "not ;"},
+		{"repeated", "limit=1&limit=2", []string{"limit"}, "limit", "once"},
+		{"malformed escape", "limit=%zz", []string{"limit"}, "limit", "malformed %-escape"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/x?"+tt.query, nil)
+			_, err := khttp.Query(r, tt.allowed...)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var fe *khttp.FieldError
+			if !errors.As(err, &fe) || fe.Field != tt.wantField || !strings.Contains(fe.Message, tt.wantErr) {
+				t.Fatalf("err = %#v, want field %q mentioning %q", err, tt.wantField, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRepeatedAuthHeaderIs400(t *testing.T) {
+	kit, err := khttp.NewKit(refuseAll{}, projections.NewProgress(), nil, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := kit.Authenticated(khttp.WriteProblem)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Fatal("handler reached") }))
+	for _, name := range []string{"Authorization", khttp.TenantHeader} {
+		t.Run(name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.Header.Add(name, "Bearer a")
+			req.Header.Add(name, "Bearer b")
+			h.ServeHTTP(rec, req)
+			var p khttp.Problem
+			_ = json.Unmarshal(rec.Body.Bytes(), &p)
+			if rec.Code != 400 || p.Field != name {
+				t.Fatalf("got %d %s", rec.Code, rec.Body)
+			}
+		})
+	}
+}
+
 func TestDecodeJSONEmptyBodyIsDistinct(t *testing.T) {
 	for _, body := range []string{"", "  \n"} {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
@@ -61,8 +137,15 @@ func TestDecodeJSON(t *testing.T) {
 		{"null", "application/json", ` null `, "must be a JSON object", ""},
 		{"a string", "application/json", `"x"`, "must be a JSON object", ""},
 		{"two objects", "application/json", `{} {}`, "single JSON object", ""},
-		{"form content type", "application/x-www-form-urlencoded", `{}`, "Content-Type must be application/json", ""},
+		{"form content type", "application/x-www-form-urlencoded", `{}`, "Content-Type must be application/json", "Content-Type"},
 		{"too large", "application/json", `{"name":"` + strings.Repeat("a", khttp.MaxBodyBytes) + `"}`, "larger than", ""},
+		{"lone high surrogate", "application/json", `{"name":"a\ud800b"}`, "lone UTF-16 surrogate (\\ud800)", "name"},
+		{"lone low surrogate in an array", "application/json", `{"tags":["x","\uDC00"]}`, "lone UTF-16 surrogate", "tags"},
+		{"high surrogate then another escape", "application/json", `{"name":"\ud800\u0041"}`, "lone UTF-16 surrogate", "name"},
+		{"surrogate in a field name", "application/json", `{"tags":{"n\ud800":1}}`, `a field name in "tags" holds a lone UTF-16 surrogate`, "tags"},
+		{"surrogate pair", "application/json", `{"name":"\ud83d\ude00"}`, "", ""},
+		{"escaped backslash before u", "application/json", `{"name":"\\ud800"}`, "", ""},
+		{"integer too large", "application/json", `{"count":99999999999999999999}`, `field "count" is out of range: must be a whole number from -9223372036854775808 to 9223372036854775807`, "count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

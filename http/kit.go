@@ -22,6 +22,11 @@ var ErrAuthUnavailable = errors.New("authentication unavailable")
 // malformed, unknown, expired or revoked token.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
+// ErrNoTenantAccess is returned (wrapped with ErrUnauthenticated) by an
+// Authenticator for a valid token whose principal may not act in the
+// tenant the request names.
+var ErrNoTenantAccess = errors.New("no access to the requested tenant")
+
 // Authenticator turns a bearer token into a principal. tenant is the
 // tenant the caller asked to act in (Keyhold-Tenant header), or "" for the
 // principal's own. Implementations must be safe for concurrent use.
@@ -71,10 +76,18 @@ func NewKit(a Authenticator, w Waiter, await []string, waitTimeout time.Duration
 }
 
 // Authenticated rejects requests without a valid bearer token (401 in the
-// dialect's shape) and stores the principal in the request context.
+// dialect's shape) and stores the principal in the request context. A
+// request that repeats Authorization or Keyhold-Tenant is refused (400):
+// readers of a repeated header disagree on which one counts.
 func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, name := range []string{"Authorization", TenantHeader} {
+				if len(r.Header.Values(name)) > 1 {
+					onErr(w, r, http.StatusBadRequest, name, "send the "+name+" header once")
+					return
+				}
+			}
 			h := r.Header.Get("Authorization")
 			scheme, token, ok := strings.Cut(h, " ")
 			if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
@@ -86,6 +99,12 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 			if errors.Is(err, ErrAuthUnavailable) {
 				w.Header().Set("Retry-After", "1")
 				onErr(w, r, http.StatusServiceUnavailable, "", "the server is starting; retry in a moment")
+				return
+			}
+			if errors.Is(err, ErrNoTenantAccess) {
+				// The token is valid: only the tenant it asks for is not its.
+				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
+				onErr(w, r, http.StatusUnauthorized, TenantHeader, "the caller has no access to the tenant named in "+TenantHeader+" (service accounts act only in their own tenant); omit the header to act in the caller's own tenant")
 				return
 			}
 			if err != nil {

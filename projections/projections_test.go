@@ -319,11 +319,11 @@ func TestCopyAndInsertWriteTheSameRows(t *testing.T) {
 	r := f.start(t, projections.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	ctx := context.Background()
 	meta := commands.Meta{Caller: f.admin}
-	tricky := []string{"tab\there", "new\nline", `back\slash`, `quote"s and 'apostrophes'`, "two\n\nlines", `\N`, "ünïcødé ✓", "{braces},commas"}
+	tricky := []string{`tab\tescaped`, "new\nline", `back\slash`, `quote"s and 'apostrophes'`, "two\n\nlines", `\N`, "ünïcødé ✓", "{braces},commas"}
 	var last uint64
 	for i := range 700 {
 		desc := tricky[i%len(tricky)]
-		res, err := f.cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: fmt.Sprintf("sa %d %s", i, desc),
+		res, err := f.cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: fmt.Sprintf("sa %d", i),
 			Description: desc, Scope: events.Scope{Level: "tenant"}, Roles: []string{"auditor", "viewer"}})
 		testenv.Must(t, err, "create %d", i)
 		last = res.Sequence
@@ -344,7 +344,7 @@ func TestCopyAndInsertWriteTheSameRows(t *testing.T) {
 		t.Fatalf("the projector logged trouble:\n%s", logs.String())
 	}
 	var got string
-	testenv.Must(t, f.db.Get(&got, "SELECT description FROM service_accounts WHERE display_name LIKE 'sa 1 %'"), "read back")
+	testenv.Must(t, f.db.Get(&got, "SELECT description FROM service_accounts WHERE display_name = 'sa 1'"), "read back")
 	if got != tricky[1] {
 		t.Fatalf("description read back %q, want %q", got, tricky[1])
 	}

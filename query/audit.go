@@ -67,13 +67,13 @@ func NewAudit(store *events.Store) *Audit { return &Audit{store: store} }
 // all tenants at once need a superadmin.
 func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter) (out []events.Envelope, next string, err error) {
 	if f.Tenant != "" && f.Tenant != events.InstanceTenant && !events.ValidToken(f.Tenant) {
-		return nil, "", fmt.Errorf("%w: tenant %q", ErrInvalid, f.Tenant)
+		return nil, "", invalid("tenant", "tenant %q is not a tenant id", f.Tenant)
 	}
 	if f.Aggregate != "" && !events.ValidToken(f.Aggregate) {
-		return nil, "", fmt.Errorf("%w: aggregate must be an id", ErrInvalid)
+		return nil, "", invalid("aggregate", "aggregate must be an id")
 	}
 	if f.Since != nil && f.Until != nil && f.Until.Before(*f.Since) {
-		return nil, "", fmt.Errorf("%w: until is before since", ErrInvalid)
+		return nil, "", invalid("until", "until is before since")
 	}
 	superadmin := caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance})
 	if (f.Tenant == "" && !superadmin) || (f.Tenant != "" && !caller.CanAudit(f.Tenant)) {
@@ -84,7 +84,7 @@ func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter
 	case limit == 0:
 		limit = DefaultAuditLimit
 	case limit > MaxAuditLimit:
-		return nil, "", fmt.Errorf("%w: limit must be between 1 and %d", ErrInvalid, MaxAuditLimit)
+		return nil, "", invalid("limit", "limit must be between 1 and %d", MaxAuditLimit)
 	}
 	tenant := f.Tenant
 	if tenant == "" {
@@ -97,7 +97,7 @@ func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter
 	if f.Cursor != "" {
 		seq, err := strconv.ParseUint(f.Cursor, 10, 64)
 		if err != nil || seq == 0 {
-			return nil, "", fmt.Errorf("%w: cursor is not one this API returned", ErrInvalid)
+			return nil, "", invalid("cursor", "cursor is not one this API returned")
 		}
 		filter.StartSeq = seq
 	}

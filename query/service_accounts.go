@@ -28,6 +28,24 @@ var (
 	ErrInvalid = errors.New("invalid query")
 )
 
+// FieldError is an ErrInvalid about one filter, cursor or limit: it
+// matches ErrInvalid with errors.Is.
+type FieldError struct {
+	// Field names the input as the query's filter does ("cursor").
+	Field string
+	// Message says what to fix, naming the field.
+	Message string
+}
+
+func (e *FieldError) Error() string { return ErrInvalid.Error() + ": " + e.Message }
+
+// Is makes a FieldError match ErrInvalid.
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
 // Page limits.
 const (
 	DefaultLimit = 50
@@ -46,12 +64,12 @@ func (p Page) resolve() (limit int, after string, err error) {
 		limit = DefaultLimit
 	}
 	if limit < 1 || limit > MaxLimit {
-		return 0, "", fmt.Errorf("%w: limit must be between 1 and %d", ErrInvalid, MaxLimit)
+		return 0, "", invalid("limit", "limit must be between 1 and %d", MaxLimit)
 	}
 	if p.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(p.Cursor)
 		if err != nil || !events.ValidToken(string(b)) {
-			return 0, "", fmt.Errorf("%w: cursor is not one this API returned", ErrInvalid)
+			return 0, "", invalid("cursor", "cursor is not one this API returned")
 		}
 		after = string(b)
 	}

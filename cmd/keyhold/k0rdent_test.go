@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"sort"
@@ -831,6 +833,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		header                   map[string]string
 		field                    string // expected problem field, if any
 		detail                   string // expected in the problem detail, if any
+		status                   int    // expected status; 0 means 400
 	}
 	cases := []tc{
 		// Bodies of POST /service-accounts.
@@ -848,7 +851,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "roles of numbers", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":[1]}`},
 		{name: "displayName a number", method: "POST", path: saBase, body: `{"displayName":5,"scope":{"level":"tenant"}}`, detail: `"displayName" must be a string`},
 		{name: "scope a string", method: "POST", path: saBase, body: `{"displayName":"x","scope":"tenant"}`},
-		{name: "oversized body", method: "POST", path: saBase, body: big, detail: "larger than 65536 bytes"},
+		{name: "oversized body", method: "POST", path: saBase, body: big, detail: "larger than 65536 bytes", status: http.StatusRequestEntityTooLarge},
 		{name: "unknown role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["root"]}`, field: "roles", detail: `"root"`},
 		{name: "superadmin is no tenant role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["superadmin"]}`, field: "roles"},
 		{name: "33 roles", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":` + roles33 + `}`, field: "roles"},
@@ -865,7 +868,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "control character", method: "POST", path: saBase, body: `{"displayName":"a\u0000b","scope":{"level":"tenant"}}`, field: "displayName"},
 		{name: "long description", method: "POST", path: saBase, body: `{"displayName":"x","description":"` + strings.Repeat("d", 1025) + `","scope":{"level":"tenant"}}`, field: "description"},
 		{name: "unknown status", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"status":"paused"}`, field: "status"},
-		{name: "text/plain", method: "POST", path: saBase, body: valid, header: map[string]string{"Content-Type": "text/plain"}, detail: "Content-Type"},
+		{name: "text/plain", method: "POST", path: saBase, body: valid, header: map[string]string{"Content-Type": "text/plain"}, field: "Content-Type", detail: "Content-Type"},
 		{name: "form content type", method: "POST", path: saBase, body: valid, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
 		{name: "malformed content type", method: "POST", path: saBase, body: valid, header: map[string]string{"Content-Type": "application/"}},
 		{name: "idempotency key too long", method: "POST", path: saBase, body: valid, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, field: "Idempotency-Key"},
@@ -885,7 +888,33 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "patch blank name", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":""}`, field: "displayName"},
 		{name: "patch invalid JSON", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"x"`},
 		{name: "patch text/plain", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"x"}`, header: map[string]string{"Content-Type": "text/plain"}},
-		{name: "patch oversized", method: "PATCH", path: saBase + "/" + s.ID, body: `{"description":"` + strings.Repeat("x", 65<<10) + `"}`, detail: "larger than"},
+		{name: "patch oversized", method: "PATCH", path: saBase + "/" + s.ID, body: `{"description":"` + strings.Repeat("x", 65<<10) + `"}`, detail: "larger than", status: http.StatusRequestEntityTooLarge},
+		// Query parameters on writes, and query strings Go reads in part.
+		{name: "dryRun on create", method: "POST", path: saBase + "?dryRun=true", body: valid, field: "dryRun"},
+		{name: "query on patch", method: "PATCH", path: saBase + "/" + s.ID + "?force=1", body: `{"displayName":"renamed"}`, field: "force"},
+		{name: "query on delete", method: "DELETE", path: saBase + "/" + s.ID + "?cascade=true", field: "cascade"},
+		{name: "query on credential create", method: "POST", path: cred + "?dryRun=true", field: "dryRun"},
+		{name: "query on credential delete", method: "DELETE", path: cred + "/" + c.ID + "?x=1", field: "x"},
+		{name: "query on settings patch", method: "PATCH", path: settingsPath + "?dryRun=1", body: `{"credentialDefaultLifetimeDays":10}`, field: "dryRun"},
+		{name: "query on settings get", method: "GET", path: settingsPath + "?x=1", field: "x"},
+		{name: "semicolon in a list query", method: "GET", path: saBase + "?limit=1;status=disabled", detail: "not ;"},
+		{name: "semicolon on a write", method: "POST", path: saBase + "?a;b", body: valid, detail: "not ;"},
+		{name: "semicolon in audit", method: "GET", path: auditPath + "?limit=1;type=x", detail: "not ;"},
+		{name: "malformed escape", method: "GET", path: saBase + "?limit=%zz", field: "limit"},
+		// Strings the decoder would rewrite, and text classes.
+		{name: "lone surrogate", method: "POST", path: saBase, body: `{"displayName":"a\ud800","scope":{"level":"tenant"}}`, field: "displayName", detail: "lone UTF-16 surrogate"},
+		{name: "lone surrogate in patch", method: "PATCH", path: saBase + "/" + s.ID, body: `{"description":"\udc00"}`, field: "description", detail: "surrogate"},
+		{name: "tab in displayName", method: "POST", path: saBase, body: `{"displayName":"a\tb","scope":{"level":"tenant"}}`, field: "displayName", detail: "control characters"},
+		{name: "newline in displayName", method: "POST", path: saBase, body: `{"displayName":"a\nb","scope":{"level":"tenant"}}`, field: "displayName", detail: "single line"},
+		{name: "DEL in description", method: "POST", path: saBase, body: `{"displayName":"x","description":"a\u007f","scope":{"level":"tenant"}}`, field: "description", detail: "DEL"},
+		{name: "bidi override", method: "POST", path: saBase, body: `{"displayName":"abc\u202egpj","scope":{"level":"tenant"}}`, field: "displayName", detail: "bidirectional"},
+		{name: "bidi isolate in description", method: "PATCH", path: saBase + "/" + s.ID, body: `{"description":"a\u2066b"}`, field: "description", detail: "bidirectional"},
+		{name: "byte order mark", method: "POST", path: saBase, body: `{"displayName":"\ufeffx","scope":{"level":"tenant"}}`, field: "displayName", detail: "byte order mark"},
+		{name: "noncharacter", method: "POST", path: saBase, body: `{"displayName":"x\uffff","scope":{"level":"tenant"}}`, field: "displayName", detail: "noncharacter"},
+		{name: "only invisible", method: "POST", path: saBase, body: `{"displayName":"\u200b\u3164","scope":{"level":"tenant"}}`, field: "displayName", detail: "visible character"},
+		{name: "only spaces in description", method: "PATCH", path: saBase + "/" + s.ID, body: `{"description":"   "}`, field: "description", detail: "visible character"},
+		// Integers out of range.
+		{name: "lifetime overflows", method: "PATCH", path: settingsPath, body: `{"credentialMaxLifetimeDays":99999999999999999999}`, field: "credentialMaxLifetimeDays", detail: "out of range"},
 		// Credential bodies.
 		{name: "credential unknown field", method: "POST", path: cred, body: `{"expiresAt":null,"clientSecret":"mine"}`},
 		{name: "credential invalid JSON", method: "POST", path: cred, body: `{`},
@@ -918,7 +947,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "limit abc", method: "GET", path: saBase + "?limit=abc", field: "limit"},
 		{name: "limit 1.5", method: "GET", path: saBase + "?limit=1.5", field: "limit"},
 		{name: "empty limit", method: "GET", path: saBase + "?limit=&foo", field: "foo"},
-		{name: "bad cursor", method: "GET", path: saBase + "?cursor=!!!", detail: "cursor"},
+		{name: "bad cursor", method: "GET", path: saBase + "?cursor=!!!", field: "cursor", detail: "cursor"},
+		{name: "bad audit cursor", method: "GET", path: auditPath + "?cursor=x", field: "cursor"},
+		{name: "bad audit aggregate", method: "GET", path: auditPath + "?aggregate=a.b", field: "aggregate"},
 		{name: "cursor not base64url", method: "GET", path: saBase + "?cursor=" + base64.StdEncoding.EncodeToString([]byte("??>>"))},
 		{name: "cursor of a bad id", method: "GET", path: saBase + "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("../etc"))},
 		{name: "unknown scopeLevel", method: "GET", path: saBase + "?scopeLevel=instance", field: "scopeLevel"},
@@ -930,12 +961,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "query on get", method: "GET", path: saBase + "/" + s.ID + "?expand=credentials", field: "expand"},
 		{name: "filter on credentials", method: "GET", path: cred + "?status=active", field: "status"},
 		{name: "credentials limit 0", method: "GET", path: cred + "?limit=0", field: "limit"},
-		{name: "credentials bad cursor", method: "GET", path: cred + "?cursor=%25%25"},
+		{name: "credentials bad cursor", method: "GET", path: cred + "?cursor=%25%25", field: "cursor"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := h.send(t, httpReq{method: c.method, path: c.path, token: a.token, body: c.body, header: c.header})
-			p := checkProblem(t, r, http.StatusBadRequest)
+			status := c.status
+			if status == 0 {
+				status = http.StatusBadRequest
+			}
+			p := checkProblem(t, r, status)
 			if c.field != "" && p["field"] != c.field {
 				t.Errorf("problem field %v, want %q (detail %v)", p["field"], c.field, p["detail"])
 			}
@@ -967,5 +1002,85 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	if n := len(h.auditAll(t, a.token, "")); n != events {
 		t.Errorf("bad input appended %d events", n-events)
+	}
+}
+
+// TestRefusedBeforeDecoding checks refusals that need other callers or raw
+// headers: a caller without the right gets 403 whatever its body, a
+// repeated authentication header is 400, a Keyhold-Tenant the caller
+// cannot use says so, and the OAuth2 endpoints answer a wrong method and
+// an oversized body in their own shape.
+func TestRefusedBeforeDecoding(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	_, viewer := h.principal(t, a.token, "reader", "viewer")
+	before := len(h.listSAs(t, a.token, "?limit=200"))
+
+	t.Run("viewer posting a bad body gets 403", func(t *testing.T) {
+		for _, body := range []string{`{"displayName":`, `{"displayName":"a\ud800"}`, `{"bogus":1}`} {
+			r := h.send(t, httpReq{method: http.MethodPost, path: saBase, token: viewer, body: body})
+			checkProblem(t, r, http.StatusForbidden)
+		}
+		r := h.send(t, httpReq{method: http.MethodPost, path: saBase + "?dryRun=true", token: viewer, body: `{}`})
+		checkProblem(t, r, http.StatusForbidden)
+	})
+	t.Run("repeated Authorization is 400", func(t *testing.T) {
+		for _, tc := range []struct{ name, first, second string }{
+			{"Authorization", "Bearer " + a.token, "Bearer " + viewer},
+			{"Keyhold-Tenant", "acme", "other"},
+		} {
+			req, err := http.NewRequest(http.MethodPost, h.ts.URL+saBase, strings.NewReader(`{"displayName":"twice","scope":{"level":"tenant"}}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if tc.name != "Authorization" {
+				req.Header.Set("Authorization", "Bearer "+a.token)
+			}
+			req.Header.Add(tc.name, tc.first)
+			req.Header.Add(tc.name, tc.second)
+			res, err := h.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			p := checkProblem(t, httpResp{Status: res.StatusCode, Header: res.Header, Body: raw}, http.StatusBadRequest)
+			if p["field"] != tc.name {
+				t.Errorf("%s twice: field %v, want %s", tc.name, p["field"], tc.name)
+			}
+		}
+	})
+	t.Run("a tenant the caller cannot use", func(t *testing.T) {
+		r := h.send(t, httpReq{method: http.MethodGet, path: saBase, token: a.token, header: map[string]string{"Keyhold-Tenant": "other"}})
+		p := checkProblem(t, r, http.StatusUnauthorized)
+		if d := fmt.Sprint(p["detail"]); p["field"] != "Keyhold-Tenant" || !strings.Contains(d, "no access to the tenant") || strings.Contains(d, "invalid") {
+			t.Errorf("problem %v", p)
+		}
+	})
+	t.Run("GET /oauth2/token is 405 in the OAuth2 shape", func(t *testing.T) {
+		r := h.do(t, http.MethodGet, "/oauth2/token", "", nil)
+		var e struct {
+			Error string `json:"error"`
+		}
+		r.decode(t, &e)
+		if r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "POST" || e.Error != "invalid_request" ||
+			!strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("got %s, Allow %q, Content-Type %q", r, r.Header.Get("Allow"), r.Header.Get("Content-Type"))
+		}
+	})
+	t.Run("oversized OAuth2 body is 413 in the OAuth2 shape", func(t *testing.T) {
+		r := h.form(t, "/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "pad": {strings.Repeat("x", 9<<10)}}, "", "")
+		var e struct {
+			Error string `json:"error"`
+		}
+		r.decode(t, &e)
+		if r.Status != http.StatusRequestEntityTooLarge || e.Error != "invalid_request" {
+			t.Errorf("got %s", r)
+		}
+	})
+	if after := len(h.listSAs(t, a.token, "?limit=200")); after != before {
+		t.Errorf("refused requests created %d service accounts", after-before)
 	}
 }

@@ -5,7 +5,6 @@ package audit
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -29,7 +28,7 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 			khttp.WriteProblem(w, req, http.StatusForbidden, "", "the caller acts in no tenant")
 			return
 		}
-		f, err := filterOf(req.URL.Query(), p.Tenant, time.Now())
+		f, err := filterOf(req, p.Tenant, time.Now())
 		var fe *khttp.FieldError
 		if errors.As(err, &fe) {
 			khttp.WriteProblem(w, req, http.StatusBadRequest, fe.Field, fe.Message)
@@ -40,7 +39,11 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 			return
 		}
 		items, next, err := a.Events(req.Context(), p, f)
+		var qe *query.FieldError
 		switch {
+		case errors.As(err, &qe):
+			khttp.WriteProblem(w, req, http.StatusBadRequest, qe.Field, qe.Message)
+			return
 		case errors.Is(err, query.ErrInvalid):
 			khttp.WriteProblem(w, req, http.StatusBadRequest, "", err.Error())
 			return
@@ -62,26 +65,19 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 	})
 }
 
-var known = map[string]bool{"tenant": true, "aggregate": true, "actor": true, "type": true, "since": true, "until": true, "cursor": true, "limit": true}
-
 // filterOf reads the query string, with the CLI's filters; tenant
 // defaults to the caller's. Over HTTP nothing crosses tenants,
 // superadmins included: the handler refuses any other tenant.
-func filterOf(qs url.Values, tenant string, now time.Time) (query.AuditFilter, error) {
+func filterOf(r *http.Request, tenant string, now time.Time) (query.AuditFilter, error) {
 	f := query.AuditFilter{Tenant: tenant}
-	for k, v := range qs {
-		if !known[k] {
-			return f, khttp.BadField(k, "is not a known query parameter (known: tenant, aggregate, actor, type, since, until, cursor, limit)")
-		}
-		if len(v) > 1 {
-			return f, khttp.BadField(k, "must be given once")
-		}
+	qs, err := khttp.Query(r, "tenant", "aggregate", "actor", "type", "since", "until", "cursor", "limit")
+	if err != nil {
+		return f, err
 	}
 	if t := qs.Get("tenant"); t != "" {
 		f.Tenant = t
 	}
 	f.Aggregate, f.Actor, f.Type, f.Cursor = qs.Get("aggregate"), qs.Get("actor"), qs.Get("type"), qs.Get("cursor")
-	var err error
 	if f.Since, err = query.ParseAuditTime(qs.Get("since"), now); err != nil {
 		return f, khttp.BadField("since", "must be an RFC 3339 date-time such as 2026-01-31T00:00:00Z or a duration back from now such as 24h")
 	}

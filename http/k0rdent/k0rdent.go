@@ -133,7 +133,7 @@ func meta(r *http.Request) commands.Meta {
 }
 
 func (h handlers) list(w http.ResponseWriter, r *http.Request) {
-	qs, err := params(r.URL.Query(), "limit", "cursor", "scopeLevel", "scopeTarget", "status")
+	qs, err := khttp.Query(r, "limit", "cursor", "scopeLevel", "scopeTarget", "status")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -180,8 +180,12 @@ type createRequest struct {
 }
 
 func (h handlers) create(w http.ResponseWriter, r *http.Request) {
+	if err := h.cmds.CreateServiceAccount.Authorize(commands.CreateServiceAccount{Meta: meta(r)}); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var req createRequest
-	if err := khttp.DecodeJSON(w, r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -207,7 +211,7 @@ func (h handlers) get(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := params(r.URL.Query()); err != nil {
+	if _, err := khttp.Query(r); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -231,8 +235,12 @@ func (h handlers) update(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if err := h.cmds.UpdateServiceAccount.Authorize(commands.UpdateServiceAccount{Meta: meta(r), ID: id}); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var req updateRequest
-	if err := khttp.DecodeJSON(w, r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -252,6 +260,10 @@ func (h handlers) delete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if _, err := khttp.Query(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	seq, err := h.cmds.DeleteServiceAccount.Handle(r.Context(), commands.DeleteServiceAccount{Meta: meta(r), ID: id})
 	if err != nil {
 		h.fail(w, r, err)
@@ -266,7 +278,7 @@ func (h handlers) listCredentials(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	qs, err := params(r.URL.Query(), "limit", "cursor")
+	qs, err := khttp.Query(r, "limit", "cursor")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -301,9 +313,13 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if err := h.cmds.CreateCredential.Authorize(commands.CreateCredential{Meta: meta(r), ServiceAccountID: saID}); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var req createCredentialRequest
 	// The body is optional: without one the defaults apply.
-	if err := khttp.DecodeJSON(w, r, &req); err != nil && !errors.Is(err, khttp.ErrEmptyBody) {
+	if err := decode(w, r, &req); err != nil && !errors.Is(err, khttp.ErrEmptyBody) {
 		h.fail(w, r, err)
 		return
 	}
@@ -336,6 +352,10 @@ func (h handlers) getCredential(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if _, err := khttp.Query(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	c, err := h.q.Credential(r.Context(), caller(r), saID, id)
 	if err != nil {
 		h.fail(w, r, err)
@@ -347,6 +367,10 @@ func (h handlers) getCredential(w http.ResponseWriter, r *http.Request) {
 func (h handlers) deleteCredential(w http.ResponseWriter, r *http.Request) {
 	saID, id, ok := h.credentialPath(w, r)
 	if !ok {
+		return
+	}
+	if _, err := khttp.Query(r); err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	seq, err := h.cmds.DeleteCredential.Handle(r.Context(), commands.DeleteCredential{Meta: meta(r), ServiceAccountID: saID, CredentialID: id})
@@ -365,6 +389,10 @@ type settingsJSON struct {
 }
 
 func (h handlers) getSettings(w http.ResponseWriter, r *http.Request) {
+	if _, err := khttp.Query(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	t, err := h.q.TenantSettings(r.Context(), caller(r))
 	if err != nil {
 		h.fail(w, r, err)
@@ -407,8 +435,13 @@ var settingsFields = map[string]string{
 }
 
 func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
+	p := caller(r)
+	if err := h.cmds.ChangeTenantSettings.Authorize(commands.ChangeTenantSettings{Meta: meta(r), Tenant: p.Tenant}); err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	var req settingsRequest
-	if err := khttp.DecodeJSON(w, r, &req); err != nil {
+	if err := decode(w, r, &req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -422,7 +455,6 @@ func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	p := caller(r)
 	res, err := h.cmds.ChangeTenantSettings.Handle(r.Context(), commands.ChangeTenantSettings{
 		Meta: meta(r), Tenant: p.Tenant, CredentialDefaultLifetime: def, CredentialMaxLifetime: max, ScopeLevels: req.ScopeLevels,
 	})
@@ -447,23 +479,13 @@ func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
 
 // Input helpers.
 
-// params rejects query parameters other than allowed, and repeated ones.
-func params(qs url.Values, allowed ...string) (url.Values, error) {
-	for k, v := range qs {
-		known := false
-		for _, a := range allowed {
-			if k == a {
-				known = true
-			}
-		}
-		if !known {
-			return nil, khttp.BadField(k, "is not a known query parameter")
-		}
-		if len(v) > 1 {
-			return nil, khttp.BadField(k, "must be given once")
-		}
+// decode reads a write's body after refusing unknown query parameters:
+// writes take none.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if _, err := khttp.Query(r); err != nil {
+		return err
 	}
-	return qs, nil
+	return khttp.DecodeJSON(w, r, v)
 }
 
 func pageOf(qs url.Values) (query.Page, error) {
@@ -515,17 +537,22 @@ func validID(id string) bool {
 func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ce *commands.Error
 	var fe *khttp.FieldError
+	var qe *query.FieldError
 	field, detail := "", err.Error()
 	switch {
 	case errors.As(err, &ce):
 		field, detail = ce.Field, ce.Message
 	case errors.As(err, &fe):
 		field, detail = fe.Field, fe.Message
+	case errors.As(err, &qe):
+		field, detail = qe.Field, qe.Message
 	case errors.Is(err, khttp.ErrBadRequest):
 		detail = strings.TrimPrefix(detail, khttp.ErrBadRequest.Error()+": ")
 	}
 	status := http.StatusInternalServerError
 	switch {
+	case errors.Is(err, khttp.ErrBodyTooLarge):
+		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, khttp.ErrBadRequest), errors.Is(err, commands.ErrInvalid), errors.Is(err, query.ErrInvalid):
 		status = http.StatusBadRequest
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, query.ErrNotFound):

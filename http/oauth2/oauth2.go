@@ -132,11 +132,13 @@ func New(dir *query.Directory, keys *auth.Keys, revoke RevokeFunc, opts ...Optio
 	return s, nil
 }
 
-// Register adds the OAuth2 endpoints to r.
+// Register adds the OAuth2 endpoints to r. The token, introspection and
+// revocation endpoints answer another method than POST with 405 and
+// Allow, in the RFC 6749 error shape like their other errors.
 func (s *Server) Register(r *mux.Router) {
-	r.HandleFunc(TokenPath, s.token).Methods(http.MethodPost)
-	r.HandleFunc(IntrospectPath, s.introspect).Methods(http.MethodPost)
-	r.HandleFunc(RevokePath, s.revocation).Methods(http.MethodPost)
+	r.HandleFunc(TokenPath, postOnly(s.token))
+	r.HandleFunc(IntrospectPath, postOnly(s.introspect))
+	r.HandleFunc(RevokePath, postOnly(s.revocation))
 	r.HandleFunc(JWKSPath, s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
 }
 
@@ -159,6 +161,18 @@ type oauthError struct {
 	// challenge adds WWW-Authenticate: Basic, required when the client
 	// tried (or could have tried) HTTP Basic authentication.
 	challenge bool
+}
+
+// postOnly refuses methods other than POST in this package's error shape.
+func postOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, &oauthError{status: http.StatusMethodNotAllowed, code: errInvalidRequest, description: "this endpoint accepts POST only"})
+			return
+		}
+		h(w, r)
+	}
 }
 
 func badRequest(description string) *oauthError {
@@ -267,6 +281,9 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
 	var id, secret string
 	basic := false
+	if len(r.Header.Values("Authorization")) > 1 {
+		return client{}, badRequest("send the Authorization header once")
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		var ok bool
 		if id, secret, ok = r.BasicAuth(); !ok {
