@@ -281,8 +281,10 @@ func (h CreateCredentialHandler) Authorize(cmd CreateCredential) error {
 	return nil
 }
 
-// Handle enforces the active-credential limit and the tenant's lifetime
-// bounds, then records the credential's verifier (never the secret).
+// Handle enforces scope-down (the caller must hold every role of the
+// account within its scope: the credential carries them), the
+// active-credential limit and the tenant's lifetime bounds, then records
+// the credential's verifier (never the secret).
 func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredential) (CredentialResult, error) {
 	tenantID := cmd.Caller.Tenant
 	if err := h.Authorize(cmd); err != nil {
@@ -314,6 +316,10 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 		}
 		if !sa.exists {
 			return notFound("service account", cmd.ServiceAccountID)
+		}
+		// A credential is the account's rights in the caller's hands.
+		if err := mayActFor(cmd.Caller, sa); err != nil {
+			return err
 		}
 		if sa.activeCredentials(now) >= MaxActiveCredentials {
 			return ruleError(ErrLimit, "", "service account already has %d active credentials; delete one first", MaxActiveCredentials)

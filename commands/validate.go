@@ -218,19 +218,43 @@ func validRoles(roles []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// missingRole returns the first of roles that caller does not hold within
+// scope of tenant, and false when it holds them all. It is the one rule of
+// scope-down: assigning roles to a principal and acting for one (creating
+// its credentials, and any other way to obtain its rights) both need every
+// role involved, so no administrator reaches a right it does not hold.
+func missingRole(caller auth.Principal, tenant string, scope events.Scope, roles []string) (string, bool) {
+	for _, r := range roles {
+		if !caller.Holds(r, tenant, scope) {
+			return r, true
+		}
+	}
+	return "", false
+}
+
 // scopeDown enforces that the caller holds each newly assigned role within
 // the target scope.
 func scopeDown(caller auth.Principal, tenant string, scope events.Scope, added []string) error {
-	for _, r := range added {
-		if !caller.Holds(r, tenant, scope) {
-			target := scope.Level
-			if scope.Target != "" {
-				target += " " + scope.Target
-			}
-			return ruleError(ErrForbidden, "roles", "you cannot assign role %q: you do not hold it within %s", r, target)
-		}
+	if r, missing := missingRole(caller, tenant, scope, added); missing {
+		return ruleError(ErrForbidden, "roles", "you cannot assign role %q: you do not hold it within %s", r, scopeText(scope))
 	}
 	return nil
+}
+
+// mayActFor enforces that the caller holds every role of sa within sa's
+// scope before it obtains sa's rights, e.g. by creating a credential.
+func mayActFor(caller auth.Principal, sa *ServiceAccount) error {
+	if r, missing := missingRole(caller, sa.tenant, sa.scope, sa.roles); missing {
+		return ruleError(ErrForbidden, "", "you cannot act for service account %q: it holds role %q, which you do not hold within %s", sa.id, r, scopeText(sa.scope))
+	}
+	return nil
+}
+
+func scopeText(scope events.Scope) string {
+	if scope.Target != "" {
+		return scope.Level + " " + scope.Target
+	}
+	return scope.Level
 }
 
 func validStatus(s string) error {

@@ -713,6 +713,61 @@ func TestScopeDown(t *testing.T) {
 	}
 }
 
+// TestActingForNeedsEveryRole: a credential carries its account's roles, so
+// creating one needs every role the account holds, as assigning them does.
+func TestActingForNeedsEveryRole(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	ops, opsToken := h.principal(t, a.token, "ops", "tenant-admin")
+	audited := h.createSA(t, a.token, tenantSA("audited", "auditor"))
+	nsAudited := h.createSA(t, a.token, map[string]any{"displayName": "ns", "scope": map[string]string{"level": "namespace", "target": "team.app"}, "roles": []string{"auditor", "viewer"}})
+	credentials := func() int { return len(h.auditAll(t, a.token, "type=iam.service_account.credential_created")) }
+	n := credentials()
+
+	refused := func(t *testing.T, token string, target sa, role string) {
+		t.Helper()
+		p := checkProblem(t, h.do(t, http.MethodPost, saBase+"/"+target.ID+"/credentials", token, nil), http.StatusForbidden)
+		if d := fmt.Sprint(p["detail"]); !strings.Contains(d, `"`+role+`"`) || !strings.Contains(d, target.ID) {
+			t.Errorf("403 does not name the account and role %q: %v", role, d)
+		}
+	}
+	t.Run("tenant-admin only", func(t *testing.T) {
+		refused(t, opsToken, audited, "auditor")
+		refused(t, opsToken, nsAudited, "auditor")
+		var page pageJSON[credential]
+		r := h.do(t, http.MethodGet, saBase+"/"+audited.ID+"/credentials", a.token, nil)
+		expectStatus(t, r, http.StatusOK, "list credentials")
+		r.decode(t, &page)
+		if len(page.Items) != 0 {
+			t.Fatalf("refused request created a credential: %s", r.Body)
+		}
+		// Accounts holding only roles ops holds are its to act for.
+		h.createCredential(t, opsToken, h.createSA(t, a.token, tenantSA("plain")).ID, nil)
+		h.createCredential(t, opsToken, h.createSA(t, a.token, tenantSA("deputy", "tenant-admin")).ID, nil)
+		n += 2
+	})
+	t.Run("holding the roles", func(t *testing.T) {
+		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+ops.ID, a.token, map[string]any{"roles": []string{"auditor", "tenant-admin", "viewer"}}), http.StatusOK, "grant ops the roles")
+		c := h.createCredential(t, a.token, ops.ID, nil)
+		full := h.accessToken(t, ops.ClientID, *c.ClientSecret)
+		cred := h.createCredential(t, full, audited.ID, nil)
+		h.createCredential(t, full, nsAudited.ID, nil)
+		n += 3
+		tok := h.accessToken(t, audited.ClientID, *cred.ClientSecret)
+		expectStatus(t, h.do(t, http.MethodGet, auditPath, tok, nil), http.StatusOK, "audited's token reads the audit trail")
+
+		// A token narrowed to tenant-admin does not carry auditor either,
+		// not even for the account's own credentials.
+		narrow := h.accessToken(t, ops.ClientID, *c.ClientSecret, "tenant-admin")
+		refused(t, narrow, audited, "auditor")
+		refused(t, narrow, ops, "auditor")
+	})
+	if got := credentials(); got != n {
+		t.Errorf("%d credentials created, want %d: a refused request wrote", got, n)
+	}
+}
+
 func TestTenantPolicy(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
