@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,8 +35,13 @@ func (s *Store) AggregateSubjects(id string) string {
 	return s.opts.prefix + ".*.*." + id
 }
 
+// consumerInactive is how long the server keeps a reader's consumer that
+// nobody pulls from: the safety net for a consumer that could not be
+// deleted (a process killed mid-read).
+const consumerInactive = 30 * time.Second
+
 func (s *Store) orderedConfig(f Filter) jetstream.OrderedConsumerConfig {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: f.Subjects, InactiveThreshold: 30 * time.Second}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: f.Subjects, InactiveThreshold: consumerInactive}
 	switch {
 	case f.StartSeq > 1:
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
@@ -69,12 +75,14 @@ func undecodable(subject string, seq uint64) Envelope {
 // cannot be decoded is delivered as a TypeUndecodable envelope, so one bad
 // message never stops a reader. fn returning ErrStop ends the read early
 // with a nil error; any other error ends it with that error. Read uses one
-// ordered consumer for the whole call.
+// ordered consumer for the whole call and deletes it before returning,
+// however the read ends (see Scan for reads that need no consumer).
 func (s *Store) Read(ctx context.Context, f Filter, fn func(Envelope) error) error {
 	cons, err := s.js.OrderedConsumer(ctx, s.opts.stream, s.orderedConfig(f))
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}
+	defer s.deleteConsumer(cons)
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("read: consumer info: %w", err)
@@ -148,11 +156,35 @@ func (s *Store) Follow(ctx context.Context, f Filter, fn func(env Envelope, err 
 	if err != nil {
 		return nil, fmt.Errorf("follow: %w", err)
 	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cc.Stop()
+			s.deleteConsumer(cons)
+		})
+	}
 	go func() {
 		<-ctx.Done()
-		cc.Stop()
+		stop()
 	}()
-	return cc.Stop, nil
+	return stop, nil
+}
+
+// deleteConsumer deletes an ordered consumer's current server-side
+// consumer. The client library only deletes the consumers it replaces;
+// the last one would otherwise live on the server until its inactive
+// threshold, and readers coming faster than that would pile them up to
+// the server's consumer limit. Deleting is best effort: a consumer this
+// misses still goes after consumerInactive.
+func (s *Store) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	// The read's own context may be what ended it.
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.timeout)
+	defer cancel()
+	_ = s.js.DeleteConsumer(ctx, s.opts.stream, info.Name)
 }
 
 // position returns a consumed message's stream sequence and how many

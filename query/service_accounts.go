@@ -26,6 +26,8 @@ var (
 	ErrForbidden = errors.New("forbidden")
 	// ErrInvalid means a filter, cursor or limit is malformed.
 	ErrInvalid = errors.New("invalid query")
+	// ErrBusy means too many reads of this kind are running; retry shortly.
+	ErrBusy = errors.New("too many reads at once")
 )
 
 // FieldError is an ErrInvalid about one filter, cursor or limit: it

@@ -98,7 +98,17 @@ type server struct {
 	idem     *khttp.Idempotency
 	cmds     *commands.Commands
 	dirReady <-chan struct{}
+	// auditGate bounds the audit reads running at once.
+	auditGate *query.Gate
 }
+
+// Audit reads beyond auditReads at once wait up to auditWait for a slot,
+// then get 503: a read of one aggregate takes about a millisecond, a scan
+// of a large tenant much longer, and scans must not starve the rest.
+const (
+	auditReads = 8
+	auditWait  = 100 * time.Millisecond
+)
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
 // live heap of a server or a rebuild is small (the directory, caches, a
@@ -156,13 +166,14 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s := &server{env: e, runner: runner, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady}
+	s := &server{env: e, runner: runner, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
+		auditGate: query.NewGate(auditReads, auditWait)}
 	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
 	if err != nil {
 		return nil, err
 	}
 	k0rdent.Register(router, kit, cmds, q, e.log)
-	audit.Register(router, kit, query.NewAudit(e.store))
+	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate))
 	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log))
 	if err != nil {
 		return nil, err

@@ -47,6 +47,10 @@ func Register(r *mux.Router, kit *khttp.Kit, a *query.Audit) {
 		case errors.Is(err, query.ErrInvalid):
 			khttp.WriteProblem(w, req, http.StatusBadRequest, "", err.Error())
 			return
+		case errors.Is(err, query.ErrBusy):
+			w.Header().Set("Retry-After", "1")
+			khttp.WriteProblem(w, req, http.StatusServiceUnavailable, "", "too many audit reads are running; retry in a moment")
+			return
 		case errors.Is(err, query.ErrForbidden):
 			khttp.WriteProblem(w, req, http.StatusForbidden, "", "only tenant administrators and auditors can read the audit trail")
 			return
