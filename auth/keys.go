@@ -136,9 +136,10 @@ type wireClaimsOut struct {
 // A Keys is safe for concurrent use; Issue and Verify take no locks, and
 // Reload swaps the whole key set at once.
 type Keys struct {
-	issuer   string
-	audience string
-	set      atomic.Pointer[keySet]
+	issuer      string
+	audience    string
+	maxLifetime time.Duration
+	set         atomic.Pointer[keySet]
 }
 
 // keySet is one loaded generation of keys.
@@ -163,8 +164,9 @@ const (
 )
 
 type keysConfig struct {
-	issuer   string
-	audience string
+	issuer      string
+	audience    string
+	maxLifetime time.Duration
 }
 
 // KeysOption configures LoadKeys.
@@ -178,6 +180,20 @@ func WithIssuer(iss string) KeysOption {
 			return fmt.Errorf("%w: issuer: %v", ErrInvalidOption, err)
 		}
 		c.issuer = iss
+		return nil
+	}
+}
+
+// WithMaxLifetime sets the longest lifetime (exp - iat) a token may claim
+// (default AccessTokenLifetime): Issue refuses to sign a longer one and
+// Verify refuses it, so a token made with a leaked signing key cannot live
+// longer than the tokens Keyhold issues. From a second to a day.
+func WithMaxLifetime(d time.Duration) KeysOption {
+	return func(c *keysConfig) error {
+		if d < time.Second || d > 24*time.Hour {
+			return fmt.Errorf("%w: max lifetime %s (want 1s to 24h)", ErrInvalidOption, d)
+		}
+		c.maxLifetime = d
 		return nil
 	}
 }
@@ -213,7 +229,7 @@ func validClaimText(s string) error {
 // single key. Tokens are verified against all loaded keys and signed as
 // buildSet chooses.
 func LoadKeys(ctx context.Context, db *sqlx.DB, opts ...KeysOption) (*Keys, error) {
-	cfg := keysConfig{issuer: DefaultIssuer, audience: DefaultAudience}
+	cfg := keysConfig{issuer: DefaultIssuer, audience: DefaultAudience, maxLifetime: AccessTokenLifetime}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -297,7 +313,7 @@ func keyID(pub ed25519.PublicKey) string {
 }
 
 func newKeys(cfg keysConfig, rows []keyRow) (*Keys, error) {
-	k := &Keys{issuer: cfg.issuer, audience: cfg.audience}
+	k := &Keys{issuer: cfg.issuer, audience: cfg.audience, maxLifetime: cfg.maxLifetime}
 	set, err := buildSet(rows)
 	if err != nil {
 		return nil, err
@@ -389,6 +405,10 @@ func (k *Keys) Reload(ctx context.Context, db *sqlx.DB) error {
 // Issuer returns the iss claim of tokens these keys issue and accept.
 func (k *Keys) Issuer() string { return k.issuer }
 
+// MaxLifetime returns the longest token lifetime Issue signs and Verify
+// accepts (see WithMaxLifetime).
+func (k *Keys) MaxLifetime() time.Duration { return k.maxLifetime }
+
 // Audience returns the aud claim of tokens these keys issue and accept.
 func (k *Keys) Audience() string { return k.audience }
 
@@ -424,6 +444,9 @@ func (k *Keys) Issue(c AccessClaims) (string, error) {
 	if !c.Expiry.After(c.NotBefore) {
 		return "", fmt.Errorf("%w: expiry must be after not-before", ErrInvalidClaims)
 	}
+	if c.Expiry.Sub(c.IssuedAt) > k.maxLifetime {
+		return "", fmt.Errorf("%w: lifetime beyond %s", ErrInvalidClaims, k.maxLifetime)
+	}
 	if c.ID == "" {
 		c.ID = events.NewID()
 	}
@@ -457,7 +480,8 @@ var edDSAOnly = []jose.SignatureAlgorithm{jose.EdDSA}
 
 // Verify checks a token's signature against the loaded keys (by kid), its
 // issuer and audience, and its validity at now: exp must be after now
-// (no leeway), nbf and iat not later than now plus ClockSkew. Every
+// (no leeway), nbf and iat not later than now plus ClockSkew, and exp at
+// most MaxLifetime after iat. Every
 // failure matches ErrInvalidToken; time failures also match
 // ErrTokenExpired. Revocation is not checked here: that needs the event
 // log (see query.Directory). Safe for concurrent use.
@@ -509,6 +533,11 @@ func (k *Keys) Verify(token string, now time.Time) (AccessClaims, error) {
 	skewed := now.Add(ClockSkew)
 	if skewed.Before(c.NotBefore) || skewed.Before(c.IssuedAt) {
 		return AccessClaims{}, fmt.Errorf("%w: %w: not yet valid", ErrInvalidToken, ErrTokenExpired)
+	}
+	// A well-signed token that claims to live longer than Keyhold ever
+	// issues was not issued by Keyhold as it is configured: refuse it.
+	if c.Expiry.Sub(c.IssuedAt) > k.maxLifetime {
+		return AccessClaims{}, fmt.Errorf("%w: lifetime beyond %s", ErrInvalidToken, k.maxLifetime)
 	}
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -447,4 +448,51 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A token signed with Keyhold's own key but claiming a longer life than
+// Keyhold issues, or issued in the future, is refused. The token is signed
+// from the stored key itself, as someone holding the signing_keys table
+// would do, since Issue refuses such claims.
+func TestVerifyRefusesForgedLifetimes(t *testing.T) {
+	db := testenv.DB(t)
+	k := loadKeys(t, db)
+	var der []byte
+	testenv.Must(t, db.Get(&der, `SELECT private_key FROM signing_keys LIMIT 1`), "read key")
+	parsed, err := x509.ParsePKCS8PrivateKey(der)
+	testenv.Must(t, err, "parse key")
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: parsed, KeyID: onlyKID(t, k)}}, nil)
+	testenv.Must(t, err, "signer")
+	now := time.Now().Truncate(time.Second)
+	forge := func(iat, exp time.Time) string {
+		t.Helper()
+		payload := fmt.Sprintf(`{"iss":%q,"sub":"01sa","aud":%q,"tenant":"acme","client_id":"khc-01sa","cred_id":"01cred","jti":"01jti","scope":"viewer","iat":%d,"nbf":%d,"exp":%d}`,
+			k.Issuer(), k.Audience(), iat.Unix(), iat.Unix(), exp.Unix())
+		sig, err := signer.Sign([]byte(payload))
+		testenv.Must(t, err, "sign")
+		tok, err := sig.CompactSerialize()
+		testenv.Must(t, err, "serialize")
+		return tok
+	}
+	if _, err := k.Verify(forge(now, now.Add(auth.AccessTokenLifetime)), now); err != nil {
+		t.Fatalf("a forged token with a normal lifetime must verify (else the refusals below prove nothing): %v", err)
+	}
+	tests := []struct {
+		name     string
+		iat, exp time.Time
+	}{
+		{"one year ahead", now, now.Add(365 * 24 * time.Hour)},
+		{"a second beyond the lifetime", now, now.Add(auth.AccessTokenLifetime + time.Second)},
+		{"issued beyond the skew", now.Add(auth.ClockSkew + time.Minute), now.Add(auth.ClockSkew + 2*time.Minute)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := k.Verify(forge(tt.iat, tt.exp), now); !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("err = %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+	if _, err := k.Issue(auth.AccessClaims{Subject: "01sa", IssuedAt: now, Expiry: now.Add(time.Hour)}); !errors.Is(err, auth.ErrInvalidClaims) {
+		t.Fatalf("Issue with a lifetime beyond the maximum: err = %v, want ErrInvalidClaims", err)
+	}
 }

@@ -123,6 +123,9 @@ func New(dir *query.Directory, keys *auth.Keys, revoke RevokeFunc, opts ...Optio
 			return nil, err
 		}
 	}
+	if s.lifetime > keys.MaxLifetime() {
+		return nil, fmt.Errorf("%w: token lifetime %s is beyond the keys' maximum %s (auth.WithMaxLifetime)", ErrInvalidOption, s.lifetime, keys.MaxLifetime())
+	}
 	// The key set is fixed for the keys' lifetime: encode it once.
 	jwks, err := json.Marshal(keys.JWKS())
 	if err != nil {

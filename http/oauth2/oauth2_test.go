@@ -63,7 +63,7 @@ func newFixture(t *testing.T, opts ...oauth2.Option) *fixture {
 	}
 	f.admin, err = f.dir.APITokenPrincipal(boot.Token, time.Now())
 	testenv.Must(t, err, "admin principal")
-	f.keys, err = auth.LoadKeys(ctx, testenv.DB(t))
+	f.keys, err = auth.LoadKeys(ctx, testenv.DB(t), auth.WithMaxLifetime(time.Hour))
 	testenv.Must(t, err, "keys")
 	f.url = f.server(f.revoke, opts...)
 	return f
@@ -371,6 +371,11 @@ func TestTokenLifetimeOption(t *testing.T) {
 	if c.Expiry.Sub(c.IssuedAt) != time.Hour {
 		t.Fatalf("lifetime %s", c.Expiry.Sub(c.IssuedAt))
 	}
+	// Tokens the keys would refuse are never issued: a lifetime beyond the
+	// keys' maximum is a configuration error at start.
+	if _, err := oauth2.New(f.dir, f.keys, f.revoke, oauth2.WithTokenLifetime(2*time.Hour)); !errors.Is(err, oauth2.ErrInvalidOption) {
+		t.Fatalf("lifetime beyond the keys' maximum: err = %v, want ErrInvalidOption", err)
+	}
 }
 
 func TestJWKSVerifiesIssuedTokens(t *testing.T) {
@@ -664,7 +669,7 @@ func TestNoSecretInEvents(t *testing.T) {
 
 func TestNewValidatesOptions(t *testing.T) {
 	dir := query.NewDirectory()
-	keys, err := auth.LoadKeys(context.Background(), testenv.DB(t))
+	keys, err := auth.LoadKeys(context.Background(), testenv.DB(t), auth.WithMaxLifetime(24*time.Hour))
 	testenv.Must(t, err, "keys")
 	revoke := func(context.Context, auth.Principal, auth.AccessClaims) error { return nil }
 	tests := []struct {
