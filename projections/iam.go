@@ -23,9 +23,10 @@ type IAM struct{}
 // Name implements Projector.
 func (IAM) Name() string { return "iam" }
 
-// Version implements Projector. Bump it when iam.sql or Apply changes;
+// Version implements Projector. Bump it when iam.sql, iam_indexes.sql or
+// Apply changes (2: an index per service-account list filter);
 // the next start rebuilds the tables from the log.
-func (IAM) Version() int { return 1 }
+func (IAM) Version() int { return 2 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema }
