@@ -160,6 +160,9 @@ const (
 	StatusDisabled = "disabled"
 )
 
+// Statuses is every status a service account can have.
+var Statuses = []string{StatusActive, StatusDisabled}
+
 func newServiceAccount(tenant, id string) *ServiceAccount {
 	return &ServiceAccount{id: id, tenant: tenant}
 }

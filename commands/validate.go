@@ -258,7 +258,7 @@ func scopeText(scope events.Scope) string {
 }
 
 func validStatus(s string) error {
-	if s != StatusActive && s != StatusDisabled {
+	if !slices.Contains(Statuses, s) {
 		return invalid("status", "must be active or disabled, not %q", s)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,6 +192,19 @@ func TestRebuildEqualsLive(t *testing.T) {
 	f.wait(t, f.workload(t, 4))
 	if got := count(t, f.db, "SELECT count(*) FROM service_accounts"); got != 12 {
 		t.Fatalf("after more work: %d service accounts, want 12", got)
+	}
+	// The new generation has the same indexes as a live one (they are
+	// built apart, after the load).
+	indexes := func(db *sqlx.DB, schema string) []string {
+		t.Helper()
+		var names []string
+		testenv.Must(t, db.Select(&names, "SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname", schema), "indexes")
+		return names
+	}
+	fresh := newFixture(t)
+	fresh.start(t)
+	if got, want := indexes(f.db, "iam_g2"), indexes(fresh.db, "iam_g1"); !reflect.DeepEqual(got, want) || !slices.Contains(got, "service_accounts_target") {
+		t.Fatalf("rebuilt generation's indexes %v, a live generation's %v", got, want)
 	}
 	var old int
 	testenv.Must(t, f.db.Get(&old, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'iam_g1'"), "schemata")

@@ -2,8 +2,11 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -207,8 +210,34 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 	return nil
 }
 
-// indexGeneration creates the projector's secondary indexes in schema.
+// indexGeneration creates the projector's secondary indexes in schema,
+// each statement on its own connection at once: index builds are CPU
+// bound in Postgres, one core each, and the rebuild waits for them. The
+// generation is not visible yet, so builds that commit apart are safe; a
+// failure fails the rebuild, which drops the schema.
 func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string) error {
+	ix, ok := p.(Indexer)
+	if !ok {
+		return nil
+	}
+	stmts := statements(ix.Indexes())
+	errs := make([]error, len(stmts))
+	var wg sync.WaitGroup
+	for i, stmt := range stmts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.buildIndex(ctx, schema, stmt)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("create %s indexes: %w", p.Name(), err)
+	}
+	return nil
+}
+
+func (r *Runner) buildIndex(ctx context.Context, schema, stmt string) error {
 	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
@@ -217,10 +246,28 @@ func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string
 	if _, err := tx.ExecContext(ctx, "SET LOCAL search_path TO "+pq.QuoteIdentifier(schema)); err != nil {
 		return err
 	}
-	if err := createIndexes(ctx, tx, p); err != nil {
+	if _, err := tx.ExecContext(ctx, stmt); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// statements splits DDL into its statements, dropping "--" comment lines.
+func statements(ddl string) []string {
+	var b strings.Builder
+	for _, line := range strings.Split(ddl, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	var out []string
+	for _, st := range strings.Split(b.String(), ";") {
+		if st = strings.TrimSpace(st); st != "" {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // chunk is a stretch of events a rebuild applies in one transaction,

@@ -127,26 +127,56 @@ type ServiceAccountFilter struct {
 
 const saColumns = "tenant, id, client_id, display_name, description, scope_level, scope_target, roles, status, created_at, updated_at"
 
-// listServiceAccountsSQL names only the filters given, so that each
-// combination is planned on the index made for it (iam_indexes.sql: the
-// filter columns, then id) and a page is a short range scan whatever the
-// filter matches. A condition that tests for an empty parameter gets that
-// plan only while the driver's statements are planned with their values;
-// a generic plan of it (a prepared statement reused) serves every
-// combination with one index.
+// ServiceAccountStatuses and ServiceAccountScopeLevels are every value the
+// write side gives a service account's status and scope level
+// (commands.Statuses; the levels a tenant may allow). The list enumerates
+// them where a filter leaves them open; a test keeps them equal to the
+// write side's.
+var (
+	ServiceAccountStatuses    = []string{"active", "disabled"}
+	ServiceAccountScopeLevels = []string{events.ScopeTenant, events.ScopeNamespace}
+)
+
+// listServiceAccountsSQL serves every filter combination from two indexes
+// (iam_indexes.sql) with a short range scan however few rows match:
+// (tenant, status, scope_level, id) when no target is given and
+// (tenant, scope_target, status, scope_level, id) when one is. Filtered
+// columns are fixed by equality; status and level left open between a
+// fixed prefix and id are enumerated (two values each), one ordered range
+// scan per combination, merged by id. An index per combination would cost
+// every write and every rebuild five more indexes.
 func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit int) (string, []any) {
-	var b strings.Builder
-	b.WriteString(`SELECT ` + saColumns + ` FROM service_accounts WHERE tenant = $1`)
-	args := []any{tenant}
-	for _, c := range []struct{ col, val string }{{"scope_level", f.ScopeLevel}, {"scope_target", f.ScopeTarget}, {"status", f.Status}} {
-		if c.val != "" {
-			args = append(args, c.val)
-			fmt.Fprintf(&b, " AND %s = $%d", c.col, len(args))
+	if f.ScopeLevel == "" && f.ScopeTarget == "" && f.Status == "" {
+		return `SELECT ` + saColumns + ` FROM service_accounts WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`, []any{tenant, after, limit}
+	}
+	args := []any{tenant, after, limit}
+	arg := func(v string) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	fixed := ""
+	if f.ScopeTarget != "" {
+		fixed += " AND scope_target = " + arg(f.ScopeTarget)
+	}
+	statuses, levels := ServiceAccountStatuses, ServiceAccountScopeLevels
+	if f.Status != "" {
+		statuses = []string{f.Status}
+	}
+	if f.ScopeLevel != "" {
+		levels = []string{f.ScopeLevel}
+	}
+	var parts []string
+	for _, st := range statuses {
+		sp := arg(st)
+		for _, lv := range levels {
+			parts = append(parts, `(SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1`+fixed+
+				` AND status = `+sp+` AND scope_level = `+arg(lv)+` AND id > $2 ORDER BY id LIMIT $3)`)
 		}
 	}
-	args = append(args, after, limit)
-	fmt.Fprintf(&b, " AND id > $%d ORDER BY id LIMIT $%d", len(args)-1, len(args))
-	return b.String(), args
+	if len(parts) == 1 {
+		return parts[0][1 : len(parts[0])-1], args
+	}
+	return strings.Join(parts, " UNION ALL ") + ` ORDER BY id LIMIT $3`, args
 }
 
 // ListServiceAccounts returns the caller's tenant's service accounts in
