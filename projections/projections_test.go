@@ -206,6 +206,11 @@ func TestRebuildEqualsLive(t *testing.T) {
 	if got, want := indexes(f.db, "iam_g2"), indexes(fresh.db, "iam_g1"); !reflect.DeepEqual(got, want) || !slices.Contains(got, "service_accounts_target") {
 		t.Fatalf("rebuilt generation's indexes %v, a live generation's %v", got, want)
 	}
+	// and planner statistics from the start, so reads after the switch-over
+	// are not planned blind.
+	if n := count(t, f.db, "SELECT count(*) FROM pg_stats WHERE schemaname = 'iam_g2' AND tablename = 'service_accounts'"); n == 0 {
+		t.Fatal("the rebuilt service_accounts table has no planner statistics")
+	}
 	var old int
 	testenv.Must(t, f.db.Get(&old, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'iam_g1'"), "schemata")
 	if old != 0 {

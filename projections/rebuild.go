@@ -210,34 +210,49 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 	return nil
 }
 
-// indexGeneration creates the projector's secondary indexes in schema,
-// each statement on its own connection at once: index builds are CPU
-// bound in Postgres, one core each, and the rebuild waits for them. The
-// generation is not visible yet, so builds that commit apart are safe; a
-// failure fails the rebuild, which drops the schema.
+// indexGeneration creates the projector's secondary indexes in schema
+// and gathers planner statistics of its tables, each statement on its own
+// connection at once: index builds are CPU bound in Postgres, one core
+// each, and the rebuild waits for them. Without the statistics, reads
+// right after the switch-over are planned blind (autovacuum analyses new
+// tables only later) and may scan a table a page needs a few rows of. The
+// generation is not visible yet, so statements that commit apart are
+// safe; a failure fails the rebuild, which drops the schema.
 func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string) error {
-	ix, ok := p.(Indexer)
-	if !ok {
-		return nil
+	var stmts []string
+	if ix, ok := p.(Indexer); ok {
+		stmts = statements(ix.Indexes())
 	}
-	stmts := statements(ix.Indexes())
+	if err := r.runApart(ctx, schema, stmts); err != nil {
+		return fmt.Errorf("create %s indexes: %w", p.Name(), err)
+	}
+	var analyze []string
+	for _, t := range p.Tables() {
+		analyze = append(analyze, "ANALYZE "+pq.QuoteIdentifier(t))
+	}
+	if err := r.runApart(ctx, schema, analyze); err != nil {
+		return fmt.Errorf("analyze %s tables: %w", p.Name(), err)
+	}
+	return nil
+}
+
+// runApart runs each statement in its own transaction in schema, all at
+// once.
+func (r *Runner) runApart(ctx context.Context, schema string, stmts []string) error {
 	errs := make([]error, len(stmts))
 	var wg sync.WaitGroup
 	for i, stmt := range stmts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = r.buildIndex(ctx, schema, stmt)
+			errs[i] = r.execIn(ctx, schema, stmt)
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("create %s indexes: %w", p.Name(), err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func (r *Runner) buildIndex(ctx context.Context, schema, stmt string) error {
+func (r *Runner) execIn(ctx context.Context, schema, stmt string) error {
 	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
