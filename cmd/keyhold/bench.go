@@ -26,6 +26,7 @@ type benchOptions struct {
 	concurrency   int
 	quick         bool
 	rebuildEvents int
+	listAccounts  int
 	cpuProfile    string
 	// profileScenario limits the CPU profile to the measured part of one
 	// scenario; empty profiles the whole run.
@@ -44,6 +45,8 @@ func (o benchOptions) validate() error {
 		return fmt.Errorf("--concurrency must be between 1 and 1024, not %d", o.concurrency)
 	case o.rebuildEvents < 0 || o.rebuildEvents > 10_000_000:
 		return fmt.Errorf("--rebuild-events must be between 0 and 10000000, not %d", o.rebuildEvents)
+	case o.listAccounts < 1 || o.listAccounts > 10_000_000:
+		return fmt.Errorf("--list-accounts must be between 1 and 10000000, not %d", o.listAccounts)
 	case o.profileScenario != "" && o.cpuProfile == "":
 		return errors.New("--cpuprofile-scenario needs --cpuprofile")
 	case o.profileScenario != "" && !slices.Contains(scenarioNames(), o.profileScenario):
@@ -53,7 +56,7 @@ func (o benchOptions) validate() error {
 }
 
 func newBench(cfg *config) *cobra.Command {
-	o := benchOptions{duration: 5 * time.Second, warmup: time.Second, rounds: 5, concurrency: 32, rebuildEvents: 50_000}
+	o := benchOptions{duration: 5 * time.Second, warmup: time.Second, rounds: 5, concurrency: 32, rebuildEvents: 50_000, listAccounts: 200_000}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure throughput against baselines from the same run",
@@ -80,6 +83,14 @@ Scenarios come in pairs, a baseline and the scenario measured against it
                                transaction with synchronous_commit off, in rows/s
   projection_rebuild           projections rebuild of the whole log (at least
                                --rebuild-events events) in events/s (target >= 0.5)
+  list_first_page_query        query.ListServiceAccounts in process, first page, with a
+                               tenant of at least --list-accounts accounts, from
+                               min(C, 8) workers
+  list_service_accounts_http   GET .../service-accounts, the same page over HTTP (target
+                               ratio >= 0.5; its note also checks p99 < 5 ms)
+  list_no_match_query          the same with ?status=disabled, which matches no account
+  list_service_accounts_no_match_http
+                               its HTTP side (target ratio >= 0.5, p99 < 5 ms)
 A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
 round), so a change in the machine's background load hits both sides alike. Before
 each side of the rebuild pair the COPY table is emptied and Postgres is asked for a
@@ -106,6 +117,9 @@ Progress goes to stderr.`,
 				if !fl.Changed("rebuild-events") {
 					o.rebuildEvents = 10_000
 				}
+				if !fl.Changed("list-accounts") {
+					o.listAccounts = 5_000
+				}
 				if !fl.Changed("rounds") {
 					o.rounds = 2
 				}
@@ -131,8 +145,9 @@ Progress goes to stderr.`,
 	fl.DurationVar(&o.warmup, "warmup", o.warmup, "unmeasured warm-up before each load scenario")
 	fl.IntVar(&o.rounds, "rounds", o.rounds, "rounds a scenario and its baseline alternate in, splitting --duration")
 	fl.IntVar(&o.concurrency, "concurrency", o.concurrency, "concurrent publishers or HTTP connections")
-	fl.BoolVar(&o.quick, "quick", false, "a smoke run: 1s scenarios in 2 rounds, 200ms warm-ups, 10000 rebuild events (explicit flags win)")
+	fl.BoolVar(&o.quick, "quick", false, "a smoke run: 1s scenarios in 2 rounds, 200ms warm-ups, 10000 rebuild events, 5000 list accounts (explicit flags win)")
 	fl.IntVar(&o.rebuildEvents, "rebuild-events", o.rebuildEvents, "events the log holds at least before the rebuild (more are generated if needed)")
+	fl.IntVar(&o.listAccounts, "list-accounts", o.listAccounts, "service accounts the tenant holds at least before the list scenarios (more are generated if needed)")
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (load generator and server together) to this file")
 	fl.StringVar(&o.profileScenario, "cpuprofile-scenario", "", "profile only the measured part of this scenario (implies --rounds 1)")
 	return cfg.use(cmd, "database-url", "log-level", "read-wait")
@@ -193,6 +208,8 @@ var benchPairs = []benchPair{
 	{baseline: "jetstream_occ_publish", measured: "create_service_account_http", target: 0.2, run: (*bench).writePath},
 	{baseline: "oauth2_token_floor", measured: "oauth2_token_http", target: 0.7, run: (*bench).tokenPath},
 	{baseline: "postgres_copy_baseline", measured: "projection_rebuild", target: 0.5, run: (*bench).rebuildPath},
+	{baseline: "list_first_page_query", measured: "list_service_accounts_http", target: 0.5, run: (*bench).listFirstPage},
+	{baseline: "list_no_match_query", measured: "list_service_accounts_no_match_http", target: 0.5, run: (*bench).listNoMatch},
 }
 
 // scenarioNames lists every scenario in output order.
@@ -224,6 +241,9 @@ type bench struct {
 	clientID, secret string
 	// noCheckpoint is set once CHECKPOINT was refused.
 	noCheckpoint bool
+	// listAccounts is how many accounts the list scenarios read from, once
+	// filled.
+	listAccounts int
 }
 
 // runBench sets up the private environment, runs every scenario and
