@@ -174,7 +174,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	}
 	k0rdent.Register(router, kit, cmds, q, e.log)
 	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate))
-	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log))
+	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg))
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
@@ -70,7 +72,22 @@ type Server struct {
 	now      func() time.Time
 	log      *slog.Logger
 	jwks     []byte
+
+	// clients and addrs slow down client ids and remote addresses that
+	// keep failing authentication; failures and throttled count them.
+	clients, addrs *auth.Throttle
+	failures       *prometheus.CounterVec
+	throttled      *prometheus.CounterVec
 }
+
+// Default throttles of failed client authentications: a client id gets 10
+// free failures a minute, then waits 1 s doubling to at most 30 s (so an
+// attacker guessing one id cannot keep its owner out for longer); an
+// address gets 30, then waits up to 5 minutes.
+var (
+	DefaultClientThrottle  = auth.ThrottlePolicy{Free: 10, Window: time.Minute, Base: time.Second, Max: 30 * time.Second, Keys: 100_000}
+	DefaultAddressThrottle = auth.ThrottlePolicy{Free: 30, Window: time.Minute, Base: time.Second, Max: 5 * time.Minute, Keys: 100_000}
+)
 
 // Option configures New.
 type Option func(*Server) error
@@ -110,6 +127,42 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithThrottles sets the policies that slow down client ids and remote
+// addresses after failed authentications (default DefaultClientThrottle
+// and DefaultAddressThrottle).
+func WithThrottles(clients, addrs auth.ThrottlePolicy) Option {
+	return func(s *Server) error {
+		c, err := auth.NewThrottle(clients)
+		if err != nil {
+			return fmt.Errorf("%w: client throttle: %w", ErrInvalidOption, err)
+		}
+		a, err := auth.NewThrottle(addrs)
+		if err != nil {
+			return fmt.Errorf("%w: address throttle: %w", ErrInvalidOption, err)
+		}
+		s.clients, s.addrs = c, a
+		return nil
+	}
+}
+
+// WithRegistry registers the server's metrics with reg:
+// keyhold_oauth2_client_auth_failures_total{path} and
+// keyhold_oauth2_client_auth_throttled_total{path}.
+func WithRegistry(reg prometheus.Registerer) Option {
+	return func(s *Server) error {
+		if reg == nil {
+			return fmt.Errorf("%w: nil registry", ErrInvalidOption)
+		}
+		if err := reg.Register(s.failures); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
+		if err := reg.Register(s.throttled); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
+		return nil
+	}
+}
+
 // New returns a Server authenticating clients against dir and signing
 // tokens with keys; the issuer and audience of tokens are the keys' own
 // (see auth.WithIssuer). revoke is called by the revocation endpoint.
@@ -117,7 +170,17 @@ func New(dir *query.Directory, keys *auth.Keys, revoke RevokeFunc, opts ...Optio
 	if dir == nil || keys == nil || revoke == nil {
 		return nil, fmt.Errorf("%w: directory, keys and revoke function are required", ErrInvalidOption)
 	}
-	s := &Server{dir: dir, keys: keys, revoke: revoke, lifetime: auth.AccessTokenLifetime, now: time.Now, log: slog.Default()}
+	s := &Server{dir: dir, keys: keys, revoke: revoke, lifetime: auth.AccessTokenLifetime, now: time.Now, log: slog.Default(),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyhold_oauth2_client_auth_failures_total", Help: "Client authentications that failed, by endpoint.",
+		}, []string{"path"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyhold_oauth2_client_auth_throttled_total", Help: "Client authentications refused with 429 after repeated failures, by endpoint.",
+		}, []string{"path"}),
+	}
+	if err := WithThrottles(DefaultClientThrottle, DefaultAddressThrottle)(s); err != nil {
+		return nil, err
+	}
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -164,6 +227,8 @@ type oauthError struct {
 	// challenge adds WWW-Authenticate: Basic, required when the client
 	// tried (or could have tried) HTTP Basic authentication.
 	challenge bool
+	// retryAfter, when set, is sent as Retry-After in whole seconds.
+	retryAfter time.Duration
 }
 
 // postOnly refuses methods other than POST in this package's error shape.
@@ -191,6 +256,9 @@ func writeError(w http.ResponseWriter, e *oauthError) {
 	h := w.Header()
 	if e.challenge {
 		h.Set("WWW-Authenticate", `Basic realm="keyhold", charset="UTF-8"`)
+	}
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
 	}
 	writeJSON(w, e.status, errorBody{Error: e.code, ErrorDescription: e.description})
 }
@@ -313,6 +381,13 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 	if id == "" || secret == "" {
 		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication required", challenge: true}
 	}
+	addr := remoteHost(r)
+	throttleKey := throttleID(id)
+	if wait := max(s.clients.Blocked(throttleKey, now), s.addrs.Blocked(addr, now)); wait > 0 {
+		s.throttled.WithLabelValues(r.URL.Path).Inc()
+		return client{}, &oauthError{status: http.StatusTooManyRequests, code: errUnavailable,
+			description: "too many failed client authentications; retry later", retryAfter: wait}
+	}
 	authed, err := s.dir.AuthenticateClient(id, secret, now)
 	if errors.Is(err, query.ErrDirectoryLoading) {
 		return client{}, &oauthError{status: http.StatusServiceUnavailable, code: errUnavailable, description: "the server is starting; retry in a moment"}
@@ -320,10 +395,36 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 	if err != nil {
 		// One answer for every cause, so clients cannot probe which part
 		// was wrong; the cause text carries no secret.
-		s.log.Debug("oauth2 client authentication failed", "client_id", loggableClientID(id), "reason", err.Error())
+		s.failures.WithLabelValues(r.URL.Path).Inc()
+		s.clients.Failed(throttleKey, now)
+		s.addrs.Failed(addr, now)
+		s.log.Info("oauth2 client authentication failed", "client_id", loggableClientID(id), "remote", addr, "path", r.URL.Path, "reason", err.Error())
 		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication failed", challenge: basic}
 	}
+	// An address's failures are not forgiven by a success: an attacker
+	// holding one valid credential could otherwise reset its own count.
+	s.clients.Succeeded(throttleKey)
 	return client{principal: authed.Principal, id: id, credentialID: authed.CredentialID, generation: authed.Generation}, nil
+}
+
+// remoteHost is the address a request came from, without its port. A
+// proxy in front of Keyhold makes this the proxy's address.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// throttleID is the key a client id is throttled under: the id itself,
+// or one shared key for ids no client could have, so that made-up ids
+// cost the throttle no memory.
+func throttleID(id string) string {
+	if loggableClientID(id) != id {
+		return "(malformed)"
+	}
+	return id
 }
 
 func formUnescape(s string) (string, error) {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net/http"
@@ -811,4 +813,127 @@ func BenchmarkFloor(b *testing.B) {
 	h, err := oauth2.NewFloor("khc-01bench", secret)
 	testenv.Must(b, err, "floor")
 	benchTokens(b, h, "khc-01bench", secret)
+}
+
+// Failed client authentications are counted, logged with the client id
+// (never the secret) and, past the free ones, answered 429 with
+// Retry-After, even for the right secret, until the delay is over; a
+// success then forgets the client's failures. Another client from another
+// address is not slowed.
+func TestFailedClientAuthenticationsBackOff(t *testing.T) {
+	f := newFixture(t)
+	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	cred := f.credential(f.admin, sa.ID(), nil)
+	other := f.serviceAccount(f.admin, auth.RoleViewer)
+	otherCred := f.credential(f.admin, other.ID(), nil)
+
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	var logs testenv.SyncBuffer
+	reg := prometheus.NewRegistry()
+	policy := auth.ThrottlePolicy{Free: 3, Window: time.Minute, Base: 2 * time.Second, Max: 8 * time.Second, Keys: 100}
+	roomy := auth.ThrottlePolicy{Free: 1000, Window: time.Minute, Base: time.Second, Max: time.Second, Keys: 100}
+	base := f.server(f.revoke, oauth2.WithClock(now), oauth2.WithRegistry(reg), oauth2.WithThrottles(policy, roomy),
+		oauth2.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+	const wrong = "khcs_definitely-not-the-secret-0123456789"
+	try := func(secret string) response {
+		t.Helper()
+		return post(t, base, oauth2.TokenPath, request{form: grant(), basicID: sa.ClientID(), basicSecret: secret})
+	}
+	for i := range 3 {
+		if res := try(wrong); res.status != http.StatusUnauthorized {
+			t.Fatalf("free failure %d: %d %s", i+1, res.status, res.body)
+		}
+	}
+	if res := try(wrong); res.status != http.StatusUnauthorized {
+		t.Fatalf("the failure past the free ones is still answered: %d %s", res.status, res.body)
+	}
+	res := try(cred.Secret)
+	if res.status != http.StatusTooManyRequests || res.json["error"] != "temporarily_unavailable" || res.header.Get("Retry-After") != "2" {
+		t.Fatalf("right secret while blocked: %d %v %s", res.status, res.header, res.body)
+	}
+	// Another client is not slowed by this one's failures.
+	if res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: other.ClientID(), basicSecret: otherCred.Secret}); res.status != http.StatusOK {
+		t.Fatalf("other client: %d %s", res.status, res.body)
+	}
+	// Introspection and revocation authenticate through the same check.
+	if res := post(t, base, oauth2.IntrospectPath, request{form: url.Values{"token": {"x"}}, basicID: sa.ClientID(), basicSecret: cred.Secret}); res.status != http.StatusTooManyRequests {
+		t.Fatalf("introspect while blocked: %d %s", res.status, res.body)
+	}
+	clock.Add(int64(2 * time.Second))
+	if res := try(wrong); res.status != http.StatusUnauthorized {
+		t.Fatalf("after the delay: %d %s", res.status, res.body)
+	}
+	if res := try(cred.Secret); res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") != "4" {
+		t.Fatalf("the next delay doubles: %d %v %s", res.status, res.header, res.body)
+	}
+	clock.Add(int64(8 * time.Second))
+	if res := try(cred.Secret); res.status != http.StatusOK {
+		t.Fatalf("right secret after the delay: %d %s", res.status, res.body)
+	}
+	if res := try(wrong); res.status != http.StatusUnauthorized {
+		t.Fatalf("a success forgets the failures: %d %s", res.status, res.body)
+	}
+
+	if got := counterValue(t, reg, "keyhold_oauth2_client_auth_failures_total", oauth2.TokenPath); got != 6 {
+		t.Fatalf("failures counted %v, want 6", got)
+	}
+	if got := counterValue(t, reg, "keyhold_oauth2_client_auth_throttled_total", oauth2.TokenPath); got != 2 {
+		t.Fatalf("throttled counted %v, want 2", got)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"level":"INFO","msg":"oauth2 client authentication failed"`) || !strings.Contains(out, sa.ClientID()) {
+		t.Fatalf("no INFO line naming the client:\n%s", out)
+	}
+	if strings.Contains(out, wrong) || strings.Contains(out, cred.Secret) {
+		t.Fatalf("a secret reached the log:\n%s", out)
+	}
+}
+
+// counterValue is the value of counter name{path} in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, path string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	testenv.Must(t, err, "gather")
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "path" && l.GetValue() == path {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{path=%q} in the registry", name, path)
+	return 0
+}
+
+// An address that keeps failing is slowed down whatever client ids it
+// tries, and a success from it does not forgive its failures.
+func TestFailingAddressBacksOff(t *testing.T) {
+	f := newFixture(t)
+	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	cred := f.credential(f.admin, sa.ID(), nil)
+	roomy := auth.ThrottlePolicy{Free: 1000, Window: time.Minute, Base: time.Second, Max: time.Second, Keys: 100}
+	strict := auth.ThrottlePolicy{Free: 2, Window: time.Minute, Base: time.Minute, Max: time.Minute, Keys: 100}
+	base := f.server(f.revoke, oauth2.WithThrottles(roomy, strict), oauth2.WithLogger(slog.New(slog.DiscardHandler)))
+	for i := range 2 {
+		if res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: fmt.Sprintf("khc-01m8guess%013d", i), basicSecret: "wrong"}); res.status != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %s", i, res.status, res.body)
+		}
+	}
+	if res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: sa.ClientID(), basicSecret: cred.Secret}); res.status != http.StatusOK {
+		t.Fatalf("a success within the free failures: %d %s", res.status, res.body)
+	}
+	if res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: "khc-01m8guessx000000000000", basicSecret: "wrong"}); res.status != http.StatusUnauthorized {
+		t.Fatalf("third guess: %d %s", res.status, res.body)
+	}
+	res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: sa.ClientID(), basicSecret: cred.Secret})
+	if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") != "60" {
+		t.Fatalf("the address is slowed for every client: %d %v %s", res.status, res.header, res.body)
+	}
 }
