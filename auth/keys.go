@@ -40,7 +40,8 @@ const ClockSkew = 30 * time.Second
 // maxTokenLen bounds the work Verify does on input an attacker controls.
 const maxTokenLen = 4096
 
-// SigningKeysDDL creates the table holding access-token signing keys. It is
+// SigningKeysDDL creates the table holding access-token signing keys, their
+// private keys wrapped by a key-encryption key (see WithKEK). It is
 // idempotent; LoadKeys runs it, and the migration runner may too. Keys live
 // in Postgres, never in the event log: the log is readable by auditors and
 // replicated widely, a private key must not be.
@@ -139,6 +140,8 @@ type Keys struct {
 	issuer      string
 	audience    string
 	maxLifetime time.Duration
+	kek         KEK
+	previous    []KEK
 	set         atomic.Pointer[keySet]
 }
 
@@ -167,6 +170,29 @@ type keysConfig struct {
 	issuer      string
 	audience    string
 	maxLifetime time.Duration
+	kek         KEK
+	previous    []KEK
+}
+
+// WithKEK sets the key-encryption key that wraps the private keys in
+// signing_keys (required). Keys wrapped by one of previous, or stored in
+// the clear by an older Keyhold, are rewrapped with kek when loaded: that
+// is how a key-encryption key is rotated (start every replica with the new
+// key and the old one as previous, then drop the old one). A stored key
+// wrapped by a key-encryption key not given fails with ErrWrongKEK.
+func WithKEK(kek KEK, previous ...KEK) KeysOption {
+	return func(c *keysConfig) error {
+		if !kek.usable() {
+			return fmt.Errorf("%w: zero key-encryption key", ErrInvalidOption)
+		}
+		for _, p := range previous {
+			if !p.usable() {
+				return fmt.Errorf("%w: zero previous key-encryption key", ErrInvalidOption)
+			}
+		}
+		c.kek, c.previous = kek, previous
+		return nil
+	}
 }
 
 // KeysOption configures LoadKeys.
@@ -235,7 +261,10 @@ func LoadKeys(ctx context.Context, db *sqlx.DB, opts ...KeysOption) (*Keys, erro
 			return nil, err
 		}
 	}
-	rows, err := loadOrCreate(ctx, db)
+	if !cfg.kek.usable() {
+		return nil, fmt.Errorf("%w: a key-encryption key is required (WithKEK)", ErrInvalidOption)
+	}
+	rows, err := loadOrCreate(ctx, db, cfg.kek, cfg.previous)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSigningKeys, err)
 	}
@@ -251,7 +280,10 @@ type keyRow struct {
 	Age time.Duration `db:"-"`
 }
 
-func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
+// loadOrCreate returns the stored keys, newest first, with their private
+// keys unwrapped, after rewrapping any stored in the clear or under a
+// previous key-encryption key; it creates a key when none is live.
+func loadOrCreate(ctx context.Context, db *sqlx.DB, kek KEK, previous []KEK) ([]keyRow, error) {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
@@ -277,7 +309,17 @@ func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
 	out := make([]keyRow, len(rows))
 	live := 0
 	for i, r := range rows {
+		der, rewrap, err := unwrap(r.KID, r.PrivateKey, kek, previous)
+		if err != nil {
+			return nil, err
+		}
+		if rewrap {
+			if _, err := tx.ExecContext(ctx, `UPDATE signing_keys SET private_key = $2 WHERE kid = $1`, r.KID, kek.seal(r.KID, der)); err != nil {
+				return nil, fmt.Errorf("rewrap key %s: %w", r.KID, err)
+			}
+		}
 		out[i] = r.keyRow
+		out[i].PrivateKey = der
 		out[i].Age = time.Duration(r.AgeSeconds * float64(time.Second))
 		if r.RetiredAt == nil {
 			live++
@@ -293,7 +335,7 @@ func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
 			return nil, fmt.Errorf("encode key: %w", err)
 		}
 		row := keyRow{KID: keyID(priv.Public().(ed25519.PublicKey)), PrivateKey: der}
-		if err := tx.GetContext(ctx, &row.CreatedAt, `INSERT INTO signing_keys (kid, private_key) VALUES ($1, $2) RETURNING created_at`, row.KID, der); err != nil {
+		if err := tx.GetContext(ctx, &row.CreatedAt, `INSERT INTO signing_keys (kid, private_key) VALUES ($1, $2) RETURNING created_at`, row.KID, kek.seal(row.KID, der)); err != nil {
 			return nil, fmt.Errorf("insert: %w", err)
 		}
 		out = append([]keyRow{row}, out...)
@@ -302,6 +344,27 @@ func loadOrCreate(ctx context.Context, db *sqlx.DB) ([]keyRow, error) {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	return out, nil
+}
+
+// unwrap returns a stored private key in the clear, and whether it must be
+// stored again wrapped by kek.
+func unwrap(kid string, blob []byte, kek KEK, previous []KEK) (der []byte, rewrap bool, err error) {
+	by, wrapped := wrappedBy(blob)
+	if !wrapped {
+		return blob, true, nil
+	}
+	for i, k := range append([]KEK{kek}, previous...) {
+		if k.ID() == by {
+			der, err := k.open(kid, blob)
+			return der, i > 0, err
+		}
+	}
+	known := []string{kek.ID()}
+	for _, p := range previous {
+		known = append(known, p.ID())
+	}
+	return nil, false, fmt.Errorf("%w: key %s is wrapped by key-encryption key %s, and only %s were given: start with the key file the keys were made with (give a rotated-out one as the previous key)",
+		ErrWrongKEK, kid, by, strings.Join(known, ", "))
 }
 
 // keyID is the RFC 7638 JWK thumbprint of an Ed25519 public key: stable,
@@ -313,7 +376,7 @@ func keyID(pub ed25519.PublicKey) string {
 }
 
 func newKeys(cfg keysConfig, rows []keyRow) (*Keys, error) {
-	k := &Keys{issuer: cfg.issuer, audience: cfg.audience, maxLifetime: cfg.maxLifetime}
+	k := &Keys{issuer: cfg.issuer, audience: cfg.audience, maxLifetime: cfg.maxLifetime, kek: cfg.kek, previous: cfg.previous}
 	set, err := buildSet(rows)
 	if err != nil {
 		return nil, err
@@ -390,7 +453,7 @@ func (k *Keys) Refresh(ctx context.Context, db *sqlx.DB, every time.Duration, on
 // Reload loads the keys again (see KeyReload) and swaps them in at once.
 // On error the keys in use stay.
 func (k *Keys) Reload(ctx context.Context, db *sqlx.DB) error {
-	rows, err := loadOrCreate(ctx, db)
+	rows, err := loadOrCreate(ctx, db, k.kek, k.previous)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrSigningKeys, err)
 	}

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -23,9 +24,19 @@ import (
 	"github.com/keyhold/keyhold/internal/testenv"
 )
 
+// testKEK wraps the signing keys of every test here; tests of the
+// wrapping itself make their own.
+var testKEK = func() auth.KEK {
+	k, err := auth.NewKEK()
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 func loadKeys(t testing.TB, db *sqlx.DB, opts ...auth.KeysOption) *auth.Keys {
 	t.Helper()
-	k, err := auth.LoadKeys(context.Background(), db, opts...)
+	k, err := auth.LoadKeys(context.Background(), db, append([]auth.KeysOption{auth.WithKEK(testKEK)}, opts...)...)
 	testenv.Must(t, err, "load keys")
 	return k
 }
@@ -67,7 +78,7 @@ func TestLoadKeysReplicasShareOneKey(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			keys[i], errs[i] = auth.LoadKeys(context.Background(), db)
+			keys[i], errs[i] = auth.LoadKeys(context.Background(), db, auth.WithKEK(testKEK))
 		}()
 	}
 	wg.Wait()
@@ -103,13 +114,15 @@ func TestSigningKeyStorage(t *testing.T) {
 		RetiredAt  *time.Time `db:"retired_at"`
 	}
 	testenv.Must(t, db.Get(&row, `SELECT kid, private_key, retired_at FROM signing_keys`), "select key")
-	parsed, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
-	testenv.Must(t, err, "private key is not PKCS#8")
-	priv, ok := parsed.(ed25519.PrivateKey)
-	if !ok {
-		t.Fatalf("stored key is %T, want ed25519", parsed)
+	// Stored wrapped: what the table holds is no private key.
+	if _, err := x509.ParsePKCS8PrivateKey(row.PrivateKey); err == nil || !bytes.HasPrefix(row.PrivateKey, []byte("KHK1")) {
+		t.Fatalf("signing_keys holds a private key in the clear (parse err %v)", err)
 	}
-	jwk := jose.JSONWebKey{Key: priv.Public()}
+	pub, ok := k.JWKS().Keys[0].Key.(ed25519.PublicKey)
+	if !ok {
+		t.Fatalf("JWKS key is %T, want ed25519", k.JWKS().Keys[0].Key)
+	}
+	jwk := jose.JSONWebKey{Key: pub}
 	thumb, err := jwk.Thumbprint(crypto.SHA256)
 	testenv.Must(t, err, "thumbprint")
 	if want := base64.RawURLEncoding.EncodeToString(thumb); row.KID != want || onlyKID(t, k) != want {
@@ -374,10 +387,11 @@ func TestKeysOptionsValidate(t *testing.T) {
 		{"issuer too long", auth.WithIssuer(strings.Repeat("a", 257))},
 		{"empty audience", auth.WithAudience("")},
 		{"audience with newline", auth.WithAudience("a\nb")},
+		{"zero key-encryption key", auth.WithKEK(auth.KEK{})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := auth.LoadKeys(context.Background(), db, tt.opt); !errors.Is(err, auth.ErrInvalidOption) {
+			if _, err := auth.LoadKeys(context.Background(), db, auth.WithKEK(testKEK), tt.opt); !errors.Is(err, auth.ErrInvalidOption) {
 				t.Fatalf("err = %v, want ErrInvalidOption", err)
 			}
 		})
@@ -387,7 +401,7 @@ func TestKeysOptionsValidate(t *testing.T) {
 func TestLoadKeysFailsWithoutDatabase(t *testing.T) {
 	db := testenv.DB(t)
 	db.Close()
-	if _, err := auth.LoadKeys(context.Background(), db); !errors.Is(err, auth.ErrSigningKeys) {
+	if _, err := auth.LoadKeys(context.Background(), db, auth.WithKEK(testKEK)); !errors.Is(err, auth.ErrSigningKeys) {
 		t.Fatalf("err = %v, want ErrSigningKeys", err)
 	}
 }
@@ -450,18 +464,21 @@ func BenchmarkVerify(b *testing.B) {
 	})
 }
 
-// A token signed with Keyhold's own key but claiming a longer life than
+// A token signed with a key Keyhold trusts but claiming a longer life than
 // Keyhold issues, or issued in the future, is refused. The token is signed
-// from the stored key itself, as someone holding the signing_keys table
-// would do, since Issue refuses such claims.
+// outside Keyhold with a key of the signing_keys table, as someone who got
+// hold of one would do, since Issue refuses such claims.
 func TestVerifyRefusesForgedLifetimes(t *testing.T) {
 	db := testenv.DB(t)
 	k := loadKeys(t, db)
-	var der []byte
-	testenv.Must(t, db.Get(&der, `SELECT private_key FROM signing_keys LIMIT 1`), "read key")
-	parsed, err := x509.ParsePKCS8PrivateKey(der)
-	testenv.Must(t, err, "parse key")
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: parsed, KeyID: onlyKID(t, k)}}, nil)
+	_, parsed, err := ed25519.GenerateKey(rand.Reader)
+	testenv.Must(t, err, "generate")
+	der, err := x509.MarshalPKCS8PrivateKey(parsed)
+	testenv.Must(t, err, "encode")
+	_, err = db.Exec(`INSERT INTO signing_keys (kid, private_key) VALUES ('stolen', $1)`, der)
+	testenv.Must(t, err, "insert")
+	testenv.Must(t, k.Reload(context.Background(), db), "reload")
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: parsed, KeyID: "stolen"}}, nil)
 	testenv.Must(t, err, "signer")
 	now := time.Now().Truncate(time.Second)
 	forge := func(iat, exp time.Time) string {

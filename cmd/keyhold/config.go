@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/database"
 )
 
@@ -24,6 +27,12 @@ type config struct {
 	streamReplicas int
 	logLevel       string
 	waitTimeout    time.Duration
+	// keyFile and previousKeyFile hold key-encryption keys (see keks).
+	keyFile         string
+	previousKeyFile string
+	// kek and previousKEKs are read once by keks.
+	kek          *auth.KEK
+	previousKEKs []auth.KEK
 	// flags holds every shared flag; use adds some of them to a command.
 	flags *pflag.FlagSet
 	// flagGiven tells whether a flag was given on the command line; nil
@@ -93,13 +102,17 @@ func (c *config) bind() {
 	f.StringVar(&c.natsListen, "nats-listen", envOr("KEYHOLD_NATS_LISTEN", "127.0.0.1:14222"), "client address of the embedded NATS server (KEYHOLD_NATS_LISTEN)")
 	f.IntVar(&c.streamReplicas, "stream-replicas", c.envInt("stream-replicas", "KEYHOLD_STREAM_REPLICAS", 1), "replicas of the event stream: 1, or 3 on a NATS cluster (KEYHOLD_STREAM_REPLICAS)")
 	f.StringVar(&c.logLevel, "log-level", envOr("KEYHOLD_LOG_LEVEL", "info"), "debug, info, warn or error (KEYHOLD_LOG_LEVEL)")
+	f.StringVar(&c.keyFile, "key-file", envOr("KEYHOLD_KEY_FILE", ""),
+		"file holding the key-encryption key of the token signing keys; empty: <data-dir>/keyhold.key, made if missing; KEYHOLD_KEY may hold the key itself (KEYHOLD_KEY_FILE)")
+	f.StringVar(&c.previousKeyFile, "previous-key-file", envOr("KEYHOLD_PREVIOUS_KEY_FILE", ""),
+		"the key-encryption key being rotated out: signing keys it wraps are rewrapped with the current one (KEYHOLD_PREVIOUS_KEY_FILE)")
 	f.DurationVar(&c.waitTimeout, "read-wait", c.envDuration("read-wait", "KEYHOLD_READ_WAIT", 2*time.Second), "how long a write waits for the read side before answering (KEYHOLD_READ_WAIT)")
 }
 
 // The shared flags each kind of command takes.
 var (
 	// serveFlags: serve runs everything.
-	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait"}
+	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file"}
 	// logFlags: commands that only read or append to the event log.
 	logFlags = []string{"data-dir", "nats-url", "nats-listen", "stream-replicas", "log-level"}
 	// tableFlags: commands that also use the read tables.
@@ -157,6 +170,50 @@ func (c *config) validate() error {
 		return fmt.Errorf("--data-dir must not be empty")
 	}
 	return nil
+}
+
+// keks returns the key-encryption key that wraps the signing keys, and
+// the one being rotated out, if any. The key comes from KEYHOLD_KEY (the
+// key itself, base64), else from --key-file, else from
+// <data-dir>/keyhold.key, which is made (mode 0600) when missing; a key
+// file named explicitly must exist. Both files must be private to their
+// owner. Read once; later calls return the same keys.
+func (c *config) keks() (auth.KEK, []auth.KEK, error) {
+	if c.kek != nil {
+		return *c.kek, c.previousKEKs, nil
+	}
+	var kek auth.KEK
+	var err error
+	inline, hasInline := os.LookupEnv("KEYHOLD_KEY")
+	switch {
+	case hasInline && c.keyFile != "":
+		return auth.KEK{}, nil, errors.New("KEYHOLD_KEY and --key-file (or KEYHOLD_KEY_FILE) both name a key-encryption key: give one")
+	case hasInline:
+		if kek, err = auth.ParseKEK([]byte(inline)); err != nil {
+			return auth.KEK{}, nil, fmt.Errorf("KEYHOLD_KEY: %w", err)
+		}
+	case c.keyFile != "":
+		if kek, err = auth.LoadKEKFile(c.keyFile, false); err != nil {
+			return auth.KEK{}, nil, fmt.Errorf("--key-file: %w", err)
+		}
+	default:
+		if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+			return auth.KEK{}, nil, fmt.Errorf("create %s: %w", c.dataDir, err)
+		}
+		if kek, err = auth.LoadKEKFile(filepath.Join(c.dataDir, "keyhold.key"), true); err != nil {
+			return auth.KEK{}, nil, fmt.Errorf("key-encryption key: %w", err)
+		}
+	}
+	var previous []auth.KEK
+	if c.previousKeyFile != "" {
+		p, err := auth.LoadKEKFile(c.previousKeyFile, false)
+		if err != nil {
+			return auth.KEK{}, nil, fmt.Errorf("--previous-key-file: %w", err)
+		}
+		previous = append(previous, p)
+	}
+	c.kek, c.previousKEKs = &kek, previous
+	return kek, previous, nil
 }
 
 func (c *config) logger() (*slog.Logger, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"path/filepath"
 	"testing"
 )
 
@@ -13,6 +14,8 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.databaseURL = a.cfg.databaseURL
 	cfg.natsURL = "nats://" + a.natsAddr()
+	// Replicas share the key-encryption key of the signing keys.
+	cfg.keyFile = filepath.Join(a.cfg.dataDir, "keyhold.key")
 	b := startServer(t, cfg)
 
 	if a.srv.runner.Leading("iam") == b.srv.runner.Leading("iam") {

@@ -62,6 +62,9 @@ anything starts.`,
 				// The embedded server binds it itself, in a moment.
 				nl.Close()
 			}
+			if _, _, err := cfg.keks(); err != nil {
+				return err
+			}
 			e, err := open(cmd.Context(), cfg, true)
 			if err != nil {
 				return err
@@ -141,7 +144,11 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err := runner.Prepare(ctx); err != nil {
 		return nil, fmt.Errorf("prepare projections: %w", err)
 	}
-	keys, err := auth.LoadKeys(ctx, e.db.SQL())
+	kek, previous, err := e.cfg.keks()
+	if err != nil {
+		return nil, err
+	}
+	keys, err := auth.LoadKeys(ctx, e.db.SQL(), auth.WithKEK(kek, previous...))
 	if err != nil {
 		return nil, err
 	}

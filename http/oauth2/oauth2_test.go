@@ -45,6 +45,14 @@ type fixture struct {
 	secrets []string
 }
 
+// testKEK is a new key-encryption key for one test's signing keys.
+func testKEK(t testing.TB) auth.KEK {
+	t.Helper()
+	k, err := auth.NewKEK()
+	testenv.Must(t, err, "new KEK")
+	return k
+}
+
 func newFixture(t *testing.T, opts ...oauth2.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
@@ -65,7 +73,7 @@ func newFixture(t *testing.T, opts ...oauth2.Option) *fixture {
 	}
 	f.admin, err = f.dir.APITokenPrincipal(boot.Token, time.Now())
 	testenv.Must(t, err, "admin principal")
-	f.keys, err = auth.LoadKeys(ctx, testenv.DB(t), auth.WithMaxLifetime(time.Hour))
+	f.keys, err = auth.LoadKeys(ctx, testenv.DB(t), auth.WithKEK(testKEK(t)), auth.WithMaxLifetime(time.Hour))
 	testenv.Must(t, err, "keys")
 	f.url = f.server(f.revoke, opts...)
 	return f
@@ -671,7 +679,7 @@ func TestNoSecretInEvents(t *testing.T) {
 
 func TestNewValidatesOptions(t *testing.T) {
 	dir := query.NewDirectory()
-	keys, err := auth.LoadKeys(context.Background(), testenv.DB(t), auth.WithMaxLifetime(24*time.Hour))
+	keys, err := auth.LoadKeys(context.Background(), testenv.DB(t), auth.WithKEK(testKEK(t)), auth.WithMaxLifetime(24*time.Hour))
 	testenv.Must(t, err, "keys")
 	revoke := func(context.Context, auth.Principal, auth.AccessClaims) error { return nil }
 	tests := []struct {
@@ -799,7 +807,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	}
 	apply(1, events.ServiceAccountCreated{ClientID: "khc-01bench", Scope: events.Scope{Level: events.ScopeTenant, Target: "acme"}, Roles: []string{"viewer"}, Status: "active"})
 	apply(2, events.CredentialCreated{CredentialID: "c1", Verifier: auth.Verifier(secret), ExpiresAt: time.Now().Add(time.Hour)})
-	keys, err := auth.LoadKeys(context.Background(), testenv.DB(b))
+	keys, err := auth.LoadKeys(context.Background(), testenv.DB(b), auth.WithKEK(testKEK(b)))
 	testenv.Must(b, err, "keys")
 	srv, err := oauth2.New(dir, keys, func(context.Context, auth.Principal, auth.AccessClaims) error { return nil })
 	testenv.Must(b, err, "server")
