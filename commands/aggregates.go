@@ -14,6 +14,14 @@ type Meta struct {
 	Caller         auth.Principal
 	RequestID      string
 	IdempotencyKey string
+	// IDSeed, when set, is the id a command gives what it creates (a
+	// service account, a credential) instead of a new one. The idempotency
+	// store allocates it once per keyed request and hands the same seed to
+	// every retry, so a retry of a request whose first attempt reached the
+	// log finds what that attempt created and answers with it, however long
+	// after (within the store's retention) and whatever became of the
+	// process that ran it.
+	IDSeed string
 }
 
 // Default tenant settings.
@@ -140,9 +148,12 @@ func (c Credential) ExpiresAt() time.Time { return c.expiresAt }
 
 // ServiceAccount is a service account's state, credentials included.
 type ServiceAccount struct {
-	id          string
-	tenant      string
-	exists      bool
+	id     string
+	tenant string
+	exists bool
+	// deleted marks an id that was used and deleted: ids are never reused,
+	// so a retried create must not bring it back.
+	deleted     bool
 	clientID    string
 	displayName string
 	description string
@@ -152,6 +163,8 @@ type ServiceAccount struct {
 	createdAt   time.Time
 	updatedAt   time.Time
 	credentials []Credential
+	// deletedCredentials are the ids of deleted credentials, never reused.
+	deletedCredentials []string
 }
 
 // Service account statuses.
@@ -221,6 +234,7 @@ func (s *ServiceAccount) clone() state {
 	c := *s
 	c.roles = slices.Clone(s.roles)
 	c.credentials = slices.Clone(s.credentials)
+	c.deletedCredentials = slices.Clone(s.deletedCredentials)
 	return &c
 }
 
@@ -246,10 +260,11 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 		}
 		s.updatedAt = env.Time
 	case events.ServiceAccountDeleted:
-		*s = ServiceAccount{id: s.id, tenant: s.tenant}
+		*s = ServiceAccount{id: s.id, tenant: s.tenant, deleted: true}
 	case events.CredentialCreated:
 		s.credentials = append(s.credentials, Credential{id: e.CredentialID, verifier: e.Verifier, createdAt: env.Time, expiresAt: e.ExpiresAt})
 	case events.CredentialDeleted:
 		s.credentials = slices.DeleteFunc(s.credentials, func(c Credential) bool { return c.id == e.CredentialID })
+		s.deletedCredentials = append(s.deletedCredentials, e.CredentialID)
 	}
 }

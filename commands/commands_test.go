@@ -271,3 +271,44 @@ func TestAPITokens(t *testing.T) {
 		}
 	}
 }
+
+// A create carrying a keyed request's id seed creates under that id once;
+// run again (a retry on any replica) it finds what it created, and once the
+// account or credential was deleted it refuses instead of bringing it back.
+func TestSeededCreatesHappenOnce(t *testing.T) {
+	ctx := context.Background()
+	_, a, b, meta := twoWriters(t)
+	meta.IDSeed = events.NewID()
+	create := commands.CreateServiceAccount{Meta: meta, DisplayName: "seeded", Scope: events.Scope{Level: "tenant"}}
+	first, err := a.CreateServiceAccount.Handle(ctx, create)
+	testenv.Must(t, err, "first create")
+	if first.ServiceAccount.ID() != meta.IDSeed || first.Replayed {
+		t.Fatalf("first create: id %s replayed %v, want the seed %s, not replayed", first.ServiceAccount.ID(), first.Replayed, meta.IDSeed)
+	}
+	again, err := b.CreateServiceAccount.Handle(ctx, create)
+	testenv.Must(t, err, "again on the other writer")
+	if again.ServiceAccount.ID() != meta.IDSeed || !again.Replayed || again.Sequence != first.Sequence {
+		t.Fatalf("again: id %s replayed %v seq %d, want the first (seq %d) found", again.ServiceAccount.ID(), again.Replayed, again.Sequence, first.Sequence)
+	}
+
+	credMeta := meta
+	credMeta.IDSeed = events.NewID()
+	cc := commands.CreateCredential{Meta: credMeta, ServiceAccountID: meta.IDSeed}
+	c1, err := a.CreateCredential.Handle(ctx, cc)
+	testenv.Must(t, err, "credential")
+	c2, err := b.CreateCredential.Handle(ctx, cc)
+	testenv.Must(t, err, "credential again")
+	if c1.Credential.ID() != credMeta.IDSeed || c2.Credential.ID() != c1.Credential.ID() || !c2.Replayed || c2.Secret != "" || c1.Secret == "" {
+		t.Fatalf("credential: first %s (secret shown %v), again %s replayed %v secret shown %v", c1.Credential.ID(), c1.Secret != "", c2.Credential.ID(), c2.Replayed, c2.Secret != "")
+	}
+	_, err = a.DeleteCredential.Handle(ctx, commands.DeleteCredential{Meta: commands.Meta{Caller: meta.Caller}, ServiceAccountID: meta.IDSeed, CredentialID: c1.Credential.ID()})
+	testenv.Must(t, err, "delete credential")
+	if _, err := b.CreateCredential.Handle(ctx, cc); !errors.Is(err, commands.ErrAlreadyExists) {
+		t.Fatalf("credential retried after its deletion: err = %v, want ErrAlreadyExists", err)
+	}
+	_, err = a.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: commands.Meta{Caller: meta.Caller}, ID: meta.IDSeed})
+	testenv.Must(t, err, "delete account")
+	if _, err := b.CreateServiceAccount.Handle(ctx, create); !errors.Is(err, commands.ErrAlreadyExists) {
+		t.Fatalf("create retried after the deletion: err = %v, want ErrAlreadyExists", err)
+	}
+}

@@ -30,6 +30,10 @@ func ServiceAccountIDFromClientID(clientID string) (string, bool) {
 type ServiceAccountResult struct {
 	ServiceAccount *ServiceAccount
 	Sequence       uint64
+	// Replayed is set when an earlier attempt of the same keyed request
+	// (Meta.IDSeed) had created the account: nothing was appended, and the
+	// account is as it is now.
+	Replayed bool
 }
 
 // CreateServiceAccount creates a service account, without credentials, in
@@ -96,25 +100,64 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	if err := scopeDown(cmd.Caller, tenantID, scope, roles); err != nil {
 		return ServiceAccountResult{}, err
 	}
+	if cmd.IDSeed != "" {
+		return h.createSeeded(ctx, cmd, tenantID, scope, roles)
+	}
 	id := events.NewID()
 	var sa *ServiceAccount
 	// A fresh id: nothing else can write to it, so no lock.
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
 		sa = newServiceAccount(tenantID, id)
-		c.record(key{tenantID, events.AggregateServiceAccount, id}, sa, 0, events.ServiceAccountCreated{
-			ClientID:    ClientIDPrefix + id,
-			DisplayName: cmd.DisplayName,
-			Description: cmd.Description,
-			Scope:       scope,
-			Roles:       roles,
-			Status:      cmd.Status,
-		})
+		c.record(key{tenantID, events.AggregateServiceAccount, id}, sa, 0, created(cmd, id, scope, roles))
 		return nil
 	})
 	if err != nil {
 		return ServiceAccountResult{}, err
 	}
 	return ServiceAccountResult{ServiceAccount: sa, Sequence: seq}, nil
+}
+
+func created(cmd CreateServiceAccount, id string, scope events.Scope, roles []string) events.ServiceAccountCreated {
+	return events.ServiceAccountCreated{
+		ClientID:    ClientIDPrefix + id,
+		DisplayName: cmd.DisplayName,
+		Description: cmd.Description,
+		Scope:       scope,
+		Roles:       roles,
+		Status:      cmd.Status,
+	}
+}
+
+// createSeeded creates the account under the keyed request's seed id, or
+// finds that an earlier attempt of the request did: only that request
+// could have used the id.
+func (h CreateServiceAccountHandler) createSeeded(ctx context.Context, cmd CreateServiceAccount, tenantID string, scope events.Scope, roles []string) (ServiceAccountResult, error) {
+	id := cmd.IDSeed
+	k := key{tenantID, events.AggregateServiceAccount, id}
+	var out ServiceAccountResult
+	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
+		sa, k, seq, err := h.serviceAccount(ctx, tenantID, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case sa.exists:
+			out = ServiceAccountResult{ServiceAccount: sa, Sequence: seq, Replayed: true}
+			return nil
+		case sa.deleted:
+			return ruleError(ErrAlreadyExists, "", "this request created service account %s, which has been deleted since", id)
+		}
+		c.record(k, sa, seq, created(cmd, id, scope, roles))
+		out = ServiceAccountResult{ServiceAccount: sa}
+		return nil
+	})
+	if err != nil {
+		return ServiceAccountResult{}, err
+	}
+	if !out.Replayed {
+		out.Sequence = seq
+	}
+	return out, nil
 }
 
 // UpdateServiceAccount changes mutable fields; nil fields stay as they are.
@@ -263,8 +306,13 @@ type CreateCredential struct {
 type CredentialResult struct {
 	ServiceAccount *ServiceAccount
 	Credential     Credential
-	Secret         string
-	Sequence       uint64
+	// Secret is the client secret, shown once: empty when Replayed.
+	Secret   string
+	Sequence uint64
+	// Replayed is set when an earlier attempt of the same keyed request
+	// (Meta.IDSeed) had created the credential: nothing was appended, and
+	// the secret is not known any more.
+	Replayed bool
 }
 
 // CreateCredentialHandler handles CreateCredential.
@@ -308,7 +356,11 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 	expires = expires.Truncate(time.Second)
 	secret := auth.NewSecret(auth.PrefixClientSecret)
 	credID := events.NewID()
+	if cmd.IDSeed != "" {
+		credID = cmd.IDSeed
+	}
 	var out *ServiceAccount
+	replayed := false
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
 		if err != nil {
@@ -321,6 +373,13 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 		if err := mayActFor(cmd.Caller, sa); err != nil {
 			return err
 		}
+		if _, ok := sa.credential(credID); ok {
+			out, replayed = sa, true // an earlier attempt of this request
+			return nil
+		}
+		if slices.Contains(sa.deletedCredentials, credID) {
+			return ruleError(ErrAlreadyExists, "", "this request created credential %s, which has been deleted since", credID)
+		}
 		if sa.activeCredentials(now) >= MaxActiveCredentials {
 			return ruleError(ErrLimit, "", "service account already has %d active credentials; delete one first", MaxActiveCredentials)
 		}
@@ -332,6 +391,9 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 		return CredentialResult{}, err
 	}
 	cred, _ := out.credential(credID)
+	if replayed {
+		return CredentialResult{ServiceAccount: out, Credential: cred, Sequence: seq, Replayed: true}, nil
+	}
 	return CredentialResult{ServiceAccount: out, Credential: cred, Secret: secret, Sequence: seq}, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/keyhold/keyhold/events"
 )
 
 // IdempotencyKeyHeader is the request header clients set to make a write
@@ -57,12 +59,35 @@ func (i *Idempotency) Sweep(ctx context.Context, interval time.Duration) {
 }
 
 type recorded struct {
-	RequestHash string       `db:"request_hash"`
-	Status      int          `db:"status"`
-	Headers     []byte       `db:"headers"`
-	Body        []byte       `db:"body"`
-	CreatedAt   time.Time    `db:"created_at"`
-	CompletedAt sql.NullTime `db:"completed_at"`
+	RequestHash string         `db:"request_hash"`
+	Status      int            `db:"status"`
+	Headers     []byte         `db:"headers"`
+	Body        []byte         `db:"body"`
+	CreatedAt   time.Time      `db:"created_at"`
+	CompletedAt sql.NullTime   `db:"completed_at"`
+	IDSeed      sql.NullString `db:"id_seed"`
+	LeaseUntil  sql.NullTime   `db:"lease_until"`
+}
+
+// idempotencyLease is how long a claim on a key stands while its request
+// runs; a repeat meanwhile gets 409. A claim whose lease ran out (its
+// process died, or it failed) is taken over by the next repeat, with the
+// same id seed.
+const idempotencyLease = time.Minute
+
+// MarkReplayed marks a response that answers with what an earlier attempt
+// of the same keyed request did (found through its id seed) rather than
+// with a change made now.
+func MarkReplayed(w http.ResponseWriter) { w.Header().Set(ReplayedHeader, "true") }
+
+type idSeedKey struct{}
+
+// IDSeed returns the id seed of the keyed request ctx belongs to, or "".
+// Commands give what they create this id (commands.Meta.IDSeed), so every
+// attempt of one keyed request creates the same thing once.
+func IDSeed(ctx context.Context) string {
+	s, _ := ctx.Value(idSeedKey{}).(string)
+	return s
 }
 
 // bufferedWriter records the status like statusRecorder and keeps a copy
@@ -112,7 +137,7 @@ func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Hand
 			rh := hash(r.Method, r.URL.Path, string(body))
 			ctx := r.Context()
 
-			prev, fresh, err := i.begin(ctx, kh, rh)
+			prev, seed, fresh, err := i.begin(ctx, kh, rh)
 			if err != nil {
 				onErr(w, r, http.StatusServiceUnavailable, "", "idempotency store unavailable; retry later")
 				return
@@ -131,11 +156,13 @@ func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Hand
 			bw := &bufferedWriter{statusRecorder: statusRecorder{ResponseWriter: w}}
 			completed := false
 			defer func() {
+				// The request may have reached the log even so: the row and its
+				// id seed stay, and a retry takes the claim over at once.
 				if !completed {
-					_, _ = i.db.ExecContext(context.WithoutCancel(ctx), "DELETE FROM idempotency_keys WHERE key_hash = $1", kh)
+					_, _ = i.db.ExecContext(context.WithoutCancel(ctx), "UPDATE idempotency_keys SET lease_until = now() WHERE key_hash = $1", kh)
 				}
 			}()
-			next.ServeHTTP(bw, r)
+			next.ServeHTTP(bw, r.WithContext(context.WithValue(ctx, idSeedKey{}, seed)))
 			if bw.status >= 500 || bw.status == 0 {
 				return // let the client retry with the same key
 			}
@@ -157,33 +184,55 @@ func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Hand
 	}
 }
 
-// begin claims the key, or returns the earlier record. Abandoned claims
-// (a crash mid-request) and expired records are taken over.
-func (i *Idempotency) begin(ctx context.Context, kh, rh string) (recorded, bool, error) {
+// begin claims the key with a new id seed, or returns the earlier record.
+// A claim whose request is not completed and whose lease ran out is taken
+// over with its id seed, so the retry creates what the first attempt
+// created, or finds it created. Expired records are replaced.
+func (i *Idempotency) begin(ctx context.Context, kh, rh string) (prev recorded, seed string, fresh bool, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		res, err := i.db.ExecContext(ctx, `INSERT INTO idempotency_keys (key_hash, request_hash) VALUES ($1, $2) ON CONFLICT (key_hash) DO NOTHING`, kh, rh)
+		seed = events.NewID()
+		res, err := i.db.ExecContext(ctx, `INSERT INTO idempotency_keys (key_hash, request_hash, id_seed, lease_until)
+			VALUES ($1, $2, $3, now() + $4::interval) ON CONFLICT (key_hash) DO NOTHING`, kh, rh, seed, idempotencyLease.String())
 		if err != nil {
-			return recorded{}, false, err
+			return recorded{}, "", false, err
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			return recorded{}, true, nil
+			return recorded{}, seed, true, nil
 		}
-		var prev recorded
-		err = i.db.GetContext(ctx, &prev, `SELECT request_hash, status, headers, body, created_at, completed_at FROM idempotency_keys WHERE key_hash = $1`, kh)
+		err = i.db.GetContext(ctx, &prev, `SELECT request_hash, status, headers, body, created_at, completed_at, id_seed, lease_until
+			FROM idempotency_keys WHERE key_hash = $1`, kh)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}
 		if err != nil {
-			return recorded{}, false, err
+			return recorded{}, "", false, err
 		}
-		stale := !prev.CompletedAt.Valid && time.Since(prev.CreatedAt) > time.Minute
-		if stale || time.Since(prev.CreatedAt) > i.ttl {
+		if time.Since(prev.CreatedAt) > i.ttl {
 			_, _ = i.db.ExecContext(ctx, "DELETE FROM idempotency_keys WHERE key_hash = $1 AND created_at = $2", kh, prev.CreatedAt)
 			continue
 		}
-		return prev, false, nil
+		if prev.CompletedAt.Valid || prev.RequestHash != rh {
+			return prev, "", false, nil
+		}
+		// Not completed: take the claim over if its lease ran out. Rows
+		// from before leases count a minute from their creation; rows
+		// from before seeds get one now, and with it no memory of what
+		// their first attempt created.
+		var taken string
+		err = i.db.GetContext(ctx, &taken, `UPDATE idempotency_keys
+			SET lease_until = now() + $2::interval, id_seed = COALESCE(id_seed, $3)
+			WHERE key_hash = $1 AND completed_at IS NULL
+			  AND COALESCE(lease_until, created_at + interval '1 minute') <= now()
+			RETURNING id_seed`, kh, idempotencyLease.String(), seed)
+		if errors.Is(err, sql.ErrNoRows) {
+			return prev, "", false, nil // still running
+		}
+		if err != nil {
+			return recorded{}, "", false, err
+		}
+		return recorded{}, taken, true, nil
 	}
-	return recorded{}, false, errors.New("idempotency key contended")
+	return recorded{}, "", false, errors.New("idempotency key contended")
 }
 
 func replay(w http.ResponseWriter, prev recorded) {

@@ -80,8 +80,10 @@ type credentialJSON struct {
 
 type newCredentialJSON struct {
 	credentialJSON
-	ClientID     string `json:"clientId"`
-	ClientSecret string `json:"clientSecret"`
+	ClientID string `json:"clientId"`
+	// ClientSecret is null when a retry of the request found the
+	// credential created by its first attempt: the secret is shown once.
+	ClientSecret *string `json:"clientSecret"`
 }
 
 type listJSON[T any] struct {
@@ -129,7 +131,8 @@ func caller(r *http.Request) auth.Principal {
 }
 
 func meta(r *http.Request) commands.Meta {
-	return commands.Meta{Caller: caller(r), RequestID: khttp.RequestID(r.Context()), IdempotencyKey: r.Header.Get(khttp.IdempotencyKeyHeader)}
+	return commands.Meta{Caller: caller(r), RequestID: khttp.RequestID(r.Context()),
+		IdempotencyKey: r.Header.Get(khttp.IdempotencyKeyHeader), IDSeed: khttp.IDSeed(r.Context())}
 }
 
 func (h handlers) list(w http.ResponseWriter, r *http.Request) {
@@ -202,6 +205,9 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	if res.Replayed {
+		khttp.MarkReplayed(w)
+	}
 	w.Header().Set("Location", Base+"/"+res.ServiceAccount.ID())
 	khttp.WriteJSON(w, http.StatusCreated, fromCommand(res.ServiceAccount))
 }
@@ -340,11 +346,16 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
 	c := res.Credential
 	w.Header().Set("Location", Base+"/"+saID+"/credentials/"+c.ID())
-	khttp.WriteJSON(w, http.StatusCreated, newCredentialJSON{
+	out := newCredentialJSON{
 		credentialJSON: credentialOf(c.ID(), saID, c.CreatedAt(), c.ExpiresAt(), time.Now()),
 		ClientID:       res.ServiceAccount.ClientID(),
-		ClientSecret:   res.Secret,
-	})
+	}
+	if res.Replayed {
+		khttp.MarkReplayed(w)
+	} else {
+		out.ClientSecret = &res.Secret
+	}
+	khttp.WriteJSON(w, http.StatusCreated, out)
 }
 
 func (h handlers) getCredential(w http.ResponseWriter, r *http.Request) {
