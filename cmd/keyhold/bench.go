@@ -91,6 +91,9 @@ Scenarios come in pairs, a baseline and the scenario measured against it
   list_no_match_query          the same with ?status=disabled, which matches no account
   list_service_accounts_no_match_http
                                its HTTP side (target ratio >= 0.5, p99 < 5 ms)
+  audit_aggregate_query        query.Audit in process: one service account's history
+  audit_aggregate_http         GET /v1/audit/events?aggregate=ID (target ratio >= 0.5,
+                               p99 < 5 ms)
 A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
 round), so a change in the machine's background load hits both sides alike. Before
 each side of the rebuild pair the COPY table is emptied and Postgres is asked for a
@@ -210,6 +213,7 @@ var benchPairs = []benchPair{
 	{baseline: "postgres_copy_baseline", measured: "projection_rebuild", target: 0.5, run: (*bench).rebuildPath},
 	{baseline: "list_first_page_query", measured: "list_service_accounts_http", target: 0.5, run: (*bench).listFirstPage},
 	{baseline: "list_no_match_query", measured: "list_service_accounts_no_match_http", target: 0.5, run: (*bench).listNoMatch},
+	{baseline: "audit_aggregate_query", measured: "audit_aggregate_http", target: 0.5, run: (*bench).auditAggregate},
 }
 
 // scenarioNames lists every scenario in output order.
