@@ -153,6 +153,8 @@ type keySet struct {
 	// public maps kid to verification key, for every loaded key.
 	public map[string]ed25519.PublicKey
 	jwks   []jose.JSONWebKey
+	// jwksJSON is jwks encoded as a JWK Set, once per load.
+	jwksJSON []byte
 }
 
 // Key rotation works without restarts: insert a key into signing_keys,
@@ -429,6 +431,9 @@ func buildSet(rows []keyRow) (*keySet, error) {
 		return nil, fmt.Errorf("%w: signer: %w", ErrSigningKeys, err)
 	}
 	set.signer = signer
+	if set.jwksJSON, err = json.Marshal(jose.JSONWebKeySet{Keys: set.jwks}); err != nil {
+		return nil, fmt.Errorf("%w: encode JWKS: %w", ErrSigningKeys, err)
+	}
 	return set, nil
 }
 
@@ -604,6 +609,12 @@ func (k *Keys) Verify(token string, now time.Time) (AccessClaims, error) {
 	}
 	return c, nil
 }
+
+// JWKSJSON returns the current public keys encoded as a JWK Set, as
+// /.well-known/jwks.json serves them: it follows Reload, so verifiers
+// outside Keyhold learn a new key before any token is signed with it. The
+// slice is shared: callers must not modify it.
+func (k *Keys) JWKSJSON() []byte { return k.set.Load().jwksJSON }
 
 // JWKS returns the public keys tokens may be signed with, for
 // /.well-known/jwks.json. It never contains private key material; the

@@ -71,7 +71,6 @@ type Server struct {
 	lifetime time.Duration
 	now      func() time.Time
 	log      *slog.Logger
-	jwks     []byte
 
 	// clients and addrs slow down client ids and remote addresses that
 	// keep failing authentication; failures and throttled count them.
@@ -189,12 +188,6 @@ func New(dir *query.Directory, keys *auth.Keys, revoke RevokeFunc, opts ...Optio
 	if s.lifetime > keys.MaxLifetime() {
 		return nil, fmt.Errorf("%w: token lifetime %s is beyond the keys' maximum %s (auth.WithMaxLifetime)", ErrInvalidOption, s.lifetime, keys.MaxLifetime())
 	}
-	// The key set is fixed for the keys' lifetime: encode it once.
-	jwks, err := json.Marshal(keys.JWKS())
-	if err != nil {
-		return nil, fmt.Errorf("oauth2: encode JWKS: %w", err)
-	}
-	s.jwks = jwks
 	return s, nil
 }
 
@@ -578,9 +571,11 @@ func (s *Server) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	// Public keys may be cached briefly; rotation keeps old keys listed
 	// for longer than this.
 	h.Set("Cache-Control", "public, max-age=300")
-	h.Set("Content-Length", strconv.Itoa(len(s.jwks)))
+	// The keys' current set: it changes when the keys reload.
+	jwks := s.keys.JWKSJSON()
+	h.Set("Content-Length", strconv.Itoa(len(jwks)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(s.jwks)
+	_, _ = w.Write(jwks)
 }
 
 type introspection struct {

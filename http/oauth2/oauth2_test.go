@@ -3,15 +3,20 @@ package oauth2_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,6 +42,7 @@ type fixture struct {
 	cmds    *commands.Commands
 	dir     *query.Directory
 	keys    *auth.Keys
+	keysDB  *sqlx.DB
 	admin   auth.Principal
 	url     string
 	revokes atomic.Int32
@@ -73,7 +79,8 @@ func newFixture(t *testing.T, opts ...oauth2.Option) *fixture {
 	}
 	f.admin, err = f.dir.APITokenPrincipal(boot.Token, time.Now())
 	testenv.Must(t, err, "admin principal")
-	f.keys, err = auth.LoadKeys(ctx, testenv.DB(t), auth.WithKEK(testKEK(t)), auth.WithMaxLifetime(time.Hour))
+	f.keysDB = testenv.DB(t)
+	f.keys, err = auth.LoadKeys(ctx, f.keysDB, auth.WithKEK(testKEK(t)), auth.WithMaxLifetime(time.Hour))
 	testenv.Must(t, err, "keys")
 	f.url = f.server(f.revoke, opts...)
 	return f
@@ -943,5 +950,46 @@ func TestFailingAddressBacksOff(t *testing.T) {
 	res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: sa.ClientID(), basicSecret: cred.Secret})
 	if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") != "60" {
 		t.Fatalf("the address is slowed for every client: %d %v %s", res.status, res.header, res.body)
+	}
+}
+
+// The key set served follows key reloads: a key added to signing_keys is
+// published once the keys reload, before any token is signed with it
+// (auth.KeyPropagation), without a restart.
+func TestJWKSFollowsKeyReloads(t *testing.T) {
+	f := newFixture(t)
+	kids := func() []string {
+		t.Helper()
+		resp, err := http.Get(f.url + oauth2.JWKSPath)
+		testenv.Must(t, err, "GET JWKS")
+		defer resp.Body.Close()
+		var set struct {
+			Keys []struct {
+				KID string `json:"kid"`
+			} `json:"keys"`
+		}
+		testenv.Must(t, json.NewDecoder(resp.Body).Decode(&set), "decode JWKS")
+		var out []string
+		for _, k := range set.Keys {
+			out = append(out, k.KID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	before := kids()
+	if len(before) != 1 {
+		t.Fatalf("JWKS before: %v", before)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	testenv.Must(t, err, "generate")
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	testenv.Must(t, err, "encode")
+	_, err = f.keysDB.Exec(`INSERT INTO signing_keys (kid, private_key) VALUES ('added', $1)`, der)
+	testenv.Must(t, err, "insert a key")
+	testenv.Must(t, f.keys.Reload(context.Background(), f.keysDB), "reload")
+	want := []string{before[0], "added"}
+	slices.Sort(want)
+	if got := kids(); !slices.Equal(got, want) {
+		t.Fatalf("JWKS after the reload: %v, want %v and added", got, before)
 	}
 }
