@@ -67,7 +67,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 			Name:                      cmd.Tenant,
 			CredentialDefaultLifetime: int64(DefaultCredentialLifetime.Seconds()),
 			CredentialMaxLifetime:     int64(MaxCredentialLifetime.Seconds()),
-			ScopeLevels:               []string{events.ScopeTenant, events.ScopeNamespace},
+			ScopeLevels:               slices.Clone(events.ServiceAccountScopeLevels),
 		})
 		if err := h.claim(ctx, c, events.InstanceTenant, "username", cmd.Username, userID); err != nil {
 			return err
@@ -144,7 +144,7 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 			return TenantResult{}, invalid("scopeLevels", "must allow at least one of tenant, namespace")
 		}
 		for _, l := range levels {
-			if l != events.ScopeTenant && l != events.ScopeNamespace {
+			if !slices.Contains(events.ServiceAccountScopeLevels, l) {
 				return TenantResult{}, invalid("scopeLevels", "unknown level %q (known: tenant, namespace)", l)
 			}
 		}

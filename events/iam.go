@@ -18,6 +18,10 @@ const (
 	ScopeNamespace = "namespace"
 )
 
+// ServiceAccountScopeLevels are the levels a service account can be
+// scoped to, and a tenant's settings can allow. Read only.
+var ServiceAccountScopeLevels = []string{ScopeTenant, ScopeNamespace}
+
 // TenantCreated starts a tenant. Aggregate: tenant, subject keyhold.<id>.tenant.<id>.
 type TenantCreated struct {
 	Name string `json:"name"`

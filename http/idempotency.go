@@ -32,8 +32,11 @@ var secretFields = []string{"clientSecret", "client_secret", "secret", "token", 
 // per caller, for a day. Repeating the key with the same method, path and
 // body returns the first response (status, body, Location) and changes
 // nothing; the same key with a different request is rejected with 422; a
-// repeat while the first is still running gets 409. Responses are stored
-// without one-time secrets. Safe for concurrent use and across replicas.
+// repeat while the first is still running gets 409. A request that never
+// completed (its process died, or it failed with a 5xx) is run again by a
+// repeat, with the id seed of its first attempt (see IDSeed). Responses
+// are stored without one-time secrets. Safe for concurrent use and across
+// replicas.
 type Idempotency struct {
 	db  *sqlx.DB
 	ttl time.Duration

@@ -127,15 +127,11 @@ type ServiceAccountFilter struct {
 
 const saColumns = "tenant, id, client_id, display_name, description, scope_level, scope_target, roles, status, created_at, updated_at"
 
-// ServiceAccountStatuses and ServiceAccountScopeLevels are every value the
-// write side gives a service account's status and scope level
-// (commands.Statuses; the levels a tenant may allow). The list enumerates
-// them where a filter leaves them open; a test keeps them equal to the
-// write side's.
-var (
-	ServiceAccountStatuses    = []string{"active", "disabled"}
-	ServiceAccountScopeLevels = []string{events.ScopeTenant, events.ScopeNamespace}
-)
+// ServiceAccountStatuses are every status the write side gives a service
+// account (commands.Statuses, which query may not import; a test keeps
+// the two equal). The list enumerates them, and the scope levels
+// (events.ServiceAccountScopeLevels), where a filter leaves them open.
+var ServiceAccountStatuses = []string{"active", "disabled"}
 
 // listServiceAccountsSQL serves every filter combination from two indexes
 // (iam_indexes.sql) with a short range scan however few rows match:
@@ -158,7 +154,7 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 	if f.ScopeTarget != "" {
 		fixed += " AND scope_target = " + arg(f.ScopeTarget)
 	}
-	statuses, levels := ServiceAccountStatuses, ServiceAccountScopeLevels
+	statuses, levels := ServiceAccountStatuses, events.ServiceAccountScopeLevels
 	if f.Status != "" {
 		statuses = []string{f.Status}
 	}
