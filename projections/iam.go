@@ -137,7 +137,15 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 			scope_levels = COALESCE($4, scope_levels), updated_at = $5 WHERE id = $1`,
 			env.Subject, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, stamp(env.Time))
 	case events.UserCreated:
-		b.exec(`INSERT INTO users (id, username, email, created_at) VALUES ($1, $2, $3, $4)`, env.Subject, e.Username, e.Email, stamp(env.Time))
+		b.exec(`INSERT INTO users (id, username, email, created_at) VALUES ($1, $2, $3, $4)`, env.Subject, e.Personal.Username, e.Personal.Email, stamp(env.Time))
+	case events.UserUpdated:
+		b.exec(`UPDATE users SET username = $2, email = $3 WHERE id = $1`, env.Subject, e.Personal.Username, e.Personal.Email)
+	case events.UserDeleted:
+		b.exec(`DELETE FROM users WHERE id = $1`, env.Subject)
+		b.exec(`DELETE FROM user_tenants WHERE user_id = $1`, env.Subject)
+		b.exec(`DELETE FROM user_roles WHERE user_id = $1`, env.Subject)
+	case events.UserTenantAccessRevoked:
+		b.exec(`DELETE FROM user_tenants WHERE user_id = $1 AND tenant = $2`, env.Subject, e.Tenant)
 	case events.UserTenantAccessGranted:
 		b.exec(`INSERT INTO user_tenants (user_id, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING`, env.Subject, e.Tenant)
 	case events.UserRoleGranted:
