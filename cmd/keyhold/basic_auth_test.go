@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,4 +131,64 @@ func expectAuthenticated(t *testing.T, r httpResp) {
 	if r.Status != http.StatusOK && r.Status != http.StatusForbidden {
 		t.Fatalf("status %d, want authenticated (200 or 403)", r.Status)
 	}
+}
+
+// TestBootstrapPasswordStdin bootstraps beside a running server with a
+// password on stdin; the administrator then signs in with HTTP Basic, and
+// the password is nowhere at rest.
+func TestBootstrapPasswordStdin(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	h := startServer(t, cfg)
+	const pw = "the first admin password"
+	h.remember(pw, "bootstrap password")
+	for _, tc := range []struct {
+		name, stdin, tenant string
+		ok                  bool
+	}{
+		{"too short", "short\n", "short", false},
+		{"empty", "", "empty", false},
+		{"good", pw + "\r\n", "pwd", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newRoot()
+			root.SetArgs(withShared(root, []string{"bootstrap", "--tenant", tc.tenant, "--username", "root-" + tc.tenant, "--email", "root@" + tc.tenant + ".example", "--password-stdin"},
+				"--data-dir", cfg.dataDir, "--database-url", cfg.databaseURL, "--nats-url", "", "--nats-listen", h.natsAddr(), "--log-level", "error"))
+			var out, errOut strings.Builder
+			root.SetOut(&out)
+			root.SetErr(&errOut)
+			root.SetIn(strings.NewReader(tc.stdin))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err := root.ExecuteContext(ctx)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && strings.Contains(err.Error(), strings.TrimSpace(tc.stdin)) && tc.stdin != "" {
+				t.Fatalf("error %q holds the password", err)
+			}
+			if tc.ok {
+				var b bootstrapped
+				if err := json.Unmarshal([]byte(out.String()), &b); err != nil {
+					t.Fatalf("output %q: %v", out.String(), err)
+				}
+				h.remember(b.Token, "bootstrap token")
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := h.basic(t, saBase, "root-pwd", pw, map[string]string{"Keyhold-Tenant": "pwd"})
+		if r.Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Basic as the bootstrapped admin: status %d, want 200", r.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r := h.basic(t, saBase, "root-pwd", pw+"!", nil); r.Status != http.StatusUnauthorized {
+		t.Fatalf("wrong password: status %d, want 401", r.Status)
+	}
+	h.assertNoSecretsStored(t)
 }
