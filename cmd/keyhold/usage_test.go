@@ -95,6 +95,8 @@ func TestHelpListsOnlyUsedFlags(t *testing.T) {
 		{[]string{"tokens", "issue"}, logFlags},
 		{[]string{"tokens", "revoke"}, logFlags},
 		{[]string{"users", "create"}, logFlags},
+		{[]string{"users", "list"}, tableFlags},
+		{[]string{"users", "show"}, tableFlags},
 		{[]string{"users", "disable"}, logFlags},
 		{[]string{"users", "enable"}, logFlags},
 		{[]string{"users", "delete"}, logFlags},

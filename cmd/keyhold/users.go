@@ -11,11 +11,11 @@ import (
 func newUsers(cfg *config) *cobra.Command {
 	cmd := group(&cobra.Command{
 		Use:   "users",
-		Short: "Create, disable, enable or delete users and set their passwords",
+		Short: "Create, list, show, disable, enable or delete users and set their passwords",
 		Long: `Manage users at instance level. Every subcommand acts as the operator (an instance
 superadmin) and works whether or not keyhold serve is running; a running server
-honours the change as soon as its directory has read it from the log. Each prints
-one JSON object.`,
+honours the change as soon as its directory has read it from the log. The writes
+print one JSON object; list and show print an aligned table, or JSON with --json.`,
 	})
 	sys := commands.Meta{Caller: auth.System()}
 	userResult := func(res commands.UserResult) map[string]any {
@@ -132,5 +132,6 @@ is stored.`,
 		_ = s.MarkFlagRequired("user")
 		cmd.AddCommand(cfg.use(s, logFlags...))
 	}
+	cmd.AddCommand(newUsersList(cfg), newUsersShow(cfg))
 	return cmd
 }

@@ -69,6 +69,15 @@ func TestUsersCLI(t *testing.T) {
 		t.Fatalf("create printed %q (%v)", out, err)
 	}
 	h.eventually(t, "erin", pw, http.StatusOK)
+	list, err := cliIn(t, cfg, h, "", "users", "list")
+	if err != nil || !strings.Contains(list, "USERNAME") || !strings.Contains(list, "erin@acme.example") || strings.Contains(list, pw) {
+		t.Fatalf("users list: %v\n%s", err, list)
+	}
+	show, err := cliIn(t, cfg, h, "", "users", "show", "--user", u.UserID, "--json")
+	var shown userRow
+	if err != nil || json.Unmarshal([]byte(show), &shown) != nil || shown.Username != "erin" || shown.Status != "active" || len(shown.Tenants) != 1 {
+		t.Fatalf("users show: %v\n%s", err, show)
+	}
 
 	for _, step := range []struct {
 		name, stdin string
