@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
@@ -138,4 +139,38 @@ func TestUserCommands(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestAPITokenLifetime(t *testing.T) {
+	_, cmds, admin := setup(t)
+	ctx := context.Background()
+	sys := commands.Meta{Caller: auth.System()}
+	for _, tc := range []struct {
+		name     string
+		lifetime time.Duration
+		tokName  string
+		want     time.Duration
+		err      error
+	}{
+		{"default", 0, "ci", commands.DefaultAPITokenLifetime, nil},
+		{"one day", 24 * time.Hour, "laptop", 24 * time.Hour, nil},
+		{"the maximum", commands.MaxAPITokenLifetime, "", commands.MaxAPITokenLifetime, nil},
+		{"beyond the maximum", commands.MaxAPITokenLifetime + time.Hour, "", 0, commands.ErrInvalid},
+		{"negative", -time.Hour, "", 0, commands.ErrInvalid},
+		{"name with a newline", 0, "a\nb", 0, commands.ErrControlCharacter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := time.Now()
+			res, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: sys, UserID: admin.ID, Name: tc.tokName, Lifetime: tc.lifetime})
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if err != nil {
+				return
+			}
+			if d := res.ExpiresAt.Sub(before); d < tc.want-2*time.Second || d > tc.want+2*time.Second {
+				t.Fatalf("expires in %s, want %s", d, tc.want)
+			}
+		})
+	}
 }

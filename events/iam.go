@@ -145,7 +145,9 @@ func (UserRoleGranted) EventType() string { return "iam.user.role_granted" }
 // APITokenIssued records a personal API token. Only its verifier (SHA-256 of
 // the token) is stored; the token itself is shown to the caller once.
 type APITokenIssued struct {
-	TokenID   string     `json:"token_id"`
+	TokenID string `json:"token_id"`
+	// Name says what the token is for (empty for tokens from before names).
+	Name      string     `json:"name,omitempty"`
 	Verifier  string     `json:"verifier"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
