@@ -85,30 +85,84 @@ func (t *Tenant) apply(_ events.Envelope, e events.Event) {
 
 // User is a human user's state.
 type User struct {
-	id       string
-	exists   bool
-	username string
-	email    string
-	tokens   []string // ids of the personal API tokens not revoked
+	id     string
+	exists bool
+	// deleted marks an id that was used and deleted: ids are never reused.
+	deleted    bool
+	personal   events.Personal
+	status     string
+	superadmin bool
+	verifier   string
+	tenants    []string
+	createdAt  time.Time
+	updatedAt  time.Time
+	tokens     []string // ids of the personal API tokens not revoked
 }
 
 func newUser(id string) state { return &User{id: id} }
 
+// ID returns the user id.
+func (u *User) ID() string { return u.id }
+
+// Personal returns the user's personal data.
+func (u *User) Personal() events.Personal { return u.personal }
+
+// Status returns active or disabled.
+func (u *User) Status() string { return u.status }
+
+// Superadmin reports whether the user was created as an instance superadmin.
+func (u *User) Superadmin() bool { return u.superadmin }
+
+// HasPassword reports whether the user has a password set.
+func (u *User) HasPassword() bool { return u.verifier != "" }
+
+// Tenants returns the tenants the user has access to, in grant order.
+func (u *User) Tenants() []string { return slices.Clone(u.tenants) }
+
+// CreatedAt returns the creation time.
+func (u *User) CreatedAt() time.Time { return u.createdAt }
+
+// UpdatedAt returns the time of the last change.
+func (u *User) UpdatedAt() time.Time { return u.updatedAt }
+
 func (u *User) clone() state {
 	c := *u
 	c.tokens = slices.Clone(u.tokens)
+	c.tenants = slices.Clone(u.tenants)
 	return &c
 }
 
-func (u *User) apply(_ events.Envelope, e events.Event) {
+func (u *User) apply(env events.Envelope, e events.Event) {
 	switch e := e.(type) {
 	case events.UserCreated:
-		u.exists, u.username, u.email = true, e.Username, e.Email
+		u.exists, u.personal, u.status, u.superadmin, u.verifier = true, e.Personal, e.Status, e.Superadmin, e.PasswordVerifier
+		if u.status == "" {
+			u.status = events.UserStatusActive
+		}
+		u.createdAt = env.Time
+	case events.UserUpdated:
+		u.personal = e.Personal
+	case events.UserDisabled:
+		u.status = events.UserStatusDisabled
+	case events.UserEnabled:
+		u.status = events.UserStatusActive
+	case events.PasswordChanged:
+		u.verifier = e.Verifier
+	case events.UserDeleted:
+		*u = User{id: u.id, deleted: true}
+		return
+	case events.UserTenantAccessGranted:
+		if !slices.Contains(u.tenants, e.Tenant) {
+			u.tenants = append(u.tenants, e.Tenant)
+		}
+	case events.UserTenantAccessRevoked:
+		u.tenants = slices.DeleteFunc(u.tenants, func(t string) bool { return t == e.Tenant })
 	case events.APITokenIssued:
 		u.tokens = append(u.tokens, e.TokenID)
 	case events.APITokenRevoked:
 		u.tokens = slices.DeleteFunc(u.tokens, func(id string) bool { return id == e.TokenID })
 	}
+	u.updatedAt = env.Time
 }
 
 // unique is the state of one reserved value.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
@@ -16,7 +17,11 @@ type Bootstrap struct {
 	Meta
 	Tenant   string
 	Username string
-	Email    string
+	// Email is lower-cased.
+	Email string
+	// Password, when set, lets the administrator use HTTP Basic too. It
+	// must meet auth.CheckPassword; only its verifier is stored.
+	Password string
 }
 
 // Validate checks the command's input without reading the log, so a
@@ -29,7 +34,13 @@ func (cmd Bootstrap) Validate() error {
 	if err := validUsername(cmd.Username); err != nil {
 		return err
 	}
-	return validEmail(cmd.Email)
+	if err := validEmail(strings.ToLower(cmd.Email)); err != nil {
+		return err
+	}
+	if cmd.Password != "" {
+		return validPassword(cmd.Password, cmd.Username, cmd.Email)
+	}
+	return nil
 }
 
 // BootstrapResult is what Bootstrap created. Token is shown only here.
@@ -53,8 +64,13 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 	if !cmd.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
 		return BootstrapResult{}, ruleError(ErrForbidden, "", "only a superadmin may bootstrap a tenant")
 	}
+	cmd.Email = strings.ToLower(cmd.Email)
 	userID := events.NewID()
 	token := auth.NewSecret(auth.PrefixAPIToken)
+	var verifier string
+	if cmd.Password != "" {
+		verifier = auth.HashPassword(cmd.Password, auth.DefaultPasswordParams)
+	}
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, func(c *change) error {
 		t, tseq, err := h.tenant(ctx, cmd.Tenant)
 		if err != nil {
@@ -77,7 +93,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 		}
 		uk := key{events.InstanceTenant, events.AggregateUser, userID}
 		u := newUser(userID)
-		c.record(uk, u, 0, events.UserCreated{Username: cmd.Username, Email: cmd.Email})
+		c.record(uk, u, 0, events.UserCreated{Personal: events.Personal{Username: cmd.Username, Email: cmd.Email}, Status: events.UserStatusActive, Superadmin: true, PasswordVerifier: verifier})
 		c.record(uk, u, 0, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		c.record(uk, u, 0, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}})
 		for _, r := range slices.Sorted(slices.Values(auth.TenantRoles)) {

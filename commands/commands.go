@@ -24,6 +24,12 @@ type Commands struct {
 	RevokeAccessToken    RevokeAccessTokenHandler
 	IssueAPIToken        IssueAPITokenHandler
 	RevokeAPITokens      RevokeAPITokensHandler
+	CreateUser           CreateUserHandler
+	UpdateUser           UpdateUserHandler
+	SetUserStatus        SetUserStatusHandler
+	DeleteUser           DeleteUserHandler
+	SetPassword          SetPasswordHandler
+	SetTenantAccess      SetTenantAccessHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -95,6 +101,12 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		RevokeAccessToken:    RevokeAccessTokenHandler{b},
 		IssueAPIToken:        IssueAPITokenHandler{b},
 		RevokeAPITokens:      RevokeAPITokensHandler{b},
+		CreateUser:           CreateUserHandler{b},
+		UpdateUser:           UpdateUserHandler{b},
+		SetUserStatus:        SetUserStatusHandler{b},
+		DeleteUser:           DeleteUserHandler{b},
+		SetPassword:          SetPasswordHandler{b},
+		SetTenantAccess:      SetTenantAccessHandler{b},
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
@@ -11,19 +12,42 @@ import (
 type IssueAPIToken struct {
 	Meta
 	UserID string
+	// Name says what the token is for; optional.
+	Name string
+	// Lifetime is how long the token works: 0 means
+	// DefaultAPITokenLifetime; at most MaxAPITokenLifetime.
+	Lifetime time.Duration
 }
+
+// Personal API token lifetimes.
+const (
+	DefaultAPITokenLifetime = 90 * 24 * time.Hour
+	MaxAPITokenLifetime     = 365 * 24 * time.Hour
+)
 
 // Validate checks the command's input without reading the log; Handle
 // checks it too.
-func (cmd IssueAPIToken) Validate() error { return validUserID(cmd.UserID) }
+func (cmd IssueAPIToken) Validate() error {
+	if err := validUserID(cmd.UserID); err != nil {
+		return err
+	}
+	if err := validText("name", cmd.Name, textKind{max: MaxDisplayName}); err != nil {
+		return err
+	}
+	if cmd.Lifetime < 0 || cmd.Lifetime > MaxAPITokenLifetime {
+		return invalid("lifetime", "must be between 1 second and %s", lifetime(int64(MaxAPITokenLifetime.Seconds())))
+	}
+	return nil
+}
 
 // APITokenResult is a new personal API token. Token is returned only here
 // and can never be read again.
 type APITokenResult struct {
-	UserID   string
-	TokenID  string
-	Token    string
-	Sequence uint64
+	UserID    string
+	TokenID   string
+	Token     string
+	ExpiresAt time.Time
+	Sequence  uint64
 }
 
 // IssueAPITokenHandler handles IssueAPIToken.
@@ -35,6 +59,14 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 	if err := mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
 		return APITokenResult{}, err
 	}
+	if err := cmd.Validate(); err != nil {
+		return APITokenResult{}, err
+	}
+	life := cmd.Lifetime
+	if life == 0 {
+		life = DefaultAPITokenLifetime
+	}
+	expires := h.now().Add(life).UTC().Truncate(time.Second)
 	token := auth.NewSecret(auth.PrefixAPIToken)
 	tokenID := events.NewID()
 	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
@@ -43,13 +75,13 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 		if err != nil {
 			return err
 		}
-		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, Verifier: auth.Verifier(token)})
+		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, Name: cmd.Name, Verifier: auth.Verifier(token), ExpiresAt: &expires})
 		return nil
 	})
 	if err != nil {
 		return APITokenResult{}, err
 	}
-	return APITokenResult{UserID: cmd.UserID, TokenID: tokenID, Token: token, Sequence: seq}, nil
+	return APITokenResult{UserID: cmd.UserID, TokenID: tokenID, Token: token, ExpiresAt: expires, Sequence: seq}, nil
 }
 
 // RevokeAPITokens ends every personal API token of a user at once, for a

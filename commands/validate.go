@@ -263,3 +263,12 @@ func validStatus(s string) error {
 	}
 	return nil
 }
+
+// validPassword applies auth.CheckPassword; the error names the field and
+// the rule, never the password.
+func validPassword(password, username, email string) error {
+	if err := auth.CheckPassword(password, username, email); err != nil {
+		return &Error{Kind: ErrInvalid, Field: "password", Reason: auth.ErrWeakPassword, Message: strings.TrimPrefix(err.Error(), auth.ErrWeakPassword.Error()+": ")}
+	}
+	return nil
+}

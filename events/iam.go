@@ -44,14 +44,75 @@ type TenantSettingsChanged struct {
 // EventType implements Event.
 func (TenantSettingsChanged) EventType() string { return "iam.tenant.settings_changed" }
 
-// UserCreated registers a human user. Aggregate: user at instance level.
-type UserCreated struct {
+// Personal is everything that identifies a person. It is kept in one
+// struct in every event that carries it, so it can be encrypted per user
+// as a whole (and shredded by dropping the user's key); nothing personal
+// may appear outside it.
+type Personal struct {
 	Username string `json:"username"`
-	Email    string `json:"email"`
+	// Email is lower-cased.
+	Email       string `json:"email"`
+	FirstName   string `json:"first_name,omitempty"`
+	LastName    string `json:"last_name,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+}
+
+// User statuses.
+const (
+	UserStatusActive   = "active"
+	UserStatusDisabled = "disabled"
+)
+
+// UserCreated registers a human user. Aggregate: user at instance level.
+// Version 2 moved username and email into Personal.
+type UserCreated struct {
+	Personal   Personal `json:"personal"`
+	Status     string   `json:"status"`
+	Superadmin bool     `json:"superadmin,omitempty"`
+	// PasswordVerifier is an argon2id PHC string (auth.HashPassword), or
+	// empty for a user without a password. Never the password.
+	PasswordVerifier string `json:"password_verifier,omitempty"`
 }
 
 // EventType implements Event.
 func (UserCreated) EventType() string { return "iam.user.created" }
+
+// UserUpdated replaces a user's personal data as a whole. Username and
+// email changes are claimed (and the old values released) in the same batch.
+type UserUpdated struct {
+	Personal Personal `json:"personal"`
+}
+
+// EventType implements Event.
+func (UserUpdated) EventType() string { return "iam.user.updated" }
+
+// UserDisabled stops a user from authenticating, by any credential, at once.
+type UserDisabled struct{}
+
+// EventType implements Event.
+func (UserDisabled) EventType() string { return "iam.user.disabled" }
+
+// UserEnabled lets a disabled user authenticate again.
+type UserEnabled struct{}
+
+// EventType implements Event.
+func (UserEnabled) EventType() string { return "iam.user.enabled" }
+
+// UserDeleted removes a user with every credential and grant; its username
+// and email are released in the same batch. The id is never reused.
+type UserDeleted struct{}
+
+// EventType implements Event.
+func (UserDeleted) EventType() string { return "iam.user.deleted" }
+
+// PasswordChanged sets a user's password verifier (argon2id PHC string);
+// the password itself is never stored. Older verifiers stop working at once.
+type PasswordChanged struct {
+	Verifier string `json:"verifier"`
+}
+
+// EventType implements Event.
+func (PasswordChanged) EventType() string { return "iam.user.password_changed" }
 
 // UserTenantAccessGranted gives a user access to a tenant.
 type UserTenantAccessGranted struct {
@@ -60,6 +121,15 @@ type UserTenantAccessGranted struct {
 
 // EventType implements Event.
 func (UserTenantAccessGranted) EventType() string { return "iam.user.tenant_access_granted" }
+
+// UserTenantAccessRevoked takes a user's access to a tenant away, with the
+// user's role grants in that tenant.
+type UserTenantAccessRevoked struct {
+	Tenant string `json:"tenant"`
+}
+
+// EventType implements Event.
+func (UserTenantAccessRevoked) EventType() string { return "iam.user.tenant_access_revoked" }
 
 // UserRoleGranted binds a role to a user within a scope. For tenant and
 // namespace scopes Tenant names the tenant.
@@ -75,7 +145,9 @@ func (UserRoleGranted) EventType() string { return "iam.user.role_granted" }
 // APITokenIssued records a personal API token. Only its verifier (SHA-256 of
 // the token) is stored; the token itself is shown to the caller once.
 type APITokenIssued struct {
-	TokenID   string     `json:"token_id"`
+	TokenID string `json:"token_id"`
+	// Name says what the token is for (empty for tokens from before names).
+	Name      string     `json:"name,omitempty"`
 	Verifier  string     `json:"verifier"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }

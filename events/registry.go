@@ -52,8 +52,14 @@ func register(e Event, version int, upcast map[int]Upcaster) {
 func init() {
 	register(TenantCreated{}, 1, nil)
 	register(TenantSettingsChanged{}, 1, nil)
-	register(UserCreated{}, 1, nil)
+	register(UserCreated{}, 2, map[int]Upcaster{1: upcastUserCreatedV1})
+	register(UserUpdated{}, 1, nil)
+	register(UserDisabled{}, 1, nil)
+	register(UserEnabled{}, 1, nil)
+	register(UserDeleted{}, 1, nil)
+	register(PasswordChanged{}, 1, nil)
 	register(UserTenantAccessGranted{}, 1, nil)
+	register(UserTenantAccessRevoked{}, 1, nil)
 	register(UserRoleGranted{}, 1, nil)
 	register(APITokenIssued{}, 1, nil)
 	register(APITokenRevoked{}, 1, nil)
@@ -65,6 +71,20 @@ func init() {
 	register(AccessTokenRevoked{}, 1, nil)
 	register(UniqueKeyClaimed{}, 1, nil)
 	register(UniqueKeyReleased{}, 1, nil)
+}
+
+// upcastUserCreatedV1 moves v1's top-level username and email into
+// Personal; v1 users were active (bootstrap made them superadmins, but
+// their UserRoleGranted events say so, not the flag).
+func upcastUserCreatedV1(data json.RawMessage) (json.RawMessage, error) {
+	var v1 struct {
+		Username string `json:"username"`
+		Email    string `json:"email"`
+	}
+	if err := json.Unmarshal(data, &v1); err != nil {
+		return nil, err
+	}
+	return json.Marshal(UserCreated{Personal: Personal{Username: v1.Username, Email: v1.Email}, Status: UserStatusActive})
 }
 
 // Types returns the registered type names with their current versions.

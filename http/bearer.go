@@ -17,14 +17,25 @@ import (
 // its unexpired access tokens as soon as the directory applied the event.
 // Safe for concurrent use.
 type Bearer struct {
-	dir  *query.Directory
-	keys *auth.Keys
-	now  func() time.Time
+	dir       *query.Directory
+	keys      *auth.Keys
+	now       func() time.Time
+	accounts  *auth.Throttle
+	addresses *auth.Throttle
 }
 
-// NewBearer returns a Bearer over dir and keys.
+// NewBearer returns a Bearer over dir and keys. It takes HTTP Basic
+// credentials of users too (see AuthenticatePassword).
 func NewBearer(dir *query.Directory, keys *auth.Keys) *Bearer {
-	return &Bearer{dir: dir, keys: keys, now: time.Now}
+	accounts, err := auth.NewThrottle(accountThrottle)
+	if err != nil {
+		panic(err) // the policies are constants
+	}
+	addresses, err := auth.NewThrottle(addressThrottle)
+	if err != nil {
+		panic(err)
+	}
+	return &Bearer{dir: dir, keys: keys, now: time.Now, accounts: accounts, addresses: addresses}
 }
 
 // Authenticate implements Authenticator. A user may act in another tenant
@@ -61,7 +72,7 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 
 // refused maps a directory's answer: one still loading cannot decide.
 func refused(err error) error {
-	if errors.Is(err, query.ErrDirectoryLoading) {
+	if errors.Is(err, query.ErrDirectoryLoading) || errors.Is(err, ErrAuthUnavailable) {
 		return fmt.Errorf("%w: %w", ErrAuthUnavailable, err)
 	}
 	return fmt.Errorf("%w: %v", ErrUnauthenticated, err)

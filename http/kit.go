@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -90,12 +91,29 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 			}
 			h := r.Header.Get("Authorization")
 			scheme, token, ok := strings.Cut(h, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			var p auth.Principal
+			var err error
+			switch pa, basic := k.auth.(PasswordAuthenticator); {
+			case ok && basic && strings.EqualFold(scheme, "Basic"):
+				login, password, ok := r.BasicAuth()
+				if !ok || login == "" {
+					w.Header().Set("WWW-Authenticate", `Basic realm="keyhold", charset="UTF-8"`)
+					onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Basic with a username or email and a password")
+					return
+				}
+				p, err = pa.AuthenticatePassword(r.Context(), login, password, r.Header.Get(TenantHeader), clientAddr(r))
+				if te := (*ThrottledError)(nil); errors.As(err, &te) {
+					w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Round(time.Second)/time.Second)+1))
+					onErr(w, r, http.StatusTooManyRequests, "", "too many failed sign-in attempts; retry later")
+					return
+				}
+			case !ok || !strings.EqualFold(scheme, "Bearer") || token == "":
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
-				onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Bearer <token> with a personal API token or an OAuth2 access token")
+				onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Bearer <token> with a personal API token or an OAuth2 access token, or Basic with a username and password")
 				return
+			default:
+				p, err = k.auth.Authenticate(r.Context(), strings.TrimSpace(token), r.Header.Get(TenantHeader))
 			}
-			p, err := k.auth.Authenticate(r.Context(), strings.TrimSpace(token), r.Header.Get(TenantHeader))
 			if errors.Is(err, ErrAuthUnavailable) {
 				w.Header().Set("Retry-After", "1")
 				onErr(w, r, http.StatusServiceUnavailable, "", "the server is starting; retry in a moment")
@@ -109,7 +127,7 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 			}
 			if err != nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold", error="invalid_token"`)
-				onErr(w, r, http.StatusUnauthorized, "", "the bearer token is invalid, expired or revoked")
+				onErr(w, r, http.StatusUnauthorized, "", "the credentials are invalid, expired or revoked")
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
@@ -140,4 +158,13 @@ func (k *Kit) AwaitRead(ctx context.Context, w http.ResponseWriter, seq uint64) 
 	if err := k.waiter.Wait(ctx, seq, k.await...); err != nil {
 		w.Header().Set(ReadBehindHeader, "true")
 	}
+}
+
+// clientAddr is the client's IP address, without the port.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

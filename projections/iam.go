@@ -24,9 +24,10 @@ type IAM struct{}
 func (IAM) Name() string { return "iam" }
 
 // Version implements Projector. Bump it when iam.sql, iam_indexes.sql or
-// Apply changes (2: an index per service-account list filter);
+// Apply changes (2: an index per service-account list filter; 3: users'
+// names, status and superadmin flag);
 // the next start rebuilds the tables from the log.
-func (IAM) Version() int { return 2 }
+func (IAM) Version() int { return 3 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema }
@@ -137,7 +138,27 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 			scope_levels = COALESCE($4, scope_levels), updated_at = $5 WHERE id = $1`,
 			env.Subject, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, stamp(env.Time))
 	case events.UserCreated:
-		b.exec(`INSERT INTO users (id, username, email, created_at) VALUES ($1, $2, $3, $4)`, env.Subject, e.Username, e.Email, stamp(env.Time))
+		p := e.Personal
+		status := e.Status
+		if status == "" {
+			status = events.UserStatusActive
+		}
+		b.exec(`INSERT INTO users (id, username, email, first_name, last_name, display_name, status, superadmin, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, env.Subject, p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName, status, e.Superadmin, stamp(env.Time))
+	case events.UserUpdated:
+		p := e.Personal
+		b.exec(`UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, display_name = $6 WHERE id = $1`,
+			env.Subject, p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName)
+	case events.UserDisabled:
+		b.exec(`UPDATE users SET status = $2 WHERE id = $1`, env.Subject, events.UserStatusDisabled)
+	case events.UserEnabled:
+		b.exec(`UPDATE users SET status = $2 WHERE id = $1`, env.Subject, events.UserStatusActive)
+	case events.UserDeleted:
+		b.exec(`DELETE FROM users WHERE id = $1`, env.Subject)
+		b.exec(`DELETE FROM user_tenants WHERE user_id = $1`, env.Subject)
+		b.exec(`DELETE FROM user_roles WHERE user_id = $1`, env.Subject)
+	case events.UserTenantAccessRevoked:
+		b.exec(`DELETE FROM user_tenants WHERE user_id = $1 AND tenant = $2`, env.Subject, e.Tenant)
 	case events.UserTenantAccessGranted:
 		b.exec(`INSERT INTO user_tenants (user_id, tenant) VALUES ($1, $2) ON CONFLICT DO NOTHING`, env.Subject, e.Tenant)
 	case events.UserRoleGranted:

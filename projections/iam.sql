@@ -8,11 +8,17 @@ CREATE TABLE tenants (
     updated_at                    timestamptz NOT NULL
 );
 
+-- Users never hold a password or its verifier.
 CREATE TABLE users (
-    id         text PRIMARY KEY,
-    username   text NOT NULL,
-    email      text NOT NULL,
-    created_at timestamptz NOT NULL
+    id           text PRIMARY KEY,
+    username     text NOT NULL,
+    email        text NOT NULL,
+    first_name   text NOT NULL DEFAULT '',
+    last_name    text NOT NULL DEFAULT '',
+    display_name text NOT NULL DEFAULT '',
+    status       text NOT NULL DEFAULT 'active',
+    superadmin   boolean NOT NULL DEFAULT false,
+    created_at   timestamptz NOT NULL
 );
 
 CREATE TABLE user_tenants (

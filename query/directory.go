@@ -2,6 +2,8 @@ package query
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -32,6 +34,11 @@ var (
 	// (a replica starting): it cannot yet tell a valid credential from one
 	// revoked since. Callers answer "unavailable, retry", never "valid".
 	ErrDirectoryLoading = errors.New("query: principal directory is still loading")
+
+	// ErrInvalidPassword means HTTP Basic credentials failed: unknown
+	// username or email, wrong password, no password set, or the user is
+	// disabled. Callers must not tell these cases apart to clients.
+	ErrInvalidPassword = errors.New("query: invalid username or password")
 
 	// ErrInvalidAPIToken means a personal API token is malformed, unknown or
 	// expired, or its user is gone.
@@ -92,7 +99,15 @@ type dirAPIToken struct {
 }
 
 type dirUser struct {
-	id string
+	id       string
+	login    [2]string // lower-cased username and email, keys of Directory.logins
+	active   bool
+	verifier string // argon2id PHC string, or ""
+	// verified caches successful password checks: keyed MAC of (id,
+	// password) to when the entry expires. Dropped on a password change,
+	// disable or delete; a check that ran argon2id meanwhile stores its
+	// result only if the verifier it checked is still the user's.
+	verified map[[32]byte]time.Time
 	// tenants in the order access was granted; the first is the default.
 	tenants  []string
 	bindings []auth.Binding
@@ -120,18 +135,25 @@ type Directory struct {
 	users    map[string]*dirUser           // by user id
 	tokens   map[string]dirAPIToken        // by verifier (hex SHA-256)
 	tokenIDs map[string]string             // verifier by token id
+	logins   map[string]*dirUser           // by lower-cased username and email
+	macKey   [32]byte                      // per process, for the password cache
 	failures []ApplyFailure
 }
 
 // NewDirectory returns an empty directory at sequence 0.
 func NewDirectory() *Directory {
-	return &Directory{
+	d := &Directory{
 		accounts: map[string]*dirServiceAccount{},
 		clients:  map[string]*dirServiceAccount{},
 		users:    map[string]*dirUser{},
 		tokens:   map[string]dirAPIToken{},
 		tokenIDs: map[string]string{},
+		logins:   map[string]*dirUser{},
 	}
+	if _, err := rand.Read(d.macKey[:]); err != nil {
+		panic("query: crypto/rand failed: " + err.Error())
+	}
+	return d
 }
 
 // Sequence returns the stream sequence of the last event applied.
@@ -178,7 +200,40 @@ func (d *Directory) Apply(env events.Envelope) {
 	case events.UserCreated:
 		if _, ok := d.users[env.Subject]; !ok {
 			id := strings.Clone(env.Subject)
-			d.users[id] = &dirUser{id: id}
+			u := &dirUser{id: id, active: e.Status != events.UserStatusDisabled, verifier: strings.Clone(e.PasswordVerifier)}
+			d.users[id] = u
+			d.index(u, e.Personal)
+		}
+	case events.UserUpdated:
+		if u := d.users[env.Subject]; u != nil {
+			d.index(u, e.Personal)
+		}
+	case events.UserDisabled:
+		if u := d.users[env.Subject]; u != nil {
+			u.active, u.verified = false, nil
+		}
+	case events.UserEnabled:
+		if u := d.users[env.Subject]; u != nil {
+			u.active = true
+		}
+	case events.PasswordChanged:
+		if u := d.users[env.Subject]; u != nil {
+			u.verifier, u.verified = strings.Clone(e.Verifier), nil
+		}
+	case events.UserDeleted:
+		if u := d.users[env.Subject]; u != nil {
+			d.index(u, events.Personal{})
+			u.active, u.verified = false, nil
+			delete(d.users, u.id)
+			for v, t := range d.tokens {
+				if t.userID == u.id {
+					delete(d.tokens, v)
+				}
+			}
+		}
+	case events.UserTenantAccessRevoked:
+		if u := d.users[env.Subject]; u != nil {
+			u.tenants = slices.DeleteFunc(slices.Clone(u.tenants), func(t string) bool { return t == e.Tenant })
 		}
 	case events.UserTenantAccessGranted:
 		if u := d.users[env.Subject]; u != nil && !slices.Contains(u.tenants, e.Tenant) {
@@ -288,6 +343,12 @@ const statusActive = "active"
 func relevant(typ string) bool {
 	switch typ {
 	case events.UserCreated{}.EventType(),
+		events.UserUpdated{}.EventType(),
+		events.UserDisabled{}.EventType(),
+		events.UserEnabled{}.EventType(),
+		events.UserDeleted{}.EventType(),
+		events.PasswordChanged{}.EventType(),
+		events.UserTenantAccessRevoked{}.EventType(),
 		events.UserTenantAccessGranted{}.EventType(),
 		events.UserRoleGranted{}.EventType(),
 		events.APITokenIssued{}.EventType(),
@@ -549,6 +610,9 @@ func (d *Directory) APITokenPrincipal(token string, now time.Time) (auth.Princip
 	if u == nil {
 		return auth.Principal{}, fmt.Errorf("%w: user gone", ErrInvalidAPIToken)
 	}
+	if !u.active {
+		return auth.Principal{}, fmt.Errorf("%w: user disabled", ErrInvalidAPIToken)
+	}
 	tenant := ""
 	if len(u.tenants) > 0 {
 		tenant = u.tenants[0]
@@ -562,7 +626,7 @@ func (d *Directory) UserInTenant(userID, tenant string) (auth.Principal, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	u := d.users[userID]
-	if u == nil || !slices.Contains(u.tenants, tenant) {
+	if u == nil || !u.active || !slices.Contains(u.tenants, tenant) {
 		return auth.Principal{}, false
 	}
 	return u.principal(tenant), true
@@ -577,4 +641,96 @@ func (d *Directory) ServiceAccountTenant(saID string) (string, bool) {
 		return "", false
 	}
 	return sa.tenant, true
+}
+
+// index points the lower-cased username and email of p at u, dropping u's
+// previous ones; an empty p just drops them.
+func (d *Directory) index(u *dirUser, p events.Personal) {
+	for _, l := range u.login {
+		if d.logins[l] == u {
+			delete(d.logins, l)
+		}
+	}
+	u.login = [2]string{strings.ToLower(p.Username), strings.ToLower(p.Email)}
+	for _, l := range u.login {
+		if l != "" {
+			d.logins[l] = u
+		}
+	}
+}
+
+// Password check cache bounds.
+const (
+	// PasswordCacheTTL is how long a successful password check is reused.
+	PasswordCacheTTL = 2 * time.Minute
+	// passwordCachePerUser bounds the cached checks per user (several
+	// clients, or a password typed differently, each take one).
+	passwordCachePerUser = 4
+)
+
+// dummyVerifier is checked against for an unknown login, so a miss costs
+// what a wrong password costs and timing does not tell which logins exist.
+var dummyVerifier = auth.HashPassword("keyhold dummy password", auth.DefaultPasswordParams)
+
+// PasswordPrincipal checks HTTP Basic credentials: login is a username or
+// an email (any case), password the user's password. It returns the user's
+// principal acting in its first granted tenant. Every failure is
+// ErrInvalidPassword. A successful check is remembered for
+// PasswordCacheTTL, keyed by an HMAC (per-process key) of the user id and
+// password, so repeated requests skip argon2id; the memory is dropped as
+// soon as the directory applies a password change, disable or delete of
+// the user.
+func (d *Directory) PasswordPrincipal(login, password string, now time.Time) (auth.Principal, error) {
+	if d.loading.Load() {
+		return auth.Principal{}, ErrDirectoryLoading
+	}
+	login = strings.ToLower(login)
+	d.mu.RLock()
+	u := d.logins[login]
+	if u == nil || !u.active || u.verifier == "" {
+		d.mu.RUnlock()
+		auth.PasswordMatches(password, dummyVerifier)
+		return auth.Principal{}, fmt.Errorf("%w: unknown, disabled or without password", ErrInvalidPassword)
+	}
+	mac := d.passwordMAC(u.id, password)
+	if exp, ok := u.verified[mac]; ok && now.Before(exp) {
+		p := u.principal(firstTenant(u))
+		d.mu.RUnlock()
+		return p, nil
+	}
+	verifier := u.verifier
+	d.mu.RUnlock()
+
+	if !auth.PasswordMatches(password, verifier) {
+		return auth.Principal{}, fmt.Errorf("%w: wrong password", ErrInvalidPassword)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// The user may have changed while argon2id ran: the password must
+	// still be theirs and they still active.
+	if d.users[u.id] != u || !u.active || u.verifier != verifier {
+		return auth.Principal{}, fmt.Errorf("%w: changed during the check", ErrInvalidPassword)
+	}
+	if u.verified == nil || len(u.verified) >= passwordCachePerUser {
+		u.verified = map[[32]byte]time.Time{}
+	}
+	u.verified[mac] = now.Add(PasswordCacheTTL)
+	return u.principal(firstTenant(u)), nil
+}
+
+func firstTenant(u *dirUser) string {
+	if len(u.tenants) > 0 {
+		return u.tenants[0]
+	}
+	return ""
+}
+
+func (d *Directory) passwordMAC(userID, password string) [32]byte {
+	m := hmac.New(sha256.New, d.macKey[:])
+	m.Write([]byte(userID))
+	m.Write([]byte{0})
+	m.Write([]byte(password))
+	var out [32]byte
+	copy(out[:], m.Sum(nil))
+	return out
 }

@@ -369,7 +369,7 @@ func TestAPITokenExpiryAndUserTenants(t *testing.T) {
 	orphan := auth.NewSecret(auth.PrefixAPIToken)
 	u := events.InstanceTenant
 	for _, env := range []events.Envelope{
-		applied(1, u, "01u", events.UserCreated{Username: "u", Email: "u@x.test"}),
+		applied(1, u, "01u", events.UserCreated{Personal: events.Personal{Username: "u", Email: "u@x.test"}, Status: events.UserStatusActive}),
 		applied(2, u, "01u", events.UserTenantAccessGranted{Tenant: "t2"}),
 		applied(3, u, "01u", events.UserTenantAccessGranted{Tenant: "t1"}),
 		applied(4, u, "01u", events.UserRoleGranted{Role: auth.RoleViewer, Tenant: "t1", Scope: events.Scope{Level: events.ScopeTenant, Target: "t1"}}),

@@ -94,6 +94,11 @@ Scenarios come in pairs, a baseline and the scenario measured against it
   audit_aggregate_query        query.Audit in process: one service account's history
   audit_aggregate_http         GET /v1/audit/events?aggregate=ID (target ratio >= 0.5,
                                p99 < 5 ms)
+  bearer_auth_http             the administrator's history over HTTP with a personal
+                               API token (Bearer)
+  basic_auth_http              the same request with HTTP Basic, username and password,
+                               the password check cached after the first (target
+                               ratio >= 0.7)
 A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
 round), so a change in the machine's background load hits both sides alike. Before
 each side of the rebuild pair the COPY table is emptied and Postgres is asked for a
@@ -214,6 +219,7 @@ var benchPairs = []benchPair{
 	{baseline: "list_first_page_query", measured: "list_service_accounts_http", target: 0.5, run: (*bench).listFirstPage},
 	{baseline: "list_no_match_query", measured: "list_service_accounts_no_match_http", target: 0.5, run: (*bench).listNoMatch},
 	{baseline: "audit_aggregate_query", measured: "audit_aggregate_http", target: 0.5, run: (*bench).auditAggregate},
+	{baseline: "bearer_auth_http", measured: "basic_auth_http", target: 0.7, run: (*bench).basicAuth},
 }
 
 // scenarioNames lists every scenario in output order.

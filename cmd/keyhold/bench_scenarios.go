@@ -49,6 +49,7 @@ func (b *bench) setup(ctx context.Context) error {
 	s := b.env.srv
 	res, err := s.cmds.Bootstrap.Handle(ctx, commands.Bootstrap{
 		Meta: commands.Meta{Caller: auth.System()}, Tenant: benchTenant, Username: "bench-admin", Email: "bench-admin@example.com",
+		Password: benchPassword,
 	})
 	if err != nil {
 		return fmt.Errorf("bench: bootstrap: %w", err)

@@ -58,7 +58,7 @@ func TestBenchQuick(t *testing.T) {
 		results[name] = r
 	}
 	for _, name := range []string{"jetstream_occ_publish", "create_service_account_http", "oauth2_token_floor",
-		"oauth2_token_http", "postgres_copy_baseline", "projection_rebuild"} {
+		"oauth2_token_http", "postgres_copy_baseline", "projection_rebuild", "bearer_auth_http", "basic_auth_http"} {
 		r, ok := results[name]
 		if !ok {
 			t.Errorf("no result for %s", name)

@@ -19,19 +19,30 @@ const maxCatchUpWait = 10 * time.Minute
 func newBootstrap(cfg *config) *cobra.Command {
 	var tenant, username, email string
 	var wait time.Duration
+	var passwordStdin bool
 	cmd := &cobra.Command{
-		Use:   "bootstrap --tenant ID --username NAME --email ADDR",
+		Use:   "bootstrap --tenant ID --username NAME --email ADDR [--password-stdin]",
 		Short: "Create a tenant and its first administrator",
 		Long: `Create a tenant and its first administrator: an instance superadmin holding every
 built-in tenant role. Prints one JSON object with tenant, user_id and token, a personal
 API token shown only this once, as soon as the event log holds the tenant; it then
 brings the read tables up to date, waiting at most --wait (if that fails, it says so on
-stderr and still exits 0: keyhold serve applies the events). Works whether or not
-keyhold serve is running: with a server on the same data dir, it joins its NATS.`,
-		Example: `  keyhold bootstrap --tenant acme --username admin --email admin@acme.example`,
-		Args:    noArgs,
+stderr and still exits 0: keyhold serve applies the events). With --password-stdin the
+first line of stdin becomes the administrator's password, for HTTP Basic; only its
+argon2id verifier is stored. Works whether or not keyhold serve is running: with a
+server on the same data dir, it joins its NATS.`,
+		Example: `  keyhold bootstrap --tenant acme --username admin --email admin@acme.example
+  printf '%s\n' "$PASSWORD" | keyhold bootstrap --tenant acme --username admin --email admin@acme.example --password-stdin`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			boot := commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: tenant, Username: username, Email: email}
+			if passwordStdin {
+				pw, err := readPassword(cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				boot.Password = pw
+			}
 			// Refuse bad input before anything starts or is created.
 			if err := boot.Validate(); err != nil {
 				return fmt.Errorf("bootstrap: %w", refusal(err))
@@ -80,6 +91,7 @@ keyhold serve is running: with a server on the same data dir, it joins its NATS.
 	cmd.Flags().StringVar(&username, "username", "", "the administrator's username (required)")
 	cmd.Flags().StringVar(&email, "email", "", "the administrator's email address (required)")
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the read tables to show the tenant")
+	cmd.Flags().BoolVar(&passwordStdin, "password-stdin", false, "read the administrator's password from the first line of stdin")
 	for _, f := range []string{"tenant", "username", "email"} {
 		_ = cmd.MarkFlagRequired(f)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,20 +21,22 @@ Both act as the operator (an instance superadmin) and work whether or not keyhol
 is running; a running server honours the change as soon as its directory has read it
 from the log, within milliseconds.`,
 	})
-	var user string
+	var user, name string
+	var lifetime time.Duration
 	issue := &cobra.Command{
-		Use:   "issue --user ID",
+		Use:   "issue --user ID [--name TEXT] [--lifetime DURATION]",
 		Short: "Issue a new personal API token for a user",
 		Long: `Issue a new personal API token for a user. Prints one JSON object with user_id,
-token_id and token; the token is shown only this once. The user's other tokens stay
-valid: revoke them afterwards to rotate.`,
+token_id, token and expires_at; the token is shown only this once. It works for
+--lifetime (default 90 days, at most 365). The user's other tokens stay valid: revoke
+them afterwards to rotate.`,
 		Example: "  keyhold tokens issue --user 01m8bwn9bmf8bvrrbfke65f19r",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c := commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user}
+			c := commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user, Name: name, Lifetime: lifetime}
 			return withCommands(cmd, cfg, c.Validate, func(cmds *commands.Commands) (any, error) {
 				res, err := cmds.IssueAPIToken.Handle(cmd.Context(), c)
-				return map[string]string{"user_id": res.UserID, "token_id": res.TokenID, "token": res.Token}, err
+				return map[string]string{"user_id": res.UserID, "token_id": res.TokenID, "token": res.Token, "expires_at": res.ExpiresAt.Format(time.RFC3339)}, err
 			})
 		},
 	}
@@ -52,6 +55,8 @@ leaves). Prints one JSON object with user_id and revoked (how many tokens).`,
 			})
 		},
 	}
+	issue.Flags().StringVar(&name, "name", "", "what the token is for")
+	issue.Flags().DurationVar(&lifetime, "lifetime", commands.DefaultAPITokenLifetime, "how long the token works, at most 8760h (365 days)")
 	for _, c := range []*cobra.Command{issue, revoke} {
 		c.Flags().StringVar(&user, "user", "", "the user's id (bootstrap printed it as user_id) (required)")
 		_ = c.MarkFlagRequired("user")

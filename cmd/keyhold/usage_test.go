@@ -94,6 +94,13 @@ func TestHelpListsOnlyUsedFlags(t *testing.T) {
 		{[]string{"audit"}, logFlags},
 		{[]string{"tokens", "issue"}, logFlags},
 		{[]string{"tokens", "revoke"}, logFlags},
+		{[]string{"users", "create"}, logFlags},
+		{[]string{"users", "list"}, tableFlags},
+		{[]string{"users", "show"}, tableFlags},
+		{[]string{"users", "disable"}, logFlags},
+		{[]string{"users", "enable"}, logFlags},
+		{[]string{"users", "delete"}, logFlags},
+		{[]string{"users", "set-password"}, logFlags},
 		{[]string{"bench"}, []string{"database-url", "log-level", "read-wait"}},
 		{[]string{"version"}, nil},
 	} {

@@ -1,0 +1,402 @@
+package commands
+
+import (
+	"context"
+	"strings"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/events"
+)
+
+// Unique kinds users claim at instance level.
+const (
+	uniqueUsername = "username"
+	uniqueEmail    = "email"
+)
+
+// UserResult is a user's state after a command.
+type UserResult struct {
+	User     *User
+	Sequence uint64
+}
+
+// CreateUser registers a user at instance level. Username and email are
+// unique across the instance (email ignoring case; it is stored
+// lower-cased).
+type CreateUser struct {
+	Meta
+	Username    string
+	Email       string
+	FirstName   string
+	LastName    string
+	DisplayName string
+	Superadmin  bool
+	// Password is optional; when set it must meet auth.CheckPassword and
+	// only its verifier is stored.
+	Password string
+	// Tenants the user gets access to at once.
+	Tenants []string
+}
+
+func (cmd *CreateUser) normalize() { cmd.Email = strings.ToLower(cmd.Email) }
+
+func (cmd CreateUser) personal() events.Personal {
+	return events.Personal{Username: cmd.Username, Email: cmd.Email, FirstName: cmd.FirstName, LastName: cmd.LastName, DisplayName: cmd.DisplayName}
+}
+
+// Validate checks the command's input without reading the log; Handle
+// checks it too.
+func (cmd CreateUser) Validate() error {
+	cmd.normalize()
+	if err := validPersonal(cmd.personal()); err != nil {
+		return err
+	}
+	for _, t := range cmd.Tenants {
+		if !ValidTenantID(t) {
+			return invalid("tenants", "%q is not a tenant id", t)
+		}
+	}
+	if cmd.Password != "" {
+		return validPassword(cmd.Password, cmd.Username, cmd.Email)
+	}
+	return nil
+}
+
+func validPersonal(p events.Personal) error {
+	if err := validUsername(p.Username); err != nil {
+		return err
+	}
+	if err := validEmail(p.Email); err != nil {
+		return err
+	}
+	opt := textKind{max: MaxDisplayName}
+	for field, v := range map[string]string{"firstName": p.FirstName, "lastName": p.LastName, "displayName": p.DisplayName} {
+		if err := validText(field, v, opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateUserHandler handles CreateUser.
+type CreateUserHandler struct{ base }
+
+// Handle creates the user, claiming username and email in the same atomic
+// batch. Only an instance superadmin may. A taken username or email is
+// ErrAlreadyExists; an unknown tenant is ErrNotFound.
+func (h CreateUserHandler) Handle(ctx context.Context, cmd CreateUser) (UserResult, error) {
+	if err := mayManageUsers(cmd.Meta); err != nil {
+		return UserResult{}, err
+	}
+	cmd.normalize()
+	if err := cmd.Validate(); err != nil {
+		return UserResult{}, err
+	}
+	id := cmd.IDSeed
+	if id == "" {
+		id = events.NewID()
+	}
+	var verifier string
+	if cmd.Password != "" {
+		verifier = auth.HashPassword(cmd.Password, auth.DefaultPasswordParams)
+	}
+	k := key{events.InstanceTenant, events.AggregateUser, id}
+	var out *User
+	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
+		st, useq, err := h.repo.load(ctx, k, 0, func() state { return newUser(id) })
+		if err != nil {
+			return err
+		}
+		u := st.(*User)
+		if u.exists || u.deleted {
+			return ruleError(ErrAlreadyExists, "", "user %s already exists", id)
+		}
+		for _, t := range cmd.Tenants {
+			tn, _, err := h.tenant(ctx, t)
+			if err != nil {
+				return err
+			}
+			if !tn.exists {
+				return ruleError(ErrNotFound, "tenants", "tenant %q not found", t)
+			}
+		}
+		if err := h.claim(ctx, c, events.InstanceTenant, uniqueUsername, cmd.Username, id); err != nil {
+			return err
+		}
+		if err := h.claim(ctx, c, events.InstanceTenant, uniqueEmail, cmd.Email, id); err != nil {
+			return err
+		}
+		c.record(k, u, useq, events.UserCreated{Personal: cmd.personal(), Status: events.UserStatusActive, Superadmin: cmd.Superadmin, PasswordVerifier: verifier})
+		if cmd.Superadmin {
+			c.record(k, u, useq, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}})
+		}
+		for _, t := range cmd.Tenants {
+			c.record(k, u, useq, events.UserTenantAccessGranted{Tenant: t})
+		}
+		out = u
+		return nil
+	})
+	if err != nil {
+		return UserResult{}, err
+	}
+	return UserResult{User: out, Sequence: seq}, nil
+}
+
+// UpdateUser changes a user's personal data; nil fields are unchanged.
+type UpdateUser struct {
+	Meta
+	UserID      string
+	Username    *string
+	Email       *string
+	FirstName   *string
+	LastName    *string
+	DisplayName *string
+}
+
+// UpdateUserHandler handles UpdateUser.
+type UpdateUserHandler struct{ base }
+
+// Handle records the new personal data. A changed username or email is
+// claimed and the old one released in the same atomic batch. Only an
+// instance superadmin may; an unknown user is ErrNotFound.
+func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResult, error) {
+	if err := mayManageUsers(cmd.Meta); err != nil {
+		return UserResult{}, err
+	}
+	if err := validUserID(cmd.UserID); err != nil {
+		return UserResult{}, err
+	}
+	if cmd.Username == nil && cmd.Email == nil && cmd.FirstName == nil && cmd.LastName == nil && cmd.DisplayName == nil {
+		return UserResult{}, invalid("", "nothing to update: give at least one field")
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		p := u.personal
+		set := func(dst *string, v *string) {
+			if v != nil {
+				*dst = *v
+			}
+		}
+		set(&p.Username, cmd.Username)
+		set(&p.Email, cmd.Email)
+		p.Email = strings.ToLower(p.Email)
+		set(&p.FirstName, cmd.FirstName)
+		set(&p.LastName, cmd.LastName)
+		set(&p.DisplayName, cmd.DisplayName)
+		if err := validPersonal(p); err != nil {
+			return err
+		}
+		old := u.personal
+		for _, f := range []struct{ kind, from, to string }{{uniqueUsername, old.Username, p.Username}, {uniqueEmail, old.Email, p.Email}} {
+			if uniqueID(f.kind, f.from) == uniqueID(f.kind, f.to) {
+				continue
+			}
+			if err := h.claim(ctx, c, events.InstanceTenant, f.kind, f.to, u.id); err != nil {
+				return err
+			}
+			if err := h.release(ctx, c, events.InstanceTenant, f.kind, f.from, u.id); err != nil {
+				return err
+			}
+		}
+		c.record(k, u, seq, events.UserUpdated{Personal: p})
+		return nil
+	})
+}
+
+// change runs decide on an existing user under the user's lock.
+func (b base) change(ctx context.Context, m Meta, id string, decide func(c *change, k key, u *User, seq uint64) error) (UserResult, error) {
+	k := key{events.InstanceTenant, events.AggregateUser, id}
+	var out *User
+	seq, err := b.repo.execute(ctx, m, k, func(c *change) error {
+		u, seq, err := b.existingUser(ctx, id)
+		if err != nil {
+			return err
+		}
+		out = u
+		return decide(c, k, u, seq)
+	})
+	if err != nil {
+		return UserResult{}, err
+	}
+	return UserResult{User: out, Sequence: seq}, nil
+}
+
+// SetUserStatus disables or enables a user. A disabled user cannot
+// authenticate by any credential until enabled again.
+type SetUserStatus struct {
+	Meta
+	UserID string
+	// Status is events.UserStatusActive or events.UserStatusDisabled.
+	Status string
+}
+
+// SetUserStatusHandler handles SetUserStatus.
+type SetUserStatusHandler struct{ base }
+
+// Handle records the change; a user already in that status appends
+// nothing. Only an instance superadmin may, and not on themself.
+func (h SetUserStatusHandler) Handle(ctx context.Context, cmd SetUserStatus) (UserResult, error) {
+	if err := mayManageUsers(cmd.Meta); err != nil {
+		return UserResult{}, err
+	}
+	if err := validUserID(cmd.UserID); err != nil {
+		return UserResult{}, err
+	}
+	var e events.Event
+	switch cmd.Status {
+	case events.UserStatusActive:
+		e = events.UserEnabled{}
+	case events.UserStatusDisabled:
+		if cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID {
+			return UserResult{}, invalid("", "a user cannot disable themself")
+		}
+		e = events.UserDisabled{}
+	default:
+		return UserResult{}, invalid("status", "must be active or disabled")
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		if u.status != cmd.Status {
+			c.record(k, u, seq, e)
+		}
+		return nil
+	})
+}
+
+// DeleteUser removes a user with every credential and grant.
+type DeleteUser struct {
+	Meta
+	UserID string
+}
+
+// DeleteUserHandler handles DeleteUser.
+type DeleteUserHandler struct{ base }
+
+// Handle deletes the user and releases its username and email in the same
+// atomic batch, so they can be used again. Only an instance superadmin
+// may, and not on themself; an unknown user is ErrNotFound.
+func (h DeleteUserHandler) Handle(ctx context.Context, cmd DeleteUser) (UserResult, error) {
+	if err := mayManageUsers(cmd.Meta); err != nil {
+		return UserResult{}, err
+	}
+	if err := validUserID(cmd.UserID); err != nil {
+		return UserResult{}, err
+	}
+	if cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID {
+		return UserResult{}, invalid("", "a user cannot delete themself")
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		p := u.personal
+		if err := h.release(ctx, c, events.InstanceTenant, uniqueUsername, p.Username, u.id); err != nil {
+			return err
+		}
+		if err := h.release(ctx, c, events.InstanceTenant, uniqueEmail, p.Email, u.id); err != nil {
+			return err
+		}
+		c.record(k, u, seq, events.UserDeleted{})
+		return nil
+	})
+}
+
+// SetPassword sets a user's password.
+type SetPassword struct {
+	Meta
+	UserID   string
+	Password string
+}
+
+// SetPasswordHandler handles SetPassword.
+type SetPasswordHandler struct{ base }
+
+// Handle checks the policy and records the new verifier; the old password
+// stops working as soon as readers apply the event. An instance
+// superadmin may set anyone's password, a user their own.
+func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserResult, error) {
+	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
+	if !self {
+		if err := mayManageUsers(cmd.Meta); err != nil {
+			return UserResult{}, err
+		}
+	}
+	if err := validUserID(cmd.UserID); err != nil {
+		return UserResult{}, err
+	}
+	if cmd.Password == "" {
+		return UserResult{}, invalid("password", "is required")
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		if err := validPassword(cmd.Password, u.personal.Username, u.personal.Email); err != nil {
+			return err
+		}
+		// Hashing inside decide costs one argon2id per attempt; retries
+		// are rare and the policy needs the user's names.
+		c.record(k, u, seq, events.PasswordChanged{Verifier: auth.HashPassword(cmd.Password, auth.DefaultPasswordParams)})
+		return nil
+	})
+}
+
+// SetTenantAccess grants or revokes a user's access to a tenant.
+type SetTenantAccess struct {
+	Meta
+	UserID string
+	Tenant string
+	// Grant is true to grant access, false to revoke it.
+	Grant bool
+}
+
+// SetTenantAccessHandler handles SetTenantAccess.
+type SetTenantAccessHandler struct{ base }
+
+// Handle records the grant or revocation; one that changes nothing
+// appends nothing. Only an instance superadmin may; an unknown user or
+// tenant is ErrNotFound.
+func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess) (UserResult, error) {
+	if err := mayManageUsers(cmd.Meta); err != nil {
+		return UserResult{}, err
+	}
+	if err := validUserID(cmd.UserID); err != nil {
+		return UserResult{}, err
+	}
+	if !ValidTenantID(cmd.Tenant) {
+		return UserResult{}, invalid("tenant", "must be a tenant id")
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		has := false
+		for _, t := range u.tenants {
+			has = has || t == cmd.Tenant
+		}
+		switch {
+		case cmd.Grant && !has:
+			t, _, err := h.tenant(ctx, cmd.Tenant)
+			if err != nil {
+				return err
+			}
+			if !t.exists {
+				return ruleError(ErrNotFound, "tenant", "tenant %q not found", cmd.Tenant)
+			}
+			c.record(k, u, seq, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
+		case !cmd.Grant && has:
+			c.record(k, u, seq, events.UserTenantAccessRevoked{Tenant: cmd.Tenant})
+		}
+		return nil
+	})
+}
+
+func mayManageUsers(m Meta) error {
+	if !m.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
+		return ruleError(ErrForbidden, "", "only a superadmin may manage users")
+	}
+	return nil
+}
+
+// release records freeing a unique value owner holds in change c; a value
+// held by someone else (or no one) is left alone.
+func (b base) release(ctx context.Context, c *change, tenant, kind, value, owner string) error {
+	k := key{tenant, events.AggregateUnique, uniqueID(kind, value)}
+	st, seq, err := b.repo.load(ctx, k, 0, func() state { return newUnique("") })
+	if err != nil {
+		return err
+	}
+	if u := st.(*unique); u.owner == owner {
+		c.record(k, u, seq, events.UniqueKeyReleased{Kind: kind, Owner: owner})
+	}
+	return nil
+}
