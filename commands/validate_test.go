@@ -56,7 +56,7 @@ func TestValidText(t *testing.T) {
 			if !errors.Is(err, tt.want) || !errors.Is(err, ErrInvalid) || !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want %v and ErrInvalid", err, tt.want)
 			}
-			if ce.Field != "display_name" || !strings.Contains(ce.Message, tt.message) {
+			if ce.Field != "display_name" || ce.Code() != "invalid_input" || !strings.Contains(ce.Message, tt.message) {
 				t.Fatalf("field %q message %q, want displayName and a message mentioning %q", ce.Field, ce.Message, tt.message)
 			}
 		})
