@@ -1,0 +1,314 @@
+package authz_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/keyhold/keyhold/authz"
+)
+
+func allow(actions []string, resources ...string) authz.Rule {
+	return authz.Rule{Effect: authz.Allow, Actions: actions, Resources: resources}
+}
+
+func deny(actions []string, resources ...string) authz.Rule {
+	return authz.Rule{Effect: authz.Deny, Actions: actions, Resources: resources}
+}
+
+// fixture builds a model with two tenants, roles of every dialect family
+// and principals holding them directly, through a group, or not at all.
+func fixture(t *testing.T) *authz.Model {
+	t.Helper()
+	m := authz.NewModel()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	acme, globex := authz.TenantScope("acme"), authz.TenantScope("globex")
+	team := authz.Scope{Tenant: "acme", Node: "company.team"}
+	must(m.PutRole(authz.Role{ID: "admin", Tenant: "acme", Name: "tenant-admin", Managed: true, Rules: []authz.Rule{
+		allow([]string{"iam.serviceAccounts.*", "iam.serviceAccountCredentials.*"}),
+	}}))
+	must(m.PutRole(authz.Role{ID: "flows", Tenant: "acme", Name: "flow-editor", Rules: []authz.Rule{
+		allow([]string{"kestra.FLOW.CREATE", "kestra.FLOW.READ"}),
+	}}))
+	must(m.PutRole(authz.Role{ID: "kong", Tenant: "acme", Name: "services-no-delete", Rules: []authz.Rule{
+		allow([]string{"read", "create", "update", "delete"}, "/services/*"),
+		deny([]string{"delete"}, "/services/*"),
+	}}))
+	must(m.PutRole(authz.Role{ID: "observer", Tenant: "acme", Name: "observer", Rules: []authz.Rule{
+		allow([]string{"fleet.hosts.read", "fleet.queries.read"}),
+	}}))
+	must(m.PutRole(authz.Role{ID: "gadmin", Tenant: "globex", Name: "tenant-admin", Rules: []authz.Rule{allow([]string{"*"})}}))
+
+	m.PutPrincipal(authz.Principal{ID: "sa-admin", Kind: authz.KindServiceAccount, Tenant: "acme"})
+	must(m.Bind(authz.Binding{ID: "b1", Role: "admin", Subject: "sa-admin", Scope: acme}))
+	m.PutPrincipal(authz.Principal{ID: "sa-team", Kind: authz.KindServiceAccount, Tenant: "acme"})
+	must(m.Bind(authz.Binding{ID: "b2", Role: "flows", Subject: "sa-team", Scope: team}))
+	m.PutPrincipal(authz.Principal{ID: "alice", Kind: authz.KindUser})
+	m.GrantTenant("alice", "acme")
+	m.SetMember("g-kong", "alice", authz.Member)
+	must(m.Bind(authz.Binding{ID: "b3", Role: "kong", Subject: "g-kong", Scope: acme}))
+	m.PutPrincipal(authz.Principal{ID: "bob", Kind: authz.KindUser}) // no tenant access
+	must(m.Bind(authz.Binding{ID: "b4", Role: "admin", Subject: "bob", Scope: acme}))
+	m.PutPrincipal(authz.Principal{ID: "root", Kind: authz.KindUser, Superadmin: true})
+	m.PutPrincipal(authz.Principal{ID: "api-only", Kind: authz.KindUser, Endpoints: []string{"/api/v1/fleet/hosts"}})
+	m.GrantTenant("api-only", "acme")
+	must(m.Bind(authz.Binding{ID: "b5", Role: "observer", Subject: "api-only", Scope: acme}))
+	m.PutPrincipal(authz.Principal{ID: "sa-globex", Kind: authz.KindServiceAccount, Tenant: "globex"})
+	must(m.Bind(authz.Binding{ID: "b6", Role: "gadmin", Subject: "sa-globex", Scope: globex}))
+	m.PutPrincipal(authz.Principal{ID: "off", Kind: authz.KindServiceAccount, Tenant: "acme", Disabled: true})
+	must(m.Bind(authz.Binding{ID: "b7", Role: "admin", Subject: "off", Scope: acme}))
+	return m
+}
+
+func TestCan(t *testing.T) {
+	m := fixture(t)
+	acme := authz.TenantScope("acme")
+	tests := []struct {
+		name      string
+		principal string
+		req       authz.Request
+		allowed   bool
+		reason    string
+	}{
+		{"tenant role allows its actions", "sa-admin", authz.Request{Action: "iam.serviceAccounts.create", Scope: acme}, true, `role "tenant-admin"`},
+		{"tenant role covers a node", "sa-admin", authz.Request{Action: "iam.serviceAccounts.list", Scope: authz.Scope{Tenant: "acme", Node: "a.b"}}, true, "tenant acme"},
+		{"action outside the role", "sa-admin", authz.Request{Action: "iam.roles.create", Scope: acme}, false, "no role grants iam.roles.create"},
+		{"node grant covers descendants", "sa-team", authz.Request{Action: "kestra.FLOW.CREATE", Scope: authz.Scope{Tenant: "acme", Node: "company.team.sub"}}, true, "acme/company.team"},
+		{"node grant not the parent", "sa-team", authz.Request{Action: "kestra.FLOW.CREATE", Scope: authz.Scope{Tenant: "acme", Node: "company"}}, false, "no role grants"},
+		{"node grant not a sibling with a shared prefix", "sa-team", authz.Request{Action: "kestra.FLOW.READ", Scope: authz.Scope{Tenant: "acme", Node: "company.teamx"}}, false, "no role grants"},
+		{"node grant not the tenant", "sa-team", authz.Request{Action: "kestra.FLOW.READ", Scope: acme}, false, "no role grants"},
+		{"group-derived allow", "alice", authz.Request{Action: "create", Resource: "/services/abc", Scope: acme}, true, "through group g-kong"},
+		{"negative rule wins", "alice", authz.Request{Action: "delete", Resource: "/services/abc", Scope: acme}, false, "denied by"},
+		{"endpoint pattern segment", "alice", authz.Request{Action: "read", Resource: "/routes/abc", Scope: acme}, false, "no role grants"},
+		{"star is one segment", "alice", authz.Request{Action: "read", Resource: "/services/abc/plugins", Scope: acme}, false, "no role grants"},
+		{"user without tenant access", "bob", authz.Request{Action: "iam.serviceAccounts.create", Scope: acme}, false, "no access to tenant acme"},
+		{"superadmin everywhere", "root", authz.Request{Action: "anything.at.all", Scope: authz.TenantScope("globex")}, true, "superadmin"},
+		{"superadmin at instance", "root", authz.Request{Action: "iam.tenants.create", Scope: authz.Instance}, true, "superadmin"},
+		{"tenant admin not at instance", "sa-admin", authz.Request{Action: "iam.serviceAccounts.create", Scope: authz.Instance}, false, "no role grants"},
+		{"allowlist lets a listed endpoint through", "api-only", authz.Request{Action: "fleet.hosts.read", Resource: "/api/v1/fleet/hosts", Scope: acme}, true, `role "observer"`},
+		{"allowlist never widens", "api-only", authz.Request{Action: "fleet.hosts.write", Resource: "/api/v1/fleet/hosts", Scope: acme}, false, "no role grants"},
+		{"allowlist narrows the role", "api-only", authz.Request{Action: "fleet.queries.read", Resource: "/api/v1/fleet/queries", Scope: acme}, false, "allowlist"},
+		{"cross-tenant never, even with a wildcard role", "sa-globex", authz.Request{Action: "iam.serviceAccounts.list", Scope: acme}, false, "no access to tenant acme"},
+		{"wildcard role in its own tenant", "sa-globex", authz.Request{Action: "iam.serviceAccounts.list", Scope: authz.TenantScope("globex")}, true, "allowed"},
+		{"disabled principal", "off", authz.Request{Action: "iam.serviceAccounts.list", Scope: acme}, false, "disabled"},
+		{"unknown principal", "ghost", authz.Request{Action: "iam.serviceAccounts.list", Scope: acme}, false, "unknown principal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := m.Can(tt.principal, tt.req)
+			if d.Allowed != tt.allowed || !strings.Contains(d.Reason, tt.reason) {
+				t.Fatalf("Can(%s, %+v) = %+v, want allowed=%v with reason containing %q", tt.principal, tt.req, d, tt.allowed, tt.reason)
+			}
+		})
+	}
+}
+
+func TestChangesApplyAtOnce(t *testing.T) {
+	m := fixture(t)
+	acme := authz.TenantScope("acme")
+	req := authz.Request{Action: "create", Resource: "/services/x", Scope: acme}
+	steps := []struct {
+		name    string
+		change  func()
+		allowed bool
+	}{
+		{"member of the group", func() {}, true},
+		{"removed from the group", func() { m.RemoveMember("g-kong", "alice") }, false},
+		{"added again", func() { m.SetMember("g-kong", "alice", authz.Owner) }, true},
+		{"role narrowed", func() {
+			if err := m.PutRole(authz.Role{ID: "kong", Tenant: "acme", Name: "services-read", Rules: []authz.Rule{allow([]string{"read"}, "/services/*")}}); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"role widened", func() {
+			if err := m.PutRole(authz.Role{ID: "kong", Tenant: "acme", Name: "services-all", Rules: []authz.Rule{allow([]string{"*"}, "/services/*")}}); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"binding removed", func() { m.Unbind("b3") }, false},
+		{"bound directly", func() {
+			if err := m.Bind(authz.Binding{ID: "b9", Role: "kong", Subject: "alice", Scope: acme}); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"tenant access revoked", func() { m.RevokeTenant("alice", "acme") }, false},
+		{"tenant access back", func() { m.GrantTenant("alice", "acme") }, true},
+		{"role deleted", func() { m.DeleteRole("kong") }, false},
+	}
+	for _, s := range steps {
+		s.change()
+		if d := m.Can("alice", req); d.Allowed != s.allowed {
+			t.Fatalf("after %s: %+v, want allowed=%v", s.name, d, s.allowed)
+		}
+	}
+	if !m.IsOwner("g-kong", "alice") {
+		t.Fatal("alice should own g-kong after SetMember(Owner)")
+	}
+	m.RemovePrincipal("sa-admin")
+	if d := m.Can("sa-admin", authz.Request{Action: "iam.serviceAccounts.list", Scope: acme}); d.Allowed {
+		t.Fatalf("removed principal still allowed: %+v", d)
+	}
+}
+
+func TestMissing(t *testing.T) {
+	m := fixture(t)
+	acme := authz.TenantScope("acme")
+	team := authz.Scope{Tenant: "acme", Node: "company.team"}
+	tests := []struct {
+		name      string
+		principal string
+		rules     []authz.Rule
+		scope     authz.Scope
+		held      bool
+	}{
+		{"holds exactly", "sa-admin", []authz.Rule{allow([]string{"iam.serviceAccounts.create"})}, acme, true},
+		{"holds a wildcard it has", "sa-admin", []authz.Rule{allow([]string{"iam.serviceAccounts.*"})}, acme, true},
+		{"not a wider wildcard", "sa-admin", []authz.Rule{allow([]string{"iam.*"})}, acme, false},
+		{"not another action", "sa-admin", []authz.Rule{allow([]string{"audit.events.read"})}, acme, false},
+		{"a tenant grant covers a node", "sa-admin", []authz.Rule{allow([]string{"iam.serviceAccounts.get"})}, team, true},
+		{"a node grant does not cover the tenant", "sa-team", []authz.Rule{allow([]string{"kestra.FLOW.READ"})}, acme, false},
+		{"a node grant covers itself", "sa-team", []authz.Rule{allow([]string{"kestra.FLOW.READ"})}, team, true},
+		{"a deny need not be held", "sa-team", []authz.Rule{allow([]string{"kestra.FLOW.READ"}), deny([]string{"*"})}, team, true},
+		{"an allow blocked by the holder's own deny", "alice", []authz.Rule{allow([]string{"delete"}, "/services/x")}, acme, false},
+		{"resource covered", "alice", []authz.Rule{allow([]string{"read"}, "/services/x")}, acme, true},
+		{"resource not covered", "alice", []authz.Rule{allow([]string{"read"}, "/routes/x")}, acme, false},
+		{"every resource is wider than a pattern", "alice", []authz.Rule{allow([]string{"read"})}, acme, false},
+		{"superadmin holds everything", "root", []authz.Rule{allow([]string{"*"})}, acme, true},
+		{"cross-tenant holds nothing", "sa-globex", []authz.Rule{allow([]string{"iam.serviceAccounts.list"})}, acme, false},
+		{"disabled holds nothing", "off", []authz.Rule{allow([]string{"iam.serviceAccounts.list"})}, acme, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, ok := m.Missing(tt.principal, tt.rules, tt.scope)
+			if ok != tt.held {
+				t.Fatalf("Missing = %v, %v; want held=%v", r, ok, tt.held)
+			}
+			if !ok && r.Effect != authz.Allow {
+				t.Fatalf("missing rule %v should be an allow rule", r)
+			}
+		})
+	}
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		pattern, value string
+		action         bool
+		want           bool
+	}{
+		{"*", "", true, true},
+		{"iam.*", "iam.serviceAccounts.create", true, true},
+		{"iam.*", "iam", true, false},
+		{"iam.*.create", "iam.serviceAccounts.create", true, true},
+		{"iam.*.create", "iam.serviceAccounts.delete", true, false},
+		{"iam.serviceAccounts", "iam.serviceAccounts.create", true, false},
+		{"/services/*", "/services/a", false, true},
+		{"/services/*", "/services", false, false},
+		{"/services/*/plugins", "/services/a/plugins", false, true},
+		{"/services/*/plugins", "/services/a/routes", false, false},
+		{"/services", "/services/", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern+" "+tt.value, func(t *testing.T) {
+			got := authz.MatchResource(tt.pattern, tt.value)
+			if tt.action {
+				got = authz.MatchAction(tt.pattern, tt.value)
+			}
+			if got != tt.want {
+				t.Fatalf("match(%q, %q) = %v", tt.pattern, tt.value, got)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	m := authz.NewModel()
+	bad := []authz.Role{
+		{Rules: []authz.Rule{allow([]string{"a"})}},
+		{ID: "r", Rules: []authz.Rule{{Actions: []string{"a"}}}},
+		{ID: "r", Rules: []authz.Rule{allow(nil)}},
+		{ID: "r", Rules: []authz.Rule{allow([]string{""})}},
+		{ID: "r", Rules: []authz.Rule{allow([]string{strings.Repeat("a", authz.MaxPatternLength+1)})}},
+	}
+	for i, r := range bad {
+		if err := m.PutRole(r); err == nil {
+			t.Errorf("role %d accepted: %+v", i, r)
+		}
+	}
+	if err := m.Bind(authz.Binding{ID: "b", Role: "nope", Subject: "x"}); err == nil {
+		t.Error("binding of an unknown role accepted")
+	}
+}
+
+// FuzzCan checks the evaluator's invariants on arbitrary requests: it
+// never panics, a cross-tenant service account is never allowed, a
+// disabled principal never, and a principal with an allowlist is never
+// allowed a resource outside it.
+func FuzzCan(f *testing.F) {
+	f.Add("iam.serviceAccounts.create", "/services/a", "acme", "company.team")
+	f.Add("*", "", "", "")
+	f.Add("delete", "/services/*", "globex", "a..b")
+	f.Fuzz(func(t *testing.T, action, resource, tenant, node string) {
+		m := fixture(t)
+		req := authz.Request{Action: action, Resource: resource, Scope: authz.Scope{Tenant: tenant, Node: node}}
+		for _, p := range []string{"sa-admin", "sa-team", "alice", "bob", "root", "api-only", "sa-globex", "off"} {
+			d := m.Can(p, req)
+			if !d.Allowed {
+				continue
+			}
+			switch {
+			case p == "off":
+				t.Fatalf("disabled principal allowed: %+v", req)
+			case strings.HasPrefix(p, "sa-") && tenant != map[string]string{"sa-globex": "globex"}[p] && tenant != "acme":
+				t.Fatalf("%s allowed in tenant %q: %+v", p, tenant, d)
+			case p == "sa-globex" && tenant != "globex":
+				t.Fatalf("sa-globex allowed in tenant %q: %+v", tenant, d)
+			case p == "api-only" && resource != "/api/v1/fleet/hosts":
+				t.Fatalf("allowlist widened to %q: %+v", resource, d)
+			case p == "bob":
+				t.Fatalf("user without tenant access allowed: %+v", d)
+			}
+		}
+	})
+}
+
+// BenchmarkCan decides for a principal with 100 bindings of 100 roles,
+// half reached through groups, on a warm cache.
+func BenchmarkCan(b *testing.B) {
+	m := authz.NewModel()
+	m.PutPrincipal(authz.Principal{ID: "u", Kind: authz.KindUser})
+	m.GrantTenant("u", "acme")
+	for i := range 100 {
+		role := fmt.Sprintf("r%d", i)
+		rules := []authz.Rule{
+			allow([]string{fmt.Sprintf("svc%d.items.read", i), fmt.Sprintf("svc%d.items.create", i)}),
+			allow([]string{fmt.Sprintf("svc%d.admin.*", i)}, "/things/*"),
+			deny([]string{fmt.Sprintf("svc%d.items.delete", i)}),
+		}
+		if err := m.PutRole(authz.Role{ID: role, Tenant: "acme", Name: role, Rules: rules}); err != nil {
+			b.Fatal(err)
+		}
+		subject := "u"
+		if i%2 == 1 {
+			subject = fmt.Sprintf("g%d", i)
+			m.SetMember(subject, "u", authz.Member)
+		}
+		if err := m.Bind(authz.Binding{ID: fmt.Sprintf("b%d", i), Role: role, Subject: subject, Scope: authz.Scope{Tenant: "acme", Node: fmt.Sprintf("n%d", i%10)}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := authz.Request{Action: "svc42.items.create", Resource: "/things/1", Scope: authz.Scope{Tenant: "acme", Node: "n2.deep"}}
+	if d := m.Can("u", req); !d.Allowed {
+		b.Fatalf("want allowed: %+v", d)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		m.Can("u", req)
+	}
+}

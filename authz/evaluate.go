@@ -1,0 +1,527 @@
+package authz
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// grant is one rule of one role, held at one scope, after bindings and
+// groups are resolved.
+type grant struct {
+	rule  Rule
+	scope Scope
+	// reason names the role, scope, rule and group, computed once so a
+	// decision does not format it.
+	reason string
+}
+
+// effective is a principal's grants indexed for decisions: a grant is
+// found by the exact action, or by the first segment of its wildcard
+// patterns, or (patterns starting with "*") always.
+type effective struct {
+	exact map[string][]int
+	head  map[string][]int
+	any   []int
+	all   []grant
+}
+
+func appendOnce(l []int, i int) []int {
+	if len(l) == 0 || l[len(l)-1] != i {
+		return append(l, i)
+	}
+	return l
+}
+
+func (e *effective) add(g grant) {
+	i := len(e.all)
+	e.all = append(e.all, g)
+	for _, a := range g.rule.Actions {
+		switch {
+		case strings.IndexByte(a, '*') < 0:
+			if e.exact == nil {
+				e.exact = map[string][]int{}
+			}
+			e.exact[a] = appendOnce(e.exact[a], i)
+		case strings.HasPrefix(a, "*"):
+			e.any = appendOnce(e.any, i)
+		default:
+			h, _, _ := cut(a, actionSep)
+			if e.head == nil {
+				e.head = map[string][]int{}
+			}
+			e.head[h] = appendOnce(e.head[h], i)
+		}
+	}
+}
+
+// Model is the authorization model in memory. The directory folds the
+// log into it; Can answers from it. All methods are safe for concurrent
+// use. Effective grants are computed per principal on first use and
+// dropped as soon as anything they depend on changes, so a decision never
+// reflects a state older than the last change applied.
+type Model struct {
+	mu         sync.RWMutex
+	roles      map[string]Role
+	bindings   map[string]Binding
+	bySubject  map[string]map[string]struct{}   // subject -> binding ids
+	byRole     map[string]map[string]struct{}   // role -> binding ids
+	members    map[string]map[string]Membership // group -> principal -> membership
+	groupsOf   map[string]map[string]struct{}   // principal -> groups
+	principals map[string]Principal
+	access     map[string]map[string]struct{} // user -> tenants
+
+	cacheMu sync.Mutex
+	cache   map[string]*effective
+}
+
+// NewModel returns an empty model.
+func NewModel() *Model {
+	return &Model{
+		roles:      map[string]Role{},
+		bindings:   map[string]Binding{},
+		bySubject:  map[string]map[string]struct{}{},
+		byRole:     map[string]map[string]struct{}{},
+		members:    map[string]map[string]Membership{},
+		groupsOf:   map[string]map[string]struct{}{},
+		principals: map[string]Principal{},
+		access:     map[string]map[string]struct{}{},
+		cache:      map[string]*effective{},
+	}
+}
+
+func add(m map[string]map[string]struct{}, k, v string) {
+	s := m[k]
+	if s == nil {
+		s = map[string]struct{}{}
+		m[k] = s
+	}
+	s[v] = struct{}{}
+}
+
+func remove(m map[string]map[string]struct{}, k, v string) {
+	if s := m[k]; s != nil {
+		delete(s, v)
+		if len(s) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// forget drops the cached grants of subject, or of every member when
+// subject is a group. Callers hold mu.
+func (m *Model) forget(subject string) {
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	delete(m.cache, subject)
+	for p := range m.members[subject] {
+		delete(m.cache, p)
+	}
+}
+
+// PutRole adds or replaces a role. It fails if the role is invalid.
+func (m *Model) PutRole(r Role) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	r.Rules = cloneRules(r.Rules)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.roles[r.ID] = r
+	for id := range m.byRole[r.ID] {
+		m.forget(m.bindings[id].Subject)
+	}
+	return nil
+}
+
+// DeleteRole removes a role and every binding of it.
+func (m *Model) DeleteRole(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for bid := range m.byRole[id] {
+		m.unbind(bid)
+	}
+	delete(m.roles, id)
+}
+
+// Role returns a role by id.
+func (m *Model) Role(id string) (Role, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, ok := m.roles[id]
+	if ok {
+		r.Rules = cloneRules(r.Rules)
+	}
+	return r, ok
+}
+
+// Bind adds or replaces a binding. The role must exist.
+func (m *Model) Bind(b Binding) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.roles[b.Role]; !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownRole, b.Role)
+	}
+	if _, ok := m.bindings[b.ID]; ok {
+		m.unbind(b.ID)
+	}
+	m.bindings[b.ID] = b
+	add(m.bySubject, b.Subject, b.ID)
+	add(m.byRole, b.Role, b.ID)
+	m.forget(b.Subject)
+	return nil
+}
+
+// Unbind removes a binding; an unknown id is a no-op.
+func (m *Model) Unbind(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unbind(id)
+}
+
+func (m *Model) unbind(id string) {
+	b, ok := m.bindings[id]
+	if !ok {
+		return
+	}
+	delete(m.bindings, id)
+	remove(m.bySubject, b.Subject, id)
+	remove(m.byRole, b.Role, id)
+	m.forget(b.Subject)
+}
+
+// SetMember adds principal to group, or changes its membership.
+func (m *Model) SetMember(group, principal string, ms Membership) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.members[group]
+	if g == nil {
+		g = map[string]Membership{}
+		m.members[group] = g
+	}
+	g[principal] = ms
+	add(m.groupsOf, principal, group)
+	m.forget(principal)
+}
+
+// RemoveMember takes principal out of group.
+func (m *Model) RemoveMember(group, principal string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if g := m.members[group]; g != nil {
+		delete(g, principal)
+		if len(g) == 0 {
+			delete(m.members, group)
+		}
+	}
+	remove(m.groupsOf, principal, group)
+	m.forget(principal)
+}
+
+// IsOwner reports whether principal owns group.
+func (m *Model) IsOwner(group, principal string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.members[group][principal] == Owner
+}
+
+// PutPrincipal adds or replaces what the model knows of a principal.
+func (m *Model) PutPrincipal(p Principal) {
+	p.Endpoints = cloneStrings(p.Endpoints)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.principals[p.ID] = p
+	m.forget(p.ID)
+}
+
+// RemovePrincipal forgets a principal with its bindings, memberships and
+// tenant access.
+func (m *Model) RemovePrincipal(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for bid := range m.bySubject[id] {
+		m.unbind(bid)
+	}
+	for g := range m.groupsOf[id] {
+		if ms := m.members[g]; ms != nil {
+			delete(ms, id)
+			if len(ms) == 0 {
+				delete(m.members, g)
+			}
+		}
+	}
+	delete(m.groupsOf, id)
+	delete(m.access, id)
+	delete(m.principals, id)
+	m.forget(id)
+}
+
+// RemoveGroup forgets a group with its bindings and memberships.
+func (m *Model) RemoveGroup(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for bid := range m.bySubject[id] {
+		m.unbind(bid)
+	}
+	for p := range m.members[id] {
+		remove(m.groupsOf, p, id)
+		m.forget(p)
+	}
+	delete(m.members, id)
+}
+
+// GrantTenant gives a user access to a tenant.
+func (m *Model) GrantTenant(user, tenant string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	add(m.access, user, tenant)
+	m.forget(user)
+}
+
+// RevokeTenant takes a user's access to a tenant away.
+func (m *Model) RevokeTenant(user, tenant string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	remove(m.access, user, tenant)
+	m.forget(user)
+}
+
+// inTenant reports whether p may act in tenant at all. Callers hold mu.
+func (m *Model) inTenant(p Principal, tenant string) bool {
+	switch {
+	case p.Superadmin, tenant == "":
+		// Instance requests are decided by instance-level grants alone.
+		return true
+	case p.Kind == KindServiceAccount:
+		return p.Tenant == tenant
+	}
+	_, ok := m.access[p.ID][tenant]
+	return ok
+}
+
+// effectiveOf returns p's grants, computing them if no change since the
+// last computation dropped them. Callers hold mu (read).
+func (m *Model) effectiveOf(id string) *effective {
+	m.cacheMu.Lock()
+	e, ok := m.cache[id]
+	m.cacheMu.Unlock()
+	if ok {
+		return e
+	}
+	e = &effective{}
+	collect := func(subject, via string) {
+		for bid := range m.bySubject[subject] {
+			b := m.bindings[bid]
+			r, ok := m.roles[b.Role]
+			if !ok {
+				continue
+			}
+			for _, rule := range r.Rules {
+				reason := fmt.Sprintf("role %q at %s (%s)", r.Name, b.Scope, rule)
+				if via != "" {
+					reason += " through group " + via
+				}
+				e.add(grant{rule: rule, scope: b.Scope, reason: reason})
+			}
+		}
+	}
+	collect(id, "")
+	for g := range m.groupsOf[id] {
+		collect(g, g)
+	}
+	m.cacheMu.Lock()
+	m.cache[id] = e
+	m.cacheMu.Unlock()
+	return e
+}
+
+// Can decides req for the principal with id. Deny wins: a principal that
+// is unknown or disabled, a tenant it may not act in, a resource outside
+// its endpoint allowlist, or a matching deny rule deny the request;
+// otherwise a superadmin, or an allow rule held at a scope covering
+// req.Scope, allows it. Service accounts never act outside their tenant.
+func (m *Model) Can(id string, req Request) Decision {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, ok := m.principals[id]
+	switch {
+	case !ok:
+		return Decision{Reason: "unknown principal"}
+	case p.Disabled:
+		return Decision{Reason: "principal is disabled"}
+	case !m.inTenant(p, req.Scope.Tenant):
+		return Decision{Reason: "no access to " + req.Scope.String()}
+	}
+	if p.Endpoints != nil && !matchAny(p.Endpoints, req.Resource, resourceSep) {
+		return Decision{Reason: fmt.Sprintf("resource %q is outside the principal's endpoint allowlist", req.Resource)}
+	}
+	e := m.effectiveOf(id)
+	allow := -1
+	h, _, _ := cut(req.Action, actionSep)
+	for _, l := range [...][]int{e.exact[req.Action], e.head[h], e.any} {
+		for _, i := range l {
+			g := &e.all[i]
+			if !g.applies(req) {
+				continue
+			}
+			if g.rule.Effect == Deny {
+				return Decision{Reason: "denied by " + g.reason}
+			}
+			if allow < 0 {
+				allow = i
+			}
+		}
+	}
+	switch {
+	case p.Superadmin:
+		return Decision{Allowed: true, Reason: "superadmin"}
+	case allow >= 0:
+		return Decision{Allowed: true, Reason: "allowed by " + e.all[allow].reason}
+	}
+	return Decision{Reason: "no role grants " + req.Action + " at " + req.Scope.String()}
+}
+
+func (g *grant) applies(req Request) bool {
+	if !g.scope.Covers(req.Scope) || !matchAny(g.rule.Actions, req.Action, actionSep) {
+		return false
+	}
+	return len(g.rule.Resources) == 0 || matchAny(g.rule.Resources, req.Resource, resourceSep)
+}
+
+func matchAny(patterns []string, v string, sep byte) bool {
+	for _, p := range patterns {
+		if match(p, v, sep) {
+			return true
+		}
+	}
+	return false
+}
+
+// Missing returns the first allow rule of rules that the principal with
+// id does not hold at scope, for scope-down: nobody grants, through a
+// role, a binding, a membership or a credential, what they do not hold
+// themselves. A rule is held when, for each of its actions and resources,
+// an allow grant of the holder at a scope covering scope covers the
+// pattern, and no deny grant of the holder overlaps it. Deny rules only
+// narrow and need not be held. ok is false when a rule is missing.
+func (m *Model) Missing(id string, rules []Rule, scope Scope) (missing Rule, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p, known := m.principals[id]
+	if !known || p.Disabled || !m.inTenant(p, scope.Tenant) {
+		for _, r := range rules {
+			if r.Effect == Allow {
+				return r, false
+			}
+		}
+		return Rule{}, true
+	}
+	if p.Superadmin && p.Endpoints == nil {
+		return Rule{}, true
+	}
+	e := m.effectiveOf(id)
+	for _, r := range rules {
+		if r.Effect != Allow {
+			continue
+		}
+		resources := r.Resources
+		if len(resources) == 0 {
+			resources = []string{"*"}
+		}
+		if p.Endpoints != nil && !coveredByAny(p.Endpoints, resources) {
+			return r, false
+		}
+		if p.Superadmin {
+			continue
+		}
+		for _, a := range r.Actions {
+			for _, res := range resources {
+				if !e.holds(a, res, scope) {
+					return r, false
+				}
+			}
+		}
+	}
+	return Rule{}, true
+}
+
+func coveredByAny(patterns, resources []string) bool {
+	for _, res := range resources {
+		ok := false
+		for _, p := range patterns {
+			if covers(p, res, resourceSep) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// holds reports whether the grants allow every request action a and
+// resource res cover at scope, with no deny in the way.
+func (e *effective) holds(a, res string, scope Scope) bool {
+	held := false
+	for i := range e.all {
+		g := &e.all[i]
+		if !g.scope.Covers(scope) && !scope.Covers(g.scope) {
+			continue
+		}
+		if g.rule.Effect == Deny {
+			// A deny anywhere the grant would reach overlaps it.
+			if overlapsAny(g.rule.Actions, a, actionSep) && (len(g.rule.Resources) == 0 || overlapsAny(g.rule.Resources, res, resourceSep)) {
+				return false
+			}
+			continue
+		}
+		if held || !g.scope.Covers(scope) {
+			continue
+		}
+		if !coveredBy(g.rule.Actions, a, actionSep) {
+			continue
+		}
+		if len(g.rule.Resources) > 0 && !coveredBy(g.rule.Resources, res, resourceSep) {
+			continue
+		}
+		held = true
+	}
+	return held
+}
+
+func coveredBy(patterns []string, p string, sep byte) bool {
+	for _, q := range patterns {
+		if covers(q, p, sep) {
+			return true
+		}
+	}
+	return false
+}
+
+// overlapsAny reports whether some value matches both p and a pattern of
+// patterns. It errs towards overlap: when either side covers the other.
+func overlapsAny(patterns []string, p string, sep byte) bool {
+	for _, q := range patterns {
+		if covers(q, p, sep) || covers(p, q, sep) || match(q, p, sep) || match(p, q, sep) {
+			return true
+		}
+	}
+	return false
+}
+
+func cloneRules(rs []Rule) []Rule {
+	out := make([]Rule, len(rs))
+	for i, r := range rs {
+		out[i] = Rule{Effect: r.Effect, Actions: cloneStrings(r.Actions), Resources: cloneStrings(r.Resources)}
+	}
+	return out
+}
+
+func cloneStrings(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string{}, s...)
+}
