@@ -157,18 +157,18 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 	if cmd.ScopeLevels != nil {
 		levels := slices.Clone(*cmd.ScopeLevels)
 		if len(levels) == 0 {
-			return TenantResult{}, invalid("scopeLevels", "must allow at least one of tenant, namespace")
+			return TenantResult{}, invalid("scope_levels", "must allow at least one of tenant, namespace")
 		}
 		for _, l := range levels {
 			if !slices.Contains(events.ServiceAccountScopeLevels, l) {
-				return TenantResult{}, invalid("scopeLevels", "unknown level %q (known: tenant, namespace)", l)
+				return TenantResult{}, invalid("scope_levels", "unknown level %q (known: tenant, namespace)", l)
 			}
 		}
 		slices.Sort(levels)
 		levels = slices.Compact(levels)
 		cmd.ScopeLevels = &levels
 	}
-	for field, v := range map[string]*int64{"credentialDefaultLifetime": cmd.CredentialDefaultLifetime, "credentialMaxLifetime": cmd.CredentialMaxLifetime} {
+	for field, v := range map[string]*int64{"credential_default_lifetime": cmd.CredentialDefaultLifetime, "credential_max_lifetime": cmd.CredentialMaxLifetime} {
 		if v != nil && (*v < MinCredentialLifetimeSetting || *v > MaxCredentialLifetimeSetting) {
 			return TenantResult{}, invalid(field, "must be between 1 hour and 10 years")
 		}
@@ -190,7 +190,7 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 			max = *cmd.CredentialMaxLifetime
 		}
 		if def > max {
-			return invalid("credentialDefaultLifetime", "must not exceed the maximum lifetime (%s)", lifetime(max))
+			return invalid("credential_default_lifetime", "must not exceed the maximum lifetime (%s)", lifetime(max))
 		}
 		c.record(key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, t, tseq, events.TenantSettingsChanged{
 			CredentialDefaultLifetime: cmd.CredentialDefaultLifetime,

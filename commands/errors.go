@@ -40,7 +40,9 @@ var (
 // Error is a rule violation with the field it concerns and a message saying
 // what to fix. It matches its Kind, and its Reason if set, with errors.Is.
 type Error struct {
-	Kind    error
+	Kind error
+	// Field names the input at fault in domain terms, snake_case
+	// ("display_name", "scope.level"), never a wire's JSON name.
 	Field   string
 	Message string
 	// Reason is a finer sentinel (such as ErrControlCharacter), or nil.
@@ -69,4 +71,25 @@ func invalid(field, format string, args ...any) error {
 
 func ruleError(kind error, field, format string, args ...any) error {
 	return &Error{Kind: kind, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// codes are the stable slugs of the kinds, the same for every dialect.
+var codes = map[error]string{
+	ErrInvalid:          "invalid_input",
+	ErrNotFound:         "not_found",
+	ErrForbidden:        "forbidden",
+	ErrAlreadyExists:    "already_exists",
+	ErrLimit:            "limit_exceeded",
+	ErrConcurrentChange: "concurrent_change",
+	ErrDuplicate:        "duplicate_request",
+	ErrUnavailable:      "unavailable",
+}
+
+// Code is the error's stable slug ("limit_exceeded"): dialects map it to
+// their own wire and may rely on it not changing.
+func (e *Error) Code() string {
+	if c, ok := codes[e.Kind]; ok {
+		return c
+	}
+	return "error"
 }

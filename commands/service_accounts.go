@@ -70,7 +70,7 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	if err := h.Authorize(cmd); err != nil {
 		return ServiceAccountResult{}, err
 	}
-	if err := validText("displayName", cmd.DisplayName, nameText); err != nil {
+	if err := validText("display_name", cmd.DisplayName, nameText); err != nil {
 		return ServiceAccountResult{}, err
 	}
 	if err := validText("description", cmd.Description, descriptionText); err != nil {
@@ -195,7 +195,7 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 		return ServiceAccountResult{}, invalid("", "nothing to update: give at least one of displayName, description, roles, status")
 	}
 	if cmd.DisplayName != nil {
-		if err := validText("displayName", *cmd.DisplayName, nameText); err != nil {
+		if err := validText("display_name", *cmd.DisplayName, nameText); err != nil {
 			return ServiceAccountResult{}, err
 		}
 	}
@@ -347,10 +347,10 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 	if cmd.ExpiresAt != nil {
 		expires = cmd.ExpiresAt.UTC()
 		if !expires.After(now.Add(time.Minute)) {
-			return CredentialResult{}, invalid("expiresAt", "must be at least one minute in the future")
+			return CredentialResult{}, invalid("expires_at", "must be at least one minute in the future")
 		}
 		if limit := now.Add(t.maxLifetime); expires.After(limit) {
-			return CredentialResult{}, invalid("expiresAt", "must not be later than %s: the tenant's maximum credential lifetime is %d days", limit.Format(time.RFC3339), int(t.maxLifetime.Hours()/24))
+			return CredentialResult{}, invalid("expires_at", "must not be later than %s: the tenant's maximum credential lifetime is %d days", limit.Format(time.RFC3339), int(t.maxLifetime.Hours()/24))
 		}
 	}
 	expires = expires.Truncate(time.Second)

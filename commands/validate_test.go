@@ -45,7 +45,7 @@ func TestValidText(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := validText("displayName", tt.value, tt.kind)
+			err := validText("display_name", tt.value, tt.kind)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -56,7 +56,7 @@ func TestValidText(t *testing.T) {
 			if !errors.Is(err, tt.want) || !errors.Is(err, ErrInvalid) || !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want %v and ErrInvalid", err, tt.want)
 			}
-			if ce.Field != "displayName" || !strings.Contains(ce.Message, tt.message) {
+			if ce.Field != "display_name" || ce.Code() != "invalid_input" || !strings.Contains(ce.Message, tt.message) {
 				t.Fatalf("field %q message %q, want displayName and a message mentioning %q", ce.Field, ce.Message, tt.message)
 			}
 		})

@@ -439,10 +439,22 @@ func days(field string, d *int) (*int64, error) {
 	return &s, nil
 }
 
-// settingsFields names the command's fields as this dialect does.
-var settingsFields = map[string]string{
-	"credentialDefaultLifetime": "credentialDefaultLifetimeDays",
-	"credentialMaxLifetime":     "credentialMaxLifetimeDays",
+// wireFields names the commands' domain fields (snake_case) as this
+// dialect's JSON does; a field not listed keeps its domain name.
+var wireFields = map[string]string{
+	"display_name":                "displayName",
+	"expires_at":                  "expiresAt",
+	"scope_levels":                "scopeLevels",
+	"credential_default_lifetime": "credentialDefaultLifetimeDays",
+	"credential_max_lifetime":     "credentialMaxLifetimeDays",
+}
+
+// wireField maps a domain field name to this dialect's name for it.
+func wireField(field string) string {
+	if f, ok := wireFields[field]; ok {
+		return f
+	}
+	return field
 }
 
 func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
@@ -469,12 +481,6 @@ func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
 	res, err := h.cmds.ChangeTenantSettings.Handle(r.Context(), commands.ChangeTenantSettings{
 		Meta: meta(r), Tenant: p.Tenant, CredentialDefaultLifetime: def, CredentialMaxLifetime: max, ScopeLevels: req.ScopeLevels,
 	})
-	var ce *commands.Error
-	if errors.As(err, &ce) && settingsFields[ce.Field] != "" {
-		renamed := *ce
-		renamed.Field = settingsFields[ce.Field]
-		err = &renamed
-	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -552,7 +558,7 @@ func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	field, detail := "", err.Error()
 	switch {
 	case errors.As(err, &ce):
-		field, detail = ce.Field, ce.Message
+		field, detail = wireField(ce.Field), ce.Message
 	case errors.As(err, &fe):
 		field, detail = fe.Field, fe.Message
 	case errors.As(err, &qe):
