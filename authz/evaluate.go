@@ -208,14 +208,19 @@ func (m *Model) SetMember(group, principal string, ms Membership) {
 func (m *Model) RemoveMember(group, principal string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dropMember(group, principal)
+	remove(m.groupsOf, principal, group)
+	m.forget(principal)
+}
+
+// dropMember removes principal from group's members. Callers hold mu.
+func (m *Model) dropMember(group, principal string) {
 	if g := m.members[group]; g != nil {
 		delete(g, principal)
 		if len(g) == 0 {
 			delete(m.members, group)
 		}
 	}
-	remove(m.groupsOf, principal, group)
-	m.forget(principal)
 }
 
 // IsOwner reports whether principal owns group.
@@ -243,12 +248,7 @@ func (m *Model) RemovePrincipal(id string) {
 		m.unbind(bid)
 	}
 	for g := range m.groupsOf[id] {
-		if ms := m.members[g]; ms != nil {
-			delete(ms, id)
-			if len(ms) == 0 {
-				delete(m.members, g)
-			}
-		}
+		m.dropMember(g, id)
 	}
 	delete(m.groupsOf, id)
 	delete(m.access, id)

@@ -57,12 +57,18 @@ func (b *Bearer) AuthenticatePassword(_ context.Context, login, password, tenant
 		return p, refused(err)
 	}
 	b.accounts.Succeeded(acct)
-	if tenant != "" && tenant != p.Tenant {
-		other, ok := b.dir.UserInTenant(p.ID, tenant)
-		if !ok {
-			return auth.Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, ErrNoTenantAccess)
-		}
-		p = other
+	return b.userIn(p, tenant)
+}
+
+// userIn returns user principal p acting in tenant: p itself for its
+// default tenant or "", else its principal there if it has access.
+func (b *Bearer) userIn(p auth.Principal, tenant string) (auth.Principal, error) {
+	if tenant == "" || tenant == p.Tenant {
+		return p, nil
 	}
-	return p, nil
+	other, ok := b.dir.UserInTenant(p.ID, tenant)
+	if !ok {
+		return auth.Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, ErrNoTenantAccess)
+	}
+	return other, nil
 }

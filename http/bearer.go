@@ -48,14 +48,7 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 		if p, err = b.dir.APITokenPrincipal(token, now); err != nil {
 			return p, refused(err)
 		}
-		if tenant != "" && tenant != p.Tenant {
-			other, ok := b.dir.UserInTenant(p.ID, tenant)
-			if !ok {
-				return auth.Principal{}, fmt.Errorf("%w: %w", ErrUnauthenticated, ErrNoTenantAccess)
-			}
-			p = other
-		}
-		return p, nil
+		return b.userIn(p, tenant)
 	}
 	claims, err := b.keys.Verify(token, now)
 	if err != nil {

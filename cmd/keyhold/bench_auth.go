@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"net/http"
 	"strings"
 )
 
@@ -26,19 +25,7 @@ func (b *bench) basicAuth(ctx context.Context) (base, meas benchResult, rounds [
 		return base, meas, nil, err
 	}
 	defer basic.Close()
-	op := func(client *wireClient) loadOp {
-		return func(ctx context.Context, w, _ int) error {
-			resp, err := client.do(ctx, w, http.MethodGet, path, "")
-			if err != nil {
-				return err
-			}
-			if resp.status != http.StatusOK {
-				return wireStatusError(http.MethodGet, path, resp, http.StatusOK)
-			}
-			return nil
-		}
-	}
-	bs, ms, rounds, err := b.interleave(ctx, loadSpec{name: "bearer_auth_http", concurrency: c, op: op(bearer)}, loadSpec{name: "basic_auth_http", concurrency: c, op: op(basic)})
+	bs, ms, rounds, err := b.interleave(ctx, loadSpec{name: "bearer_auth_http", concurrency: c, op: getOK(bearer, path)}, loadSpec{name: "basic_auth_http", concurrency: c, op: getOK(basic, path)})
 	if err != nil {
 		return base, meas, nil, err
 	}

@@ -76,17 +76,7 @@ func (b *bench) readPair(ctx context.Context, baseName, measName string, direct 
 		return base, meas, nil, err
 	}
 	defer client.Close()
-	wired := func(ctx context.Context, w, i int) error {
-		resp, err := client.do(ctx, w, http.MethodGet, path, "")
-		if err != nil {
-			return err
-		}
-		if resp.status != http.StatusOK {
-			return wireStatusError(http.MethodGet, path, resp, http.StatusOK)
-		}
-		return nil
-	}
-	ds, ws, rounds, err := b.interleave(ctx, loadSpec{name: baseName, concurrency: c, op: direct}, loadSpec{name: measName, concurrency: c, op: wired})
+	ds, ws, rounds, err := b.interleave(ctx, loadSpec{name: baseName, concurrency: c, op: direct}, loadSpec{name: measName, concurrency: c, op: getOK(client, path)})
 	if err != nil {
 		return base, meas, nil, err
 	}
@@ -173,4 +163,18 @@ func (b *bench) auditAggregate(ctx context.Context) (base, meas benchResult, rou
 	}
 	return b.readPair(ctx, "audit_aggregate_query", "audit_aggregate_http", direct, "/v1/audit/events?aggregate="+id,
 		fmt.Sprintf("one aggregate's history in a log of %d accounts", b.listAccounts))
+}
+
+// getOK is a load operation that GETs path with client and wants 200.
+func getOK(client *wireClient, path string) loadOp {
+	return func(ctx context.Context, w, _ int) error {
+		resp, err := client.do(ctx, w, http.MethodGet, path, "")
+		if err != nil {
+			return err
+		}
+		if resp.status != http.StatusOK {
+			return wireStatusError(http.MethodGet, path, resp, http.StatusOK)
+		}
+		return nil
+	}
 }
