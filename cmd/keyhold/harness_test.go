@@ -25,6 +25,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
@@ -45,7 +46,7 @@ type harness struct {
 	client *http.Client
 	logs   *testenv.SyncBuffer
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   <-chan struct{}
 	once   sync.Once
 
 	mu      sync.Mutex
@@ -88,9 +89,7 @@ func startServer(t *testing.T, cfg *config) *harness {
 		e.close()
 		t.Fatalf("new server: %v", err)
 	}
-	h := &harness{cfg: cfg, env: e, srv: srv, logs: logs, cancel: cancel, done: make(chan struct{}), secrets: map[string]string{}}
-	go func() { defer close(h.done); _ = srv.runner.Run(ctx) }()
-	go srv.idem.Sweep(ctx, time.Hour)
+	h := &harness{cfg: cfg, env: e, srv: srv, logs: logs, cancel: cancel, done: srv.background(ctx), secrets: map[string]string{}}
 	h.ts = httptest.NewServer(srv.handler)
 	h.client = &http.Client{
 		Timeout: 30 * time.Second,
@@ -288,6 +287,27 @@ func (h *harness) bootstrap(t *testing.T, tenant string) admin {
 		t.Fatalf("wait for bootstrap: %v", err)
 	}
 	return admin{tenant: tenant, userID: res.UserID, token: res.Token}
+}
+
+// role creates a custom role in tenant, as the operator, allowing
+// actions, and returns its id once this replica's directory knows it.
+func (h *harness) role(t *testing.T, tenant, name string, actions ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	op := auth.System()
+	op.Tenant = tenant
+	res, err := h.srv.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: commands.Meta{Caller: op}, RoleInput: commands.RoleInput{
+		Name: name, Rules: []authz.Rule{{Effect: authz.Allow, Actions: actions}},
+	}})
+	if err != nil {
+		t.Fatalf("create role %s: %v", name, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.srv.progress.Wait(wctx, res.Sequence, readSide...); err != nil {
+		t.Fatalf("wait for role %s: %v", name, err)
+	}
+	return res.Role.ID()
 }
 
 // sa is a service account on the wire.

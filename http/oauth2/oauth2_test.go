@@ -27,6 +27,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/http/oauth2"
@@ -63,11 +64,12 @@ func newFixture(t *testing.T, opts ...oauth2.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, _ := testenv.Store(t)
-	cmds, err := commands.New(store)
+	dir := query.NewDirectory()
+	cmds, err := commands.New(store, commands.WithAuthorizer(dir.Authorizer()))
 	testenv.Must(t, err, "commands")
 	boot, err := cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
 	testenv.Must(t, err, "bootstrap")
-	f := &fixture{t: t, store: store, cmds: cmds, dir: query.NewDirectory(), secrets: []string{boot.Token}}
+	f := &fixture{t: t, store: store, cmds: cmds, dir: dir, secrets: []string{boot.Token}}
 	runCtx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	ready, err := f.dir.Run(runCtx, store, nil)
@@ -252,7 +254,7 @@ func wantOAuthError(t *testing.T, res response, status int, code string) {
 
 func TestTokenGrant(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleAuditor, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleAuditor, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	soon := time.Now().Add(2 * time.Minute)
 	expiring := f.credential(f.admin, sa.ID(), &soon)
@@ -376,7 +378,7 @@ func basicHeader(id, secret string) string {
 
 func TestTokenLifetimeOption(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	base := f.server(f.revoke, oauth2.WithTokenLifetime(time.Hour))
 	res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: sa.ClientID(), basicSecret: cred.Secret})
@@ -397,7 +399,7 @@ func TestTokenLifetimeOption(t *testing.T) {
 
 func TestJWKSVerifiesIssuedTokens(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	tok := f.token(f.url, sa.ClientID(), cred.Secret)
 
@@ -427,7 +429,7 @@ func TestJWKSVerifiesIssuedTokens(t *testing.T) {
 
 func TestIntrospect(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	gone := f.credential(f.admin, sa.ID(), nil)
 	peer := f.serviceAccount(f.admin)
@@ -520,7 +522,7 @@ func TestIntrospect(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	peer := f.serviceAccount(f.admin)
 	peerCred := f.credential(f.admin, peer.ID(), nil)
@@ -630,7 +632,7 @@ func TestRevoke(t *testing.T) {
 // the whole log: no client secret, API token or access token may appear.
 func TestNoSecretInEvents(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	second := f.credential(f.admin, sa.ID(), nil)
 	beta := f.otherTenant()
@@ -837,9 +839,9 @@ func BenchmarkFloor(b *testing.B) {
 // address is not slowed.
 func TestFailedClientAuthenticationsBackOff(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
-	other := f.serviceAccount(f.admin, auth.RoleViewer)
+	other := f.serviceAccount(f.admin, authz.RoleViewer)
 	otherCred := f.credential(f.admin, other.ID(), nil)
 
 	var clock atomic.Int64
@@ -931,7 +933,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, path string) flo
 // tries, and a success from it does not forgive its failures.
 func TestFailingAddressBacksOff(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	roomy := auth.ThrottlePolicy{Free: 1000, Window: time.Minute, Base: time.Second, Max: time.Second, Keys: 100}
 	strict := auth.ThrottlePolicy{Free: 2, Window: time.Minute, Base: time.Minute, Max: time.Minute, Keys: 100}
