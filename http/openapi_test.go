@@ -41,6 +41,9 @@ func TestOpenAPI(t *testing.T) {
 		{"PATCH", "/v1/regions/global/iam/settings"},
 		// audit
 		{"GET", "/v1/audit/events"},
+		// decisions
+		{"POST", "/v1/authz/check"},
+		{"POST", "/v1/authz/check/bulk"},
 		// OAuth2
 		{"POST", "/oauth2/token"},
 		{"POST", "/oauth2/introspect"},

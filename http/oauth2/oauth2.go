@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/query"
@@ -595,15 +596,18 @@ type introspection struct {
 
 var inactive = []byte(`{"active":false}`)
 
-// introspect implements RFC 7662 for clients of the token's own tenant.
-// Anything that would not authenticate a request now is inactive, with no
-// reason given (RFC 7662 2.2).
+// introspect implements RFC 7662 for resource servers: clients of the
+// token's own tenant allowed authz.TokensIntrospect there (the managed
+// role token-introspector, or tenant-admin). For any other client, and
+// for anything that would not authenticate a request now, the token is
+// inactive, with no reason given (RFC 7662 2.2).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	c, claims, ok, handled := s.tokenRequest(w, r)
 	if handled {
 		return
 	}
-	if !ok || claims.Tenant != c.principal.Tenant {
+	if !ok || claims.Tenant != c.principal.Tenant ||
+		!c.principal.Can(s.dir.Authorizer(), authz.TokensIntrospect, "", authz.TenantScope(claims.Tenant)).Allowed {
 		writeBody(w, http.StatusOK, inactive)
 		return
 	}

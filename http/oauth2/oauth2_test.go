@@ -434,8 +434,10 @@ func TestIntrospect(t *testing.T) {
 	gone := f.credential(f.admin, sa.ID(), nil)
 	peer := f.serviceAccount(f.admin)
 	peerCred := f.credential(f.admin, peer.ID(), nil)
+	rs := f.serviceAccount(f.admin, authz.RoleIntrospector)
+	rsCred := f.credential(f.admin, rs.ID(), nil)
 	beta := f.otherTenant()
-	foreign := f.serviceAccount(beta)
+	foreign := f.serviceAccount(beta, authz.RoleIntrospector)
 	foreignCred := f.credential(beta, foreign.ID(), nil)
 
 	live := f.token(f.url, sa.ClientID(), cred.Secret)
@@ -448,6 +450,7 @@ func TestIntrospect(t *testing.T) {
 
 	self := request{basicID: sa.ClientID(), basicSecret: cred.Secret}
 	peerAuth := request{basicID: peer.ClientID(), basicSecret: peerCred.Secret}
+	rsAuth := request{basicID: rs.ClientID(), basicSecret: rsCred.Secret}
 	foreignAuth := request{basicID: foreign.ClientID(), basicSecret: foreignCred.Secret}
 	with := func(r request, token string) request {
 		r.form = url.Values{"token": {token}}
@@ -459,16 +462,17 @@ func TestIntrospect(t *testing.T) {
 		req    request
 		active bool
 	}{
-		{"own live token", "", with(self, live), true},
-		{"same-tenant client", "", with(peerAuth, live), true},
-		{"form authentication", "", request{form: url.Values{"token": {live}, "client_id": {sa.ClientID()}, "client_secret": {cred.Secret}}}, true},
-		{"token_type_hint is ignored", "", request{form: url.Values{"token": {live}, "token_type_hint": {"refresh_token"}}, basicID: sa.ClientID(), basicSecret: cred.Secret}, true},
-		{"other tenant's client", "", with(foreignAuth, live), false},
-		{"other tenant's token", "", with(self, ofForeign), false},
-		{"credential deleted", "", with(self, ofGone), false},
-		{"expired", later, with(self, live), false},
-		{"garbage", "", with(self, "not.a.token"), false},
-		{"API token", "", with(self, f.secrets[0]), false},
+		{"resource server", "", with(rsAuth, live), true},
+		{"form authentication", "", request{form: url.Values{"token": {live}, "client_id": {rs.ClientID()}, "client_secret": {rsCred.Secret}}}, true},
+		{"token_type_hint is ignored", "", request{form: url.Values{"token": {live}, "token_type_hint": {"refresh_token"}}, basicID: rs.ClientID(), basicSecret: rsCred.Secret}, true},
+		{"own token without the right to introspect", "", with(self, live), false},
+		{"same-tenant client without the right", "", with(peerAuth, live), false},
+		{"other tenant's resource server", "", with(foreignAuth, live), false},
+		{"other tenant's token", "", with(rsAuth, ofForeign), false},
+		{"credential deleted", "", with(rsAuth, ofGone), false},
+		{"expired", later, with(rsAuth, live), false},
+		{"garbage", "", with(rsAuth, "not.a.token"), false},
+		{"API token", "", with(rsAuth, f.secrets[0]), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -526,10 +530,12 @@ func TestRevoke(t *testing.T) {
 	cred := f.credential(f.admin, sa.ID(), nil)
 	peer := f.serviceAccount(f.admin)
 	peerCred := f.credential(f.admin, peer.ID(), nil)
+	rs := f.serviceAccount(f.admin, authz.RoleIntrospector)
+	rsCred := f.credential(f.admin, rs.ID(), nil)
 	self := request{basicID: sa.ClientID(), basicSecret: cred.Secret}
 	introspect := func(t *testing.T, tok string) bool {
 		t.Helper()
-		res := post(t, f.url, oauth2.IntrospectPath, request{form: url.Values{"token": {tok}}, basicID: sa.ClientID(), basicSecret: cred.Secret})
+		res := post(t, f.url, oauth2.IntrospectPath, request{form: url.Values{"token": {tok}}, basicID: rs.ClientID(), basicSecret: rsCred.Secret})
 		return res.json["active"] == true
 	}
 	revoke := func(t *testing.T, base string, r request, tok string) response {
