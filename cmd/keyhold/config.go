@@ -27,6 +27,10 @@ type config struct {
 	streamReplicas int
 	logLevel       string
 	waitTimeout    time.Duration
+	// keyReload is how often serve reloads the signing keys; zero means
+	// auth.KeyReload. Not a flag: tests shorten it to see a rotation
+	// take effect without waiting a minute.
+	keyReload time.Duration
 	// keyFile and previousKeyFile hold key-encryption keys (see keks).
 	keyFile         string
 	previousKeyFile string

@@ -565,12 +565,20 @@ func validScopeToken(s string) bool {
 	return true
 }
 
+// JWKSMaxAge is how long a verifier may cache the key set. A replica
+// publishes a new key at its next reload (within auth.KeyReload) and none
+// signs with it before it is auth.KeyPropagation old, so a set cached for
+// at most the difference is refetched before the first token signed with
+// the new key arrives. Retired keys stay listed far longer
+// (auth.RetiredKeyGrace).
+const JWKSMaxAge = auth.KeyPropagation - auth.KeyReload
+
+var jwksCacheControl = "public, max-age=" + strconv.Itoa(int(JWKSMaxAge/time.Second))
+
 func (s *Server) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/jwk-set+json")
-	// Public keys may be cached briefly; rotation keeps old keys listed
-	// for longer than this.
-	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Cache-Control", jwksCacheControl)
 	// The keys' current set: it changes when the keys reload.
 	jwks := s.keys.JWKSJSON()
 	h.Set("Content-Length", strconv.Itoa(len(jwks)))

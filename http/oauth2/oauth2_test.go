@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -993,5 +994,25 @@ func TestJWKSFollowsKeyReloads(t *testing.T) {
 	slices.Sort(want)
 	if got := kids(); !slices.Equal(got, want) {
 		t.Fatalf("JWKS after the reload: %v, want %v and added", got, before)
+	}
+}
+
+// A verifier may cache the key set only as long as a new key is listed
+// before tokens are signed with it; a longer max-age makes it refuse
+// valid tokens after a rotation.
+func TestJWKSCacheLifetimeFitsRotation(t *testing.T) {
+	f := newFixture(t)
+	resp, err := http.Get(f.url + oauth2.JWKSPath)
+	testenv.Must(t, err, "GET JWKS")
+	resp.Body.Close()
+	cc := resp.Header.Get("Cache-Control")
+	v, ok := strings.CutPrefix(cc, "public, max-age=")
+	if !ok {
+		t.Fatalf("Cache-Control %q, want public, max-age=N", cc)
+	}
+	secs, err := strconv.Atoi(v)
+	testenv.Must(t, err, "max-age %q", v)
+	if lead := auth.KeyPropagation - auth.KeyReload; time.Duration(secs)*time.Second > lead || secs <= 0 {
+		t.Fatalf("max-age %ds: a new key is listed only %s before it signs", secs, lead)
 	}
 }
