@@ -323,3 +323,52 @@ func TestJWKSFollowsKeyRotation(t *testing.T) {
 		t.Error("the retired key left the key set: tokens it signed no longer verify outside Keyhold")
 	}
 }
+
+// TestIssuer serves with --issuer set to a public URL: tokens carry it,
+// introspection reports it, and the authorization server metadata names
+// it with endpoints under it that are the ones this server answers.
+func TestIssuer(t *testing.T) {
+	t.Parallel()
+	const issuer = "https://iam.example.test"
+	cfg := testConfig(t)
+	cfg.issuer = issuer
+	h := startServer(t, cfg)
+	a := h.bootstrap(t, "acme")
+	ops := h.createSA(t, a.token, tenantSA("ops", "tenant-admin"))
+	secret := *h.createCredential(t, a.token, ops.ID, nil).ClientSecret
+
+	r := h.do(t, http.MethodGet, "/.well-known/oauth-authorization-server", "", nil)
+	expectStatus(t, r, http.StatusOK, "metadata")
+	var md map[string]any
+	r.decode(t, &md)
+	endpoints := map[string]string{
+		"token_endpoint":         "/oauth2/token",
+		"jwks_uri":               "/.well-known/jwks.json",
+		"introspection_endpoint": "/oauth2/introspect",
+		"revocation_endpoint":    "/oauth2/revoke",
+	}
+	if md["issuer"] != issuer {
+		t.Errorf("metadata issuer %v, want %s", md["issuer"], issuer)
+	}
+	for field, path := range endpoints {
+		if md[field] != issuer+path {
+			t.Errorf("%s = %v, want %s", field, md[field], issuer+path)
+		}
+	}
+
+	tok := h.accessToken(t, ops.ClientID, secret)
+	sig, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.EdDSA})
+	testenv.Must(t, err, "parse token")
+	var claims struct {
+		Iss string `json:"iss"`
+	}
+	testenv.Must(t, json.Unmarshal(sig.UnsafePayloadWithoutVerification(), &claims), "claims")
+	if claims.Iss != issuer {
+		t.Errorf("token iss %q, want %s", claims.Iss, issuer)
+	}
+	expectStatus(t, h.do(t, http.MethodGet, saBase, tok, nil), http.StatusOK, "the API accepts the token")
+	got := h.form(t, "/oauth2/introspect", url.Values{"token": {tok}}, ops.ClientID, secret).object(t)
+	if got["active"] != true || got["iss"] != issuer {
+		t.Errorf("introspection %v, want active with iss %s", got, issuer)
+	}
+}

@@ -150,7 +150,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := auth.LoadKeys(ctx, e.db.SQL(), auth.WithKEK(kek, previous...))
+	keys, err := auth.LoadKeys(ctx, e.db.SQL(), auth.WithKEK(kek, previous...), auth.WithIssuer(e.cfg.tokenIssuer()))
 	if err != nil {
 		return nil, err
 	}
