@@ -187,10 +187,70 @@ func TestServiceAccountRules(t *testing.T) {
 	if !errors.Is(err, commands.ErrLimit) {
 		t.Fatalf("sixth credential: %v", err)
 	}
-	far := time.Now().Add(400 * 24 * time.Hour)
-	_, err = cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: sa.ID(), ExpiresAt: &far})
-	if !errors.Is(err, commands.ErrInvalid) && !errors.Is(err, commands.ErrLimit) {
-		t.Fatalf("expiry beyond max: %v", err)
+}
+
+// A credential may not outlive the tenant's maximum credential lifetime.
+// The account holds no credential, so no other rule can refuse it: a
+// request is refused for its expiry or not at all.
+func TestCredentialExpiryBeyondTenantMaximum(t *testing.T) {
+	st, cmds, admin := setup(t)
+	ctx := context.Background()
+	meta := commands.Meta{Caller: admin}
+	// A maximum of its own, far below commands.MaxCredentialLifetime, so
+	// the rule tested is the tenant's setting and not a constant.
+	const maxDays = 30
+	def, max := int64(7*24*3600), int64(maxDays*24*3600)
+	_, err := cmds.ChangeTenantSettings.Handle(ctx, commands.ChangeTenantSettings{Meta: meta, Tenant: "acme", CredentialDefaultLifetime: &def, CredentialMaxLifetime: &max})
+	testenv.Must(t, err, "set the maximum lifetime")
+	res, err := cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "ci", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "create service account")
+	saID := res.ServiceAccount.ID()
+
+	day := 24 * time.Hour
+	tests := []struct {
+		name    string
+		expires time.Duration
+		refused bool
+	}{
+		{"a day beyond the maximum", (maxDays + 1) * day, true},
+		{"a minute beyond the maximum", maxDays*day + time.Minute, true},
+		{"beyond the built-in maximum", commands.MaxCredentialLifetime + day, true},
+		{"an hour within the maximum", maxDays*day - time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := time.Now().Add(tt.expires)
+			cr, err := cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: saID, ExpiresAt: &at})
+			if !tt.refused {
+				testenv.Must(t, err, "create a credential expiring at %s", at)
+				if !cr.Credential.ExpiresAt().Equal(at.UTC().Truncate(time.Second)) {
+					t.Fatalf("expires at %s, want %s", cr.Credential.ExpiresAt(), at.UTC().Truncate(time.Second))
+				}
+				return
+			}
+			var ce *commands.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *commands.Error", err)
+			}
+			if ce.Kind != commands.ErrInvalid || ce.Field != "expires_at" || ce.Code() != "invalid_input" {
+				t.Fatalf("err = %v (kind %v, field %q, code %s), want invalid_input on expires_at", err, ce.Kind, ce.Field, ce.Code())
+			}
+			if !strings.Contains(ce.Message, fmt.Sprintf("%d days", maxDays)) {
+				t.Errorf("message %q does not name the tenant's maximum (%d days)", ce.Message, maxDays)
+			}
+		})
+	}
+	// Refused requests recorded nothing: only the accepted one is in the log.
+	created := 0
+	err = st.Read(ctx, events.Filter{}, func(e events.Envelope) error {
+		if e.Type == (events.CredentialCreated{}).EventType() {
+			created++
+		}
+		return nil
+	})
+	testenv.Must(t, err, "read the log")
+	if created != 1 {
+		t.Fatalf("the log holds %d created credentials, want 1: a refused request recorded one", created)
 	}
 }
 

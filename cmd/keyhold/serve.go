@@ -151,11 +151,15 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := auth.LoadKeys(ctx, e.db.SQL(), auth.WithKEK(kek, previous...))
+	keys, err := auth.LoadKeys(ctx, e.db.SQL(), auth.WithKEK(kek, previous...), auth.WithIssuer(e.cfg.tokenIssuer()))
 	if err != nil {
 		return nil, err
 	}
-	go keys.Refresh(ctx, e.db.SQL(), auth.KeyReload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
+	reload := e.cfg.keyReload
+	if reload <= 0 {
+		reload = auth.KeyReload
+	}
+	go keys.Refresh(ctx, e.db.SQL(), reload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
 	dir := query.NewDirectory()
 	cmds, err := commands.New(e.store, commands.WithAuthorizer(dir.Authorizer()))
 	if err != nil {

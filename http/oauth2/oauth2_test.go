@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -1000,4 +1002,144 @@ func TestJWKSFollowsKeyReloads(t *testing.T) {
 	if got := kids(); !slices.Equal(got, want) {
 		t.Fatalf("JWKS after the reload: %v, want %v and added", got, before)
 	}
+}
+
+// A verifier may cache the key set only as long as a new key is listed
+// before tokens are signed with it; a longer max-age makes it refuse
+// valid tokens after a rotation.
+func TestJWKSCacheLifetimeFitsRotation(t *testing.T) {
+	f := newFixture(t)
+	resp, err := http.Get(f.url + oauth2.JWKSPath)
+	testenv.Must(t, err, "GET JWKS")
+	resp.Body.Close()
+	cc := resp.Header.Get("Cache-Control")
+	v, ok := strings.CutPrefix(cc, "public, max-age=")
+	if !ok {
+		t.Fatalf("Cache-Control %q, want public, max-age=N", cc)
+	}
+	secs, err := strconv.Atoi(v)
+	testenv.Must(t, err, "max-age %q", v)
+	if lead := auth.KeyPropagation - auth.KeyReload; time.Duration(secs)*time.Second > lead || secs <= 0 {
+		t.Fatalf("max-age %ds: a new key is listed only %s before it signs", secs, lead)
+	}
+}
+
+func TestIssuerURL(t *testing.T) {
+	tests := []struct {
+		iss     string
+		notURL  bool
+		wantErr bool
+	}{
+		{"keyhold", true, false},
+		{"https://iam.example.test", false, false},
+		{"https://iam.example.test/tenant-a", false, false},
+		{"http://127.0.0.1:8080", false, false},
+		{"http://[::1]:8080", false, false},
+		{"http://iam.example.test", false, true},
+		{"ftp://iam.example.test", false, true},
+		{"https://iam.example.test?x=1", false, true},
+		{"https://iam.example.test#top", false, true},
+		{"https://user@iam.example.test", false, true},
+		{"https://", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.iss, func(t *testing.T) {
+			u, err := oauth2.IssuerURL(tt.iss)
+			switch {
+			case tt.notURL:
+				if !errors.Is(err, oauth2.ErrNotURL) {
+					t.Fatalf("err = %v, want ErrNotURL", err)
+				}
+			case tt.wantErr:
+				if err == nil || errors.Is(err, oauth2.ErrNotURL) {
+					t.Fatalf("err = %v, want a bad-URL error", err)
+				}
+			case err != nil || u.String() != tt.iss:
+				t.Fatalf("IssuerURL = %v, %v; want %s", u, err, tt.iss)
+			}
+		})
+	}
+}
+
+// metadataServer serves the OAuth2 endpoints with keys of another issuer.
+func metadataServer(t *testing.T, f *fixture, issuer string) (string, *auth.Keys) {
+	t.Helper()
+	keys, err := auth.LoadKeys(context.Background(), testenv.DB(t), auth.WithKEK(testKEK(t)), auth.WithIssuer(issuer))
+	testenv.Must(t, err, "keys")
+	srv, err := oauth2.New(f.dir, keys, f.revoke)
+	testenv.Must(t, err, "new server")
+	r := mux.NewRouter()
+	srv.Register(r)
+	ts := httptest.NewServer(r)
+	t.Cleanup(ts.Close)
+	return ts.URL, keys
+}
+
+// The metadata (RFC 8414) names the issuer tokens carry and endpoints
+// under it; with an issuer that is no URL, endpoints under the address
+// the client used.
+func TestAuthorizationServerMetadata(t *testing.T) {
+	f := newFixture(t)
+	sa := f.serviceAccount(f.admin, "viewer")
+	secret := f.credential(f.admin, sa.ID(), nil).Secret
+	withURL, urlKeys := metadataServer(t, f, "https://iam.example.test/keyhold")
+	tests := []struct {
+		name, url, path, issuer, base string
+	}{
+		{"default issuer", f.url, oauth2.MetadataPath, auth.DefaultIssuer, f.url},
+		{"issuer URL", withURL, oauth2.MetadataPath, "https://iam.example.test/keyhold", "https://iam.example.test/keyhold"},
+		{"issuer URL, path suffix of RFC 8414 3", withURL, oauth2.MetadataPath + "/keyhold", "https://iam.example.test/keyhold", "https://iam.example.test/keyhold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(tt.url + tt.path)
+			testenv.Must(t, err, "GET metadata")
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			var got map[string]any
+			testenv.Must(t, json.NewDecoder(resp.Body).Decode(&got), "decode")
+			want := map[string]any{
+				"issuer":                                tt.issuer,
+				"token_endpoint":                        tt.base + oauth2.TokenPath,
+				"jwks_uri":                              tt.base + oauth2.JWKSPath,
+				"introspection_endpoint":                tt.base + oauth2.IntrospectPath,
+				"revocation_endpoint":                   tt.base + oauth2.RevokePath,
+				"grant_types_supported":                 []any{"client_credentials"},
+				"response_types_supported":              []any{},
+				"token_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post"},
+				"introspection_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post"},
+				"revocation_endpoint_auth_methods_supported":    []any{"client_secret_basic", "client_secret_post"},
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("metadata\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+	t.Run("issuer of tokens", func(t *testing.T) {
+		// Tokens carry the issuer the metadata names.
+		tok := f.token(withURL, sa.ClientID(), secret)
+		claims, err := urlKeys.Verify(tok, time.Now())
+		testenv.Must(t, err, "verify")
+		if claims.Issuer != "https://iam.example.test/keyhold" {
+			t.Fatalf("token issuer %q, want the issuer URL", claims.Issuer)
+		}
+	})
+	t.Run("HEAD", func(t *testing.T) {
+		resp, err := http.Head(withURL + oauth2.MetadataPath)
+		testenv.Must(t, err, "HEAD metadata")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.ContentLength <= 0 {
+			t.Fatalf("HEAD: status %d, length %d", resp.StatusCode, resp.ContentLength)
+		}
+	})
+	t.Run("POST", func(t *testing.T) {
+		resp, err := http.Post(withURL+oauth2.MetadataPath, "application/json", nil)
+		testenv.Must(t, err, "POST metadata")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("POST: status %d, want 405", resp.StatusCode)
+		}
+	})
 }
