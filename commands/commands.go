@@ -42,6 +42,7 @@ type Commands struct {
 	DeleteGroup          DeleteGroupHandler
 	SetGroupMember       SetGroupMemberHandler
 	RemoveGroupMember    RemoveGroupMemberHandler
+	ChangeInstance       ChangeInstanceSettingsHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -144,6 +145,7 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		DeleteGroup:          DeleteGroupHandler{b},
 		SetGroupMember:       SetGroupMemberHandler{b},
 		RemoveGroupMember:    RemoveGroupMemberHandler{b},
+		ChangeInstance:       ChangeInstanceSettingsHandler{b},
 	}, nil
 }
 

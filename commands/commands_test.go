@@ -393,17 +393,21 @@ func TestRevocationsStayOffTheAccount(t *testing.T) {
 }
 
 func TestAPITokens(t *testing.T) {
-	_, cmds, admin := setup(t)
+	w := newWorld(t)
+	cmds := w.cmds
 	ctx := context.Background()
+	boot, err := cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := w.user("ops", "acme", authz.RoleTenantAdmin)
 	system := commands.Meta{Caller: auth.System()}
-	userID := admin.ID
+	self := commands.Meta{Caller: admin}
 	tests := []struct {
 		name string
 		meta commands.Meta
 		user string
 		want error
 	}{
-		{"tenant admin is no superadmin", commands.Meta{Caller: admin}, userID, commands.ErrForbidden},
+		{"another user's tokens need a superadmin", self, boot.UserID, commands.ErrForbidden},
 		{"unknown user", system, "01nosuchuser", commands.ErrNotFound},
 		{"malformed user", system, "a.b", commands.ErrInvalid},
 	}
@@ -417,19 +421,47 @@ func TestAPITokens(t *testing.T) {
 			}
 		})
 	}
-	res, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: system, UserID: userID})
-	testenv.Must(t, err, "issue")
-	if res.Token == "" || res.TokenID == "" {
-		t.Fatalf("issue result %+v", res)
-	}
-	// The issued one, then none.
-	for i, want := range []int{1, 0} {
-		got, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: system, UserID: userID})
-		testenv.Must(t, err, "revoke")
-		if got.Revoked != want {
-			t.Fatalf("revoke %d revoked %d, want %d", i+1, got.Revoked, want)
+	t.Run("a user manages its own tokens", func(t *testing.T) {
+		a, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID, Name: "ci"})
+		testenv.Must(t, err, "issue own")
+		if a.Token == "" || a.TokenID == "" || a.ExpiresAt.Sub(time.Now()) < commands.DefaultAPITokenLifetime-time.Minute {
+			t.Fatalf("issue result %+v", a)
 		}
-	}
+		b, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID})
+		testenv.Must(t, err, "issue another")
+		one, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: self, UserID: admin.ID, TokenID: a.TokenID})
+		testenv.Must(t, err, "revoke one")
+		if one.Revoked != 1 {
+			t.Fatalf("revoked %d, want 1", one.Revoked)
+		}
+		if _, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: self, UserID: admin.ID, TokenID: a.TokenID}); !errors.Is(err, commands.ErrNotFound) {
+			t.Fatalf("revoke a revoked token: %v", err)
+		}
+		all, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: system, UserID: admin.ID})
+		testenv.Must(t, err, "revoke all")
+		if all.Revoked != 1 {
+			t.Fatalf("revoked %d, want 1 (%s)", all.Revoked, b.TokenID)
+		}
+	})
+	t.Run("the instance's lifetimes apply", func(t *testing.T) {
+		day, week := 24*time.Hour, 7*24*time.Hour
+		if _, err := cmds.ChangeInstance.Handle(ctx, commands.ChangeInstanceSettings{Meta: self, APITokenDefaultLifetime: &day}); !errors.Is(err, commands.ErrForbidden) {
+			t.Fatalf("tenant admin changes instance settings: %v", err)
+		}
+		if _, err := cmds.ChangeInstance.Handle(ctx, commands.ChangeInstanceSettings{Meta: system, APITokenDefaultLifetime: &week, APITokenMaxLifetime: &day}); !errors.Is(err, commands.ErrInvalid) {
+			t.Fatalf("default beyond max: %v", err)
+		}
+		_, err := cmds.ChangeInstance.Handle(ctx, commands.ChangeInstanceSettings{Meta: system, APITokenDefaultLifetime: &day, APITokenMaxLifetime: &week})
+		testenv.Must(t, err, "change settings")
+		r, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID})
+		testenv.Must(t, err, "issue with the default")
+		if d := time.Until(r.ExpiresAt); d > day || d < day-time.Minute {
+			t.Fatalf("expires in %s, want the instance default of a day", d)
+		}
+		if _, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID, Lifetime: 8 * 24 * time.Hour}); !errors.Is(err, commands.ErrInvalid) {
+			t.Fatalf("beyond the instance maximum: %v", err)
+		}
+	})
 }
 
 // A create carrying a keyed request's id seed creates under that id once;

@@ -242,3 +242,18 @@ type UniqueKeyReleased struct {
 
 // EventType implements Event.
 func (UniqueKeyReleased) EventType() string { return "iam.unique_key.released" }
+
+// InstanceID is the id of the one instance aggregate (in InstanceTenant).
+const InstanceID = "instance"
+
+// InstanceSettingsChanged changes instance-level IAM settings; nil fields
+// are unchanged, and settings never set keep their defaults. Aggregate:
+// instance, InstanceID in InstanceTenant.
+type InstanceSettingsChanged struct {
+	// APITokenDefaultLifetime and APITokenMaxLifetime are in seconds.
+	APITokenDefaultLifetime *int64 `json:"api_token_default_lifetime_s,omitempty"`
+	APITokenMaxLifetime     *int64 `json:"api_token_max_lifetime_s,omitempty"`
+}
+
+// EventType implements Event.
+func (InstanceSettingsChanged) EventType() string { return "iam.instance.settings_changed" }

@@ -26,7 +26,8 @@ func (IAM) Name() string { return "iam" }
 
 // Version implements Projector. Bump it when iam.sql, iam_indexes.sql or
 // Apply changes (2: an index per service-account list filter; 3: users'
-// names, status and superadmin flag; 4: roles, bindings and groups);
+// names, status and superadmin flag; 4: roles, bindings, groups, API
+// token metadata and instance settings);
 // the next start rebuilds the tables from the log.
 func (IAM) Version() int { return 4 }
 
@@ -39,7 +40,7 @@ func (IAM) Indexes() string { return iamIndexes }
 // Tables implements Projector.
 func (IAM) Tables() []string {
 	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials",
-		"roles", "bindings", "groups", "group_members"}
+		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings"}
 }
 
 type saKey struct{ tenant, id string }
@@ -161,6 +162,18 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 		b.exec(`DELETE FROM users WHERE id = $1`, env.Subject)
 		b.exec(`DELETE FROM user_tenants WHERE user_id = $1`, env.Subject)
 		b.exec(`DELETE FROM user_roles WHERE user_id = $1`, env.Subject)
+		b.exec(`DELETE FROM api_tokens WHERE user_id = $1`, env.Subject)
+	case events.APITokenIssued:
+		b.exec(`INSERT INTO api_tokens (user_id, id, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+			env.Subject, e.TokenID, e.Name, stamp(env.Time), e.ExpiresAt)
+	case events.InstanceSettingsChanged:
+		b.exec(`INSERT INTO instance_settings (id, api_token_default_lifetime_s, api_token_max_lifetime_s, updated_at) VALUES (1, $1, $2, $3)
+			ON CONFLICT (id) DO UPDATE SET
+			api_token_default_lifetime_s = COALESCE(EXCLUDED.api_token_default_lifetime_s, instance_settings.api_token_default_lifetime_s),
+			api_token_max_lifetime_s = COALESCE(EXCLUDED.api_token_max_lifetime_s, instance_settings.api_token_max_lifetime_s),
+			updated_at = EXCLUDED.updated_at`, e.APITokenDefaultLifetime, e.APITokenMaxLifetime, stamp(env.Time))
+	case events.APITokenRevoked:
+		b.exec(`DELETE FROM api_tokens WHERE user_id = $1 AND id = $2`, env.Subject, e.TokenID)
 	case events.UserTenantAccessRevoked:
 		b.exec(`DELETE FROM user_tenants WHERE user_id = $1 AND tenant = $2`, env.Subject, e.Tenant)
 	case events.UserTenantAccessGranted:

@@ -62,3 +62,24 @@ CREATE TABLE credentials (
     expires_at         timestamptz NOT NULL,
     PRIMARY KEY (tenant, service_account_id, id)
 );
+
+-- Personal API token metadata; the token and its verifier are not here.
+-- When a token was last used is kept apart (api_token_use), written by the
+-- servers, not projected from the log.
+CREATE TABLE api_tokens (
+    user_id    text NOT NULL,
+    id         text NOT NULL,
+    name       text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz,
+    PRIMARY KEY (user_id, id)
+);
+
+-- The instance's settings: one row once any was set; a NULL column keeps
+-- its default (commands.DefaultAPITokenLifetime, MaxAPITokenLifetime).
+CREATE TABLE instance_settings (
+    id                           int PRIMARY KEY CHECK (id = 1),
+    api_token_default_lifetime_s bigint,
+    api_token_max_lifetime_s     bigint,
+    updated_at                   timestamptz NOT NULL
+);
