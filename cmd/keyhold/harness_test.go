@@ -167,6 +167,8 @@ type httpResp struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Path is the request's path; it decides which error shape is due.
+	Path string
 }
 
 func (r httpResp) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
@@ -249,7 +251,7 @@ func (h *harness) try(r httpReq) (httpResp, error) {
 	if err != nil {
 		return httpResp{}, fmt.Errorf("read %s %s: %w", r.method, r.path, err)
 	}
-	return httpResp{Status: res.StatusCode, Header: res.Header, Body: raw}, nil
+	return httpResp{Status: res.StatusCode, Header: res.Header, Body: raw, Path: r.path}, nil
 }
 
 func (h *harness) do(t *testing.T, method, path, token string, body any) httpResp {
@@ -448,11 +450,27 @@ func (h *harness) auditAll(t *testing.T, token, query string) []events.Envelope 
 	}
 }
 
-// checkProblem asserts r is an RFC 9457 problem with status want.
+// iamPrefix is where the k0rdent dialect answers errors in the draft's
+// envelope rather than as problem details.
+const iamPrefix = "/v1/regions/global/iam/"
+
+// checkProblem asserts r is an error response with status want in the
+// shape its path promises: the k0rdent envelope under iamPrefix (see
+// checkEnvelope), an RFC 9457 problem elsewhere. It returns the error as
+// a map with "status", "field" and "detail" either way, so one table can
+// test both shapes.
 func checkProblem(t *testing.T, r httpResp, want int) map[string]any {
 	t.Helper()
 	if r.Status != want {
 		t.Fatalf("status %d, want %d; body %s", r.Status, want, r.Body)
+	}
+	if strings.HasPrefix(r.Path, iamPrefix) {
+		e := checkEnvelope(t, r, want)
+		field := ""
+		if len(e.Details) > 0 {
+			field = e.Details[0].Field
+		}
+		return map[string]any{"status": float64(e.Code), "field": field, "detail": e.Message}
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type %q, want application/problem+json; body %s", ct, r.Body)
@@ -472,6 +490,54 @@ func checkProblem(t *testing.T, r httpResp, want int) map[string]any {
 		t.Errorf("problem request_id %q, header X-Request-Id %q", id, r.Header.Get("X-Request-Id"))
 	}
 	return p
+}
+
+// apiError is the k0rdent draft's error envelope.
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Details []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"details"`
+	RequestID string `json:"requestId"`
+}
+
+// checkEnvelope asserts r is {"error": {"code", "message", "details"}}
+// with code want, as application/json, and nothing else at the top.
+func checkEnvelope(t *testing.T, r httpResp, want int) apiError {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json; body %s", ct, r.Body)
+	}
+	var top map[string]json.RawMessage
+	r.decode(t, &top)
+	raw, ok := top["error"]
+	if !ok || len(top) != 1 {
+		t.Fatalf("not an error envelope: %s", r.Body)
+	}
+	var e apiError
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Fatalf("error envelope %s: %v", r.Body, err)
+	}
+	if e.Code != want {
+		t.Errorf("error code %d, want %d", e.Code, want)
+	}
+	if e.Message == "" {
+		t.Errorf("error without message: %s", r.Body)
+	}
+	if e.Details == nil {
+		t.Errorf("error without details array: %s", r.Body)
+	}
+	for _, d := range e.Details {
+		if d.Field == "" || d.Message == "" {
+			t.Errorf("detail without field or message: %s", r.Body)
+		}
+	}
+	if e.RequestID == "" || e.RequestID != r.Header.Get("X-Request-Id") {
+		t.Errorf("error requestId %q, header X-Request-Id %q", e.RequestID, r.Header.Get("X-Request-Id"))
+	}
+	return e
 }
 
 // assertNoSecretsStored reads every event in the stream, every row of

@@ -437,17 +437,21 @@ func TestCredentials(t *testing.T) {
 	})
 
 	t.Run("bad expiresAt", func(t *testing.T) {
-		for _, tc := range []struct{ name, body string }{
-			{"beyond the 365 day maximum", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(366*24*time.Hour).UTC().Format(time.RFC3339))},
-			{"one hour past the maximum", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(365*24*time.Hour+time.Hour).UTC().Format(time.RFC3339))},
-			{"in the past", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))},
-			{"now", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().UTC().Format(time.RFC3339))},
-			{"not a date", `{"expiresAt":"tomorrow"}`},
-			{"date without time", `{"expiresAt":"2030-01-01"}`},
-			{"not a string", `{"expiresAt":1893456000}`},
+		// A malformed date is 400; a date the tenant's policy refuses, 422.
+		for _, tc := range []struct {
+			name, body string
+			status     int
+		}{
+			{"beyond the 365 day maximum", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(366*24*time.Hour).UTC().Format(time.RFC3339)), http.StatusUnprocessableEntity},
+			{"one hour past the maximum", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(365*24*time.Hour+time.Hour).UTC().Format(time.RFC3339)), http.StatusUnprocessableEntity},
+			{"in the past", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)), http.StatusUnprocessableEntity},
+			{"now", fmt.Sprintf(`{"expiresAt":%q}`, time.Now().UTC().Format(time.RFC3339)), http.StatusUnprocessableEntity},
+			{"not a date", `{"expiresAt":"tomorrow"}`, http.StatusBadRequest},
+			{"date without time", `{"expiresAt":"2030-01-01"}`, http.StatusBadRequest},
+			{"not a string", `{"expiresAt":1893456000}`, http.StatusBadRequest},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				p := checkProblem(t, h.do(t, http.MethodPost, credPath, a.token, tc.body), http.StatusBadRequest)
+				p := checkProblem(t, h.do(t, http.MethodPost, credPath, a.token, tc.body), tc.status)
 				if p["field"] != "expiresAt" && !strings.Contains(fmt.Sprint(p["detail"]), "expiresAt") {
 					t.Errorf("problem does not name expiresAt: %v", p)
 				}
@@ -656,9 +660,9 @@ func TestScopeDown(t *testing.T) {
 
 	refused := func(t *testing.T, r httpResp, role string) {
 		t.Helper()
-		p := checkProblem(t, r, http.StatusForbidden)
+		p := checkProblem(t, r, http.StatusUnprocessableEntity)
 		if !strings.Contains(fmt.Sprint(p["detail"]), `"`+role+`"`) {
-			t.Errorf("403 does not name role %q: %v", role, p["detail"])
+			t.Errorf("422 does not name role %q: %v", role, p["detail"])
 		}
 		if p["field"] != "roles" {
 			t.Errorf("field %v, want roles", p["field"])
@@ -795,7 +799,7 @@ func TestTenantPolicy(t *testing.T) {
 		if got := r.object(t); !reflect.DeepEqual(got["scopeLevels"], []any{"tenant"}) || got["credentialMaxLifetimeDays"] != float64(365) {
 			t.Fatalf("patch httpResp %v", got)
 		}
-		p := checkProblem(t, h.do(t, http.MethodPost, saBase, a.token, ns), http.StatusBadRequest)
+		p := checkProblem(t, h.do(t, http.MethodPost, saBase, a.token, ns), http.StatusUnprocessableEntity)
 		if p["field"] != "scope.level" || !strings.Contains(fmt.Sprint(p["detail"]), "policy") {
 			t.Errorf("problem %v", p)
 		}
@@ -815,11 +819,11 @@ func TestTenantPolicy(t *testing.T) {
 		at := func(d time.Duration) string {
 			return fmt.Sprintf(`{"expiresAt":%q}`, time.Now().Add(d).UTC().Format(time.RFC3339))
 		}
-		p := checkProblem(t, h.do(t, http.MethodPost, path, a.token, at(31*24*time.Hour)), http.StatusBadRequest)
+		p := checkProblem(t, h.do(t, http.MethodPost, path, a.token, at(31*24*time.Hour)), http.StatusUnprocessableEntity)
 		if !strings.Contains(fmt.Sprint(p["detail"]), "30 days") {
 			t.Errorf("detail does not give the maximum: %v", p["detail"])
 		}
-		checkProblem(t, h.do(t, http.MethodPost, path, a.token, at(200*24*time.Hour)), http.StatusBadRequest)
+		checkProblem(t, h.do(t, http.MethodPost, path, a.token, at(200*24*time.Hour)), http.StatusUnprocessableEntity)
 		h.createCredential(t, a.token, s.ID, at(29*24*time.Hour))
 		now := time.Now()
 		c := h.createCredential(t, a.token, s.ID, nil)
@@ -907,8 +911,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "displayName a number", method: "POST", path: saBase, body: `{"displayName":5,"scope":{"level":"tenant"}}`, detail: `"displayName" must be a string`},
 		{name: "scope a string", method: "POST", path: saBase, body: `{"displayName":"x","scope":"tenant"}`},
 		{name: "oversized body", method: "POST", path: saBase, body: big, detail: "larger than 65536 bytes", status: http.StatusRequestEntityTooLarge},
-		{name: "unknown role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["root"]}`, field: "roles", detail: `"root"`},
-		{name: "superadmin is no tenant role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["superadmin"]}`, field: "roles"},
+		{name: "unknown role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["root"]}`, field: "roles", detail: `"root"`, status: http.StatusUnprocessableEntity},
+		{name: "superadmin is no tenant role", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":["superadmin"]}`, field: "roles", status: http.StatusUnprocessableEntity},
 		{name: "33 roles", method: "POST", path: saBase, body: `{"displayName":"x","scope":{"level":"tenant"},"roles":` + roles33 + `}`, field: "roles"},
 		{name: "missing scope", method: "POST", path: saBase, body: `{"displayName":"x","roles":["viewer"]}`, field: "scope"},
 		{name: "null body", method: "POST", path: saBase, body: `null`, detail: "JSON object"},
@@ -938,7 +942,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "displayName twice", method: "POST", path: saBase, body: `{"displayName":"a","scope":{"level":"tenant"},"displayName":"b"}`, field: "displayName"},
 		{name: "field names in another case", method: "POST", path: saBase, body: `{"displayname":"x","Scope":{"LEVEL":"tenant"},"ROLES":["viewer"]}`, field: "displayname"},
 		{name: "invalid UTF-8", method: "POST", path: saBase, body: "{\"displayName\":\"a\xff\",\"scope\":{\"level\":\"tenant\"}}", detail: "UTF-8"},
-		{name: "patch unknown role", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"ok","roles":["god"]}`, field: "roles"},
+		{name: "patch unknown role", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"ok","roles":["god"]}`, field: "roles", status: http.StatusUnprocessableEntity},
 		{name: "patch status", method: "PATCH", path: saBase + "/" + s.ID, body: `{"status":"deleted"}`, field: "status"},
 		{name: "patch blank name", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":""}`, field: "displayName"},
 		{name: "patch invalid JSON", method: "PATCH", path: saBase + "/" + s.ID, body: `{"displayName":"x"`},
@@ -1101,7 +1105,7 @@ func TestRefusedBeforeDecoding(t *testing.T) {
 			}
 			raw, _ := io.ReadAll(res.Body)
 			res.Body.Close()
-			p := checkProblem(t, httpResp{Status: res.StatusCode, Header: res.Header, Body: raw}, http.StatusBadRequest)
+			p := checkProblem(t, httpResp{Status: res.StatusCode, Header: res.Header, Body: raw, Path: saBase}, http.StatusBadRequest)
 			if p["field"] != tc.name {
 				t.Errorf("%s twice: field %v, want %s", tc.name, p["field"], tc.name)
 			}
@@ -1112,6 +1116,19 @@ func TestRefusedBeforeDecoding(t *testing.T) {
 		p := checkProblem(t, r, http.StatusUnauthorized)
 		if d := fmt.Sprint(p["detail"]); p["field"] != "Keyhold-Tenant" || !strings.Contains(d, "no access to the tenant") || strings.Contains(d, "invalid") {
 			t.Errorf("problem %v", p)
+		}
+	})
+	t.Run("wrong methods and unknown paths in the envelope", func(t *testing.T) {
+		r := h.do(t, http.MethodPut, saBase, a.token, `{}`)
+		checkProblem(t, r, http.StatusMethodNotAllowed)
+		if got := r.Header.Get("Allow"); got != "GET, POST" {
+			t.Errorf("Allow %q", got)
+		}
+		checkProblem(t, h.do(t, http.MethodPost, settingsPath, a.token, `{}`), http.StatusMethodNotAllowed)
+		for _, path := range []string{"/v1/regions/global/iam/users", saBase + "/x/y/z/w", "/v1/regions/global/iam/"} {
+			checkProblem(t, h.do(t, http.MethodGet, path, a.token, nil), http.StatusNotFound)
+			// Authentication comes first, even for paths that name nothing.
+			checkProblem(t, h.do(t, http.MethodGet, path, "", nil), http.StatusUnauthorized)
 		}
 	})
 	t.Run("GET /oauth2/token is 405 in the OAuth2 shape", func(t *testing.T) {

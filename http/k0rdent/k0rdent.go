@@ -1,18 +1,19 @@
 // Package k0rdent serves the k0rdent IAM service-account API:
-// /v1/regions/global/iam/service-accounts and their credentials, in
-// camelCase JSON with RFC 9457 problem responses. The tenant is always the
-// caller's own. Handlers decode, call a command or query, and encode.
+// /v1/regions/global/iam/service-accounts and their credentials, following
+// k0rdent's published OpenAPI draft ("K0rdent AI API 0.2.0-draft"): its
+// camelCase resources, its pageToken/pageSize lists and its
+// {"error": {"code", "message", "details"}} envelope for every error under
+// /v1/regions/global/iam. The tenant is always the caller's own. Handlers
+// decode, call a command or query, and encode.
 package k0rdent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -42,13 +43,18 @@ type handlers struct {
 func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Queries, log *slog.Logger) {
 	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
 	s := r.PathPrefix("/v1/regions/global/iam").Subrouter()
-	s.Use(kit.Authenticated(khttp.WriteProblem), kit.Idempotent(khttp.WriteProblem))
+	s.Use(kit.Authenticated(WriteError), kit.Idempotent(WriteError))
 	sa := "/service-accounts"
-	s.Handle(sa, khttp.Methods{http.MethodGet: h.list, http.MethodPost: h.create})
-	s.Handle(sa+"/{id}", khttp.Methods{http.MethodGet: h.get, http.MethodPatch: h.update, http.MethodDelete: h.delete})
-	s.Handle(sa+"/{serviceAccountId}/credentials", khttp.Methods{http.MethodGet: h.listCredentials, http.MethodPost: h.createCredential})
-	s.Handle(sa+"/{serviceAccountId}/credentials/{id}", khttp.Methods{http.MethodGet: h.getCredential, http.MethodDelete: h.deleteCredential})
-	s.Handle("/settings", khttp.Methods{http.MethodGet: h.getSettings, http.MethodPatch: h.updateSettings})
+	s.Handle(sa, khttp.Methods{http.MethodGet: h.list, http.MethodPost: h.create}.With(WriteError))
+	s.Handle(sa+"/{id}", khttp.Methods{http.MethodGet: h.get, http.MethodPatch: h.update, http.MethodDelete: h.delete}.With(WriteError))
+	s.Handle(sa+"/{serviceAccountId}/credentials", khttp.Methods{http.MethodGet: h.listCredentials, http.MethodPost: h.createCredential}.With(WriteError))
+	s.Handle(sa+"/{serviceAccountId}/credentials/{id}", khttp.Methods{http.MethodGet: h.getCredential, http.MethodDelete: h.deleteCredential}.With(WriteError))
+	s.Handle("/settings", khttp.Methods{http.MethodGet: h.getSettings, http.MethodPatch: h.updateSettings}.With(WriteError))
+	// Anything else under the prefix is answered in this dialect's shape,
+	// after authentication like every route here. A matched route rather
+	// than the subrouter's NotFoundHandler: gorilla/mux runs no middleware
+	// (request ids, metrics) for an unmatched request.
+	s.PathPrefix("/").HandlerFunc(notFound)
 }
 
 // Wire shapes.
@@ -194,6 +200,16 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Scope == nil {
 		h.fail(w, r, khttp.BadField("scope", "is required: {\"level\": \"tenant\"} or {\"level\": \"namespace\", \"target\": \"<namespace>\"}"))
+		return
+	}
+	// Malformed rather than unprocessable: 400 here, before the command's
+	// rules (422) see them.
+	if l := req.Scope.Level; l != events.ScopeTenant && l != events.ScopeNamespace {
+		h.fail(w, r, khttp.BadField("scope.level", "must be tenant or namespace"))
+		return
+	}
+	if len(req.Roles) > commands.MaxRoles {
+		h.fail(w, r, khttp.BadField("roles", fmt.Sprintf("must hold at most %d roles", commands.MaxRoles)))
 		return
 	}
 	res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
@@ -457,6 +473,10 @@ func wireField(field string) string {
 	return field
 }
 
+// wireQueryField names a query's paging inputs as this dialect's query
+// parameters.
+func wireQueryField(field string) string { return field }
+
 func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
 	p := caller(r)
 	if err := h.cmds.ChangeTenantSettings.Authorize(commands.ChangeTenantSettings{Meta: meta(r), Tenant: p.Tenant}); err != nil {
@@ -521,7 +541,7 @@ func pageOf(qs url.Values) (query.Page, error) {
 func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	id := mux.Vars(r)[name]
 	if !validID(id) {
-		khttp.WriteProblem(w, r, http.StatusBadRequest, name, "must be a 26-character id as returned by this API")
+		WriteError(w, r, http.StatusBadRequest, name, "must be a 26-character id as returned by this API")
 		return "", false
 	}
 	return id, true
@@ -548,44 +568,4 @@ func validID(id string) bool {
 		}
 	}
 	return true
-}
-
-// fail maps an error to a problem response: the dialect's one place for it.
-func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ce *commands.Error
-	var fe *khttp.FieldError
-	var qe *query.FieldError
-	field, detail := "", err.Error()
-	switch {
-	case errors.As(err, &ce):
-		field, detail = wireField(ce.Field), ce.Message
-	case errors.As(err, &fe):
-		field, detail = fe.Field, fe.Message
-	case errors.As(err, &qe):
-		field, detail = qe.Field, qe.Message
-	case errors.Is(err, khttp.ErrBadRequest):
-		detail = strings.TrimPrefix(detail, khttp.ErrBadRequest.Error()+": ")
-	}
-	status := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, khttp.ErrBodyTooLarge):
-		status = http.StatusRequestEntityTooLarge
-	case errors.Is(err, khttp.ErrBadRequest), errors.Is(err, commands.ErrInvalid), errors.Is(err, query.ErrInvalid):
-		status = http.StatusBadRequest
-	case errors.Is(err, commands.ErrNotFound), errors.Is(err, query.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, commands.ErrForbidden), errors.Is(err, query.ErrForbidden):
-		status = http.StatusForbidden
-	case errors.Is(err, commands.ErrAlreadyExists), errors.Is(err, commands.ErrLimit),
-		errors.Is(err, commands.ErrConcurrentChange), errors.Is(err, commands.ErrDuplicate):
-		status = http.StatusConflict
-	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
-		detail = "the event log is unavailable; retry later"
-	}
-	if status == http.StatusInternalServerError {
-		h.log.Error("request failed", "request_id", khttp.RequestID(r.Context()), "err", err)
-		detail = "internal error; quote the request id when reporting it"
-	}
-	khttp.WriteProblem(w, r, status, field, detail)
 }
