@@ -26,11 +26,13 @@ func listFixture(t *testing.T) *Queries {
 	testenv.Must(t, err, "indexes")
 	// 20000 accounts in acme: namespace accounts over 50 targets, one in
 	// ten disabled, one in five at tenant level; 2000 in other.
-	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, roles, status, created_at, updated_at)
+	// Namespace accounts are folders, one in three a project.
+	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
 		SELECT CASE WHEN i > 20000 THEN 'other' ELSE 'acme' END, lpad(i::text, 26, '0'), 'khc-' || i, 'sa-' || i, '',
 		       CASE WHEN i % 5 = 0 THEN 'tenant' ELSE 'namespace' END,
 		       CASE WHEN i % 5 = 0 THEN 'acme' ELSE 'team-' || (i % 50) END,
-		       '{viewer}', CASE WHEN i % 10 = 3 THEN 'disabled' ELSE 'active' END, now(), now()
+		       CASE WHEN i % 5 = 0 THEN '' WHEN i % 3 = 0 THEN 'project' ELSE 'folder' END,
+		       '{viewer}', CASE WHEN i % 10 = 3 THEN 'disabled' ELSE 'active' END, '01admin', now(), now()
 		FROM generate_series(1, 22000) AS i`)
 	testenv.Must(t, err, "fill")
 	_, err = db.Exec(`ANALYZE service_accounts`)
@@ -50,18 +52,22 @@ var listFilters = []struct {
 	name  string
 	f     ServiceAccountFilter
 	index string
-	scans int // one per status and level combination the filter leaves open
+	scans int // one per status and (level, kind) combination the filter leaves open
 }{
 	{"no filter", ServiceAccountFilter{}, "service_accounts_pkey", 1},
-	{"status", ServiceAccountFilter{Status: "disabled"}, "service_accounts_status", 2},
+	{"status", ServiceAccountFilter{Status: "disabled"}, "service_accounts_status", 3},
 	{"level", ServiceAccountFilter{ScopeLevel: "tenant"}, "service_accounts_status", 2},
-	{"level and status", ServiceAccountFilter{ScopeLevel: "namespace", Status: "disabled"}, "service_accounts_status", 1},
-	{"target", ServiceAccountFilter{ScopeTarget: "team-7"}, "service_accounts_target", 4},
-	{"level and target", ServiceAccountFilter{ScopeLevel: "namespace", ScopeTarget: "team-7"}, "service_accounts_target", 2},
-	{"target and status", ServiceAccountFilter{ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 2},
-	{"all three", ServiceAccountFilter{ScopeLevel: "namespace", ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 1},
+	{"namespace level", ServiceAccountFilter{ScopeLevel: "namespace"}, "service_accounts_status", 4},
+	{"kind", ServiceAccountFilter{ScopeKind: "project"}, "service_accounts_status", 2},
+	{"level and status", ServiceAccountFilter{ScopeLevel: "namespace", Status: "disabled"}, "service_accounts_status", 2},
+	{"kind and status", ServiceAccountFilter{ScopeLevel: "namespace", ScopeKind: "folder", Status: "disabled"}, "service_accounts_status", 1},
+	{"target", ServiceAccountFilter{ScopeTarget: "team-7"}, "service_accounts_target", 6},
+	{"level and target", ServiceAccountFilter{ScopeLevel: "namespace", ScopeTarget: "team-7"}, "service_accounts_target", 4},
+	{"kind and target", ServiceAccountFilter{ScopeKind: "project", ScopeTarget: "team-7"}, "service_accounts_target", 2},
+	{"target and status", ServiceAccountFilter{ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 3},
+	{"all four", ServiceAccountFilter{ScopeLevel: "namespace", ScopeKind: "folder", ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 1},
 	{"no match", ServiceAccountFilter{ScopeLevel: "tenant", Status: "disabled"}, "service_accounts_status", 1},
-	{"unknown status", ServiceAccountFilter{Status: "suspended"}, "service_accounts_status", 2},
+	{"unknown status", ServiceAccountFilter{Status: "suspended"}, "service_accounts_status", 3},
 }
 
 // Every filter the list offers is planned as range scans of an index, with
@@ -117,7 +123,7 @@ func TestListServiceAccountsFilteredPages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var want int
 			where, args := []string{"tenant = 'acme'"}, []any{}
-			for col, v := range map[string]string{"scope_level": tt.f.ScopeLevel, "scope_target": tt.f.ScopeTarget, "status": tt.f.Status} {
+			for col, v := range map[string]string{"scope_level": tt.f.ScopeLevel, "scope_kind": tt.f.ScopeKind, "scope_target": tt.f.ScopeTarget, "status": tt.f.Status} {
 				if v != "" {
 					args = append(args, v)
 					where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
@@ -132,6 +138,7 @@ func TestListServiceAccountsFilteredPages(t *testing.T) {
 					if it.Tenant != "acme" || it.ID <= last ||
 						(tt.f.Status != "" && it.Status != tt.f.Status) ||
 						(tt.f.ScopeLevel != "" && it.ScopeLevel != tt.f.ScopeLevel) ||
+						(tt.f.ScopeKind != "" && it.ScopeKind != tt.f.ScopeKind) ||
 						(tt.f.ScopeTarget != "" && it.ScopeTarget != tt.f.ScopeTarget) {
 						t.Fatalf("page %d: item %+v out of order or not matching %+v", page, it, tt.f)
 					}

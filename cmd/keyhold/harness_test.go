@@ -292,47 +292,77 @@ func (h *harness) bootstrap(t *testing.T, tenant string) admin {
 	return admin{tenant: tenant, userID: res.UserID, token: res.Token}
 }
 
-// sa is a service account on the wire.
+// sa is a service account on the wire (the draft's ServiceAccount).
 type sa struct {
-	ID          string   `json:"id"`
-	ClientID    string   `json:"clientId"`
-	DisplayName string   `json:"displayName"`
-	Description string   `json:"description"`
-	Scope       scope    `json:"scope"`
-	Roles       []string `json:"roles"`
-	Status      string   `json:"status"`
-	CreatedAt   string   `json:"createdAt"`
-	UpdatedAt   string   `json:"updatedAt"`
+	SelfLink              string   `json:"selfLink"`
+	UID                   string   `json:"uid"`
+	ID                    string   `json:"id"`
+	DisplayName           string   `json:"displayName"`
+	Description           string   `json:"description"`
+	ClientID              string   `json:"clientId"`
+	Scope                 string   `json:"scope"`
+	ScopeID               string   `json:"scopeId"`
+	Roles                 []string `json:"roles"`
+	Status                string   `json:"status"`
+	CreatedBy             string   `json:"createdBy"`
+	CreatedAt             string   `json:"createdAt"`
+	UpdatedAt             string   `json:"updatedAt"`
+	ActiveCredentialCount int      `json:"activeCredentialCount"`
 }
 
-type scope struct {
-	Level  string `json:"level"`
-	Target string `json:"target"`
-}
-
-// credential is a credential on the wire; ClientID and ClientSecret only
-// in the creation httpResp.
+// credential is a credential on the wire (the draft's
+// ServiceAccountCredential); ClientSecret only in the creation response.
 type credential struct {
+	SelfLink         string  `json:"selfLink"`
+	UID              string  `json:"uid"`
 	ID               string  `json:"id"`
 	ServiceAccountID string  `json:"serviceAccountId"`
 	Status           string  `json:"status"`
-	CreatedAt        string  `json:"createdAt"`
 	ExpiresAt        string  `json:"expiresAt"`
-	ClientID         string  `json:"clientId"`
+	CreatedBy        string  `json:"createdBy"`
+	CreatedAt        string  `json:"createdAt"`
 	ClientSecret     *string `json:"clientSecret"`
 }
 
+// pageJSON is a page of the audit trail.
 type pageJSON[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"nextCursor"`
 }
 
-// tenantSA is the body of a tenant-scoped service account with roles.
-func tenantSA(name string, roles ...string) map[string]any {
+// saPage and credentialPage are pages of the k0rdent lists.
+type saPage struct {
+	ServiceAccounts []sa    `json:"serviceAccounts"`
+	NextPageToken   *string `json:"nextPageToken"`
+}
+
+type credentialPage struct {
+	Credentials   []credential `json:"credentials"`
+	NextPageToken *string      `json:"nextPageToken"`
+}
+
+// testTenant is the tenant most tests bootstrap and work in.
+const testTenant = "acme"
+
+// tenantSA is the body of a service account with roles scoped to the
+// whole of testTenant (the draft's organization scope).
+func tenantSA(name string, roles ...string) map[string]any { return orgSA(testTenant, name, roles...) }
+
+// orgSA is the body of a service account with roles scoped to tenant.
+func orgSA(tenant, name string, roles ...string) map[string]any {
 	if roles == nil {
 		roles = []string{}
 	}
-	return map[string]any{"displayName": name, "scope": map[string]string{"level": "tenant"}, "roles": roles}
+	return map[string]any{"displayName": name, "scope": "organization", "scopeId": tenant, "roles": roles}
+}
+
+// nodeSA is the body of a service account scoped to a folder or project.
+func nodeSA(name, kind, path string, roles ...string) map[string]any {
+	body := map[string]any{"displayName": name, "scope": kind, "scopeId": path}
+	if roles != nil {
+		body["roles"] = roles
+	}
+	return body
 }
 
 func (h *harness) createSA(t *testing.T, token string, body any) sa {
@@ -361,9 +391,9 @@ func (h *harness) listSAs(t *testing.T, token, query string) []sa {
 	t.Helper()
 	r := h.do(t, http.MethodGet, saBase+query, token, nil)
 	expectStatus(t, r, http.StatusOK, "list service accounts")
-	var p pageJSON[sa]
+	var p saPage
 	r.decode(t, &p)
-	return p.Items
+	return p.ServiceAccounts
 }
 
 // form posts an OAuth2 form, with Basic credentials when basicID is set.

@@ -81,7 +81,9 @@ func (h handlers) classify(r *http.Request, err error) (status int, field, detai
 	case errors.As(err, &fe):
 		field, detail = fe.Field, fe.Message
 	case errors.As(err, &qe):
-		field, detail = wireQueryField(qe.Field), qe.Message
+		// The query names its paging inputs its own way (cursor, limit).
+		field = wireQueryField(qe.Field)
+		detail = strings.Replace(qe.Message, qe.Field, field, 1)
 	case errors.Is(err, khttp.ErrBadRequest):
 		detail = strings.TrimPrefix(detail, khttp.ErrBadRequest.Error()+": ")
 	}
