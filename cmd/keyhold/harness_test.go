@@ -27,6 +27,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
+	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/internal/testenv"
 )
 
@@ -92,8 +93,17 @@ func startServer(t *testing.T, cfg *config) *harness {
 	go func() { defer close(h.done); _ = srv.runner.Run(ctx) }()
 	go srv.idem.Sweep(ctx, time.Hour)
 	h.ts = httptest.NewServer(srv.handler)
+	check, err := newAPICheck(http.DefaultTransport, khttp.OpenAPI, h.ts.URL)
+	if err != nil {
+		h.ts.Close()
+		cancel()
+		e.close()
+		t.Fatal(err)
+	}
 	h.client = &http.Client{
-		Timeout: 30 * time.Second,
+		// Every response under iamPrefix is checked against the document.
+		Transport: check,
+		Timeout:   30 * time.Second,
 		// Show redirects to the test instead of following them.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
