@@ -183,6 +183,10 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if tenant := caller(r).Tenant; *req.Scope == scopeOrganization && *req.ScopeID != tenant {
+		h.fail(w, r, khttp.BadField("scopeId", fmt.Sprintf("must be the caller's organization %q for scope organization", tenant)))
+		return
+	}
 	var roles []string
 	if req.Roles != nil {
 		roles = *req.Roles
@@ -191,6 +195,12 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 		Meta: meta(r), DisplayName: *req.DisplayName, Description: deref(req.Description),
 		Scope: domainScope(*req.Scope, *req.ScopeID), Roles: roles,
 	})
+	var ce *commands.Error
+	if errors.As(err, &ce) && ce.Field == "scope.level" {
+		// The policy speaks Keyhold's levels; say it in the draft's.
+		err = &commands.Error{Kind: ce.Kind, Field: ce.Field, Reason: ce.Reason,
+			Message: fmt.Sprintf("scope %q is not allowed by the organization's policy (%s)", *req.Scope, ce.Message)}
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
