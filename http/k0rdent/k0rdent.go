@@ -44,7 +44,7 @@ type handlers struct {
 func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Queries, log *slog.Logger) {
 	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
 	s := r.PathPrefix("/v1/regions/global/iam").Subrouter()
-	s.Use(kit.Authenticated(WriteError), kit.Idempotent(WriteError))
+	s.Use(khttp.ErrorsAs(WriteError), kit.Authenticated(WriteError), kit.Idempotent(WriteError))
 	sa := "/service-accounts"
 	s.Handle(sa, khttp.Methods{http.MethodGet: h.list, http.MethodPost: h.create}.With(WriteError))
 	s.Handle(sa+"/{id}", khttp.Methods{http.MethodGet: h.get, http.MethodPatch: h.update, http.MethodDelete: h.delete}.With(WriteError))
