@@ -204,8 +204,8 @@ type KeysOption func(*keysConfig) error
 // verify (default DefaultIssuer). Typically the server's public URL.
 func WithIssuer(iss string) KeysOption {
 	return func(c *keysConfig) error {
-		if err := validClaimText(iss); err != nil {
-			return fmt.Errorf("%w: issuer: %v", ErrInvalidOption, err)
+		if err := CheckIssuer(iss); err != nil {
+			return err
 		}
 		c.issuer = iss
 		return nil
@@ -236,6 +236,16 @@ func WithAudience(aud string) KeysOption {
 		c.audience = aud
 		return nil
 	}
+}
+
+// CheckIssuer reports, as WithIssuer would, whether iss can be an issuer:
+// 1 to 256 characters, no spaces or control characters. It lets a caller
+// refuse a bad issuer before loading keys.
+func CheckIssuer(iss string) error {
+	if err := validClaimText(iss); err != nil {
+		return fmt.Errorf("%w: issuer: %v", ErrInvalidOption, err)
+	}
+	return nil
 }
 
 func validClaimText(s string) error {

@@ -184,7 +184,7 @@ func TestMissing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, ok := m.Missing(tt.principal, tt.rules, tt.scope)
+			r, ok := m.Missing(tt.principal, tt.rules, tt.scope, nil)
 			if ok != tt.held {
 				t.Fatalf("Missing = %v, %v; want held=%v", r, ok, tt.held)
 			}
@@ -240,8 +240,28 @@ func TestValidate(t *testing.T) {
 			t.Errorf("role %d accepted: %+v", i, r)
 		}
 	}
-	if err := m.Bind(authz.Binding{ID: "b", Role: "nope", Subject: "x"}); err == nil {
-		t.Error("binding of an unknown role accepted")
+	if err := m.Bind(authz.Binding{ID: "b", Role: "r"}); err == nil {
+		t.Error("binding without a subject accepted")
+	}
+}
+
+// A binding may arrive before its role (a log binds a role before the
+// event that seeds it): it grants nothing until the role is put.
+func TestBindingBeforeItsRole(t *testing.T) {
+	m := authz.NewModel()
+	m.PutPrincipal(authz.Principal{ID: "sa", Kind: authz.KindServiceAccount, Tenant: "acme"})
+	if err := m.Bind(authz.Binding{ID: "b", Role: "later", Subject: "sa", Scope: authz.TenantScope("acme")}); err != nil {
+		t.Fatal(err)
+	}
+	req := authz.Request{Action: "iam.serviceAccounts.list", Scope: authz.TenantScope("acme")}
+	if d := m.Can("sa", req); d.Allowed {
+		t.Fatalf("allowed by a role that does not exist: %s", d.Reason)
+	}
+	if err := m.PutRole(authz.Role{ID: "later", Name: "later", Rules: []authz.Rule{allow([]string{"iam.*"})}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Can("sa", req); !d.Allowed {
+		t.Fatalf("denied once the role exists: %s", d.Reason)
 	}
 }
 

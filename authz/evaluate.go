@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -11,6 +12,9 @@ import (
 type grant struct {
 	rule  Rule
 	scope Scope
+	// role is the id of the role the rule came from, for requests limited
+	// to some roles (a token whose scope names fewer roles than its holder's).
+	role string
 	// reason names the role, scope, rule and group, computed once so a
 	// decision does not format it.
 	reason string
@@ -155,13 +159,46 @@ func (m *Model) Role(id string) (Role, bool) {
 	return r, ok
 }
 
-// Bind adds or replaces a binding. The role must exist.
+// Roles returns the roles of tenant, sorted by name. Safe to modify.
+func (m *Model) Roles(tenant string) []Role {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Role
+	for _, r := range m.roles {
+		if r.Tenant == tenant {
+			r.Rules = cloneRules(r.Rules)
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Role) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Bindings returns the bindings at scopes within tenant (every binding
+// for ""), sorted by id.
+func (m *Model) Bindings(tenant string) []Binding {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Binding
+	for _, b := range m.bindings {
+		if tenant == "" || b.Scope.Tenant == tenant {
+			out = append(out, b)
+		}
+	}
+	slices.SortFunc(out, func(a, b Binding) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Bind adds or replaces a binding. Its role need not exist yet: a
+// binding of an unknown role grants nothing until the role is put (a log
+// may bind a role before the event that seeds it). It fails for a binding
+// without id, role or subject.
 func (m *Model) Bind(b Binding) error {
+	if b.ID == "" || b.Role == "" || b.Subject == "" {
+		return fmt.Errorf("%w: binding needs an id, a role and a subject", ErrInvalidBinding)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.roles[b.Role]; !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownRole, b.Role)
-	}
 	if _, ok := m.bindings[b.ID]; ok {
 		m.unbind(b.ID)
 	}
@@ -321,7 +358,7 @@ func (m *Model) effectiveOf(id string) *effective {
 				if via != "" {
 					reason += " through group " + via
 				}
-				e.add(grant{rule: rule, scope: b.Scope, reason: reason})
+				e.add(grant{rule: rule, scope: b.Scope, role: r.ID, reason: reason})
 			}
 		}
 	}
@@ -367,7 +404,7 @@ func (m *Model) Can(id string, req Request) Decision {
 			if g.rule.Effect == Deny {
 				return Decision{Reason: "denied by " + g.reason}
 			}
-			if allow < 0 {
+			if allow < 0 && limitedTo(req.Roles, g.role) {
 				allow = i
 			}
 		}
@@ -379,6 +416,20 @@ func (m *Model) Can(id string, req Request) Decision {
 		return Decision{Allowed: true, Reason: "allowed by " + e.all[allow].reason}
 	}
 	return Decision{Reason: "no role grants " + req.Action + " at " + req.Scope.String()}
+}
+
+// limitedTo reports whether a grant of role may allow under a limit to
+// roles (nil: no limit). Limits never stop a deny.
+func limitedTo(roles []string, role string) bool {
+	if roles == nil {
+		return true
+	}
+	for _, r := range roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *grant) applies(req Request) bool {
@@ -400,11 +451,12 @@ func matchAny(patterns []string, v string, sep byte) bool {
 // Missing returns the first allow rule of rules that the principal with
 // id does not hold at scope, for scope-down: nobody grants, through a
 // role, a binding, a membership or a credential, what they do not hold
-// themselves. A rule is held when, for each of its actions and resources,
+// themselves. roles limits the allow grants that count, as
+// Request.Roles does. A rule is held when, for each of its actions and resources,
 // an allow grant of the holder at a scope covering scope covers the
 // pattern, and no deny grant of the holder overlaps it. Deny rules only
 // narrow and need not be held. ok is false when a rule is missing.
-func (m *Model) Missing(id string, rules []Rule, scope Scope) (missing Rule, ok bool) {
+func (m *Model) Missing(id string, rules []Rule, scope Scope, roles []string) (missing Rule, ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	p, known := m.principals[id]
@@ -436,7 +488,7 @@ func (m *Model) Missing(id string, rules []Rule, scope Scope) (missing Rule, ok 
 		}
 		for _, a := range r.Actions {
 			for _, res := range resources {
-				if !e.holds(a, res, scope) {
+				if !e.holds(a, res, scope, roles) {
 					return r, false
 				}
 			}
@@ -463,7 +515,7 @@ func coveredByAny(patterns, resources []string) bool {
 
 // holds reports whether the grants allow every request action a and
 // resource res cover at scope, with no deny in the way.
-func (e *effective) holds(a, res string, scope Scope) bool {
+func (e *effective) holds(a, res string, scope Scope, roles []string) bool {
 	held := false
 	for i := range e.all {
 		g := &e.all[i]
@@ -477,7 +529,7 @@ func (e *effective) holds(a, res string, scope Scope) bool {
 			}
 			continue
 		}
-		if held || !g.scope.Covers(scope) {
+		if held || !g.scope.Covers(scope) || !limitedTo(roles, g.role) {
 			continue
 		}
 		if !coveredBy(g.rule.Actions, a, actionSep) {

@@ -121,8 +121,8 @@ var (
 	// oversized pattern, or too many patterns.
 	ErrInvalidRule = errors.New("authz: invalid rule")
 
-	// ErrUnknownRole means a binding names a role the model does not hold.
-	ErrUnknownRole = errors.New("authz: unknown role")
+	// ErrInvalidBinding means a binding lacks its id, role or subject.
+	ErrInvalidBinding = errors.New("authz: invalid binding")
 )
 
 // Validate checks a rule's form.
@@ -218,6 +218,10 @@ type Request struct {
 	Action   string
 	Resource string
 	Scope    Scope
+	// Roles, when not nil, limits the allow rules that count to those of
+	// the roles with these ids (a token narrowed to some of its holder's
+	// roles). Deny rules count whatever the limit.
+	Roles []string
 }
 
 // Decision is the answer with its reason, fit to show the caller.

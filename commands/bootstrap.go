@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -61,7 +62,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 	if err := cmd.Validate(); err != nil {
 		return BootstrapResult{}, err
 	}
-	if !cmd.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
+	if !cmd.Caller.Can(h.authz, authz.TenantsCreate, "", authz.Instance).Allowed {
 		return BootstrapResult{}, ruleError(ErrForbidden, "", "only a superadmin may bootstrap a tenant")
 	}
 	cmd.Email = strings.ToLower(cmd.Email)
@@ -85,6 +86,9 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 			CredentialMaxLifetime:     int64(MaxCredentialLifetime.Seconds()),
 			ScopeLevels:               slices.Clone(events.ServiceAccountScopeLevels),
 		})
+		if err := h.seed(ctx, c, cmd.Tenant); err != nil {
+			return err
+		}
 		if err := h.claim(ctx, c, events.InstanceTenant, "username", cmd.Username, userID); err != nil {
 			return err
 		}
@@ -96,7 +100,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 		c.record(uk, u, 0, events.UserCreated{Personal: events.Personal{Username: cmd.Username, Email: cmd.Email}, Status: events.UserStatusActive, Superadmin: true, PasswordVerifier: verifier})
 		c.record(uk, u, 0, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		c.record(uk, u, 0, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}})
-		for _, r := range slices.Sorted(slices.Values(auth.TenantRoles)) {
+		for _, r := range []string{authz.RoleAuditor, authz.RoleTenantAdmin, authz.RoleViewer} {
 			c.record(uk, u, 0, events.UserRoleGranted{Role: r, Tenant: cmd.Tenant, Scope: events.Scope{Level: events.ScopeTenant, Target: cmd.Tenant}})
 		}
 		c.record(uk, u, 0, events.APITokenIssued{TokenID: events.NewID(), Verifier: auth.Verifier(token)})
@@ -139,10 +143,7 @@ const (
 // the request body, so a caller without the right learns nothing about
 // its input.
 func (h ChangeTenantSettingsHandler) Authorize(cmd ChangeTenantSettings) error {
-	if !cmd.Caller.IsTenantAdmin(cmd.Tenant) {
-		return ruleError(ErrNotFound, "", "tenant %q not found", cmd.Tenant)
-	}
-	return nil
+	return h.hidden(cmd.Caller, authz.SettingsUpdate, authz.TenantScope(cmd.Tenant), "tenant", cmd.Tenant)
 }
 
 // Handle validates and records the new settings. Only tenant administrators

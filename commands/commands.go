@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -30,6 +31,12 @@ type Commands struct {
 	DeleteUser           DeleteUserHandler
 	SetPassword          SetPasswordHandler
 	SetTenantAccess      SetTenantAccessHandler
+	SeedManagedRoles     SeedManagedRolesHandler
+	CreateRole           CreateRoleHandler
+	UpdateRole           UpdateRoleHandler
+	DeleteRole           DeleteRoleHandler
+	CreateBinding        CreateBindingHandler
+	DeleteBinding        DeleteBindingHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -39,6 +46,7 @@ type config struct {
 	cacheSize int
 	retries   int
 	now       func() time.Time
+	authz     auth.Authorizer
 }
 
 // Option configures New.
@@ -77,6 +85,19 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithAuthorizer sets what decides whether a caller may run a command;
+// the server passes its directory's model. Without it only the operator's
+// own principal (auth.System) may run commands.
+func WithAuthorizer(a auth.Authorizer) Option {
+	return func(c *config) error {
+		if a == nil {
+			return fmt.Errorf("%w: nil authorizer", ErrInvalidOption)
+		}
+		c.authz = a
+		return nil
+	}
+}
+
 // New returns the command handlers over store.
 func New(store *events.Store, opts ...Option) (*Commands, error) {
 	if store == nil {
@@ -89,7 +110,7 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		}
 	}
 	r := newRepository(store, cfg.cacheSize, cfg.retries)
-	b := base{repo: r, now: cfg.now}
+	b := base{repo: r, now: cfg.now, authz: cfg.authz}
 	return &Commands{
 		Bootstrap:            BootstrapHandler{b},
 		ChangeTenantSettings: ChangeTenantSettingsHandler{b},
@@ -107,6 +128,12 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		DeleteUser:           DeleteUserHandler{b},
 		SetPassword:          SetPasswordHandler{b},
 		SetTenantAccess:      SetTenantAccessHandler{b},
+		SeedManagedRoles:     SeedManagedRolesHandler{b},
+		CreateRole:           CreateRoleHandler{b},
+		UpdateRole:           UpdateRoleHandler{b},
+		DeleteRole:           DeleteRoleHandler{b},
+		CreateBinding:        CreateBindingHandler{b},
+		DeleteBinding:        DeleteBindingHandler{b},
 	}, nil
 }
 
@@ -116,8 +143,9 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 const tenantMaxAge = 2 * time.Second
 
 type base struct {
-	repo *repository
-	now  func() time.Time
+	repo  *repository
+	now   func() time.Time
+	authz auth.Authorizer
 }
 
 func (b base) tenant(ctx context.Context, id string) (*Tenant, uint64, error) {

@@ -4,38 +4,112 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/query"
 )
+
+// world is a log with a directory following it, deciding for the
+// commands as the server's does.
+type world struct {
+	t    *testing.T
+	st   *events.Store
+	dir  *query.Directory
+	cmds *commands.Commands
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	st, _ := testenv.Store(t)
+	w := &world{t: t, st: st, dir: query.NewDirectory()}
+	w.cmds = w.writer()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	_, err := w.dir.Run(ctx, st, nil)
+	testenv.Must(t, err, "run directory")
+	return w
+}
+
+// writer returns another command handler set on the same log and
+// directory, as another replica would have.
+func (w *world) writer() *commands.Commands {
+	w.t.Helper()
+	cmds, err := commands.New(w.st, commands.WithAuthorizer(w.dir.Authorizer()))
+	testenv.Must(w.t, err, "commands")
+	return cmds
+}
+
+// sync waits until the directory applied seq, as a write's response does.
+func (w *world) sync(seq uint64) {
+	w.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.dir.Sequence() < seq {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("directory at %d, want %d", w.dir.Sequence(), seq)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// operator is the operator's principal acting in tenant.
+func operator(tenant string) commands.Meta {
+	p := auth.System()
+	p.Tenant = tenant
+	return commands.Meta{Caller: p}
+}
+
+// user creates a user with access to tenant and the given role bindings
+// (role@namespace for a namespace, role alone for the whole tenant), and
+// returns its principal once the directory knows it.
+func (w *world) user(name, tenant string, bindings ...string) auth.Principal {
+	w.t.Helper()
+	ctx := context.Background()
+	res, err := w.cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: operator(""), Username: name, Email: name + "@example.test", Tenants: []string{tenant}})
+	testenv.Must(w.t, err, "create user %s", name)
+	seq := res.Sequence
+	for _, b := range bindings {
+		role, ns, _ := strings.Cut(b, "@")
+		scope := events.Scope{Level: events.ScopeTenant}
+		if ns != "" {
+			scope = events.Scope{Level: events.ScopeNamespace, Target: ns}
+		}
+		br, err := w.cmds.CreateBinding.Handle(ctx, commands.CreateBinding{Meta: operator(tenant), Role: role, SubjectKind: events.SubjectUser, SubjectID: res.User.ID(), Scope: scope})
+		testenv.Must(w.t, err, "bind %s", b)
+		seq = br.Sequence
+	}
+	w.sync(seq)
+	p, ok := w.dir.UserInTenant(res.User.ID(), tenant)
+	if !ok {
+		w.t.Fatalf("user %s not in tenant %s", name, tenant)
+	}
+	return p
+}
 
 func setup(t *testing.T) (*events.Store, *commands.Commands, auth.Principal) {
 	t.Helper()
-	st, _ := testenv.Store(t)
-	cmds, err := commands.New(st)
-	testenv.Must(t, err, "new")
-	res, err := cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	w := newWorld(t)
+	_, err := w.cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
 	testenv.Must(t, err, "bootstrap")
-	admin := auth.Principal{ID: res.UserID, Kind: auth.KindUser, Tenant: "acme", Bindings: []auth.Binding{
-		{Role: auth.RoleTenantAdmin, Tenant: "acme", Scope: events.Scope{Level: events.ScopeTenant, Target: "acme"}},
-		{Role: auth.RoleViewer, Tenant: "acme", Scope: events.Scope{Level: events.ScopeNamespace, Target: "team"}},
-	}}
-	return st, cmds, admin
+	return w.st, w.cmds, w.user("ops", "acme", authz.RoleTenantAdmin, authz.RoleViewer+"@team")
 }
 
 // twoWriters is setup with a second writer on the same log, as another
 // replica would have, and the administrator's command metadata.
 func twoWriters(t *testing.T) (st *events.Store, a, b *commands.Commands, meta commands.Meta) {
 	t.Helper()
-	st, a, admin := setup(t)
-	b, err := commands.New(st)
-	testenv.Must(t, err, "second writer")
-	return st, a, b, commands.Meta{Caller: admin}
+	w := newWorld(t)
+	_, err := w.cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := w.user("ops", "acme", authz.RoleTenantAdmin)
+	return w.st, w.cmds, w.writer(), commands.Meta{Caller: admin}
 }
 
 func TestBootstrapTwiceFails(t *testing.T) {
@@ -73,12 +147,32 @@ func TestServiceAccountRules(t *testing.T) {
 		t.Fatalf("created %+v", sa)
 	}
 
-	// Scope-down: the admin holds auditor nowhere, viewer in team (covers team.app).
-	roles := []string{"viewer", "auditor"}
+	// Scope-down: a role whose rules the tenant administrator does not hold.
+	flows, err := cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: operator("acme"), RoleInput: commands.RoleInput{
+		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"kestra.flows.*"}}},
+	}})
+	testenv.Must(t, err, "create role")
+	roles := []string{"viewer", flows.Role.ID()}
 	_, err = cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: sa.ID(), Roles: &roles})
 	var ce *commands.Error
-	if !errors.As(err, &ce) || !errors.Is(err, commands.ErrForbidden) || ce.Field != "roles" {
+	if !errors.As(err, &ce) || !errors.Is(err, commands.ErrForbidden) || ce.Field != "roles" || !strings.Contains(ce.Message, "kestra.flows.*") {
 		t.Fatalf("scope-down: %v", err)
+	}
+	// The administrator holds auditor's rules, so it may assign it.
+	auditor := []string{"viewer", "auditor"}
+	if _, err := cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: sa.ID(), Roles: &auditor}); err != nil {
+		t.Fatalf("assign a role whose rules the caller holds: %v", err)
+	}
+	unknown := []string{"01nosuchrole"}
+	if _, err := cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: sa.ID(), Roles: &unknown}); !errors.Is(err, commands.ErrInvalid) {
+		t.Fatalf("unknown role: %v", err)
+	}
+	// Acting for an account needs its rules too: the operator made one
+	// holding flows; the administrator may not mint its credentials.
+	strong, err := cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: operator("acme"), DisplayName: "strong", Scope: events.Scope{Level: "tenant"}, Roles: []string{flows.Role.ID()}})
+	testenv.Must(t, err, "create as operator")
+	if _, err := cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: strong.ServiceAccount.ID()}); !errors.Is(err, commands.ErrForbidden) {
+		t.Fatalf("credential for an account with rules the caller lacks: %v", err)
 	}
 	_, err = cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: nonAdmin, ID: sa.ID(), Roles: &roles})
 	if !errors.Is(err, commands.ErrNotFound) {
@@ -93,19 +187,78 @@ func TestServiceAccountRules(t *testing.T) {
 	if !errors.Is(err, commands.ErrLimit) {
 		t.Fatalf("sixth credential: %v", err)
 	}
-	far := time.Now().Add(400 * 24 * time.Hour)
-	_, err = cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: sa.ID(), ExpiresAt: &far})
-	if !errors.Is(err, commands.ErrInvalid) && !errors.Is(err, commands.ErrLimit) {
-		t.Fatalf("expiry beyond max: %v", err)
+}
+
+// A credential may not outlive the tenant's maximum credential lifetime.
+// The account holds no credential, so no other rule can refuse it: a
+// request is refused for its expiry or not at all.
+func TestCredentialExpiryBeyondTenantMaximum(t *testing.T) {
+	st, cmds, admin := setup(t)
+	ctx := context.Background()
+	meta := commands.Meta{Caller: admin}
+	// A maximum of its own, far below commands.MaxCredentialLifetime, so
+	// the rule tested is the tenant's setting and not a constant.
+	const maxDays = 30
+	def, max := int64(7*24*3600), int64(maxDays*24*3600)
+	_, err := cmds.ChangeTenantSettings.Handle(ctx, commands.ChangeTenantSettings{Meta: meta, Tenant: "acme", CredentialDefaultLifetime: &def, CredentialMaxLifetime: &max})
+	testenv.Must(t, err, "set the maximum lifetime")
+	res, err := cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "ci", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "create service account")
+	saID := res.ServiceAccount.ID()
+
+	day := 24 * time.Hour
+	tests := []struct {
+		name    string
+		expires time.Duration
+		refused bool
+	}{
+		{"a day beyond the maximum", (maxDays + 1) * day, true},
+		{"a minute beyond the maximum", maxDays*day + time.Minute, true},
+		{"beyond the built-in maximum", commands.MaxCredentialLifetime + day, true},
+		{"an hour within the maximum", maxDays*day - time.Hour, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := time.Now().Add(tt.expires)
+			cr, err := cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: saID, ExpiresAt: &at})
+			if !tt.refused {
+				testenv.Must(t, err, "create a credential expiring at %s", at)
+				if !cr.Credential.ExpiresAt().Equal(at.UTC().Truncate(time.Second)) {
+					t.Fatalf("expires at %s, want %s", cr.Credential.ExpiresAt(), at.UTC().Truncate(time.Second))
+				}
+				return
+			}
+			var ce *commands.Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want a *commands.Error", err)
+			}
+			if ce.Kind != commands.ErrInvalid || ce.Field != "expires_at" || ce.Code() != "invalid_input" {
+				t.Fatalf("err = %v (kind %v, field %q, code %s), want invalid_input on expires_at", err, ce.Kind, ce.Field, ce.Code())
+			}
+			if !strings.Contains(ce.Message, fmt.Sprintf("%d days", maxDays)) {
+				t.Errorf("message %q does not name the tenant's maximum (%d days)", ce.Message, maxDays)
+			}
+		})
+	}
+	// Refused requests recorded nothing: only the accepted one is in the log.
+	created := 0
+	err = st.Read(ctx, events.Filter{}, func(e events.Envelope) error {
+		if e.Type == (events.CredentialCreated{}).EventType() {
+			created++
+		}
+		return nil
+	})
+	testenv.Must(t, err, "read the log")
+	if created != 1 {
+		t.Fatalf("the log holds %d created credentials, want 1: a refused request recorded one", created)
 	}
 }
 
 func TestConcurrentUpdatesAllLand(t *testing.T) {
-	st, cmds, admin := setup(t)
-	ctx := context.Background()
 	// A second handler set over the same stream has its own cache, like a replica.
-	other, err := commands.New(st)
-	testenv.Must(t, err, "second instance")
+	st, cmds, other, meta := twoWriters(t)
+	admin := meta.Caller
+	ctx := context.Background()
 	res, err := cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: commands.Meta{Caller: admin}, DisplayName: "ci", Scope: events.Scope{Level: "tenant"}})
 	testenv.Must(t, err, "create")
 	id := res.ServiceAccount.ID()
@@ -169,10 +322,17 @@ func TestDecisionsWithoutAppendSeeOtherReplicas(t *testing.T) {
 			t.Helper()
 			envs, _, err := st.Load(ctx, "acme", events.AggregateServiceAccount, id)
 			testenv.Must(t, err, "load")
-			e, err := events.Decode(envs[len(envs)-1])
-			testenv.Must(t, err, "decode")
-			if u, ok := e.(events.ServiceAccountUpdated); ok && u.Status != nil {
-				return *u.Status
+			// The last status change; an invalidation of tokens may follow it.
+			for i := len(envs) - 1; i >= 0; i-- {
+				e, err := events.Decode(envs[i])
+				testenv.Must(t, err, "decode")
+				if _, ok := e.(events.AccessTokensInvalidated); ok {
+					continue
+				}
+				if u, ok := e.(events.ServiceAccountUpdated); ok && u.Status != nil {
+					return *u.Status
+				}
+				return ""
 			}
 			return ""
 		}
@@ -236,7 +396,7 @@ func TestAPITokens(t *testing.T) {
 	_, cmds, admin := setup(t)
 	ctx := context.Background()
 	system := commands.Meta{Caller: auth.System()}
-	userID := admin.ID // the bootstrapped user
+	userID := admin.ID
 	tests := []struct {
 		name string
 		meta commands.Meta
@@ -262,8 +422,8 @@ func TestAPITokens(t *testing.T) {
 	if res.Token == "" || res.TokenID == "" {
 		t.Fatalf("issue result %+v", res)
 	}
-	// The bootstrap token and the issued one, then none.
-	for i, want := range []int{2, 0} {
+	// The issued one, then none.
+	for i, want := range []int{1, 0} {
 		got, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: system, UserID: userID})
 		testenv.Must(t, err, "revoke")
 		if got.Revoked != want {

@@ -1,10 +1,15 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -13,10 +18,11 @@ import (
 	"github.com/keyhold/keyhold/internal/testenv"
 )
 
-// TestUniquenessSurvivesCrashMidBatch simulates the worst moment for a
-// uniqueness claim: a process publishes the claim as the first part of an
-// atomic batch and dies before the commit. Nothing may be stored, and the
-// value must stay free for the next claimant.
+// TestUniquenessSurvivesCrashMidBatch runs a bootstrap whose process dies
+// at the worst moment for its uniqueness claims: events.Store.Append has
+// sent the first parts of the atomic batch (the claims among them) and
+// the connection breaks while it writes the commit. Nothing may be
+// stored, and the username must stay free for the next claimant.
 func TestUniquenessSurvivesCrashMidBatch(t *testing.T) {
 	srv := testenv.NATS(t, "")
 	nc := testenv.Conn(t, srv)
@@ -24,25 +30,105 @@ func TestUniquenessSurvivesCrashMidBatch(t *testing.T) {
 	st, err := events.Open(context.Background(), nc, opts...)
 	testenv.Must(t, err, "open store")
 
-	crashing, err := srv.Connect("crashing")
-	testenv.Must(t, err, "connect")
-	claim := events.New(events.InstanceTenant, uniqueID("username", "alice"), events.System, "", events.UniqueKeyClaimed{Kind: "username", Owner: "ghost"})
-	m := nats.NewMsg(st.SubjectOf(events.InstanceTenant, events.AggregateUnique, claim.Subject))
-	m.Data = []byte(`{"type":"iam.unique_key.claimed","version":1}`)
-	m.Header.Set("Nats-Batch-Id", "crashbatch")
-	m.Header.Set("Nats-Batch-Sequence", "1")
-	m.Header.Set("Nats-Expected-Last-Subject-Sequence", "0")
-	testenv.Must(t, crashing.PublishMsg(m), "publish first batch part")
-	testenv.Must(t, crashing.Flush(), "flush")
-	crashing.Close() // dies before the commit
+	// Watch what reaches the server, so the test cannot pass by crashing
+	// before the batch began.
+	parts := make(chan *nats.Msg, 64)
+	sub, err := nc.ChanSubscribe(st.Prefix()+".>", parts)
+	testenv.Must(t, err, "watch the stream's subjects")
+	defer sub.Unsubscribe() //nolint:errcheck // the connection closes with the test
+	testenv.Must(t, nc.Flush(), "flush the subscription")
+
+	addr, cut := cutBefore(t, strings.TrimPrefix(srv.ClientURL(), "nats://"), []byte("Nats-Batch-Commit"))
+	crashing, err := nats.Connect("nats://"+addr, nats.Name("crashing"), nats.NoReconnect())
+	testenv.Must(t, err, "connect through the proxy")
+	defer crashing.Close()
+	dying, err := events.Open(context.Background(), crashing, opts...)
+	testenv.Must(t, err, "open store through the proxy")
+	doomed, err := New(dying)
+	testenv.Must(t, err, "commands")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := doomed.Bootstrap.Handle(ctx, Bootstrap{Meta: Meta{Caller: auth.System()}, Tenant: "acme", Username: "alice", Email: "alice@acme.test"}); err == nil {
+		t.Fatal("the bootstrap succeeded although its connection broke before the commit")
+	}
+	select {
+	case <-cut:
+	default:
+		t.Fatal("the bootstrap failed without writing a batch commit: the crash was not mid-batch")
+	}
+	testenv.Must(t, nc.Flush(), "flush")
+	claims := 0
+	for len(parts) > 0 {
+		m := <-parts
+		if m.Header.Get("Nats-Batch-Id") == "" || m.Header.Get("Nats-Batch-Commit") != "" {
+			t.Fatalf("reached the server: %s with headers %v, want only uncommitted batch parts", m.Subject, m.Header)
+		}
+		if strings.Contains(m.Subject, "."+events.AggregateUnique+".") {
+			claims++
+		}
+	}
+	if claims == 0 {
+		t.Fatal("no uniqueness claim reached the server before the crash")
+	}
 
 	if seq, err := st.LastSequence(context.Background()); err != nil || seq != 0 {
 		t.Fatalf("stream holds %d events after an uncommitted batch (err %v), want 0", seq, err)
 	}
 	cmds, err := New(st)
 	testenv.Must(t, err, "commands")
-	_, err = cmds.Bootstrap.Handle(context.Background(), Bootstrap{Meta: Meta{Caller: auth.System()}, Tenant: "acme", Username: "alice", Email: "alice@acme.test"})
+	_, err = cmds.Bootstrap.Handle(context.Background(), Bootstrap{Meta: Meta{Caller: auth.System()}, Tenant: "beta", Username: "alice", Email: "alice@beta.test"})
 	testenv.Must(t, err, "bootstrap after the crash")
+}
+
+// cutBefore proxies one TCP connection to target until the client sends
+// marker, then closes both sides before forwarding the marker: the
+// message holding it never arrives whole, as when a process dies while
+// writing it. It returns the proxy's address and a channel closed at the
+// cut.
+func cutBefore(t *testing.T, target string, marker []byte) (string, <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	testenv.Must(t, err, "listen")
+	t.Cleanup(func() { ln.Close() })
+	cut := make(chan struct{})
+	go func() {
+		client, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer client.Close()
+		server, err := net.Dial("tcp", target)
+		if err != nil {
+			return
+		}
+		defer server.Close()
+		go func() { _, _ = io.Copy(client, server) }()
+		// tail keeps the last bytes forwarded, for a marker split
+		// across reads.
+		var tail []byte
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				seen := append(tail, buf[:n]...)
+				if i := bytes.Index(seen, marker); i >= 0 {
+					if i > len(tail) {
+						_, _ = server.Write(seen[len(tail):i])
+					}
+					close(cut)
+					return
+				}
+				if _, err := server.Write(buf[:n]); err != nil {
+					return
+				}
+				tail = append([]byte(nil), seen[max(0, len(seen)-len(marker)+1):]...)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ln.Addr().String(), cut
 }
 
 // TestConcurrentClaimsOneWinner races bootstraps of different tenants

@@ -3,9 +3,11 @@ package commands
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -56,10 +58,7 @@ type CreateServiceAccountHandler struct{ base }
 // dialect calls it before reading the request body, so a caller without
 // the right learns nothing about its input.
 func (h CreateServiceAccountHandler) Authorize(cmd CreateServiceAccount) error {
-	if !cmd.Caller.IsTenantAdmin(cmd.Caller.Tenant) {
-		return ruleError(ErrForbidden, "", "only tenant administrators can create service accounts")
-	}
-	return nil
+	return h.authorize(cmd.Caller, authz.ServiceAccountsCreate, authz.TenantScope(cmd.Caller.Tenant))
 }
 
 // Handle validates the request, applies the tenant's scope policy and
@@ -97,7 +96,7 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	if err != nil {
 		return ServiceAccountResult{}, err
 	}
-	if err := scopeDown(cmd.Caller, tenantID, scope, roles); err != nil {
+	if err := h.assignable(ctx, cmd.Caller, tenantID, scope, roles); err != nil {
 		return ServiceAccountResult{}, err
 	}
 	if cmd.IDSeed != "" {
@@ -177,10 +176,7 @@ type UpdateServiceAccountHandler struct{ base }
 // update service accounts at all; non-administrators get ErrNotFound.
 // Handle calls it too; a dialect calls it before reading the request body.
 func (h UpdateServiceAccountHandler) Authorize(cmd UpdateServiceAccount) error {
-	if !cmd.Caller.IsTenantAdmin(cmd.Caller.Tenant) {
-		return notFound("service account", cmd.ID)
-	}
-	return nil
+	return h.hidden(cmd.Caller, authz.ServiceAccountsUpdate, authz.TenantScope(cmd.Caller.Tenant), "service account", cmd.ID)
 }
 
 // Handle applies the changes that differ from the current state; when
@@ -233,8 +229,12 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 		if cmd.Description != nil && *cmd.Description != sa.description {
 			e.Description = cmd.Description
 		}
+		var lost []string
 		if cmd.Status != nil && *cmd.Status != sa.status {
 			e.Status = cmd.Status
+			if *cmd.Status != StatusActive {
+				lost = append(lost, "account disabled")
+			}
 		}
 		if cmd.Roles != nil && !slices.Equal(roles, sa.roles) {
 			var added []string
@@ -243,8 +243,13 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 					added = append(added, r)
 				}
 			}
-			if err := scopeDown(cmd.Caller, tenantID, sa.scope, added); err != nil {
+			if err := h.assignable(ctx, cmd.Caller, tenantID, sa.scope, added); err != nil {
 				return err
+			}
+			for _, r := range sa.roles {
+				if !slices.Contains(roles, r) {
+					lost = append(lost, "role "+r+" removed")
+				}
 			}
 			e.Roles = &roles
 		}
@@ -253,6 +258,9 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 			return nil
 		}
 		c.record(k, sa, seq, e)
+		if len(lost) > 0 {
+			c.record(k, sa, seq, events.AccessTokensInvalidated{Reason: strings.Join(lost, ", ")})
+		}
 		return nil
 	})
 	if err != nil {
@@ -277,8 +285,8 @@ type DeleteServiceAccountHandler struct{ base }
 // applied. Non-administrators and unknown ids get ErrNotFound.
 func (h DeleteServiceAccountHandler) Handle(ctx context.Context, cmd DeleteServiceAccount) (uint64, error) {
 	tenantID := cmd.Caller.Tenant
-	if !cmd.Caller.IsTenantAdmin(tenantID) {
-		return 0, notFound("service account", cmd.ID)
+	if err := h.hidden(cmd.Caller, authz.ServiceAccountsDelete, authz.TenantScope(tenantID), "service account", cmd.ID); err != nil {
+		return 0, err
 	}
 	return h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ID)
@@ -323,10 +331,7 @@ type CreateCredentialHandler struct{ base }
 // ErrNotFound. Handle calls it too; a dialect calls it before reading the
 // request body.
 func (h CreateCredentialHandler) Authorize(cmd CreateCredential) error {
-	if !cmd.Caller.IsTenantAdmin(cmd.Caller.Tenant) {
-		return notFound("service account", cmd.ServiceAccountID)
-	}
-	return nil
+	return h.hidden(cmd.Caller, authz.CredentialsCreate, authz.TenantScope(cmd.Caller.Tenant), "service account", cmd.ServiceAccountID)
 }
 
 // Handle enforces scope-down (the caller must hold every role of the
@@ -370,7 +375,7 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 			return notFound("service account", cmd.ServiceAccountID)
 		}
 		// A credential is the account's rights in the caller's hands.
-		if err := mayActFor(cmd.Caller, sa); err != nil {
+		if err := h.mayActFor(ctx, cmd.Caller, sa); err != nil {
 			return err
 		}
 		if _, ok := sa.credential(credID); ok {
@@ -410,8 +415,8 @@ type DeleteCredentialHandler struct{ base }
 // Handle records the deletion. Unknown ids and non-administrators get ErrNotFound.
 func (h DeleteCredentialHandler) Handle(ctx context.Context, cmd DeleteCredential) (uint64, error) {
 	tenantID := cmd.Caller.Tenant
-	if !cmd.Caller.IsTenantAdmin(tenantID) {
-		return 0, notFound("credential", cmd.CredentialID)
+	if err := h.hidden(cmd.Caller, authz.CredentialsDelete, authz.TenantScope(tenantID), "credential", cmd.CredentialID); err != nil {
+		return 0, err
 	}
 	return h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
@@ -444,8 +449,10 @@ type RevokeAccessTokenHandler struct{ base }
 // Handle records the revocation. Only the token's own client (or a tenant
 // administrator) may revoke it; an unknown service account gets ErrNotFound.
 func (h RevokeAccessTokenHandler) Handle(ctx context.Context, cmd RevokeAccessToken) (uint64, error) {
-	if cmd.Caller.ID != cmd.ServiceAccountID && !cmd.Caller.IsTenantAdmin(cmd.Tenant) {
-		return 0, notFound("service account", cmd.ServiceAccountID)
+	if cmd.Caller.ID != cmd.ServiceAccountID {
+		if err := h.hidden(cmd.Caller, authz.ServiceAccountsUpdate, authz.TenantScope(cmd.Tenant), "service account", cmd.ServiceAccountID); err != nil {
+			return 0, err
+		}
 	}
 	if !events.ValidToken(cmd.TokenID) {
 		return 0, invalid("token", "malformed token id")

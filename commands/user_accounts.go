@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -85,7 +86,7 @@ type CreateUserHandler struct{ base }
 // batch. Only an instance superadmin may. A taken username or email is
 // ErrAlreadyExists; an unknown tenant is ErrNotFound.
 func (h CreateUserHandler) Handle(ctx context.Context, cmd CreateUser) (UserResult, error) {
-	if err := mayManageUsers(cmd.Meta); err != nil {
+	if err := h.mayManageUsers(cmd.Meta, authz.UsersCreate); err != nil {
 		return UserResult{}, err
 	}
 	cmd.normalize()
@@ -160,7 +161,7 @@ type UpdateUserHandler struct{ base }
 // claimed and the old one released in the same atomic batch. Only an
 // instance superadmin may; an unknown user is ErrNotFound.
 func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResult, error) {
-	if err := mayManageUsers(cmd.Meta); err != nil {
+	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
 		return UserResult{}, err
 	}
 	if err := validUserID(cmd.UserID); err != nil {
@@ -235,7 +236,7 @@ type SetUserStatusHandler struct{ base }
 // Handle records the change; a user already in that status appends
 // nothing. Only an instance superadmin may, and not on themself.
 func (h SetUserStatusHandler) Handle(ctx context.Context, cmd SetUserStatus) (UserResult, error) {
-	if err := mayManageUsers(cmd.Meta); err != nil {
+	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
 		return UserResult{}, err
 	}
 	if err := validUserID(cmd.UserID); err != nil {
@@ -274,7 +275,7 @@ type DeleteUserHandler struct{ base }
 // atomic batch, so they can be used again. Only an instance superadmin
 // may, and not on themself; an unknown user is ErrNotFound.
 func (h DeleteUserHandler) Handle(ctx context.Context, cmd DeleteUser) (UserResult, error) {
-	if err := mayManageUsers(cmd.Meta); err != nil {
+	if err := h.mayManageUsers(cmd.Meta, authz.UsersDelete); err != nil {
 		return UserResult{}, err
 	}
 	if err := validUserID(cmd.UserID); err != nil {
@@ -312,7 +313,7 @@ type SetPasswordHandler struct{ base }
 func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserResult, error) {
 	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
 	if !self {
-		if err := mayManageUsers(cmd.Meta); err != nil {
+		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
 			return UserResult{}, err
 		}
 	}
@@ -349,7 +350,7 @@ type SetTenantAccessHandler struct{ base }
 // appends nothing. Only an instance superadmin may; an unknown user or
 // tenant is ErrNotFound.
 func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess) (UserResult, error) {
-	if err := mayManageUsers(cmd.Meta); err != nil {
+	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
 		return UserResult{}, err
 	}
 	if err := validUserID(cmd.UserID); err != nil {
@@ -380,8 +381,10 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 	})
 }
 
-func mayManageUsers(m Meta) error {
-	if !m.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
+// mayManageUsers decides an instance-level user action: superadmins (or
+// an instance-level grant) only.
+func (b base) mayManageUsers(m Meta, action string) error {
+	if !m.Caller.Can(b.authz, action, "", authz.Instance).Allowed {
 		return ruleError(ErrForbidden, "", "only a superadmin may manage users")
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -56,7 +57,7 @@ type IssueAPITokenHandler struct{ base }
 // Handle issues the token. Only an instance superadmin (the operator CLI)
 // may; an unknown user is ErrNotFound.
 func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (APITokenResult, error) {
-	if err := mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
+	if err := h.mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
 		return APITokenResult{}, err
 	}
 	if err := cmd.Validate(); err != nil {
@@ -108,7 +109,7 @@ type RevokeAPITokensHandler struct{ base }
 // tokens appends nothing. Only an instance superadmin may; an unknown user
 // is ErrNotFound.
 func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens) (RevokeAPITokensResult, error) {
-	if err := mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
+	if err := h.mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
 		return RevokeAPITokensResult{}, err
 	}
 	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
@@ -133,8 +134,8 @@ func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens)
 	return RevokeAPITokensResult{Revoked: n, Sequence: seq}, nil
 }
 
-func mayManageTokens(m Meta, userID string) error {
-	if !m.Caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance}) {
+func (b base) mayManageTokens(m Meta, userID string) error {
+	if !m.Caller.Can(b.authz, authz.UsersUpdate, "", authz.Instance).Allowed {
 		return ruleError(ErrForbidden, "", "only a superadmin may issue or revoke personal API tokens")
 	}
 	return validUserID(userID)

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -183,6 +184,13 @@ func validEmail(s string) error {
 	return nil
 }
 
+func validNamespace(target string) error {
+	if len(target) > MaxNamespace || !namespacePattern.MatchString(target) {
+		return invalid("scope.target", "must be a namespace like team.app (lowercase letters, digits, _ and -, dot-separated, at most %d characters)", MaxNamespace)
+	}
+	return nil
+}
+
 // validScope checks a service-account scope against the tenant's allowed
 // levels and fills in the tenant target.
 func validScope(t *Tenant, s events.Scope) (events.Scope, error) {
@@ -198,8 +206,8 @@ func validScope(t *Tenant, s events.Scope) (events.Scope, error) {
 		}
 		s.Target = t.id
 	case events.ScopeNamespace:
-		if len(s.Target) > MaxNamespace || !namespacePattern.MatchString(s.Target) {
-			return s, invalid("scope.target", "must be a namespace like team.app (lowercase letters, digits, _ and -, dot-separated, at most %d characters)", MaxNamespace)
+		if err := validNamespace(s.Target); err != nil {
+			return s, err
 		}
 		if s.Kind != "" && !slices.Contains(events.NodeKinds, s.Kind) {
 			return s, invalid("scope.kind", "must be %s, not %q", strings.Join(events.NodeKinds, " or "), s.Kind)
@@ -221,8 +229,8 @@ func validRoles(roles []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(roles))
 	for _, r := range roles {
-		if !auth.IsTenantRole(r) {
-			return nil, invalid("roles", "unknown role %q (known: %s)", r, strings.Join(auth.TenantRoles, ", "))
+		if !events.ValidToken(r) {
+			return nil, invalid("roles", "%q is not a role id", r)
 		}
 		out = append(out, r)
 	}
@@ -230,43 +238,37 @@ func validRoles(roles []string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// missingRole returns the first of roles that caller does not hold within
-// scope of tenant, and false when it holds them all. It is the one rule of
-// scope-down: assigning roles to a principal and acting for one (creating
-// its credentials, and any other way to obtain its rights) both need every
-// role involved, so no administrator reaches a right it does not hold.
-func missingRole(caller auth.Principal, tenant string, scope events.Scope, roles []string) (string, bool) {
-	for _, r := range roles {
-		if !caller.Holds(r, tenant, scope) {
-			return r, true
+// assignable checks that roles exist in tenant and that caller holds
+// their rules within scope: assigning a role is granting its rules. The
+// error names the first role whose rules the caller lacks.
+func (b base) assignable(ctx context.Context, caller auth.Principal, tenant string, scope events.Scope, roles []string) error {
+	for _, id := range roles {
+		rules, err := b.roleRules(ctx, tenant, "roles", []string{id})
+		if err != nil {
+			return err
+		}
+		if err := b.scopeDown(caller, rules, auth.ScopeOf(tenant, scope), "roles", fmt.Sprintf("assign role %q", id)); err != nil {
+			return err
 		}
 	}
-	return "", false
-}
-
-// scopeDown enforces that the caller holds each newly assigned role within
-// the target scope.
-func scopeDown(caller auth.Principal, tenant string, scope events.Scope, added []string) error {
-	if r, missing := missingRole(caller, tenant, scope, added); missing {
-		return ruleError(ErrForbidden, "roles", "you cannot assign role %q: you do not hold it within %s", r, scopeText(scope))
-	}
 	return nil
 }
 
-// mayActFor enforces that the caller holds every role of sa within sa's
-// scope before it obtains sa's rights, e.g. by creating a credential.
-func mayActFor(caller auth.Principal, sa *ServiceAccount) error {
-	if r, missing := missingRole(caller, sa.tenant, sa.scope, sa.roles); missing {
-		return ruleError(ErrForbidden, "", "you cannot act for service account %q: it holds role %q, which you do not hold within %s", sa.id, r, scopeText(sa.scope))
+// mayActFor enforces that the caller holds every rule of sa's roles
+// within sa's scope before it obtains sa's rights, e.g. by creating a
+// credential. Roles deleted since grant nothing and need not be held.
+func (b base) mayActFor(ctx context.Context, caller auth.Principal, sa *ServiceAccount) error {
+	for _, id := range sa.roles {
+		r, _, _, err := b.role(ctx, sa.tenant, id)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("act for service account %q, which holds role %q", sa.id, id)
+		if err := b.scopeDown(caller, r.Rules(), auth.ScopeOf(sa.tenant, sa.scope), "", what); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-func scopeText(scope events.Scope) string {
-	if scope.Target != "" {
-		return scope.Level + " " + scope.Target
-	}
-	return scope.Level
 }
 
 func validStatus(s string) error {

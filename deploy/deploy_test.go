@@ -6,23 +6,28 @@ package deploy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"gopkg.in/yaml.v3"
+
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
 )
 
 // readFile returns the contents of a file under deploy/.
@@ -437,37 +442,82 @@ func TestNATSClusterConfigs(t *testing.T) {
 	})
 }
 
+// TestStreamConfig compares nats/stream.json, which operators apply to
+// create the stream on a cluster (README), with the stream the store
+// creates itself (events.Open) on a real server: the two must not
+// drift apart. Only the replica count differs, since one test server
+// cannot hold three replicas.
 func TestStreamConfig(t *testing.T) {
 	dec := json.NewDecoder(bytes.NewReader(readFile(t, "nats/stream.json")))
 	dec.DisallowUnknownFields() // a misspelt field would silently be ignored by the server
-	var cfg jetstream.StreamConfig
-	if err := dec.Decode(&cfg); err != nil {
+	var file jetstream.StreamConfig
+	if err := dec.Decode(&file); err != nil {
 		t.Fatalf("parse nats/stream.json: %v", err)
 	}
-	checks := []struct {
-		name string
-		ok   bool
-		got  any
-	}{
-		{"name KEYHOLD", cfg.Name == "KEYHOLD", cfg.Name},
-		{"subjects keyhold.>", slices.Equal(cfg.Subjects, []string{"keyhold.>"}), cfg.Subjects},
-		{"file storage", cfg.Storage == jetstream.FileStorage, cfg.Storage},
-		{"3 replicas", cfg.Replicas == 3, cfg.Replicas},
-		{"atomic publish", cfg.AllowAtomicPublish, cfg.AllowAtomicPublish},
-		{"direct get", cfg.AllowDirect, cfg.AllowDirect},
-		{"deny delete", cfg.DenyDelete, cfg.DenyDelete},
-		{"deny purge", cfg.DenyPurge, cfg.DenyPurge},
-		{"duplicate window 10m", cfg.Duplicates == 10*time.Minute, cfg.Duplicates},
-		{"limits retention", cfg.Retention == jetstream.LimitsPolicy, cfg.Retention},
-		{"kept forever", cfg.MaxAge == 0 && cfg.MaxMsgs == -1 && cfg.MaxBytes == -1, []any{cfg.MaxAge, cfg.MaxMsgs, cfg.MaxBytes}},
+	if file.Replicas != 3 {
+		t.Errorf("num_replicas = %d, want 3 (the cluster of nats-1..3.conf)", file.Replicas)
 	}
-	for _, c := range checks {
-		t.Run(c.name, func(t *testing.T) {
-			if !c.ok {
-				t.Errorf("got %v", c.got)
-			}
-		})
+
+	ctx := context.Background()
+	nc := testenv.Conn(t, testenv.NATS(t, ""))
+	st, err := events.Open(ctx, nc) // the defaults keyhold serve uses
+	if err != nil {
+		t.Fatalf("open the store: %v", err)
 	}
+	stream, err := st.JetStream().Stream(ctx, st.StreamName())
+	if err != nil {
+		t.Fatalf("look up the stream: %v", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	created := info.Config
+	created.Replicas = file.Replicas
+	// The server records its own version in the metadata.
+	for k := range created.Metadata {
+		if strings.HasPrefix(k, "_nats.") {
+			delete(created.Metadata, k)
+		}
+	}
+	if len(created.Metadata) == 0 {
+		created.Metadata = nil
+	}
+
+	want, got := fields(t, created), fields(t, file)
+	names := map[string]bool{}
+	for k := range want {
+		names[k] = true
+	}
+	for k := range got {
+		names[k] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(names)) {
+		if !reflect.DeepEqual(want[k], got[k]) {
+			t.Errorf("%s: stream.json has %v, the store creates %v", k, orAbsent(got, k), orAbsent(want, k))
+		}
+	}
+}
+
+// fields returns a stream configuration as its JSON fields.
+func fields(t *testing.T, c jetstream.StreamConfig) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatalf("encode stream config: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("decode stream config: %v", err)
+	}
+	return m
+}
+
+func orAbsent(m map[string]any, k string) any {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	return "(absent)"
 }
 
 // postgresBinary returns the path of the postgres server binary, or "".

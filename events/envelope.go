@@ -54,6 +54,8 @@ const (
 	AggregateUser           = "user"
 	AggregateServiceAccount = "service_account"
 	AggregateUnique         = "unique"
+	AggregateRole           = "role"
+	AggregateBinding        = "binding"
 	// AggregateTokenRevocations holds the access tokens revoked for one
 	// service account (its id is the account's): kept apart from the
 	// account so that its history stays short to load, and so that a

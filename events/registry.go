@@ -64,14 +64,26 @@ func init() {
 	register(APITokenIssued{}, 1, nil)
 	register(APITokenRevoked{}, 1, nil)
 	register(ServiceAccountCreated{}, 1, nil)
-	register(ServiceAccountUpdated{}, 1, nil)
+	// v2: a change that takes rights away is followed by
+	// AccessTokensInvalidated; for v1 the directory infers it.
+	register(ServiceAccountUpdated{}, 2, map[int]Upcaster{1: same})
 	register(ServiceAccountDeleted{}, 1, nil)
 	register(CredentialCreated{}, 1, nil)
 	register(CredentialDeleted{}, 1, nil)
 	register(AccessTokenRevoked{}, 1, nil)
 	register(UniqueKeyClaimed{}, 1, nil)
 	register(UniqueKeyReleased{}, 1, nil)
+	register(RoleCreated{}, 1, nil)
+	register(RoleUpdated{}, 1, nil)
+	register(RoleDeleted{}, 1, nil)
+	register(BindingCreated{}, 1, nil)
+	register(BindingDeleted{}, 1, nil)
+	register(AccessTokensInvalidated{}, 1, nil)
 }
+
+// same is the upcaster of a version whose data did not change, only its
+// meaning for readers.
+func same(data json.RawMessage) (json.RawMessage, error) { return data, nil }
 
 // upcastUserCreatedV1 moves v1's top-level username and email into
 // Personal; v1 users were active (bootstrap made them superadmins, but

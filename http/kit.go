@@ -135,6 +135,12 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 	}
 }
 
+// Principal authenticates a bearer token as Authenticated does, for
+// handlers that are asked about a token other than the caller's own.
+func (k *Kit) Principal(ctx context.Context, token, tenant string) (auth.Principal, error) {
+	return k.auth.Authenticate(ctx, token, tenant)
+}
+
 // Idempotent replays responses to repeated writes with the same
 // Idempotency-Key (see Idempotency). Without an idempotency store it
 // passes requests through.

@@ -39,11 +39,12 @@ func newFixture(t *testing.T) *fixture {
 	db, err := sqlx.Open("postgres", dsn)
 	testenv.Must(t, err, "open db")
 	t.Cleanup(func() { db.Close() })
-	res, err := cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	_, err = cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
 	testenv.Must(t, err, "bootstrap")
-	admin := auth.Principal{ID: res.UserID, Kind: auth.KindUser, Tenant: "acme", Bindings: []auth.Binding{
-		{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}},
-	}}
+	// The operator acting in acme: these tests are about projections, not
+	// authorization.
+	admin := auth.System()
+	admin.Tenant = "acme"
 	return &fixture{store: st, cmds: cmds, db: db, dsn: dsn, admin: admin, progress: projections.NewProgress()}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -56,11 +57,16 @@ func ParseAuditTime(s string, now time.Time) (*time.Time, error) {
 type Audit struct {
 	store *events.Store
 	gate  *Gate
+	authz auth.Authorizer
 }
 
 // NewAudit returns an audit reader over store. A non-nil gate bounds how
 // many reads run at once: beyond it Events fails with ErrBusy.
-func NewAudit(store *events.Store, gate *Gate) *Audit { return &Audit{store: store, gate: gate} }
+// Callers are decided by az (the server's directory model); a nil az lets
+// only the operator (auth.System) read.
+func NewAudit(store *events.Store, gate *Gate, az auth.Authorizer) *Audit {
+	return &Audit{store: store, gate: gate, authz: az}
+}
 
 // Events returns matching events in log order (oldest first) and a cursor
 // for the next page (empty when the log's end was reached). Uniqueness
@@ -79,8 +85,11 @@ func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter
 	if f.Since != nil && f.Until != nil && f.Until.Before(*f.Since) {
 		return nil, "", invalid("until", "until is before since")
 	}
-	superadmin := caller.Holds(auth.RoleSuperadmin, "", events.Scope{Level: events.ScopeInstance})
-	if (f.Tenant == "" && !superadmin) || (f.Tenant != "" && !caller.CanAudit(f.Tenant)) {
+	scope := authz.TenantScope(f.Tenant)
+	if f.Tenant == "" || f.Tenant == events.InstanceTenant {
+		scope = authz.Instance
+	}
+	if !caller.Can(a.authz, authz.AuditEventsList, "", scope).Allowed {
 		return nil, "", fmt.Errorf("%w: only tenant administrators and auditors can read the audit trail", ErrForbidden)
 	}
 	limit := f.Limit

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -109,8 +111,9 @@ type dirUser struct {
 	// result only if the verifier it checked is still the user's.
 	verified map[[32]byte]time.Time
 	// tenants in the order access was granted; the first is the default.
-	tenants  []string
-	bindings []auth.Binding
+	tenants    []string
+	bindings   []auth.Binding
+	superadmin bool
 }
 
 func (u *dirUser) principal(tenant string) auth.Principal {
@@ -127,28 +130,34 @@ func (u *dirUser) principal(tenant string) auth.Principal {
 type Directory struct {
 	// loading is set while Run replays the log: answers would reflect a
 	// past state (deleted credentials, revoked tokens still valid).
-	loading  atomic.Bool
-	mu       sync.RWMutex
-	seq      uint64
-	accounts map[string]*dirServiceAccount // by service account id
-	clients  map[string]*dirServiceAccount // by client id
-	users    map[string]*dirUser           // by user id
-	tokens   map[string]dirAPIToken        // by verifier (hex SHA-256)
-	tokenIDs map[string]string             // verifier by token id
-	logins   map[string]*dirUser           // by lower-cased username and email
-	macKey   [32]byte                      // per process, for the password cache
+	loading   atomic.Bool
+	mu        sync.RWMutex
+	seq       uint64
+	accounts  map[string]*dirServiceAccount // by service account id
+	clients   map[string]*dirServiceAccount // by client id
+	users     map[string]*dirUser           // by user id
+	tokens    map[string]dirAPIToken        // by verifier (hex SHA-256)
+	tokenIDs  map[string]string             // verifier by token id
+	logins    map[string]*dirUser           // by lower-cased username and email
+	tenantIDs map[string]struct{}
+	// model holds roles, bindings, tenant access and principals for
+	// decisions; it changes with the directory, under mu.
+	model    *authz.Model
+	macKey   [32]byte // per process, for the password cache
 	failures []ApplyFailure
 }
 
 // NewDirectory returns an empty directory at sequence 0.
 func NewDirectory() *Directory {
 	d := &Directory{
-		accounts: map[string]*dirServiceAccount{},
-		clients:  map[string]*dirServiceAccount{},
-		users:    map[string]*dirUser{},
-		tokens:   map[string]dirAPIToken{},
-		tokenIDs: map[string]string{},
-		logins:   map[string]*dirUser{},
+		accounts:  map[string]*dirServiceAccount{},
+		clients:   map[string]*dirServiceAccount{},
+		users:     map[string]*dirUser{},
+		tokens:    map[string]dirAPIToken{},
+		tokenIDs:  map[string]string{},
+		logins:    map[string]*dirUser{},
+		tenantIDs: map[string]struct{}{},
+		model:     authz.NewModel(),
 	}
 	if _, err := rand.Read(d.macKey[:]); err != nil {
 		panic("query: crypto/rand failed: " + err.Error())
@@ -197,12 +206,38 @@ func (d *Directory) Apply(env events.Envelope) {
 		return
 	}
 	switch e := e.(type) {
+	case events.TenantCreated:
+		d.tenantIDs[strings.Clone(env.Subject)] = struct{}{}
+	case events.RoleCreated:
+		d.putRole(env, authz.Role{Name: e.Name, Managed: e.Managed, Default: e.Default, Rules: auth.RulesOf(e.Rules)})
+	case events.RoleUpdated:
+		r, ok := d.model.Role(authz.RoleKey(env.Tenant, env.Subject))
+		if !ok {
+			return
+		}
+		if e.Name != nil {
+			r.Name = *e.Name
+		}
+		if e.Default != nil {
+			r.Default = *e.Default
+		}
+		if e.Rules != nil {
+			r.Rules = auth.RulesOf(*e.Rules)
+		}
+		d.putRole(env, r)
+	case events.RoleDeleted:
+		d.model.DeleteRole(authz.RoleKey(env.Tenant, env.Subject))
+	case events.BindingCreated:
+		d.bind(env, strings.Clone(env.Subject), e.Role, strings.Clone(e.SubjectID), e.Scope)
+	case events.BindingDeleted:
+		d.model.Unbind(env.Subject)
 	case events.UserCreated:
 		if _, ok := d.users[env.Subject]; !ok {
 			id := strings.Clone(env.Subject)
-			u := &dirUser{id: id, active: e.Status != events.UserStatusDisabled, verifier: strings.Clone(e.PasswordVerifier)}
+			u := &dirUser{id: id, active: e.Status != events.UserStatusDisabled, verifier: strings.Clone(e.PasswordVerifier), superadmin: e.Superadmin}
 			d.users[id] = u
 			d.index(u, e.Personal)
+			d.putUser(u)
 		}
 	case events.UserUpdated:
 		if u := d.users[env.Subject]; u != nil {
@@ -211,10 +246,12 @@ func (d *Directory) Apply(env events.Envelope) {
 	case events.UserDisabled:
 		if u := d.users[env.Subject]; u != nil {
 			u.active, u.verified = false, nil
+			d.putUser(u)
 		}
 	case events.UserEnabled:
 		if u := d.users[env.Subject]; u != nil {
 			u.active = true
+			d.putUser(u)
 		}
 	case events.PasswordChanged:
 		if u := d.users[env.Subject]; u != nil {
@@ -225,6 +262,7 @@ func (d *Directory) Apply(env events.Envelope) {
 			d.index(u, events.Personal{})
 			u.active, u.verified = false, nil
 			delete(d.users, u.id)
+			d.model.RemovePrincipal(u.id)
 			for v, t := range d.tokens {
 				if t.userID == u.id {
 					delete(d.tokens, v)
@@ -234,10 +272,12 @@ func (d *Directory) Apply(env events.Envelope) {
 	case events.UserTenantAccessRevoked:
 		if u := d.users[env.Subject]; u != nil {
 			u.tenants = slices.DeleteFunc(slices.Clone(u.tenants), func(t string) bool { return t == e.Tenant })
+			d.model.RevokeTenant(u.id, e.Tenant)
 		}
 	case events.UserTenantAccessGranted:
 		if u := d.users[env.Subject]; u != nil && !slices.Contains(u.tenants, e.Tenant) {
 			u.tenants = append(u.tenants, strings.Clone(e.Tenant))
+			d.model.GrantTenant(u.id, u.tenants[len(u.tenants)-1])
 		}
 	case events.UserRoleGranted:
 		if u := d.users[env.Subject]; u != nil {
@@ -245,6 +285,12 @@ func (d *Directory) Apply(env events.Envelope) {
 			if !slices.Contains(u.bindings, b) {
 				// Copy on write: principals handed out keep the old slice.
 				u.bindings = append(slices.Clip(u.bindings), b)
+			}
+			if b.Role == auth.RoleSuperadmin && b.Scope.Level == events.ScopeInstance {
+				u.superadmin = true
+				d.putUser(u)
+			} else {
+				d.bind(events.Envelope{Tenant: b.Tenant}, "user/"+u.id+"/"+b.Tenant+"/"+b.Role+"/"+b.Scope.Level+"/"+b.Scope.Target, b.Role, u.id, b.Scope)
 			}
 		}
 	case events.APITokenIssued:
@@ -266,31 +312,44 @@ func (d *Directory) Apply(env events.Envelope) {
 		sa.rebuild()
 		d.accounts[sa.id] = sa
 		d.clients[sa.clientID] = sa
+		d.model.PutPrincipal(authz.Principal{ID: sa.id, Kind: authz.KindServiceAccount, Tenant: sa.tenant, Disabled: !sa.active})
+		d.bindRoles(sa, nil)
 	case events.ServiceAccountUpdated:
 		sa := d.account(env)
 		if sa == nil {
 			return
 		}
+		// From version 2 on, the command records AccessTokensInvalidated
+		// when a change takes rights away; version 1 leaves it to readers.
+		inferInvalidation := env.Version < 2
 		if e.Status != nil {
-			if *e.Status != statusActive && sa.active {
+			if inferInvalidation && *e.Status != statusActive && sa.active {
 				sa.generation++
 			}
 			sa.active = *e.Status == statusActive
+			d.model.PutPrincipal(authz.Principal{ID: sa.id, Kind: authz.KindServiceAccount, Tenant: sa.tenant, Disabled: !sa.active})
 		}
 		if e.Roles != nil {
 			for _, r := range sa.roles {
-				if !slices.Contains(*e.Roles, r) {
+				if inferInvalidation && !slices.Contains(*e.Roles, r) {
 					sa.generation++
 					break
 				}
 			}
+			old := sa.roles
 			sa.roles = ownAll(*e.Roles)
 			sa.rebuild()
+			d.bindRoles(sa, old)
+		}
+	case events.AccessTokensInvalidated:
+		if sa := d.account(env); sa != nil {
+			sa.generation++
 		}
 	case events.ServiceAccountDeleted:
 		if sa := d.account(env); sa != nil {
 			delete(d.accounts, sa.id)
 			delete(d.clients, sa.clientID)
+			d.model.RemovePrincipal(sa.id)
 		}
 	case events.CredentialCreated:
 		sa := d.account(env)
@@ -342,7 +401,14 @@ const statusActive = "active"
 
 func relevant(typ string) bool {
 	switch typ {
-	case events.UserCreated{}.EventType(),
+	case events.TenantCreated{}.EventType(),
+		events.RoleCreated{}.EventType(),
+		events.RoleUpdated{}.EventType(),
+		events.RoleDeleted{}.EventType(),
+		events.BindingCreated{}.EventType(),
+		events.BindingDeleted{}.EventType(),
+		events.AccessTokensInvalidated{}.EventType(),
+		events.UserCreated{}.EventType(),
 		events.UserUpdated{}.EventType(),
 		events.UserDisabled{}.EventType(),
 		events.UserEnabled{}.EventType(),
@@ -362,6 +428,61 @@ func relevant(typ string) bool {
 		return true
 	}
 	return false
+}
+
+// putUser tells the model what it needs of u besides bindings.
+func (d *Directory) putUser(u *dirUser) {
+	d.model.PutPrincipal(authz.Principal{ID: u.id, Kind: authz.KindUser, Superadmin: u.superadmin, Disabled: !u.active})
+}
+
+// putRole puts the role an event is about into the model.
+func (d *Directory) putRole(env events.Envelope, r authz.Role) {
+	r.ID, r.Tenant = authz.RoleKey(env.Tenant, env.Subject), strings.Clone(env.Tenant)
+	r.Name = strings.Clone(r.Name)
+	for i := range r.Rules {
+		r.Rules[i].Actions = ownAll(r.Rules[i].Actions)
+		if r.Rules[i].Resources != nil {
+			r.Rules[i].Resources = ownAll(r.Rules[i].Resources)
+		}
+	}
+	if err := d.model.PutRole(r); err != nil {
+		d.fail(env, err)
+	}
+}
+
+// bind binds role (an id in env's tenant) to subject at scope.
+func (d *Directory) bind(env events.Envelope, id, role, subject string, scope events.Scope) {
+	tenant := strings.Clone(env.Tenant)
+	b := authz.Binding{ID: id, Role: authz.RoleKey(tenant, role), Subject: subject, Scope: auth.ScopeOf(tenant, ownScope(scope))}
+	if err := d.model.Bind(b); err != nil {
+		d.fail(env, err)
+	}
+}
+
+// bindRoles makes the model's bindings of sa's own roles follow its role
+// list, which held old before.
+func (d *Directory) bindRoles(sa *dirServiceAccount, old []string) {
+	id := func(r string) string { return "service_account/" + sa.id + "/" + r }
+	for _, r := range old {
+		if !slices.Contains(sa.roles, r) {
+			d.model.Unbind(id(r))
+		}
+	}
+	for _, r := range sa.roles {
+		d.bind(events.Envelope{Tenant: sa.tenant}, id(r), r, sa.id, sa.scope)
+	}
+}
+
+// Authorizer returns the directory's authorization model. It is as
+// current as the directory: a caller that waited for the directory to
+// reach a write's sequence decides with that write applied.
+func (d *Directory) Authorizer() *authz.Model { return d.model }
+
+// Tenants returns the ids of every tenant created, sorted.
+func (d *Directory) Tenants() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return slices.Sorted(maps.Keys(d.tenantIDs))
 }
 
 // account returns the live service account an event is about, or nil. The
@@ -564,12 +685,14 @@ func scoped(p auth.Principal, scope string) auth.Principal {
 		return p
 	}
 	var kept []auth.Binding
+	roles := []string{}
 	for _, b := range p.Bindings {
 		if hasScope(scope, b.Role) {
 			kept = append(kept, b)
+			roles = append(roles, b.Role)
 		}
 	}
-	p.Bindings = kept
+	p.Bindings, p.Roles = kept, roles
 	return p
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
 	"github.com/keyhold/keyhold/projections"
@@ -37,14 +38,22 @@ func listFixture(t *testing.T) *Queries {
 	testenv.Must(t, err, "fill")
 	_, err = db.Exec(`ANALYZE service_accounts`)
 	testenv.Must(t, err, "analyze")
-	q, err := New(db)
+	m := authz.NewModel()
+	m.PutPrincipal(authz.Principal{ID: admin().ID, Kind: authz.KindUser})
+	m.GrantTenant(admin().ID, "acme")
+	for _, r := range authz.ManagedRoles("acme") {
+		r.ID = authz.RoleKey("acme", r.ID)
+		testenv.Must(t, m.PutRole(r), "role")
+	}
+	testenv.Must(t, m.Bind(authz.Binding{ID: "b", Role: authz.RoleKey("acme", authz.RoleTenantAdmin), Subject: admin().ID, Scope: authz.TenantScope("acme")}), "bind")
+	q, err := New(db, m)
 	testenv.Must(t, err, "queries")
 	return q
 }
 
 func admin() auth.Principal {
 	return auth.Principal{ID: "01admin", Kind: auth.KindUser, Tenant: "acme", Bindings: []auth.Binding{
-		{Role: auth.RoleTenantAdmin, Tenant: "acme", Scope: events.Scope{Level: events.ScopeTenant, Target: "acme"}},
+		{Role: authz.RoleTenantAdmin, Tenant: "acme", Scope: events.Scope{Level: events.ScopeTenant, Target: "acme"}},
 	}}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -83,16 +84,24 @@ func cursorOf(id string) string { return base64.RawURLEncoding.EncodeToString([]
 
 // Queries runs read queries. Safe for concurrent use.
 type Queries struct {
-	db  *sqlx.DB
-	now func() time.Time
+	db    *sqlx.DB
+	now   func() time.Time
+	authz auth.Authorizer
 }
 
-// New returns queries over db.
-func New(db *sqlx.DB) (*Queries, error) {
+// New returns queries over db, deciding who may read what with a (the
+// server's directory model); a nil a lets only the operator (auth.System)
+// read.
+func New(db *sqlx.DB, a auth.Authorizer) (*Queries, error) {
 	if db == nil {
 		return nil, errors.New("query: nil database")
 	}
-	return &Queries{db: db, now: time.Now}, nil
+	return &Queries{db: db, now: time.Now, authz: a}, nil
+}
+
+// may reports whether caller may do action in its own tenant.
+func (q *Queries) may(caller auth.Principal, action string) bool {
+	return caller.Can(q.authz, action, "", authz.TenantScope(caller.Tenant)).Allowed
 }
 
 // ServiceAccount is a service account as read tables hold it.
@@ -219,7 +228,7 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 // creation order, a page at a time; next is empty on the last page. Only
 // tenant administrators may list (ErrForbidden otherwise).
 func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal, f ServiceAccountFilter, p Page) (items []ServiceAccount, next string, err error) {
-	if !caller.IsTenantAdmin(caller.Tenant) {
+	if !q.may(caller, authz.ServiceAccountsList) {
 		return nil, "", fmt.Errorf("%w: only tenant administrators can list service accounts", ErrForbidden)
 	}
 	limit, after, err := p.resolve()
@@ -246,7 +255,7 @@ func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal
 // Non-administrators get ErrNotFound, as for a missing id.
 func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, id string) (ServiceAccount, error) {
 	var sa ServiceAccount
-	if !caller.IsTenantAdmin(caller.Tenant) || !events.ValidToken(id) {
+	if !q.may(caller, authz.ServiceAccountsGet) || !events.ValidToken(id) {
 		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, id)
 	}
 	query, args := withActiveCredentials(`SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1 AND id = $2`, []any{caller.Tenant, id}, q.now())
@@ -291,6 +300,9 @@ func (c Credential) Active(now time.Time) bool { return c.ExpiresAt.After(now) }
 // ListCredentials returns a service account's credentials in creation
 // order. Non-administrators and unknown service accounts get ErrNotFound.
 func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, serviceAccountID string, f CredentialFilter, p Page) (items []Credential, next string, err error) {
+	if !q.may(caller, authz.CredentialsList) {
+		return nil, "", fmt.Errorf("%w: service account %q", ErrNotFound, serviceAccountID)
+	}
 	if _, err := q.ServiceAccount(ctx, caller, serviceAccountID); err != nil {
 		return nil, "", err
 	}
@@ -330,7 +342,7 @@ func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, se
 // unknown ids get ErrNotFound.
 func (q *Queries) Credential(ctx context.Context, caller auth.Principal, serviceAccountID, id string) (Credential, error) {
 	var c Credential
-	if !caller.IsTenantAdmin(caller.Tenant) || !events.ValidToken(serviceAccountID) || !events.ValidToken(id) {
+	if !q.may(caller, authz.CredentialsGet) || !events.ValidToken(serviceAccountID) || !events.ValidToken(id) {
 		return c, fmt.Errorf("%w: credential %q", ErrNotFound, id)
 	}
 	err := q.db.GetContext(ctx, &c, `SELECT `+credColumns+` FROM credentials
@@ -360,7 +372,7 @@ type TenantSettings struct {
 // get ErrNotFound.
 func (q *Queries) TenantSettings(ctx context.Context, caller auth.Principal) (TenantSettings, error) {
 	var t TenantSettings
-	if !caller.IsTenantAdmin(caller.Tenant) {
+	if !q.may(caller, authz.SettingsGet) {
 		return t, fmt.Errorf("%w: tenant %q", ErrNotFound, caller.Tenant)
 	}
 	err := q.db.GetContext(ctx, &t, `SELECT id, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, updated_at FROM tenants WHERE id = $1`, caller.Tenant)

@@ -45,7 +45,7 @@ now (90m, 24h). --json prints one JSON envelope per line.`,
 			}
 			defer e.close()
 			f.Limit = -1
-			evs, _, err := query.NewAudit(e.store, nil).Events(cmd.Context(), auth.System(), f)
+			evs, _, err := query.NewAudit(e.store, nil, nil).Events(cmd.Context(), auth.System(), f)
 			if err != nil {
 				return err
 			}

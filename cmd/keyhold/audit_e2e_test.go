@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -184,8 +185,15 @@ func TestAuditTrail(t *testing.T) {
 		if got := h.auditAll(t, auditor, "tenant=acme"); len(got) != len(h.auditAll(t, auditor, "")) {
 			t.Fatalf("tenant=acme gives %d events, the default %d", len(got), len(h.auditAll(t, auditor, "")))
 		}
-		if got := h.auditAll(t, o.token, ""); len(got) != 2 || got[0].Tenant != "other" || got[1].Tenant != "other" {
+		// The tenant, its managed roles and its one account.
+		got = h.auditAll(t, o.token, "")
+		if len(got) != 2+len(authz.ManagedRoles("other")) {
 			t.Fatalf("other tenant's trail: %v", typesOf(got))
+		}
+		for _, e := range got {
+			if e.Tenant != "other" {
+				t.Fatalf("other tenant's trail holds %s of tenant %s", e.Type, e.Tenant)
+			}
 		}
 	})
 	t.Run("bad parameters", func(t *testing.T) {

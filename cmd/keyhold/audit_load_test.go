@@ -113,7 +113,7 @@ func TestAuditUnderLoad(t *testing.T) {
 	if got := h.auditAll(t, a.token, "aggregate="+s1.ID); !slices.EqualFunc(got, wantS1, func(x, y events.Envelope) bool { return x.ID == y.ID }) {
 		t.Fatalf("s1's history over HTTP after the load: %d events, want %d", len(got), len(wantS1))
 	}
-	evs, _, err := query.NewAudit(h.env.store, nil).Events(context.Background(), auth.System(), query.AuditFilter{Tenant: "acme", Type: "iam.service_account.created", Limit: -1})
+	evs, _, err := query.NewAudit(h.env.store, nil, nil).Events(context.Background(), auth.System(), query.AuditFilter{Tenant: "acme", Type: "iam.service_account.created", Limit: -1})
 	if err != nil {
 		t.Fatalf("audit through the query layer after the load: %v", err)
 	}

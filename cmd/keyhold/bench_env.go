@@ -32,7 +32,7 @@ type benchEnv struct {
 	http     *http.Server
 	baseURL  string
 	cancel   context.CancelFunc
-	done     chan struct{}
+	done     <-chan struct{}
 }
 
 // newBenchEnv builds the private environment from cfg's --database-url
@@ -76,9 +76,7 @@ func newBenchEnv(ctx context.Context, cfg *config, stderr io.Writer) (_ *benchEn
 	if be.srv, err = newServer(sctx, be.e); err != nil {
 		return nil, err
 	}
-	be.done = make(chan struct{})
-	go func() { defer close(be.done); _ = be.srv.runner.Run(sctx) }()
-	go be.srv.idem.Sweep(sctx, time.Hour)
+	be.done = be.srv.background(sctx)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
-	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/http/k0rdent"
 	"github.com/keyhold/keyhold/query"
 )
@@ -39,11 +38,14 @@ func (b *bench) listPath(ctx context.Context, baseName, measName string, f query
 	if err := b.fillAccounts(ctx); err != nil {
 		return base, meas, nil, err
 	}
-	q, err := query.New(b.env.e.db.SQL())
+	q, err := query.New(b.env.e.db.SQL(), b.env.srv.dir.Authorizer())
 	if err != nil {
 		return base, meas, nil, err
 	}
-	admin := b.adminPrincipal()
+	admin, err := b.adminPrincipal()
+	if err != nil {
+		return base, meas, nil, err
+	}
 	want := query.DefaultLimit
 	if f.Status != "" {
 		want = 0
@@ -60,10 +62,12 @@ func (b *bench) listPath(ctx context.Context, baseName, measName string, f query
 }
 
 // adminPrincipal is the bench administrator as the API sees it.
-func (b *bench) adminPrincipal() auth.Principal {
-	return auth.Principal{ID: b.adminID, Kind: auth.KindUser, Tenant: b.tenant, Bindings: []auth.Binding{
-		{Role: auth.RoleTenantAdmin, Tenant: b.tenant, Scope: events.Scope{Level: events.ScopeTenant, Target: b.tenant}},
-	}}
+func (b *bench) adminPrincipal() (auth.Principal, error) {
+	p, ok := b.env.srv.dir.UserInTenant(b.adminID, b.tenant)
+	if !ok {
+		return p, fmt.Errorf("bench: administrator %s not in the directory", b.adminID)
+	}
+	return p, nil
 }
 
 // readPair measures GET path over HTTP against direct, the same read in
@@ -152,8 +156,11 @@ func (b *bench) auditAggregate(ctx context.Context) (base, meas benchResult, rou
 	}
 	// An audit reader with a gate of its own: the server's bound would
 	// make the baseline refuse what it measures.
-	audit := query.NewAudit(b.env.e.store, query.NewGate(1024, time.Second))
-	admin := b.adminPrincipal()
+	audit := query.NewAudit(b.env.e.store, query.NewGate(1024, time.Second), b.env.srv.dir.Authorizer())
+	admin, err := b.adminPrincipal()
+	if err != nil {
+		return base, meas, nil, err
+	}
 	direct := func(ctx context.Context, w, i int) error {
 		evs, _, err := audit.Events(ctx, admin, query.AuditFilter{Tenant: b.tenant, Aggregate: id})
 		if err == nil && len(evs) != 2 {

@@ -23,6 +23,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	khttp "github.com/keyhold/keyhold/http"
@@ -124,7 +125,7 @@ func (b *bench) actor() events.Actor {
 func (b *bench) serviceAccountCreated(id, name string) events.ServiceAccountCreated {
 	return events.ServiceAccountCreated{
 		ClientID: commands.ClientIDPrefix + id, DisplayName: name, Description: "created by keyhold bench",
-		Scope: events.Scope{Level: events.ScopeTenant, Target: b.tenant}, Roles: []string{auth.RoleViewer}, Status: commands.StatusActive,
+		Scope: events.Scope{Level: events.ScopeTenant, Target: b.tenant}, Roles: []string{authz.RoleViewer}, Status: commands.StatusActive,
 	}
 }
 
@@ -376,7 +377,7 @@ func (b *bench) settle(ctx context.Context, db *sqlx.DB) {
 // copyChunk returns an op that COPYs one chunk of service-account rows
 // into the baseline table in a transaction of its own.
 func (b *bench) copyChunk(db *sqlx.DB) loadOp {
-	roles := []string{auth.RoleViewer}
+	roles := []string{authz.RoleViewer}
 	return func(ctx context.Context, w, i int) error {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {

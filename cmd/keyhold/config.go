@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/database"
+	"github.com/keyhold/keyhold/http/oauth2"
 )
 
 type config struct {
@@ -27,6 +28,12 @@ type config struct {
 	streamReplicas int
 	logLevel       string
 	waitTimeout    time.Duration
+	// issuer is the iss claim of access tokens (see issuerHelp).
+	issuer string
+	// keyReload is how often serve reloads the signing keys; zero means
+	// auth.KeyReload. Not a flag: tests shorten it to see a rotation
+	// take effect without waiting a minute.
+	keyReload time.Duration
 	// keyFile and previousKeyFile hold key-encryption keys (see keks).
 	keyFile         string
 	previousKeyFile string
@@ -106,13 +113,23 @@ func (c *config) bind() {
 		"file holding the key-encryption key of the token signing keys; empty: <data-dir>/keyhold.key, made if missing; KEYHOLD_KEY may hold the key itself (KEYHOLD_KEY_FILE)")
 	f.StringVar(&c.previousKeyFile, "previous-key-file", envOr("KEYHOLD_PREVIOUS_KEY_FILE", ""),
 		"the key-encryption key being rotated out: signing keys it wraps are rewrapped with the current one (KEYHOLD_PREVIOUS_KEY_FILE)")
+	f.StringVar(&c.issuer, "issuer", envOr("KEYHOLD_ISSUER", auth.DefaultIssuer), issuerHelp)
 	f.DurationVar(&c.waitTimeout, "read-wait", c.envDuration("read-wait", "KEYHOLD_READ_WAIT", 2*time.Second), "how long a write waits for the read side before answering (KEYHOLD_READ_WAIT)")
 }
+
+// issuerHelp explains --issuer. Its default is not a URL because there is
+// no public-URL setting to take it from, and because changing the default
+// would break every deployment that upgrades: tokens carry their issuer
+// and are verified against it.
+const issuerHelp = `issuer of access tokens (their iss claim) and of the OAuth2 metadata at ` +
+	`/.well-known/oauth-authorization-server: set it to the server's public URL, such as https://iam.example.com, ` +
+	`the same on every replica. The default stays "keyhold" because changing the issuer invalidates the tokens already ` +
+	`issued (until they expire) and breaks verifiers configured to expect it (KEYHOLD_ISSUER)`
 
 // The shared flags each kind of command takes.
 var (
 	// serveFlags: serve runs everything.
-	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file"}
+	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file", "issuer"}
 	// logFlags: commands that only read or append to the event log.
 	logFlags = []string{"data-dir", "nats-url", "nats-listen", "stream-replicas", "log-level"}
 	// tableFlags: commands that also use the read tables.
@@ -168,6 +185,33 @@ func (c *config) validate() error {
 	}
 	if c.dataDir == "" {
 		return fmt.Errorf("--data-dir must not be empty")
+	}
+	// A config built in code may leave the issuer empty (tokenIssuer).
+	if (c.uses == nil || c.uses("issuer")) && (c.issuer != "" || c.flagGiven != nil) {
+		if err := validIssuer(c.issuer); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokenIssuer is --issuer, or auth.DefaultIssuer for a config built in
+// code that sets none.
+func (c *config) tokenIssuer() string {
+	if c.issuer == "" {
+		return auth.DefaultIssuer
+	}
+	return c.issuer
+}
+
+// validIssuer checks --issuer as the keys and the metadata endpoint will:
+// claim text, and an RFC 8414 issuer URL if written as a URL.
+func validIssuer(iss string) error {
+	if _, err := oauth2.IssuerURL(iss); err != nil && !errors.Is(err, oauth2.ErrNotURL) {
+		return fmt.Errorf("--issuer: %w", err)
+	}
+	if err := auth.CheckIssuer(iss); err != nil {
+		return fmt.Errorf("--issuer: %w", err)
 	}
 	return nil
 }

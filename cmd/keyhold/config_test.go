@@ -132,3 +132,52 @@ func TestReadWaitFlagBeatsBadEnvInCommand(t *testing.T) {
 		})
 	}
 }
+
+func TestIssuerFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     string // KEYHOLD_ISSUER; "-" leaves it unset
+		args    []string
+		want    string
+		wantErr string
+	}{
+		{"default", "-", []string{"sub"}, "keyhold", ""},
+		{"from the environment", "https://iam.example.test", []string{"sub"}, "https://iam.example.test", ""},
+		{"flag beats the environment", "https://old.example.test", []string{"sub", "--issuer", "https://iam.example.test/keyhold"}, "https://iam.example.test/keyhold", ""},
+		{"http on localhost", "-", []string{"sub", "--issuer", "http://localhost:8080"}, "http://localhost:8080", ""},
+		{"http elsewhere", "-", []string{"sub", "--issuer", "http://iam.example.test"}, "", "must use https"},
+		{"query", "-", []string{"sub", "--issuer", "https://iam.example.test/?tenant=a"}, "", "no query or fragment"},
+		{"fragment", "-", []string{"sub", "--issuer", "https://iam.example.test/#x"}, "", "no query or fragment"},
+		{"no host", "-", []string{"sub", "--issuer", "https:///path"}, "", "needs a host"},
+		{"space", "-", []string{"sub", "--issuer", "key hold"}, "", "--issuer"},
+		{"empty", "", []string{"sub"}, "", "--issuer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env == "-" {
+				unsetenv(t, "KEYHOLD_ISSUER")
+			} else {
+				t.Setenv("KEYHOLD_ISSUER", tt.env)
+			}
+			cfg, err := runConfig(t, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("error %v, want none", err)
+			}
+			if got := cfg.tokenIssuer(); got != tt.want {
+				t.Fatalf("issuer %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// Operators learn from the help why the default is not their URL.
+	cfg := &config{}
+	cfg.bind()
+	if help := cfg.flags.Lookup("issuer").Usage; !strings.Contains(help, "invalidates the tokens already") || !strings.Contains(help, "KEYHOLD_ISSUER") {
+		t.Errorf("--issuer help %q does not say why the default stays", help)
+	}
+}

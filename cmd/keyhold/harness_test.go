@@ -25,6 +25,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	khttp "github.com/keyhold/keyhold/http"
@@ -46,7 +47,7 @@ type harness struct {
 	client *http.Client
 	logs   *testenv.SyncBuffer
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   <-chan struct{}
 	once   sync.Once
 
 	mu      sync.Mutex
@@ -89,9 +90,7 @@ func startServer(t *testing.T, cfg *config) *harness {
 		e.close()
 		t.Fatalf("new server: %v", err)
 	}
-	h := &harness{cfg: cfg, env: e, srv: srv, logs: logs, cancel: cancel, done: make(chan struct{}), secrets: map[string]string{}}
-	go func() { defer close(h.done); _ = srv.runner.Run(ctx) }()
-	go srv.idem.Sweep(ctx, time.Hour)
+	h := &harness{cfg: cfg, env: e, srv: srv, logs: logs, cancel: cancel, done: srv.background(ctx), secrets: map[string]string{}}
 	h.ts = httptest.NewServer(srv.handler)
 	check, err := newAPICheck(http.DefaultTransport, khttp.OpenAPI, h.ts.URL)
 	if err != nil {
@@ -302,6 +301,27 @@ func (h *harness) bootstrap(t *testing.T, tenant string) admin {
 	return admin{tenant: tenant, userID: res.UserID, token: res.Token}
 }
 
+// role creates a custom role in tenant, as the operator, allowing
+// actions, and returns its id once this replica's directory knows it.
+func (h *harness) role(t *testing.T, tenant, name string, actions ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	op := auth.System()
+	op.Tenant = tenant
+	res, err := h.srv.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: commands.Meta{Caller: op}, RoleInput: commands.RoleInput{
+		Name: name, Rules: []authz.Rule{{Effect: authz.Allow, Actions: actions}},
+	}})
+	if err != nil {
+		t.Fatalf("create role %s: %v", name, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := h.srv.progress.Wait(wctx, res.Sequence, readSide...); err != nil {
+		t.Fatalf("wait for role %s: %v", name, err)
+	}
+	return res.Role.ID()
+}
+
 // sa is a service account on the wire (the draft's ServiceAccount).
 type sa struct {
 	SelfLink              string   `json:"selfLink"`
@@ -449,11 +469,17 @@ func (h *harness) accessToken(t *testing.T, clientID, secret string, scope ...st
 	return tok.AccessToken
 }
 
-// principal creates a tenant-scoped service account with roles, a
-// credential, and returns an access token for it.
+// principal creates a service account with roles scoped to the whole of
+// testTenant, a credential, and returns an access token for it.
 func (h *harness) principal(t *testing.T, adminToken, name string, roles ...string) (sa, string) {
 	t.Helper()
-	s := h.createSA(t, adminToken, tenantSA(name, roles...))
+	return h.principalIn(t, testTenant, adminToken, name, roles...)
+}
+
+// principalIn is principal in tenant, which adminToken administers.
+func (h *harness) principalIn(t *testing.T, tenant, adminToken, name string, roles ...string) (sa, string) {
+	t.Helper()
+	s := h.createSA(t, adminToken, orgSA(tenant, name, roles...))
 	c := h.createCredential(t, adminToken, s.ID, nil)
 	return s, h.accessToken(t, s.ClientID, *c.ClientSecret)
 }

@@ -692,9 +692,11 @@ func TestScopeDown(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
 	a := h.bootstrap(t, "acme")
-	// ops administers the tenant and holds viewer, but not auditor.
+	// ops administers the tenant and holds viewer, but not flows, whose
+	// rules tenant-admin does not hold.
+	flows := h.role(t, "acme", "flows", "kestra.flows.*")
 	ops, opsToken := h.principal(t, a.token, "ops", "tenant-admin", "viewer")
-	audited := h.createSA(t, a.token, tenantSA("audited", "auditor", "viewer"))
+	audited := h.createSA(t, a.token, tenantSA("audited", flows, "viewer"))
 	created := func() int { return len(h.auditAll(t, a.token, "type=iam.service_account.created")) }
 	n := created()
 
@@ -716,13 +718,13 @@ func TestScopeDown(t *testing.T) {
 		n += 3
 	})
 	t.Run("create with a role not held", func(t *testing.T) {
-		refused(t, h.do(t, http.MethodPost, saBase, opsToken, tenantSA("x", "auditor")), "auditor")
-		refused(t, h.do(t, http.MethodPost, saBase, opsToken, tenantSA("x", "viewer", "auditor")), "auditor")
-		refused(t, h.do(t, http.MethodPost, saBase, opsToken, map[string]any{"displayName": "x", "scope": "folder", "scopeId": "team", "roles": []string{"auditor"}}), "auditor")
+		refused(t, h.do(t, http.MethodPost, saBase, opsToken, tenantSA("x", flows)), flows)
+		refused(t, h.do(t, http.MethodPost, saBase, opsToken, tenantSA("x", "viewer", flows)), flows)
+		refused(t, h.do(t, http.MethodPost, saBase, opsToken, map[string]any{"displayName": "x", "scope": "folder", "scopeId": "team", "roles": []string{flows}}), flows)
 	})
 	t.Run("patch adding a role not held", func(t *testing.T) {
-		refused(t, h.do(t, http.MethodPatch, saBase+"/"+mine.ID, opsToken, map[string]any{"roles": []string{"viewer", "auditor"}}), "auditor")
-		refused(t, h.do(t, http.MethodPatch, saBase+"/"+mine.ID, opsToken, map[string]any{"displayName": "renamed", "roles": []string{"auditor"}}), "auditor")
+		refused(t, h.do(t, http.MethodPatch, saBase+"/"+mine.ID, opsToken, map[string]any{"roles": []string{"viewer", flows}}), flows)
+		refused(t, h.do(t, http.MethodPatch, saBase+"/"+mine.ID, opsToken, map[string]any{"displayName": "renamed", "roles": []string{flows}}), flows)
 		var got sa
 		h.do(t, http.MethodGet, saBase+"/"+mine.ID, a.token, nil).decode(t, &got)
 		if !slices.Equal(got.Roles, []string{"viewer"}) || got.DisplayName != "mine" {
@@ -730,25 +732,26 @@ func TestScopeDown(t *testing.T) {
 		}
 	})
 	t.Run("patch keeping or removing a role not held", func(t *testing.T) {
-		// Renaming an account that holds auditor adds no role: allowed.
-		r := h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"displayName": "audited-2", "roles": []string{"auditor", "viewer"}})
-		expectStatus(t, r, http.StatusOK, "patch keeping auditor")
+		// Renaming an account that holds flows adds no role: allowed.
+		r := h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"displayName": "audited-2", "roles": []string{flows, "viewer"}})
+		expectStatus(t, r, http.StatusOK, "patch keeping flows")
 		r = h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"roles": []string{"viewer"}})
-		expectStatus(t, r, http.StatusOK, "patch removing auditor")
+		expectStatus(t, r, http.StatusOK, "patch removing flows")
 		var got sa
 		r.decode(t, &got)
 		if !slices.Equal(got.Roles, []string{"viewer"}) {
 			t.Fatalf("roles %v", got.Roles)
 		}
 		// Putting it back is adding it: refused.
-		refused(t, h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"roles": []string{"viewer", "auditor"}}), "auditor")
+		refused(t, h.do(t, http.MethodPatch, saBase+"/"+audited.ID, opsToken, map[string]any{"roles": []string{"viewer", flows}}), flows)
 		// The administrator holding every role may.
-		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+audited.ID, a.token, map[string]any{"roles": []string{"auditor", "viewer"}}), http.StatusOK, "admin adds auditor")
+		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+audited.ID, a.token, map[string]any{"roles": []string{flows, "viewer"}}), http.StatusOK, "admin adds flows")
 	})
 	t.Run("token narrowed by scope", func(t *testing.T) {
+		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+ops.ID, a.token, map[string]any{"roles": []string{flows, "tenant-admin", "viewer"}}), http.StatusOK, "grant ops flows")
 		c := h.createCredential(t, a.token, ops.ID, nil)
 		narrow := h.accessToken(t, ops.ClientID, *c.ClientSecret, "tenant-admin")
-		refused(t, h.do(t, http.MethodPost, saBase, narrow, tenantSA("x", "viewer")), "viewer")
+		refused(t, h.do(t, http.MethodPost, saBase, narrow, tenantSA("x", flows)), flows)
 		h.createSA(t, narrow, tenantSA("plain"))
 		n++
 	})
@@ -763,9 +766,10 @@ func TestActingForNeedsEveryRole(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
 	a := h.bootstrap(t, "acme")
+	flows := h.role(t, "acme", "flows", "kestra.flows.*")
 	ops, opsToken := h.principal(t, a.token, "ops", "tenant-admin")
-	audited := h.createSA(t, a.token, tenantSA("audited", "auditor"))
-	nsAudited := h.createSA(t, a.token, map[string]any{"displayName": "ns", "scope": "folder", "scopeId": "team.app", "roles": []string{"auditor", "viewer"}})
+	audited := h.createSA(t, a.token, tenantSA("audited", "auditor", flows))
+	nsAudited := h.createSA(t, a.token, map[string]any{"displayName": "ns", "scope": "folder", "scopeId": "team.app", "roles": []string{flows, "viewer"}})
 	credentials := func() int { return len(h.auditAll(t, a.token, "type=iam.service_account.credential_created")) }
 	n := credentials()
 
@@ -777,8 +781,8 @@ func TestActingForNeedsEveryRole(t *testing.T) {
 		}
 	}
 	t.Run("tenant-admin only", func(t *testing.T) {
-		refused(t, opsToken, audited, "auditor")
-		refused(t, opsToken, nsAudited, "auditor")
+		refused(t, opsToken, audited, flows)
+		refused(t, opsToken, nsAudited, flows)
 		var page credentialPage
 		r := h.do(t, http.MethodGet, saBase+"/"+audited.ID+"/credentials", a.token, nil)
 		expectStatus(t, r, http.StatusOK, "list credentials")
@@ -792,7 +796,7 @@ func TestActingForNeedsEveryRole(t *testing.T) {
 		n += 2
 	})
 	t.Run("holding the roles", func(t *testing.T) {
-		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+ops.ID, a.token, map[string]any{"roles": []string{"auditor", "tenant-admin", "viewer"}}), http.StatusOK, "grant ops the roles")
+		expectStatus(t, h.do(t, http.MethodPatch, saBase+"/"+ops.ID, a.token, map[string]any{"roles": []string{"auditor", flows, "tenant-admin", "viewer"}}), http.StatusOK, "grant ops the roles")
 		c := h.createCredential(t, a.token, ops.ID, nil)
 		full := h.accessToken(t, ops.ClientID, *c.ClientSecret)
 		cred := h.createCredential(t, full, audited.ID, nil)
@@ -801,11 +805,11 @@ func TestActingForNeedsEveryRole(t *testing.T) {
 		tok := h.accessToken(t, audited.ClientID, *cred.ClientSecret)
 		expectStatus(t, h.do(t, http.MethodGet, auditPath, tok, nil), http.StatusOK, "audited's token reads the audit trail")
 
-		// A token narrowed to tenant-admin does not carry auditor either,
+		// A token narrowed to tenant-admin does not carry flows either,
 		// not even for the account's own credentials.
 		narrow := h.accessToken(t, ops.ClientID, *c.ClientSecret, "tenant-admin")
-		refused(t, narrow, audited, "auditor")
-		refused(t, narrow, ops, "auditor")
+		refused(t, narrow, audited, flows)
+		refused(t, narrow, ops, flows)
 	})
 	if got := credentials(); got != n {
 		t.Errorf("%d credentials created, want %d: a refused request wrote", got, n)

@@ -1,6 +1,11 @@
 package main
 
 import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -9,6 +14,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/internal/testenv"
 )
 
 func TestOAuth2(t *testing.T) {
@@ -225,4 +233,142 @@ func flip(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestJWKSFollowsKeyRotation rotates the signing key of a running server
+// the documented way (docs/architecture.md, Signing keys) and checks what
+// an outside verifier sees: the new key is published once the server
+// reloads, before any token is signed with it, and the tokens signed with
+// it afterwards verify against the published set, without a restart.
+func TestJWKSFollowsKeyRotation(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	cfg.keyReload = 50 * time.Millisecond
+	h := startServer(t, cfg)
+	a := h.bootstrap(t, "acme")
+	ops := h.createSA(t, a.token, tenantSA("ops", "viewer"))
+	secret := *h.createCredential(t, a.token, ops.ID, nil).ClientSecret
+
+	jwks := func(t *testing.T) *jose.JSONWebKeySet {
+		t.Helper()
+		r := h.do(t, http.MethodGet, "/.well-known/jwks.json", "", nil)
+		expectStatus(t, r, http.StatusOK, "jwks")
+		var set jose.JSONWebKeySet
+		r.decode(t, &set)
+		return &set
+	}
+	// signedBy returns the kid of a newly issued token, after checking it
+	// verifies against the key set served now.
+	signedBy := func(t *testing.T) string {
+		t.Helper()
+		tok := h.accessToken(t, ops.ClientID, secret)
+		sig, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.EdDSA})
+		testenv.Must(t, err, "parse token")
+		kid := sig.Signatures[0].Header.KeyID
+		keys := jwks(t).Key(kid)
+		if len(keys) != 1 {
+			t.Fatalf("token signed with kid %q, which the served key set lacks", kid)
+		}
+		if _, err := sig.Verify(keys[0]); err != nil {
+			t.Fatalf("token does not verify with the served key set: %v", err)
+		}
+		return kid
+	}
+	eventually := func(t *testing.T, what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after 10s: %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	oldKID := signedBy(t)
+	if set := jwks(t); len(set.Keys) != 1 {
+		t.Fatalf("key set before the rotation: %d keys, want 1", len(set.Keys))
+	}
+
+	// The deployment is older than auth.KeyPropagation: while no key is
+	// that old, the newest signs at once.
+	db := h.env.db.SQL()
+	_, err := db.Exec(`UPDATE signing_keys SET created_at = created_at - interval '1 day' WHERE kid = $1`, oldKID)
+	testenv.Must(t, err, "age the first key")
+
+	// Rotate: insert a key (in the clear, as an older Keyhold stored
+	// keys; the reload wraps it with the key-encryption key).
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	testenv.Must(t, err, "generate key")
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	testenv.Must(t, err, "encode key")
+	thumb, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
+	testenv.Must(t, err, "thumbprint")
+	newKID := base64.RawURLEncoding.EncodeToString(thumb)
+	_, err = db.Exec(`INSERT INTO signing_keys (kid, private_key) VALUES ($1, $2)`, newKID, der)
+	testenv.Must(t, err, "insert the new key")
+
+	eventually(t, "the new key is not in the served key set", func() bool { return len(jwks(t).Key(newKID)) == 1 })
+	if kid := signedBy(t); kid != oldKID {
+		t.Fatalf("a token is signed with %s before the new key had time to reach every replica", kid)
+	}
+
+	// Time passes (auth.KeyPropagation) and the old key is retired.
+	_, err = db.Exec(`UPDATE signing_keys SET created_at = created_at - $2 * interval '1 second' WHERE kid = $1`, newKID, auth.KeyPropagation.Seconds())
+	testenv.Must(t, err, "age the new key")
+	_, err = db.Exec(`UPDATE signing_keys SET retired_at = now() WHERE kid = $1`, oldKID)
+	testenv.Must(t, err, "retire the old key")
+	eventually(t, "tokens are still not signed with the new key", func() bool { return signedBy(t) == newKID })
+	if len(jwks(t).Key(oldKID)) != 1 {
+		t.Error("the retired key left the key set: tokens it signed no longer verify outside Keyhold")
+	}
+}
+
+// TestIssuer serves with --issuer set to a public URL: tokens carry it,
+// introspection reports it, and the authorization server metadata names
+// it with endpoints under it that are the ones this server answers.
+func TestIssuer(t *testing.T) {
+	t.Parallel()
+	const issuer = "https://iam.example.test"
+	cfg := testConfig(t)
+	cfg.issuer = issuer
+	h := startServer(t, cfg)
+	a := h.bootstrap(t, "acme")
+	ops := h.createSA(t, a.token, tenantSA("ops", "tenant-admin"))
+	secret := *h.createCredential(t, a.token, ops.ID, nil).ClientSecret
+
+	r := h.do(t, http.MethodGet, "/.well-known/oauth-authorization-server", "", nil)
+	expectStatus(t, r, http.StatusOK, "metadata")
+	var md map[string]any
+	r.decode(t, &md)
+	endpoints := map[string]string{
+		"token_endpoint":         "/oauth2/token",
+		"jwks_uri":               "/.well-known/jwks.json",
+		"introspection_endpoint": "/oauth2/introspect",
+		"revocation_endpoint":    "/oauth2/revoke",
+	}
+	if md["issuer"] != issuer {
+		t.Errorf("metadata issuer %v, want %s", md["issuer"], issuer)
+	}
+	for field, path := range endpoints {
+		if md[field] != issuer+path {
+			t.Errorf("%s = %v, want %s", field, md[field], issuer+path)
+		}
+	}
+
+	tok := h.accessToken(t, ops.ClientID, secret)
+	sig, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.EdDSA})
+	testenv.Must(t, err, "parse token")
+	var claims struct {
+		Iss string `json:"iss"`
+	}
+	testenv.Must(t, json.Unmarshal(sig.UnsafePayloadWithoutVerification(), &claims), "claims")
+	if claims.Iss != issuer {
+		t.Errorf("token iss %q, want %s", claims.Iss, issuer)
+	}
+	expectStatus(t, h.do(t, http.MethodGet, saBase, tok, nil), http.StatusOK, "the API accepts the token")
+	got := h.form(t, "/oauth2/introspect", url.Values{"token": {tok}}, ops.ClientID, secret).object(t)
+	if got["active"] != true || got["iss"] != issuer {
+		t.Errorf("introspection %v, want active with iss %s", got, issuer)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/keyhold/keyhold/commands"
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/http/audit"
+	"github.com/keyhold/keyhold/http/decision"
 	"github.com/keyhold/keyhold/http/k0rdent"
 	"github.com/keyhold/keyhold/http/oauth2"
 	"github.com/keyhold/keyhold/projections"
@@ -101,6 +102,8 @@ type server struct {
 	idem     *khttp.Idempotency
 	cmds     *commands.Commands
 	dirReady <-chan struct{}
+	// seeded is closed once every tenant holds this version's managed roles.
+	seeded chan struct{}
 	// auditGate bounds the audit reads running at once.
 	auditGate *query.Gate
 }
@@ -148,20 +151,24 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := auth.LoadKeys(ctx, e.db.SQL(), auth.WithKEK(kek, previous...))
+	keys, err := auth.LoadKeys(ctx, e.db.SQL(), auth.WithKEK(kek, previous...), auth.WithIssuer(e.cfg.tokenIssuer()))
 	if err != nil {
 		return nil, err
 	}
-	go keys.Refresh(ctx, e.db.SQL(), auth.KeyReload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
-	cmds, err := commands.New(e.store)
-	if err != nil {
-		return nil, err
+	reload := e.cfg.keyReload
+	if reload <= 0 {
+		reload = auth.KeyReload
 	}
-	q, err := query.New(e.db.SQL())
-	if err != nil {
-		return nil, err
-	}
+	go keys.Refresh(ctx, e.db.SQL(), reload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
 	dir := query.NewDirectory()
+	cmds, err := commands.New(e.store, commands.WithAuthorizer(dir.Authorizer()))
+	if err != nil {
+		return nil, err
+	}
+	q, err := query.New(e.db.SQL(), dir.Authorizer())
+	if err != nil {
+		return nil, err
+	}
 	dirReady, err := dir.Run(ctx, fanout, func(seq uint64) { progress.Advance("directory", seq) })
 	if err != nil {
 		return nil, err
@@ -174,13 +181,14 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &server{env: e, runner: runner, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
-		auditGate: query.NewGate(auditReads, auditWait)}
+		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{})}
 	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
 	if err != nil {
 		return nil, err
 	}
 	k0rdent.Register(router, kit, cmds, q, e.log)
-	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate))
+	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer()))
+	decision.Register(router, kit, query.NewDecisions(dir))
 	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg))
 	if err != nil {
 		return nil, err
@@ -202,6 +210,37 @@ func (s *server) revoke(ctx context.Context, caller auth.Principal, c auth.Acces
 	ctx, cancel := context.WithTimeout(ctx, s.env.cfg.waitTimeout)
 	defer cancel()
 	return s.progress.Wait(ctx, seq, "directory")
+}
+
+// seedRoles gives every tenant the managed roles of this version once the
+// directory knows the tenants (tenants made by an older version may lack
+// some), then closes s.seeded. A failure is logged and retried: readiness
+// waits for it.
+func (s *server) seedRoles(ctx context.Context) {
+	select {
+	case <-s.dirReady:
+	case <-ctx.Done():
+		return
+	}
+	for {
+		var failed error
+		for _, t := range s.dir.Tenants() {
+			if _, err := s.cmds.SeedManagedRoles.Handle(ctx, commands.SeedManagedRoles{Meta: commands.Meta{Caller: auth.System()}, Tenant: t}); err != nil {
+				failed = fmt.Errorf("tenant %s: %w", t, err)
+				break
+			}
+		}
+		if failed == nil {
+			close(s.seeded)
+			return
+		}
+		s.env.log.Warn("seed managed roles", "err", failed)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // checks are the readiness checks: NATS connected and the stream
@@ -228,6 +267,11 @@ func (s *server) checks() map[string]khttp.Check {
 			default:
 				return errors.New("directory still loading the log")
 			}
+			select {
+			case <-s.seeded:
+			default:
+				return errors.New("seeding managed roles")
+			}
 			for _, n := range s.runner.Names() {
 				if pos := s.progress.Position(n); pos < startHead {
 					return fmt.Errorf("%s catching up: at %d of %d", n, pos, startHead)
@@ -251,13 +295,21 @@ func (s *server) checks() map[string]khttp.Check {
 	}
 }
 
+// background starts the projectors, the idempotency sweep and role
+// seeding until ctx ends; the channel closes when the projectors stopped.
+func (s *server) background(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.runner.Run(ctx) }()
+	go s.idem.Sweep(ctx, time.Hour)
+	go s.seedRoles(ctx)
+	return done
+}
+
 // run serves HTTP on ln until ctx ends, then shuts down gracefully.
 func (s *server) run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.runner.Run(ctx) }()
-	go s.idem.Sweep(ctx, time.Hour)
+	done := s.background(ctx)
 
 	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}

@@ -1,7 +1,8 @@
 // Package oauth2 serves Keyhold's OAuth2 endpoints for service accounts:
 // the client credentials grant (RFC 6749 4.4), token introspection
-// (RFC 7662), token revocation (RFC 7009) and the JSON Web Key Set that
-// verifies issued tokens.
+// (RFC 7662), token revocation (RFC 7009), the JSON Web Key Set that
+// verifies issued tokens and the authorization server metadata that
+// points at them all (RFC 8414).
 //
 // The token endpoint is on the hot path: it authenticates from the
 // in-memory query.Directory and signs with auth.Keys, touching neither
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/query"
@@ -37,6 +39,7 @@ const (
 	IntrospectPath = "/oauth2/introspect"
 	RevokePath     = "/oauth2/revoke"
 	JWKSPath       = "/.well-known/jwks.json"
+	MetadataPath   = "/.well-known/oauth-authorization-server"
 )
 
 // MaxBodyBytes bounds a request body on the OAuth2 endpoints: a form with a
@@ -71,6 +74,9 @@ type Server struct {
 	lifetime time.Duration
 	now      func() time.Time
 	log      *slog.Logger
+	// issuerURL is the keys' issuer when it is a URL (see IssuerURL): the
+	// base of the endpoints the metadata names. Nil otherwise.
+	issuerURL *url.URL
 
 	// clients and addrs slow down client ids and remote addresses that
 	// keep failing authentication; failures and throttled count them.
@@ -188,7 +194,47 @@ func New(dir *query.Directory, keys *auth.Keys, revoke RevokeFunc, opts ...Optio
 	if s.lifetime > keys.MaxLifetime() {
 		return nil, fmt.Errorf("%w: token lifetime %s is beyond the keys' maximum %s (auth.WithMaxLifetime)", ErrInvalidOption, s.lifetime, keys.MaxLifetime())
 	}
+	if u, err := IssuerURL(keys.Issuer()); err == nil {
+		s.issuerURL = u
+	} else if !errors.Is(err, ErrNotURL) {
+		return nil, fmt.Errorf("%w: issuer: %w", ErrInvalidOption, err)
+	}
 	return s, nil
+}
+
+// ErrNotURL is returned by IssuerURL for an issuer that is not written as
+// a URL (no "://"), such as the default auth.DefaultIssuer.
+var ErrNotURL = errors.New("oauth2: issuer is not a URL")
+
+// IssuerURL parses an issuer written as a URL. RFC 8414 2 wants an https
+// URL with no query or fragment; http is accepted for loopback hosts only
+// (development). An issuer with no "://" fails with ErrNotURL: Keyhold
+// accepts such issuers (the default "keyhold"), but the metadata endpoint
+// then derives endpoint URLs from each request.
+func IssuerURL(iss string) (*url.URL, error) {
+	if !strings.Contains(iss, "://") {
+		return nil, ErrNotURL
+	}
+	u, err := url.Parse(iss)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%q is not a URL: %w", iss, err)
+	case u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname())):
+		return nil, fmt.Errorf("%q: the issuer URL must use https (http only for localhost)", iss)
+	case u.Host == "" || u.User != nil:
+		return nil, fmt.Errorf("%q: the issuer URL needs a host and no user information", iss)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(iss, "#"):
+		return nil, fmt.Errorf("%q: the issuer URL must have no query or fragment (RFC 8414 2)", iss)
+	}
+	return u, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Register adds the OAuth2 endpoints to r. The token, introspection and
@@ -199,6 +245,13 @@ func (s *Server) Register(r *mux.Router) {
 	r.HandleFunc(IntrospectPath, postOnly(s.introspect))
 	r.HandleFunc(RevokePath, postOnly(s.revocation))
 	r.HandleFunc(JWKSPath, s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(MetadataPath, s.serveMetadata).Methods(http.MethodGet, http.MethodHead)
+	// RFC 8414 3: an issuer with a path has its metadata under that path.
+	if s.issuerURL != nil {
+		if p := strings.TrimSuffix(s.issuerURL.EscapedPath(), "/"); p != "" {
+			r.HandleFunc(MetadataPath+p, s.serveMetadata).Methods(http.MethodGet, http.MethodHead)
+		}
+	}
 }
 
 // Error codes of RFC 6749 5.2 and RFC 7009 2.2.1.
@@ -565,17 +618,88 @@ func validScopeToken(s string) bool {
 	return true
 }
 
+// JWKSMaxAge is how long a verifier may cache the key set. A replica
+// publishes a new key at its next reload (within auth.KeyReload) and none
+// signs with it before it is auth.KeyPropagation old, so a set cached for
+// at most the difference is refetched before the first token signed with
+// the new key arrives. Retired keys stay listed far longer
+// (auth.RetiredKeyGrace).
+const JWKSMaxAge = auth.KeyPropagation - auth.KeyReload
+
+var jwksCacheControl = "public, max-age=" + strconv.Itoa(int(JWKSMaxAge/time.Second))
+
 func (s *Server) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/jwk-set+json")
-	// Public keys may be cached briefly; rotation keeps old keys listed
-	// for longer than this.
-	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Cache-Control", jwksCacheControl)
 	// The keys' current set: it changes when the keys reload.
 	jwks := s.keys.JWKSJSON()
 	h.Set("Content-Length", strconv.Itoa(len(jwks)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(jwks)
+}
+
+// Metadata is the authorization server metadata of RFC 8414, served at
+// MetadataPath.
+type Metadata struct {
+	Issuer                string   `json:"issuer"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	JWKSURI               string   `json:"jwks_uri"`
+	IntrospectionEndpoint string   `json:"introspection_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
+	GrantTypesSupported   []string `json:"grant_types_supported"`
+	// ResponseTypesSupported is required by RFC 8414 and empty: with the
+	// client credentials grant only, there is no authorization endpoint.
+	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+}
+
+// clientAuthMethods are the client authentications of authenticate.
+var clientAuthMethods = []string{"client_secret_basic", "client_secret_post"}
+
+// Metadata returns the server's metadata. Endpoint URLs are under the
+// issuer when it is a URL; otherwise under the scheme and host r reached
+// this server at, which a proxy in front may have changed: set the issuer
+// to the public URL for metadata that holds everywhere.
+func (s *Server) Metadata(r *http.Request) Metadata {
+	var base string
+	if s.issuerURL != nil {
+		base = strings.TrimSuffix(s.issuerURL.String(), "/")
+	} else {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return Metadata{
+		Issuer:                            s.keys.Issuer(),
+		TokenEndpoint:                     base + TokenPath,
+		JWKSURI:                           base + JWKSPath,
+		IntrospectionEndpoint:             base + IntrospectPath,
+		RevocationEndpoint:                base + RevokePath,
+		GrantTypesSupported:               []string{GrantClientCredentials},
+		ResponseTypesSupported:            []string{},
+		TokenEndpointAuthMethodsSupported: clientAuthMethods,
+		IntrospectionEndpointAuthMethodsSupported: clientAuthMethods,
+		RevocationEndpointAuthMethodsSupported:    clientAuthMethods,
+	}
+}
+
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	body, err := json.Marshal(s.Metadata(r))
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=3600")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 type introspection struct {
@@ -595,15 +719,18 @@ type introspection struct {
 
 var inactive = []byte(`{"active":false}`)
 
-// introspect implements RFC 7662 for clients of the token's own tenant.
-// Anything that would not authenticate a request now is inactive, with no
-// reason given (RFC 7662 2.2).
+// introspect implements RFC 7662 for resource servers: clients of the
+// token's own tenant allowed authz.TokensIntrospect there (the managed
+// role token-introspector, or tenant-admin). For any other client, and
+// for anything that would not authenticate a request now, the token is
+// inactive, with no reason given (RFC 7662 2.2).
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	c, claims, ok, handled := s.tokenRequest(w, r)
 	if handled {
 		return
 	}
-	if !ok || claims.Tenant != c.principal.Tenant {
+	if !ok || claims.Tenant != c.principal.Tenant ||
+		!c.principal.Can(s.dir.Authorizer(), authz.TokensIntrospect, "", authz.TenantScope(claims.Tenant)).Allowed {
 		writeBody(w, http.StatusOK, inactive)
 		return
 	}

@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,6 +29,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/http/oauth2"
@@ -63,11 +66,12 @@ func newFixture(t *testing.T, opts ...oauth2.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, _ := testenv.Store(t)
-	cmds, err := commands.New(store)
+	dir := query.NewDirectory()
+	cmds, err := commands.New(store, commands.WithAuthorizer(dir.Authorizer()))
 	testenv.Must(t, err, "commands")
 	boot, err := cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
 	testenv.Must(t, err, "bootstrap")
-	f := &fixture{t: t, store: store, cmds: cmds, dir: query.NewDirectory(), secrets: []string{boot.Token}}
+	f := &fixture{t: t, store: store, cmds: cmds, dir: dir, secrets: []string{boot.Token}}
 	runCtx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
 	ready, err := f.dir.Run(runCtx, store, nil)
@@ -252,7 +256,7 @@ func wantOAuthError(t *testing.T, res response, status int, code string) {
 
 func TestTokenGrant(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleAuditor, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleAuditor, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	soon := time.Now().Add(2 * time.Minute)
 	expiring := f.credential(f.admin, sa.ID(), &soon)
@@ -376,7 +380,7 @@ func basicHeader(id, secret string) string {
 
 func TestTokenLifetimeOption(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	base := f.server(f.revoke, oauth2.WithTokenLifetime(time.Hour))
 	res := post(t, base, oauth2.TokenPath, request{form: grant(), basicID: sa.ClientID(), basicSecret: cred.Secret})
@@ -397,7 +401,7 @@ func TestTokenLifetimeOption(t *testing.T) {
 
 func TestJWKSVerifiesIssuedTokens(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	tok := f.token(f.url, sa.ClientID(), cred.Secret)
 
@@ -427,13 +431,15 @@ func TestJWKSVerifiesIssuedTokens(t *testing.T) {
 
 func TestIntrospect(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	gone := f.credential(f.admin, sa.ID(), nil)
 	peer := f.serviceAccount(f.admin)
 	peerCred := f.credential(f.admin, peer.ID(), nil)
+	rs := f.serviceAccount(f.admin, authz.RoleIntrospector)
+	rsCred := f.credential(f.admin, rs.ID(), nil)
 	beta := f.otherTenant()
-	foreign := f.serviceAccount(beta)
+	foreign := f.serviceAccount(beta, authz.RoleIntrospector)
 	foreignCred := f.credential(beta, foreign.ID(), nil)
 
 	live := f.token(f.url, sa.ClientID(), cred.Secret)
@@ -446,6 +452,7 @@ func TestIntrospect(t *testing.T) {
 
 	self := request{basicID: sa.ClientID(), basicSecret: cred.Secret}
 	peerAuth := request{basicID: peer.ClientID(), basicSecret: peerCred.Secret}
+	rsAuth := request{basicID: rs.ClientID(), basicSecret: rsCred.Secret}
 	foreignAuth := request{basicID: foreign.ClientID(), basicSecret: foreignCred.Secret}
 	with := func(r request, token string) request {
 		r.form = url.Values{"token": {token}}
@@ -457,16 +464,17 @@ func TestIntrospect(t *testing.T) {
 		req    request
 		active bool
 	}{
-		{"own live token", "", with(self, live), true},
-		{"same-tenant client", "", with(peerAuth, live), true},
-		{"form authentication", "", request{form: url.Values{"token": {live}, "client_id": {sa.ClientID()}, "client_secret": {cred.Secret}}}, true},
-		{"token_type_hint is ignored", "", request{form: url.Values{"token": {live}, "token_type_hint": {"refresh_token"}}, basicID: sa.ClientID(), basicSecret: cred.Secret}, true},
-		{"other tenant's client", "", with(foreignAuth, live), false},
-		{"other tenant's token", "", with(self, ofForeign), false},
-		{"credential deleted", "", with(self, ofGone), false},
-		{"expired", later, with(self, live), false},
-		{"garbage", "", with(self, "not.a.token"), false},
-		{"API token", "", with(self, f.secrets[0]), false},
+		{"resource server", "", with(rsAuth, live), true},
+		{"form authentication", "", request{form: url.Values{"token": {live}, "client_id": {rs.ClientID()}, "client_secret": {rsCred.Secret}}}, true},
+		{"token_type_hint is ignored", "", request{form: url.Values{"token": {live}, "token_type_hint": {"refresh_token"}}, basicID: rs.ClientID(), basicSecret: rsCred.Secret}, true},
+		{"own token without the right to introspect", "", with(self, live), false},
+		{"same-tenant client without the right", "", with(peerAuth, live), false},
+		{"other tenant's resource server", "", with(foreignAuth, live), false},
+		{"other tenant's token", "", with(rsAuth, ofForeign), false},
+		{"credential deleted", "", with(rsAuth, ofGone), false},
+		{"expired", later, with(rsAuth, live), false},
+		{"garbage", "", with(rsAuth, "not.a.token"), false},
+		{"API token", "", with(rsAuth, f.secrets[0]), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -520,14 +528,16 @@ func TestIntrospect(t *testing.T) {
 
 func TestRevoke(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	peer := f.serviceAccount(f.admin)
 	peerCred := f.credential(f.admin, peer.ID(), nil)
+	rs := f.serviceAccount(f.admin, authz.RoleIntrospector)
+	rsCred := f.credential(f.admin, rs.ID(), nil)
 	self := request{basicID: sa.ClientID(), basicSecret: cred.Secret}
 	introspect := func(t *testing.T, tok string) bool {
 		t.Helper()
-		res := post(t, f.url, oauth2.IntrospectPath, request{form: url.Values{"token": {tok}}, basicID: sa.ClientID(), basicSecret: cred.Secret})
+		res := post(t, f.url, oauth2.IntrospectPath, request{form: url.Values{"token": {tok}}, basicID: rs.ClientID(), basicSecret: rsCred.Secret})
 		return res.json["active"] == true
 	}
 	revoke := func(t *testing.T, base string, r request, tok string) response {
@@ -630,7 +640,7 @@ func TestRevoke(t *testing.T) {
 // the whole log: no client secret, API token or access token may appear.
 func TestNoSecretInEvents(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	second := f.credential(f.admin, sa.ID(), nil)
 	beta := f.otherTenant()
@@ -837,9 +847,9 @@ func BenchmarkFloor(b *testing.B) {
 // address is not slowed.
 func TestFailedClientAuthenticationsBackOff(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
-	other := f.serviceAccount(f.admin, auth.RoleViewer)
+	other := f.serviceAccount(f.admin, authz.RoleViewer)
 	otherCred := f.credential(f.admin, other.ID(), nil)
 
 	var clock atomic.Int64
@@ -931,7 +941,7 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, path string) flo
 // tries, and a success from it does not forgive its failures.
 func TestFailingAddressBacksOff(t *testing.T) {
 	f := newFixture(t)
-	sa := f.serviceAccount(f.admin, auth.RoleViewer)
+	sa := f.serviceAccount(f.admin, authz.RoleViewer)
 	cred := f.credential(f.admin, sa.ID(), nil)
 	roomy := auth.ThrottlePolicy{Free: 1000, Window: time.Minute, Base: time.Second, Max: time.Second, Keys: 100}
 	strict := auth.ThrottlePolicy{Free: 2, Window: time.Minute, Base: time.Minute, Max: time.Minute, Keys: 100}
@@ -992,4 +1002,144 @@ func TestJWKSFollowsKeyReloads(t *testing.T) {
 	if got := kids(); !slices.Equal(got, want) {
 		t.Fatalf("JWKS after the reload: %v, want %v and added", got, before)
 	}
+}
+
+// A verifier may cache the key set only as long as a new key is listed
+// before tokens are signed with it; a longer max-age makes it refuse
+// valid tokens after a rotation.
+func TestJWKSCacheLifetimeFitsRotation(t *testing.T) {
+	f := newFixture(t)
+	resp, err := http.Get(f.url + oauth2.JWKSPath)
+	testenv.Must(t, err, "GET JWKS")
+	resp.Body.Close()
+	cc := resp.Header.Get("Cache-Control")
+	v, ok := strings.CutPrefix(cc, "public, max-age=")
+	if !ok {
+		t.Fatalf("Cache-Control %q, want public, max-age=N", cc)
+	}
+	secs, err := strconv.Atoi(v)
+	testenv.Must(t, err, "max-age %q", v)
+	if lead := auth.KeyPropagation - auth.KeyReload; time.Duration(secs)*time.Second > lead || secs <= 0 {
+		t.Fatalf("max-age %ds: a new key is listed only %s before it signs", secs, lead)
+	}
+}
+
+func TestIssuerURL(t *testing.T) {
+	tests := []struct {
+		iss     string
+		notURL  bool
+		wantErr bool
+	}{
+		{"keyhold", true, false},
+		{"https://iam.example.test", false, false},
+		{"https://iam.example.test/tenant-a", false, false},
+		{"http://127.0.0.1:8080", false, false},
+		{"http://[::1]:8080", false, false},
+		{"http://iam.example.test", false, true},
+		{"ftp://iam.example.test", false, true},
+		{"https://iam.example.test?x=1", false, true},
+		{"https://iam.example.test#top", false, true},
+		{"https://user@iam.example.test", false, true},
+		{"https://", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.iss, func(t *testing.T) {
+			u, err := oauth2.IssuerURL(tt.iss)
+			switch {
+			case tt.notURL:
+				if !errors.Is(err, oauth2.ErrNotURL) {
+					t.Fatalf("err = %v, want ErrNotURL", err)
+				}
+			case tt.wantErr:
+				if err == nil || errors.Is(err, oauth2.ErrNotURL) {
+					t.Fatalf("err = %v, want a bad-URL error", err)
+				}
+			case err != nil || u.String() != tt.iss:
+				t.Fatalf("IssuerURL = %v, %v; want %s", u, err, tt.iss)
+			}
+		})
+	}
+}
+
+// metadataServer serves the OAuth2 endpoints with keys of another issuer.
+func metadataServer(t *testing.T, f *fixture, issuer string) (string, *auth.Keys) {
+	t.Helper()
+	keys, err := auth.LoadKeys(context.Background(), testenv.DB(t), auth.WithKEK(testKEK(t)), auth.WithIssuer(issuer))
+	testenv.Must(t, err, "keys")
+	srv, err := oauth2.New(f.dir, keys, f.revoke)
+	testenv.Must(t, err, "new server")
+	r := mux.NewRouter()
+	srv.Register(r)
+	ts := httptest.NewServer(r)
+	t.Cleanup(ts.Close)
+	return ts.URL, keys
+}
+
+// The metadata (RFC 8414) names the issuer tokens carry and endpoints
+// under it; with an issuer that is no URL, endpoints under the address
+// the client used.
+func TestAuthorizationServerMetadata(t *testing.T) {
+	f := newFixture(t)
+	sa := f.serviceAccount(f.admin, "viewer")
+	secret := f.credential(f.admin, sa.ID(), nil).Secret
+	withURL, urlKeys := metadataServer(t, f, "https://iam.example.test/keyhold")
+	tests := []struct {
+		name, url, path, issuer, base string
+	}{
+		{"default issuer", f.url, oauth2.MetadataPath, auth.DefaultIssuer, f.url},
+		{"issuer URL", withURL, oauth2.MetadataPath, "https://iam.example.test/keyhold", "https://iam.example.test/keyhold"},
+		{"issuer URL, path suffix of RFC 8414 3", withURL, oauth2.MetadataPath + "/keyhold", "https://iam.example.test/keyhold", "https://iam.example.test/keyhold"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(tt.url + tt.path)
+			testenv.Must(t, err, "GET metadata")
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			var got map[string]any
+			testenv.Must(t, json.NewDecoder(resp.Body).Decode(&got), "decode")
+			want := map[string]any{
+				"issuer":                                tt.issuer,
+				"token_endpoint":                        tt.base + oauth2.TokenPath,
+				"jwks_uri":                              tt.base + oauth2.JWKSPath,
+				"introspection_endpoint":                tt.base + oauth2.IntrospectPath,
+				"revocation_endpoint":                   tt.base + oauth2.RevokePath,
+				"grant_types_supported":                 []any{"client_credentials"},
+				"response_types_supported":              []any{},
+				"token_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post"},
+				"introspection_endpoint_auth_methods_supported": []any{"client_secret_basic", "client_secret_post"},
+				"revocation_endpoint_auth_methods_supported":    []any{"client_secret_basic", "client_secret_post"},
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("metadata\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+	t.Run("issuer of tokens", func(t *testing.T) {
+		// Tokens carry the issuer the metadata names.
+		tok := f.token(withURL, sa.ClientID(), secret)
+		claims, err := urlKeys.Verify(tok, time.Now())
+		testenv.Must(t, err, "verify")
+		if claims.Issuer != "https://iam.example.test/keyhold" {
+			t.Fatalf("token issuer %q, want the issuer URL", claims.Issuer)
+		}
+	})
+	t.Run("HEAD", func(t *testing.T) {
+		resp, err := http.Head(withURL + oauth2.MetadataPath)
+		testenv.Must(t, err, "HEAD metadata")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.ContentLength <= 0 {
+			t.Fatalf("HEAD: status %d, length %d", resp.StatusCode, resp.ContentLength)
+		}
+	})
+	t.Run("POST", func(t *testing.T) {
+		resp, err := http.Post(withURL+oauth2.MetadataPath, "application/json", nil)
+		testenv.Must(t, err, "POST metadata")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Fatalf("POST: status %d, want 405", resp.StatusCode)
+		}
+	})
 }

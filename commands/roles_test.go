@@ -1,0 +1,114 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
+)
+
+func TestRoles(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	_, err := w.cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := commands.Meta{Caller: w.user("ops", "acme", authz.RoleTenantAdmin)}
+	reader := commands.Meta{Caller: w.user("reader", "acme", authz.RoleViewer)}
+	allow := func(actions ...string) []authz.Rule { return []authz.Rule{{Effect: authz.Allow, Actions: actions}} }
+
+	created, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: admin, RoleInput: commands.RoleInput{Name: "sa-readers", Rules: allow(authz.ServiceAccountsList, authz.ServiceAccountsGet)}})
+	testenv.Must(t, err, "create role")
+	id := created.Role.ID()
+	refusals := []struct {
+		name string
+		run  func() error
+		want error
+	}{
+		{"name taken", func() error {
+			_, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: admin, RoleInput: commands.RoleInput{Name: "sa-readers", Rules: allow(authz.ServiceAccountsList)}})
+			return err
+		}, commands.ErrAlreadyExists},
+		{"managed name taken", func() error {
+			_, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: admin, RoleInput: commands.RoleInput{Name: authz.RoleAuditor, Rules: allow(authz.AuditEventsList)}})
+			return err
+		}, commands.ErrAlreadyExists},
+		{"rules not held", func() error {
+			_, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: admin, RoleInput: commands.RoleInput{Name: "users", Rules: allow(authz.UsersCreate)}})
+			return err
+		}, commands.ErrForbidden},
+		{"bad rule", func() error {
+			_, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: admin, RoleInput: commands.RoleInput{Name: "bad", Rules: allow("")}})
+			return err
+		}, commands.ErrInvalid},
+		{"no right to create roles", func() error {
+			_, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: reader, RoleInput: commands.RoleInput{Name: "mine", Rules: allow(authz.RolesList)}})
+			return err
+		}, commands.ErrForbidden},
+		{"managed roles cannot change", func() error {
+			_, err := w.cmds.UpdateRole.Handle(ctx, commands.UpdateRole{Meta: admin, ID: authz.RoleViewer, RoleInput: commands.RoleInput{Name: authz.RoleViewer}})
+			return err
+		}, commands.ErrForbidden},
+		{"managed roles cannot go", func() error {
+			_, err := w.cmds.DeleteRole.Handle(ctx, commands.DeleteRole{Meta: admin, ID: authz.RoleTenantAdmin})
+			return err
+		}, commands.ErrForbidden},
+		{"unknown role", func() error {
+			_, err := w.cmds.DeleteRole.Handle(ctx, commands.DeleteRole{Meta: admin, ID: "01nosuchrole"})
+			return err
+		}, commands.ErrNotFound},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.run(); !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	t.Run("a binding grants the role's rules at once, and its removal takes them", func(t *testing.T) {
+		can := func() bool {
+			return reader.Caller.Can(w.dir.Authorizer(), authz.ServiceAccountsList, "", authz.TenantScope("acme")).Allowed
+		}
+		if can() {
+			t.Fatal("reader lists service accounts before the binding")
+		}
+		b, err := w.cmds.CreateBinding.Handle(ctx, commands.CreateBinding{Meta: admin, Role: id, SubjectKind: events.SubjectUser, SubjectID: reader.Caller.ID})
+		testenv.Must(t, err, "bind")
+		w.sync(b.Sequence)
+		if !can() {
+			t.Fatal("binding did not grant the role's rules")
+		}
+		seq, err := w.cmds.DeleteBinding.Handle(ctx, commands.DeleteBinding{Meta: admin, ID: b.Binding.ID()})
+		testenv.Must(t, err, "unbind")
+		w.sync(seq)
+		if can() {
+			t.Fatal("rules outlived the binding")
+		}
+	})
+	t.Run("rename releases the old name", func(t *testing.T) {
+		_, err := w.cmds.UpdateRole.Handle(ctx, commands.UpdateRole{Meta: admin, ID: id, RoleInput: commands.RoleInput{Name: "sa-viewers", Rules: allow(authz.ServiceAccountsList)}})
+		testenv.Must(t, err, "rename")
+		_, err = w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: admin, RoleInput: commands.RoleInput{Name: "sa-readers", Rules: allow(authz.ServiceAccountsGet)}})
+		testenv.Must(t, err, "reuse the old name")
+		if _, err := w.cmds.DeleteRole.Handle(ctx, commands.DeleteRole{Meta: admin, ID: id}); err != nil {
+			t.Fatalf("delete: %v", err)
+		}
+		_, err = w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: admin, RoleInput: commands.RoleInput{Name: "sa-viewers", Rules: allow(authz.ServiceAccountsGet)}})
+		testenv.Must(t, err, "reuse a deleted role's name")
+	})
+	t.Run("seeding is idempotent", func(t *testing.T) {
+		seq, err := w.cmds.SeedManagedRoles.Handle(ctx, commands.SeedManagedRoles{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme"})
+		testenv.Must(t, err, "seed")
+		if seq != 0 {
+			t.Fatalf("seeding a bootstrapped tenant appended up to %d", seq)
+		}
+		if _, err := w.cmds.SeedManagedRoles.Handle(ctx, commands.SeedManagedRoles{Meta: admin, Tenant: "acme"}); !errors.Is(err, commands.ErrForbidden) {
+			t.Fatalf("tenant admin seeds: %v", err)
+		}
+	})
+}

@@ -1,0 +1,116 @@
+package query
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
+)
+
+// MaxChecks bounds the questions of one decision request.
+const MaxChecks = 100
+
+// Check is one question to the decision API: may the principal do Action
+// on Resource at Node of Tenant?
+type Check struct {
+	// Tenant defaults to the caller's; no other tenant may be asked about.
+	Tenant string
+	// Node is a scope node under the tenant ("team.app"), or "" for the
+	// whole tenant.
+	Node     string
+	Action   string
+	Resource string
+}
+
+// Decisions answers authorization questions for resource servers and
+// dialects: the same evaluator commands and queries use. Safe for
+// concurrent use.
+type Decisions struct{ dir *Directory }
+
+// NewDecisions returns decisions over dir's model.
+func NewDecisions(dir *Directory) *Decisions { return &Decisions{dir: dir} }
+
+// Principal returns the principal with id as it acts in tenant: a service
+// account of the tenant or a user with access to it. ok is false for
+// anyone else.
+func (d *Decisions) Principal(id, tenant string) (auth.Principal, bool) {
+	if p, ok := d.dir.UserInTenant(id, tenant); ok {
+		return p, true
+	}
+	d.dir.mu.RLock()
+	defer d.dir.mu.RUnlock()
+	if sa := d.dir.accounts[id]; sa != nil && sa.tenant == tenant {
+		return sa.principal, true
+	}
+	return auth.Principal{}, false
+}
+
+// Decide answers checks about subject, in order, for caller. Every check
+// must be about caller's own tenant (ErrForbidden otherwise), well formed
+// (a FieldError naming "checks[i].field"), and at most MaxChecks. A nil
+// subject (an unknown principal or an invalid token) and a subject
+// outside the tenant are denied every check, with the reason.
+func (d *Decisions) Decide(caller auth.Principal, subject *auth.Principal, checks []Check) ([]authz.Decision, error) {
+	if len(checks) == 0 || len(checks) > MaxChecks {
+		return nil, invalid("checks", "give 1 to %d checks", MaxChecks)
+	}
+	if caller.Tenant == "" {
+		return nil, fmt.Errorf("%w: the caller acts in no tenant", ErrForbidden)
+	}
+	for i := range checks {
+		c := &checks[i]
+		if c.Tenant == "" {
+			c.Tenant = caller.Tenant
+		}
+		if c.Tenant != caller.Tenant {
+			return nil, fmt.Errorf("%w: checks[%d].tenant: only the caller's own tenant %q may be asked about", ErrForbidden, i, caller.Tenant)
+		}
+		if err := validCheck(i, *c); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]authz.Decision, len(checks))
+	for i, c := range checks {
+		if subject == nil {
+			out[i] = authz.Decision{Reason: "no such principal in tenant " + c.Tenant + ", or the token is not valid"}
+			continue
+		}
+		if subject.Tenant != c.Tenant && subject.Kind != auth.KindSystem {
+			out[i] = authz.Decision{Reason: "the principal does not act in tenant " + c.Tenant}
+			continue
+		}
+		out[i] = subject.Can(d.dir.Authorizer(), c.Action, c.Resource, authz.Scope{Tenant: c.Tenant, Node: c.Node})
+	}
+	return out, nil
+}
+
+func validCheck(i int, c Check) error {
+	field := func(f string) string { return fmt.Sprintf("checks[%d].%s", i, f) }
+	switch {
+	case c.Action == "" || len(c.Action) > authz.MaxPatternLength || strings.ContainsAny(c.Action, "* \t\n"):
+		return invalid(field("action"), "%s must be an action such as %s: 1 to %d characters, no wildcards or spaces", field("action"), authz.ServiceAccountsCreate, authz.MaxPatternLength)
+	case len(c.Resource) > authz.MaxPatternLength || strings.ContainsAny(c.Resource, "* \t\n"):
+		return invalid(field("resource"), "%s must be at most %d characters, no wildcards or spaces", field("resource"), authz.MaxPatternLength)
+	case c.Node != "" && !validNode(c.Node):
+		return invalid(field("scope"), "%s must be a node such as team.app: dot-separated names of lowercase letters, digits, _ and -, at most 255 characters", field("scope"))
+	}
+	return nil
+}
+
+func validNode(n string) bool {
+	if len(n) > 255 {
+		return false
+	}
+	for _, seg := range strings.Split(n, ".") {
+		if seg == "" {
+			return false
+		}
+		for _, r := range seg {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
