@@ -11,6 +11,8 @@ import (
 type Authorizer interface {
 	Can(id string, req authz.Request) authz.Decision
 	Missing(id string, rules []authz.Rule, scope authz.Scope, roles []string) (authz.Rule, bool)
+	// Bound returns what a subject's own bindings grant.
+	Bound(subject string) []authz.Bound
 }
 
 // Can decides whether p may do action on resource at scope. The operator's

@@ -26,6 +26,15 @@ const (
 	RolesUpdate = "iam.roles.update"
 	RolesDelete = "iam.roles.delete"
 
+	GroupsList   = "iam.groups.list"
+	GroupsGet    = "iam.groups.get"
+	GroupsCreate = "iam.groups.create"
+	GroupsUpdate = "iam.groups.update"
+	GroupsDelete = "iam.groups.delete"
+	// GroupMembersUpdate adds, changes and removes group members (a
+	// group's owners may too, for their group).
+	GroupMembersUpdate = "iam.groupMembers.update"
+
 	BindingsList   = "iam.bindings.list"
 	BindingsCreate = "iam.bindings.create"
 	BindingsDelete = "iam.bindings.delete"
@@ -64,6 +73,7 @@ func ManagedRoles(tenant string) []Role {
 	return []Role{
 		{ID: RoleTenantAdmin, Tenant: tenant, Name: RoleTenantAdmin, Managed: true, Rules: []Rule{
 			allow("iam.serviceAccounts.*", "iam.serviceAccountCredentials.*", "iam.settings.*", "iam.roles.*", "iam.bindings.*",
+				"iam.groups.*", "iam.groupMembers.*",
 				TokensIntrospect, AuditEventsList),
 		}},
 		{ID: RoleAuditor, Tenant: tenant, Name: RoleAuditor, Managed: true, Rules: []Rule{allow(AuditEventsList)}},

@@ -189,6 +189,32 @@ func (m *Model) Bindings(tenant string) []Binding {
 	return out
 }
 
+// Bound is what one binding grants: a role's rules at a scope.
+type Bound struct {
+	Role  string
+	Scope Scope
+	Rules []Rule
+}
+
+// Bound returns what subject's own bindings grant (not through groups),
+// for scope-down on memberships: joining a group gains these. Bindings of
+// unknown roles grant nothing and are left out.
+func (m *Model) Bound(subject string) []Bound {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Bound
+	for bid := range m.bySubject[subject] {
+		b := m.bindings[bid]
+		if r, ok := m.roles[b.Role]; ok {
+			out = append(out, Bound{Role: r.Name, Scope: b.Scope, Rules: cloneRules(r.Rules)})
+		}
+	}
+	slices.SortFunc(out, func(a, b Bound) int {
+		return strings.Compare(a.Role+"\x00"+a.Scope.String(), b.Role+"\x00"+b.Scope.String())
+	})
+	return out
+}
+
 // Bind adds or replaces a binding. Its role need not exist yet: a
 // binding of an unknown role grants nothing until the role is put (a log
 // may bind a role before the event that seeds it). It fails for a binding

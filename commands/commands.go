@@ -37,6 +37,11 @@ type Commands struct {
 	DeleteRole           DeleteRoleHandler
 	CreateBinding        CreateBindingHandler
 	DeleteBinding        DeleteBindingHandler
+	CreateGroup          CreateGroupHandler
+	UpdateGroup          UpdateGroupHandler
+	DeleteGroup          DeleteGroupHandler
+	SetGroupMember       SetGroupMemberHandler
+	RemoveGroupMember    RemoveGroupMemberHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -134,6 +139,11 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		DeleteRole:           DeleteRoleHandler{b},
 		CreateBinding:        CreateBindingHandler{b},
 		DeleteBinding:        DeleteBindingHandler{b},
+		CreateGroup:          CreateGroupHandler{b},
+		UpdateGroup:          UpdateGroupHandler{b},
+		DeleteGroup:          DeleteGroupHandler{b},
+		SetGroupMember:       SetGroupMemberHandler{b},
+		RemoveGroupMember:    RemoveGroupMemberHandler{b},
 	}, nil
 }
 

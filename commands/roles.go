@@ -401,13 +401,13 @@ func (b *Binding) apply(_ events.Envelope, e events.Event) {
 	}
 }
 
-// CreateBinding grants a role of the caller's tenant to a user or a
-// service account at a scope of the tenant (the whole tenant when Scope is
-// zero).
+// CreateBinding grants a role of the caller's tenant to a user, a service
+// account or a group at a scope of the tenant (the whole tenant when Scope
+// is zero).
 type CreateBinding struct {
 	Meta
 	Role        string
-	SubjectKind string // events.SubjectUser or events.SubjectServiceAccount
+	SubjectKind string // events.SubjectUser, SubjectServiceAccount or SubjectGroup
 	SubjectID   string
 	Scope       events.Scope
 }
@@ -440,25 +440,16 @@ func (h CreateBindingHandler) Handle(ctx context.Context, cmd CreateBinding) (Bi
 	if err := h.scopeDown(cmd.Caller, rules, auth.ScopeOf(tenant, scope), "role", fmt.Sprintf("grant role %q", cmd.Role)); err != nil {
 		return BindingResult{}, err
 	}
-	switch cmd.SubjectKind {
-	case events.SubjectUser:
-		u, _, err := h.existingUser(ctx, cmd.SubjectID)
-		if errors.Is(err, ErrNotFound) || err == nil && !slices.Contains(u.tenants, tenant) {
-			return BindingResult{}, invalid("subject_id", "no user %q with access to tenant %q", cmd.SubjectID, tenant)
-		}
+	if cmd.SubjectKind == events.SubjectGroup {
+		g, _, _, err := h.group(ctx, tenant, cmd.SubjectID)
 		if err != nil {
 			return BindingResult{}, err
 		}
-	case events.SubjectServiceAccount:
-		sa, _, _, err := h.serviceAccount(ctx, tenant, cmd.SubjectID)
-		if err != nil {
-			return BindingResult{}, err
+		if !g.exists {
+			return BindingResult{}, invalid("subject_id", "no group %q in tenant %q", cmd.SubjectID, tenant)
 		}
-		if !sa.exists {
-			return BindingResult{}, invalid("subject_id", "no service account %q in tenant %q", cmd.SubjectID, tenant)
-		}
-	default:
-		return BindingResult{}, invalid("subject_kind", "must be %s or %s", events.SubjectUser, events.SubjectServiceAccount)
+	} else if err := h.principalIn(ctx, tenant, cmd.SubjectKind, cmd.SubjectID, "subject"); err != nil {
+		return BindingResult{}, err
 	}
 	id := events.NewID()
 	out := &Binding{id: id}

@@ -112,3 +112,70 @@ func TestRoles(t *testing.T) {
 		}
 	})
 }
+
+func TestGroups(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	_, err := w.cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := commands.Meta{Caller: w.user("ops", "acme", authz.RoleTenantAdmin)}
+	alice := w.user("alice", "acme")
+	bob := w.user("bob", "acme")
+	flows, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: operator("acme"), RoleInput: commands.RoleInput{
+		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"kestra.flows.*"}}},
+	}})
+	testenv.Must(t, err, "role")
+	g, err := w.cmds.CreateGroup.Handle(ctx, commands.CreateGroup{Meta: admin, GroupInput: commands.GroupInput{Name: "devs"}})
+	testenv.Must(t, err, "create group")
+	gid := g.Group.ID()
+	if _, err := w.cmds.CreateGroup.Handle(ctx, commands.CreateGroup{Meta: admin, GroupInput: commands.GroupInput{Name: "devs"}}); !errors.Is(err, commands.ErrAlreadyExists) {
+		t.Fatalf("second group named devs: %v", err)
+	}
+	set := func(meta commands.Meta, member auth.Principal, ms string) error {
+		r, err := w.cmds.SetGroupMember.Handle(ctx, commands.SetGroupMember{Meta: meta, GroupID: gid, MemberKind: events.SubjectUser, MemberID: member.ID, Membership: ms})
+		if err == nil {
+			w.sync(r.Sequence)
+		}
+		return err
+	}
+	flowsCan := func(p auth.Principal) bool {
+		return p.Can(w.dir.Authorizer(), "kestra.flows.read", "", authz.Scope{Tenant: "acme", Node: "company.team"}).Allowed
+	}
+
+	testenv.Must(t, set(admin, alice, events.MembershipOwner), "alice owns devs")
+	// alice owns the group: she may add members without the right to.
+	testenv.Must(t, set(commands.Meta{Caller: alice}, bob, ""), "owner adds bob")
+	if err := set(commands.Meta{Caller: bob}, alice, events.MembershipMember); !errors.Is(err, commands.ErrForbidden) {
+		t.Fatalf("a plain member demotes the owner: %v", err)
+	}
+	b, err := w.cmds.CreateBinding.Handle(ctx, commands.CreateBinding{Meta: operator("acme"), Role: flows.Role.ID(), SubjectKind: events.SubjectGroup, SubjectID: gid,
+		Scope: events.Scope{Level: events.ScopeNamespace, Target: "company"}})
+	testenv.Must(t, err, "bind flows to the group")
+	w.sync(b.Sequence)
+	if !flowsCan(bob) {
+		t.Fatal("a member lacks the group's role at a node below the binding")
+	}
+	// Now the group grants flows, which the administrator does not hold.
+	carol := w.user("carol", "acme")
+	if err := set(admin, carol, ""); !errors.Is(err, commands.ErrForbidden) {
+		t.Fatalf("admin adds a member to a group granting what it lacks: %v", err)
+	}
+	seq, err := w.cmds.RemoveGroupMember.Handle(ctx, commands.RemoveGroupMember{Meta: operator("acme"), GroupID: gid, MemberID: bob.ID})
+	testenv.Must(t, err, "remove bob")
+	w.sync(seq)
+	if flowsCan(bob) {
+		t.Fatal("rules outlived the membership")
+	}
+	if _, err := w.cmds.RemoveGroupMember.Handle(ctx, commands.RemoveGroupMember{Meta: operator("acme"), GroupID: gid, MemberID: bob.ID}); !errors.Is(err, commands.ErrNotFound) {
+		t.Fatalf("remove a non-member: %v", err)
+	}
+	seq, err = w.cmds.DeleteGroup.Handle(ctx, commands.DeleteGroup{Meta: admin, ID: gid})
+	testenv.Must(t, err, "delete group")
+	w.sync(seq)
+	if flowsCan(alice) {
+		t.Fatal("rules outlived the group")
+	}
+	if _, err := w.cmds.CreateGroup.Handle(ctx, commands.CreateGroup{Meta: admin, GroupInput: commands.GroupInput{Name: "devs"}}); err != nil {
+		t.Fatalf("the deleted group's name is not free: %v", err)
+	}
+}

@@ -86,3 +86,56 @@ type AccessTokensInvalidated struct {
 func (AccessTokensInvalidated) EventType() string {
 	return "iam.service_account.access_tokens_invalidated"
 }
+
+// Group memberships.
+const (
+	MembershipMember = "member"
+	MembershipOwner  = "owner"
+)
+
+// GroupCreated adds a group of principals to a tenant. Aggregate: group in
+// its tenant; the name is claimed unique per tenant in the same batch.
+// Roles bound to the group (BindingCreated with SubjectGroup) hold for
+// every member.
+type GroupCreated struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// EventType implements Event.
+func (GroupCreated) EventType() string { return "iam.group.created" }
+
+// GroupUpdated changes a group; nil fields are unchanged.
+type GroupUpdated struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// EventType implements Event.
+func (GroupUpdated) EventType() string { return "iam.group.updated" }
+
+// GroupDeleted removes a group with its memberships and bindings; its name
+// is released in the same batch.
+type GroupDeleted struct{}
+
+// EventType implements Event.
+func (GroupDeleted) EventType() string { return "iam.group.deleted" }
+
+// GroupMemberSet adds a user or service account of the tenant to a group,
+// or changes its membership (owners manage the group's members).
+type GroupMemberSet struct {
+	MemberKind string `json:"member_kind"`
+	MemberID   string `json:"member_id"`
+	Membership string `json:"membership"`
+}
+
+// EventType implements Event.
+func (GroupMemberSet) EventType() string { return "iam.group.member_set" }
+
+// GroupMemberRemoved takes a member out of a group.
+type GroupMemberRemoved struct {
+	MemberID string `json:"member_id"`
+}
+
+// EventType implements Event.
+func (GroupMemberRemoved) EventType() string { return "iam.group.member_removed" }

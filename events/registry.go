@@ -79,6 +79,11 @@ func init() {
 	register(BindingCreated{}, 1, nil)
 	register(BindingDeleted{}, 1, nil)
 	register(AccessTokensInvalidated{}, 1, nil)
+	register(GroupCreated{}, 1, nil)
+	register(GroupUpdated{}, 1, nil)
+	register(GroupDeleted{}, 1, nil)
+	register(GroupMemberSet{}, 1, nil)
+	register(GroupMemberRemoved{}, 1, nil)
 }
 
 // same is the upcaster of a version whose data did not change, only its

@@ -231,6 +231,16 @@ func (d *Directory) Apply(env events.Envelope) {
 		d.bind(env, strings.Clone(env.Subject), e.Role, strings.Clone(e.SubjectID), e.Scope)
 	case events.BindingDeleted:
 		d.model.Unbind(env.Subject)
+	case events.GroupDeleted:
+		d.model.RemoveGroup(env.Subject)
+	case events.GroupMemberSet:
+		ms := authz.Member
+		if e.Membership == events.MembershipOwner {
+			ms = authz.Owner
+		}
+		d.model.SetMember(strings.Clone(env.Subject), strings.Clone(e.MemberID), ms)
+	case events.GroupMemberRemoved:
+		d.model.RemoveMember(env.Subject, e.MemberID)
 	case events.UserCreated:
 		if _, ok := d.users[env.Subject]; !ok {
 			id := strings.Clone(env.Subject)
@@ -408,6 +418,9 @@ func relevant(typ string) bool {
 		events.BindingCreated{}.EventType(),
 		events.BindingDeleted{}.EventType(),
 		events.AccessTokensInvalidated{}.EventType(),
+		events.GroupDeleted{}.EventType(),
+		events.GroupMemberSet{}.EventType(),
+		events.GroupMemberRemoved{}.EventType(),
 		events.UserCreated{}.EventType(),
 		events.UserUpdated{}.EventType(),
 		events.UserDisabled{}.EventType(),

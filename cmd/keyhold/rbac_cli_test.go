@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyhold/keyhold/authz"
+)
+
+// TestRBACCLI drives keyhold roles, bindings and authz check beside a
+// running server: a binding the CLI grants takes effect on the server,
+// and its revocation takes it away.
+func TestRBACCLI(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	h := startServer(t, cfg)
+	a := h.bootstrap(t, "acme")
+	viewer, viewerToken := h.principal(t, a.token, "viewer", authz.RoleViewer)
+	run := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, err := cli(t, cfg, h.natsAddr(), args...)
+		if err != nil {
+			t.Fatalf("keyhold %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+
+	t.Run("roles", func(t *testing.T) {
+		var roles []roleRow
+		if err := json.Unmarshal([]byte(run(t, "roles", "list", "--tenant", "acme", "--json")), &roles); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, r := range roles {
+			names = append(names, r.Name)
+			if !r.Managed {
+				t.Errorf("role %s is not managed", r.Name)
+			}
+		}
+		if strings.Join(names, " ") != "auditor tenant-admin token-introspector viewer" {
+			t.Fatalf("roles %v", names)
+		}
+		out := run(t, "roles", "show", "--tenant", "acme", "--role", "tenant-admin")
+		if !strings.Contains(out, "iam.serviceAccounts.*") || !strings.Contains(out, "EFFECT") {
+			t.Fatalf("show:\n%s", out)
+		}
+		if _, err := cli(t, cfg, h.natsAddr(), "roles", "show", "--tenant", "acme", "--role", "nope"); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("unknown role: %v", err)
+		}
+	})
+
+	check := func(t *testing.T) string {
+		t.Helper()
+		return run(t, "authz", "check", "--tenant", "acme", "--principal", viewer.ID, "--action", authz.ServiceAccountsList)
+	}
+	t.Run("grant, check, revoke", func(t *testing.T) {
+		if out := check(t); !strings.HasPrefix(out, "denied: ") {
+			t.Fatalf("before the grant: %s", out)
+		}
+		var b struct{ ID string }
+		if err := json.Unmarshal([]byte(run(t, "bindings", "grant", "--tenant", "acme", "--role", authz.RoleTenantAdmin, "--service-account", viewer.ID)), &b); err != nil || b.ID == "" {
+			t.Fatalf("grant: %v %+v", err, b)
+		}
+		if out := check(t); !strings.HasPrefix(out, "allowed: ") || !strings.Contains(out, "tenant-admin") {
+			t.Fatalf("after the grant: %s", out)
+		}
+		h.eventuallyStatus(t, viewerToken, http.StatusOK)
+		out := run(t, "bindings", "list", "--tenant", "acme", "--subject", viewer.ID)
+		if !strings.Contains(out, b.ID) || !strings.Contains(out, "service_account/"+viewer.ID+"/viewer") {
+			t.Fatalf("list:\n%s", out)
+		}
+		run(t, "bindings", "revoke", "--tenant", "acme", "--binding", b.ID)
+		if out := check(t); !strings.HasPrefix(out, "denied: ") {
+			t.Fatalf("after the revocation: %s", out)
+		}
+		// The revocation also ended the tokens issued before.
+		h.eventuallyStatus(t, viewerToken, http.StatusUnauthorized)
+	})
+	t.Run("refusals", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"bindings", "grant", "--tenant", "acme", "--role", "viewer"},
+			{"bindings", "grant", "--tenant", "acme", "--role", "viewer", "--user", "01x", "--group", "01y"},
+			{"bindings", "grant", "--tenant", "acme", "--role", "nope", "--service-account", viewer.ID},
+			{"bindings", "revoke", "--tenant", "acme", "--binding", "service_account/x/viewer"},
+			{"authz", "check", "--tenant", "acme", "--principal", viewer.ID, "--action", "iam.*"},
+			{"roles", "list", "--tenant", "Not A Tenant"},
+		} {
+			if _, err := cli(t, cfg, h.natsAddr(), args...); err == nil || !strings.HasPrefix(err.Error(), "refused: ") {
+				t.Errorf("keyhold %s: %v, want a refusal", strings.Join(args, " "), err)
+			}
+		}
+	})
+}
+
+// eventuallyStatus retries listing service accounts with token until the
+// status is want: a CLI write reaches the server through the log.
+func (h *harness) eventuallyStatus(t *testing.T, token string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := h.do(t, http.MethodGet, saBase, token, nil)
+		if r.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list with the token: status %d, want %d", r.Status, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

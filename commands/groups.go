@@ -1,0 +1,355 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
+	"github.com/keyhold/keyhold/events"
+)
+
+// MaxGroupMembers bounds one group's members, so a group's history stays
+// quick to load.
+const MaxGroupMembers = 10_000
+
+// Group is a group's state: a named set of principals of a tenant.
+type Group struct {
+	id          string
+	exists      bool
+	name        string
+	description string
+	members     map[string]string // member id -> membership
+}
+
+func newGroup(id string) state { return &Group{id: id} }
+
+// ID returns the group's id.
+func (g *Group) ID() string { return g.id }
+
+// Name returns the group's name, unique in its tenant.
+func (g *Group) Name() string { return g.name }
+
+// Description returns the group's description.
+func (g *Group) Description() string { return g.description }
+
+// Members returns member ids with their memberships.
+func (g *Group) Members() map[string]string { return maps.Clone(g.members) }
+
+func (g *Group) clone() state {
+	c := *g
+	c.members = maps.Clone(g.members)
+	return &c
+}
+
+func (g *Group) apply(_ events.Envelope, e events.Event) {
+	switch e := e.(type) {
+	case events.GroupCreated:
+		g.exists, g.name, g.description = true, e.Name, e.Description
+	case events.GroupUpdated:
+		if e.Name != nil {
+			g.name = *e.Name
+		}
+		if e.Description != nil {
+			g.description = *e.Description
+		}
+	case events.GroupDeleted:
+		g.exists, g.members = false, nil
+	case events.GroupMemberSet:
+		if g.members == nil {
+			g.members = map[string]string{}
+		}
+		g.members[e.MemberID] = e.Membership
+	case events.GroupMemberRemoved:
+		delete(g.members, e.MemberID)
+	}
+}
+
+func (b base) group(ctx context.Context, tenant, id string) (*Group, key, uint64, error) {
+	k := key{tenant, events.AggregateGroup, id}
+	if !events.ValidToken(id) {
+		return &Group{id: id}, k, 0, nil
+	}
+	st, seq, err := b.repo.load(ctx, k, 0, func() state { return newGroup(id) })
+	if err != nil {
+		return nil, k, 0, err
+	}
+	return st.(*Group), k, seq, nil
+}
+
+// GroupInput is a group's editable content.
+type GroupInput struct {
+	Name        string
+	Description string
+}
+
+func (in GroupInput) validate() error {
+	if err := validText("name", in.Name, nameText); err != nil {
+		return err
+	}
+	return validText("description", in.Description, descriptionText)
+}
+
+// GroupResult is a group after a command and the sequence to wait for.
+type GroupResult struct {
+	Group    *Group
+	Sequence uint64
+}
+
+// CreateGroup adds a group to the caller's tenant.
+type CreateGroup struct {
+	Meta
+	GroupInput
+}
+
+// CreateGroupHandler handles CreateGroup.
+type CreateGroupHandler struct{ base }
+
+// Handle claims the group's name in the tenant and records the group,
+// without members.
+func (h CreateGroupHandler) Handle(ctx context.Context, cmd CreateGroup) (GroupResult, error) {
+	tenant := cmd.Caller.Tenant
+	if err := h.authorize(cmd.Caller, authz.GroupsCreate, authz.TenantScope(tenant)); err != nil {
+		return GroupResult{}, err
+	}
+	if err := cmd.validate(); err != nil {
+		return GroupResult{}, err
+	}
+	id := events.NewID()
+	out := &Group{id: id}
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
+		if err := h.claim(ctx, c, tenant, "group_name", cmd.Name, id); err != nil {
+			return err
+		}
+		c.record(key{tenant, events.AggregateGroup, id}, out, 0, events.GroupCreated{Name: cmd.Name, Description: cmd.Description})
+		return nil
+	})
+	if err != nil {
+		return GroupResult{}, err
+	}
+	return GroupResult{Group: out, Sequence: seq}, nil
+}
+
+// UpdateGroup replaces a group's name and description.
+type UpdateGroup struct {
+	Meta
+	ID string
+	GroupInput
+}
+
+// UpdateGroupHandler handles UpdateGroup.
+type UpdateGroupHandler struct{ base }
+
+// Handle records the differences; a renamed group's old name is released.
+func (h UpdateGroupHandler) Handle(ctx context.Context, cmd UpdateGroup) (GroupResult, error) {
+	tenant := cmd.Caller.Tenant
+	if err := h.authorize(cmd.Caller, authz.GroupsUpdate, authz.TenantScope(tenant)); err != nil {
+		return GroupResult{}, err
+	}
+	if err := cmd.validate(); err != nil {
+		return GroupResult{}, err
+	}
+	var out *Group
+	var unchanged uint64
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.ID}, func(c *change) error {
+		g, k, seq, err := h.group(ctx, tenant, cmd.ID)
+		if err != nil {
+			return err
+		}
+		if !g.exists {
+			return notFound("group", cmd.ID)
+		}
+		var e events.GroupUpdated
+		if cmd.Name != g.name {
+			if err := h.claim(ctx, c, tenant, "group_name", cmd.Name, g.id); err != nil {
+				return err
+			}
+			if err := h.release(ctx, c, tenant, "group_name", g.name, g.id); err != nil {
+				return err
+			}
+			e.Name = &cmd.Name
+		}
+		if cmd.Description != g.description {
+			e.Description = &cmd.Description
+		}
+		out, unchanged = g, seq
+		if e == (events.GroupUpdated{}) {
+			return nil
+		}
+		c.record(k, g, seq, e)
+		return nil
+	})
+	if err != nil {
+		return GroupResult{}, err
+	}
+	if seq == 0 {
+		seq = unchanged
+	}
+	return GroupResult{Group: out, Sequence: seq}, nil
+}
+
+// DeleteGroup removes a group with its memberships and bindings.
+type DeleteGroup struct {
+	Meta
+	ID string
+}
+
+// DeleteGroupHandler handles DeleteGroup.
+type DeleteGroupHandler struct{ base }
+
+// Handle records the deletion and releases the name.
+func (h DeleteGroupHandler) Handle(ctx context.Context, cmd DeleteGroup) (uint64, error) {
+	tenant := cmd.Caller.Tenant
+	if err := h.authorize(cmd.Caller, authz.GroupsDelete, authz.TenantScope(tenant)); err != nil {
+		return 0, err
+	}
+	return h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.ID}, func(c *change) error {
+		g, k, seq, err := h.group(ctx, tenant, cmd.ID)
+		if err != nil {
+			return err
+		}
+		if !g.exists {
+			return notFound("group", cmd.ID)
+		}
+		c.record(k, g, seq, events.GroupDeleted{})
+		return h.release(ctx, c, tenant, "group_name", g.name, g.id)
+	})
+}
+
+// SetGroupMember adds a user (with access to the tenant) or a service
+// account of the tenant to a group, or changes its membership.
+type SetGroupMember struct {
+	Meta
+	GroupID    string
+	MemberKind string // events.SubjectUser or events.SubjectServiceAccount
+	MemberID   string
+	// Membership is events.MembershipMember (default) or MembershipOwner.
+	Membership string
+}
+
+// SetGroupMemberHandler handles SetGroupMember.
+type SetGroupMemberHandler struct{ base }
+
+// Handle checks the caller may manage the group's members (the
+// iam.groupMembers.update right, or ownership of the group) and holds what
+// the group's bindings grant (scope-down: a new member gains it), then
+// records the membership. Setting what is already set records nothing.
+func (h SetGroupMemberHandler) Handle(ctx context.Context, cmd SetGroupMember) (GroupResult, error) {
+	tenant := cmd.Caller.Tenant
+	if cmd.Membership == "" {
+		cmd.Membership = events.MembershipMember
+	}
+	if cmd.Membership != events.MembershipMember && cmd.Membership != events.MembershipOwner {
+		return GroupResult{}, invalid("membership", "must be %s or %s", events.MembershipMember, events.MembershipOwner)
+	}
+	if err := h.principalIn(ctx, tenant, cmd.MemberKind, cmd.MemberID, "member"); err != nil {
+		return GroupResult{}, err
+	}
+	var out *Group
+	var unchanged uint64
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.GroupID}, func(c *change) error {
+		g, k, seq, err := h.group(ctx, tenant, cmd.GroupID)
+		if err != nil {
+			return err
+		}
+		if err := h.mayManageMembers(cmd.Caller, g); err != nil {
+			return err
+		}
+		out, unchanged = g, seq
+		if g.members[cmd.MemberID] == cmd.Membership {
+			return nil
+		}
+		if _, in := g.members[cmd.MemberID]; !in && len(g.members) >= MaxGroupMembers {
+			return ruleError(ErrLimit, "", "group %q already has %d members", g.name, MaxGroupMembers)
+		}
+		c.record(k, g, seq, events.GroupMemberSet{MemberKind: cmd.MemberKind, MemberID: cmd.MemberID, Membership: cmd.Membership})
+		return nil
+	})
+	if err != nil {
+		return GroupResult{}, err
+	}
+	if seq == 0 {
+		seq = unchanged
+	}
+	return GroupResult{Group: out, Sequence: seq}, nil
+}
+
+// RemoveGroupMember takes a member out of a group.
+type RemoveGroupMember struct {
+	Meta
+	GroupID  string
+	MemberID string
+}
+
+// RemoveGroupMemberHandler handles RemoveGroupMember.
+type RemoveGroupMemberHandler struct{ base }
+
+// Handle records the removal; a principal that is no member is ErrNotFound.
+func (h RemoveGroupMemberHandler) Handle(ctx context.Context, cmd RemoveGroupMember) (uint64, error) {
+	tenant := cmd.Caller.Tenant
+	return h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.GroupID}, func(c *change) error {
+		g, k, seq, err := h.group(ctx, tenant, cmd.GroupID)
+		if err != nil {
+			return err
+		}
+		if err := h.mayManageMembers(cmd.Caller, g); err != nil {
+			return err
+		}
+		if _, ok := g.members[cmd.MemberID]; !ok {
+			return notFound("member", cmd.MemberID)
+		}
+		c.record(k, g, seq, events.GroupMemberRemoved{MemberID: cmd.MemberID})
+		return nil
+	})
+}
+
+// mayManageMembers allows holders of iam.groupMembers.update and the
+// group's owners; both must hold what the group's bindings grant. A group
+// the caller may not see is ErrNotFound.
+func (b base) mayManageMembers(caller auth.Principal, g *Group) error {
+	tenant := caller.Tenant
+	if !g.exists {
+		return notFound("group", g.id)
+	}
+	if g.members[caller.ID] != events.MembershipOwner {
+		if err := b.authorize(caller, authz.GroupMembersUpdate, authz.TenantScope(tenant)); err != nil {
+			return err
+		}
+	}
+	if b.authz == nil {
+		return nil
+	}
+	for _, bound := range b.authz.Bound(g.id) {
+		what := fmt.Sprintf("change the members of group %q, which holds role %q", g.name, bound.Role)
+		if err := b.scopeDown(caller, bound.Rules, bound.Scope, "", what); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// principalIn checks that a user (with access to tenant) or a service
+// account of tenant exists; errors name field+"_id" or field+"_kind".
+func (b base) principalIn(ctx context.Context, tenant, kind, id, field string) error {
+	switch kind {
+	case events.SubjectUser:
+		u, _, err := b.existingUser(ctx, id)
+		if errors.Is(err, ErrNotFound) || err == nil && !slices.Contains(u.tenants, tenant) {
+			return invalid(field+"_id", "no user %q with access to tenant %q", id, tenant)
+		}
+		return err
+	case events.SubjectServiceAccount:
+		sa, _, _, err := b.serviceAccount(ctx, tenant, id)
+		if err != nil {
+			return err
+		}
+		if !sa.exists {
+			return invalid(field+"_id", "no service account %q in tenant %q", id, tenant)
+		}
+		return nil
+	}
+	return invalid(field+"_kind", "must be %s or %s", events.SubjectUser, events.SubjectServiceAccount)
+}
