@@ -3,9 +3,13 @@ package query
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
@@ -38,6 +42,13 @@ func listFixture(t *testing.T) *Queries {
 	testenv.Must(t, err, "fill")
 	_, err = db.Exec(`ANALYZE service_accounts`)
 	testenv.Must(t, err, "analyze")
+	return adminQueries(t, db)
+}
+
+// adminQueries returns queries over db whose authorizer knows admin() as
+// acme's tenant administrator.
+func adminQueries(t *testing.T, db *sqlx.DB) *Queries {
+	t.Helper()
 	m := authz.NewModel()
 	m.PutPrincipal(authz.Principal{ID: admin().ID, Kind: authz.KindUser})
 	m.GrantTenant(admin().ID, "acme")
@@ -163,5 +174,59 @@ func TestListServiceAccountsFilteredPages(t *testing.T) {
 				t.Fatalf("pages held %d accounts, want %d", seen, want)
 			}
 		})
+	}
+}
+
+// Credentials list by status at the query's clock, and a service account
+// counts the active ones.
+func TestCredentialsByStatus(t *testing.T) {
+	db := testenv.DB(t)
+	iam := projections.IAM{}
+	_, err := db.Exec(iam.Schema())
+	testenv.Must(t, err, "schema")
+	sa := strings.Repeat("1", 26)
+	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
+		VALUES ('acme', $1, 'khc-' || $1, 'sa', '', 'tenant', 'acme', '', '{}', 'active', '01admin', now(), now())`, sa)
+	testenv.Must(t, err, "account")
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, expires := range []time.Time{now.Add(-time.Hour), now.Add(time.Hour), now, now.Add(48 * time.Hour)} {
+		_, err = db.Exec(`INSERT INTO credentials (tenant, service_account_id, id, created_by, created_at, expires_at) VALUES ('acme', $1, $2, '01admin', $3, $4)`,
+			sa, fmt.Sprintf("c%d", i), now.Add(-72*time.Hour), expires)
+		testenv.Must(t, err, "credential")
+	}
+	q := adminQueries(t, db)
+	q.now = func() time.Time { return now }
+	ctx := context.Background()
+	for _, tc := range []struct {
+		status string
+		want   []string
+	}{
+		{"", []string{"c0", "c1", "c2", "c3"}},
+		{CredentialActive, []string{"c1", "c3"}},
+		// Expiry is exclusive: a credential expiring now has expired.
+		{CredentialExpired, []string{"c0", "c2"}},
+	} {
+		t.Run("status "+tc.status, func(t *testing.T) {
+			items, next, err := q.ListCredentials(ctx, admin(), sa, CredentialFilter{Status: tc.status}, Page{})
+			testenv.Must(t, err, "list")
+			var got []string
+			for _, c := range items {
+				got = append(got, c.ID)
+				if c.CreatedBy != "01admin" {
+					t.Errorf("createdBy %q", c.CreatedBy)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") || next != "" {
+				t.Fatalf("got %v (next %q), want %v", got, next, tc.want)
+			}
+		})
+	}
+	if _, _, err := q.ListCredentials(ctx, admin(), sa, CredentialFilter{Status: "disabled"}, Page{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown status: %v", err)
+	}
+	got, err := q.ServiceAccount(ctx, admin(), sa)
+	testenv.Must(t, err, "get")
+	if got.ActiveCredentials != 2 || got.CreatedBy != "01admin" {
+		t.Errorf("account %+v: want 2 active credentials, created by 01admin", got)
 	}
 }

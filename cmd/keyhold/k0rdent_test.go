@@ -434,7 +434,8 @@ func TestCredentials(t *testing.T) {
 			if got := keysOf(it); !slices.Equal(got, credFields) {
 				t.Errorf("list item fields %v, want %v", got, credFields)
 			}
-			if it["id"] != creds[i].ID || it["expiresAt"] != creds[i].ExpiresAt || it["createdAt"] != creds[i].CreatedAt {
+			if it["id"] != creds[i].ID || it["expiresAt"] != creds[i].ExpiresAt || it["createdAt"] != creds[i].CreatedAt ||
+				it["createdBy"] != a.userID || it["uid"] != creds[i].UID || it["selfLink"] != creds[i].SelfLink {
 				t.Errorf("item %d = %v, created %+v", i, it, creds[i])
 			}
 		}
@@ -473,6 +474,13 @@ func TestCredentials(t *testing.T) {
 		h.do(t, http.MethodGet, saBase+"/"+s.ID, a.token, nil).decode(t, &got)
 		if got.ActiveCredentialCount != len(creds) {
 			t.Errorf("activeCredentialCount %d, want %d", got.ActiveCredentialCount, len(creds))
+		}
+		// A PATCH answers from the write side; it counts them too.
+		r = h.do(t, http.MethodPatch, saBase+"/"+s.ID, a.token, map[string]any{"description": "counted"})
+		expectStatus(t, r, http.StatusOK, "patch")
+		r.decode(t, &got)
+		if got.ActiveCredentialCount != len(creds) {
+			t.Errorf("PATCH activeCredentialCount %d, want %d", got.ActiveCredentialCount, len(creds))
 		}
 	})
 
