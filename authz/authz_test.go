@@ -332,3 +332,42 @@ func BenchmarkCan(b *testing.B) {
 		m.Can("u", req)
 	}
 }
+
+// A tenant's default roles hold for every user with access to it, and
+// for no one else; changing the flag takes effect at once.
+func TestDefaultRoles(t *testing.T) {
+	m := authz.NewModel()
+	acme := authz.TenantScope("acme")
+	m.PutPrincipal(authz.Principal{ID: "member", Kind: authz.KindUser})
+	m.PutPrincipal(authz.Principal{ID: "outsider", Kind: authz.KindUser})
+	m.PutPrincipal(authz.Principal{ID: "sa", Kind: authz.KindServiceAccount, Tenant: "acme"})
+	m.GrantTenant("member", "acme")
+	role := authz.Role{ID: "acme/readers", Tenant: "acme", Name: "readers", Default: true, Rules: []authz.Rule{allow([]string{"kestra.flows.read"})}}
+	if err := m.PutRole(role); err != nil {
+		t.Fatal(err)
+	}
+	req := authz.Request{Action: "kestra.flows.read", Scope: authz.Scope{Tenant: "acme", Node: "company"}}
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{{"member", true}, {"outsider", false}, {"sa", false}} {
+		if d := m.Can(tt.id, req); d.Allowed != tt.want {
+			t.Errorf("%s: %+v, want allowed=%v", tt.id, d, tt.want)
+		}
+	}
+	role.Default = false
+	if err := m.PutRole(role); err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Can("member", req); d.Allowed {
+		t.Fatalf("no longer default, still allowed: %s", d.Reason)
+	}
+	role.Default = true
+	if err := m.PutRole(role); err != nil {
+		t.Fatal(err)
+	}
+	m.RevokeTenant("member", "acme")
+	if d := m.Can("member", authz.Request{Action: "kestra.flows.read", Scope: acme}); d.Allowed {
+		t.Fatalf("after leaving the tenant: %s", d.Reason)
+	}
+}

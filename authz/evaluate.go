@@ -74,6 +74,7 @@ type Model struct {
 	groupsOf   map[string]map[string]struct{}   // principal -> groups
 	principals map[string]Principal
 	access     map[string]map[string]struct{} // user -> tenants
+	defaults   map[string]map[string]struct{} // tenant -> default role ids
 
 	cacheMu sync.Mutex
 	cache   map[string]*effective
@@ -90,6 +91,7 @@ func NewModel() *Model {
 		groupsOf:   map[string]map[string]struct{}{},
 		principals: map[string]Principal{},
 		access:     map[string]map[string]struct{}{},
+		defaults:   map[string]map[string]struct{}{},
 		cache:      map[string]*effective{},
 	}
 }
@@ -112,6 +114,13 @@ func remove(m map[string]map[string]struct{}, k, v string) {
 	}
 }
 
+// forgetAll drops every cached grant. Callers hold mu.
+func (m *Model) forgetAll() {
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	clear(m.cache)
+}
+
 // forget drops the cached grants of subject, or of every member when
 // subject is a group. Callers hold mu.
 func (m *Model) forget(subject string) {
@@ -131,9 +140,20 @@ func (m *Model) PutRole(r Role) error {
 	r.Rules = cloneRules(r.Rules)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	old, had := m.roles[r.ID]
 	m.roles[r.ID] = r
 	for id := range m.byRole[r.ID] {
 		m.forget(m.bindings[id].Subject)
+	}
+	if had && old.Default {
+		remove(m.defaults, old.Tenant, old.ID)
+	}
+	if r.Default {
+		add(m.defaults, r.Tenant, r.ID)
+	}
+	if (had && old.Default) || r.Default {
+		// Every member of the tenant holds a default role.
+		m.forgetAll()
 	}
 	return nil
 }
@@ -144,6 +164,10 @@ func (m *Model) DeleteRole(id string) {
 	defer m.mu.Unlock()
 	for bid := range m.byRole[id] {
 		m.unbind(bid)
+	}
+	if r, ok := m.roles[id]; ok && r.Default {
+		remove(m.defaults, r.Tenant, id)
+		m.forgetAll()
 	}
 	delete(m.roles, id)
 }
@@ -391,6 +415,16 @@ func (m *Model) effectiveOf(id string) *effective {
 	collect(id, "")
 	for g := range m.groupsOf[id] {
 		collect(g, g)
+	}
+	// A tenant's default roles hold for every user with access to it,
+	// across the whole tenant.
+	for t := range m.access[id] {
+		for rid := range m.defaults[t] {
+			r := m.roles[rid]
+			for _, rule := range r.Rules {
+				e.add(grant{rule: rule, scope: TenantScope(t), role: r.ID, reason: fmt.Sprintf("default role %q of tenant %s (%s)", r.Name, t, rule)})
+			}
+		}
 	}
 	m.cacheMu.Lock()
 	m.cache[id] = e

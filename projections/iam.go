@@ -16,7 +16,8 @@ var iamSchema string
 //go:embed iam_indexes.sql
 var iamIndexes string
 
-// IAM projects tenants, users, service accounts and credential metadata.
+// IAM projects tenants, users, service accounts, credential metadata,
+// roles, bindings, groups and their members.
 // It is stateless between batches and safe to use from one runner.
 type IAM struct{}
 
@@ -25,20 +26,22 @@ func (IAM) Name() string { return "iam" }
 
 // Version implements Projector. Bump it when iam.sql, iam_indexes.sql or
 // Apply changes (2: an index per service-account list filter; 3: users'
-// names, status and superadmin flag; 4: service accounts' node kind and
-// creator, credentials' creator); the next start rebuilds the tables from
-// the log, which fills new columns for old events too.
-func (IAM) Version() int { return 4 }
+// names, status and superadmin flag; 4: roles, bindings and groups; 5:
+// service accounts' node kind and creator, credentials' creator); the next
+// start rebuilds the tables from the log, which fills new columns for old
+// events too.
+func (IAM) Version() int { return 5 }
 
 // Schema implements Projector.
-func (IAM) Schema() string { return iamSchema }
+func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema }
 
 // Indexes implements Indexer.
 func (IAM) Indexes() string { return iamIndexes }
 
 // Tables implements Projector.
 func (IAM) Tables() []string {
-	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials"}
+	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials",
+		"roles", "bindings", "groups", "group_members"}
 }
 
 type saKey struct{ tenant, id string }
@@ -125,6 +128,8 @@ func (IAM) Plan(batch []events.Envelope) (Plan, error) {
 }
 
 func (b *iamBatch) apply(env events.Envelope, e events.Event) {
+	// They touch tables of their own only: order among them is all that counts.
+	b.stmts = append(b.stmts, rbacStatements(env, e)...)
 	switch e := e.(type) {
 	case events.TenantCreated:
 		b.exec(`INSERT INTO tenants (id, name, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, created_at, updated_at)

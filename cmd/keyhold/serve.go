@@ -29,7 +29,7 @@ import (
 )
 
 // readSide names the projections a write waits for before answering.
-var readSide = []string{"iam", "rbac", "directory"}
+var readSide = []string{"iam", "directory"}
 
 func newServe(cfg *config) *cobra.Command {
 	return cfg.use(&cobra.Command{
