@@ -216,6 +216,8 @@ type ServiceAccount struct {
 	status      string
 	createdAt   time.Time
 	updatedAt   time.Time
+	// createdBy is the id of the principal whose command created it.
+	createdBy   string
 	credentials []Credential
 	// deletedCredentials are the ids of deleted credentials, never reused.
 	deletedCredentials []string
@@ -264,6 +266,12 @@ func (s *ServiceAccount) CreatedAt() time.Time { return s.createdAt }
 // UpdatedAt returns the time of the last change.
 func (s *ServiceAccount) UpdatedAt() time.Time { return s.updatedAt }
 
+// CreatedBy returns the id of the principal that created the account.
+func (s *ServiceAccount) CreatedBy() string { return s.createdBy }
+
+// ActiveCredentials counts the credentials not yet expired at now.
+func (s *ServiceAccount) ActiveCredentials(now time.Time) int { return s.activeCredentials(now) }
+
 // activeCredentials counts credentials not yet expired at now.
 func (s *ServiceAccount) activeCredentials(now time.Time) int {
 	n := 0
@@ -299,6 +307,7 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 		s.clientID, s.displayName, s.description = e.ClientID, e.DisplayName, e.Description
 		s.scope, s.roles, s.status = e.Scope, slices.Clone(e.Roles), e.Status
 		s.createdAt, s.updatedAt = env.Time, env.Time
+		s.createdBy = env.Actor.ID
 	case events.ServiceAccountUpdated:
 		if e.DisplayName != nil {
 			s.displayName = *e.DisplayName

@@ -69,7 +69,7 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	if err := h.Authorize(cmd); err != nil {
 		return ServiceAccountResult{}, err
 	}
-	if err := validText("display_name", cmd.DisplayName, nameText); err != nil {
+	if err := validText("display_name", cmd.DisplayName, saNameText); err != nil {
 		return ServiceAccountResult{}, err
 	}
 	if err := validText("description", cmd.Description, descriptionText); err != nil {
@@ -191,7 +191,7 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 		return ServiceAccountResult{}, invalid("", "nothing to update: give at least one of displayName, description, roles, status")
 	}
 	if cmd.DisplayName != nil {
-		if err := validText("display_name", *cmd.DisplayName, nameText); err != nil {
+		if err := validText("display_name", *cmd.DisplayName, saNameText); err != nil {
 			return ServiceAccountResult{}, err
 		}
 	}

@@ -9,6 +9,33 @@ type Scope struct {
 	// Target names the node at that level: empty for instance, the tenant id
 	// for tenant, the namespace for namespace.
 	Target string `json:"target,omitempty"`
+	// Kind says what a namespace node is where the hierarchy types its
+	// nodes (k0rdent: a folder or a project); empty for other levels, and
+	// in events recorded before nodes had kinds (see NodeKind). It does not
+	// change what the scope covers: a node covers the nodes below it.
+	Kind string `json:"kind,omitempty"`
+}
+
+// Kinds of namespace node.
+const (
+	NodeFolder  = "folder"
+	NodeProject = "project"
+)
+
+// NodeKinds are the kinds a namespace node can have. Read only.
+var NodeKinds = []string{NodeFolder, NodeProject}
+
+// NodeKind returns the kind of a namespace scope's node: Kind, or
+// NodeFolder where none was recorded (a namespace holds others as a folder
+// does). It is empty for other levels.
+func (s Scope) NodeKind() string {
+	switch {
+	case s.Level != ScopeNamespace:
+		return ""
+	case s.Kind == "":
+		return NodeFolder
+	}
+	return s.Kind
 }
 
 // Scope levels.

@@ -116,8 +116,17 @@ func Degraded(reason string) error { return degraded(reason) }
 // Methods matcher: gorilla/mux subrouters report a wrong method as 404.
 type Methods map[string]http.HandlerFunc
 
-// ServeHTTP implements http.Handler.
-func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP implements http.Handler, answering a wrong method with a
+// problem response.
+func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.serve(w, r, WriteProblem) }
+
+// With returns m as a handler that answers a wrong method (405, with Allow)
+// in a dialect's own error shape.
+func (m Methods) With(onErr ErrorWriter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, onErr) })
+}
+
+func (m Methods) serve(w http.ResponseWriter, r *http.Request, onErr ErrorWriter) {
 	if h, ok := m[r.Method]; ok {
 		h(w, r)
 		return
@@ -128,5 +137,5 @@ func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(allowed)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	WriteProblem(w, r, http.StatusMethodNotAllowed, "", "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
+	onErr(w, r, http.StatusMethodNotAllowed, "", "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
 }

@@ -27,9 +27,10 @@ func (IAM) Name() string { return "iam" }
 // Version implements Projector. Bump it when iam.sql, iam_indexes.sql or
 // Apply changes (2: an index per service-account list filter; 3: users'
 // names, status and superadmin flag; 4: roles, bindings, groups, API
-// token metadata and instance settings);
-// the next start rebuilds the tables from the log.
-func (IAM) Version() int { return 4 }
+// token metadata and instance settings; 5: service accounts' node kind and
+// creator, credentials' creator); the next start rebuilds the tables from
+// the log, which fills new columns for old events too.
+func (IAM) Version() int { return 5 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema }
@@ -47,15 +48,16 @@ type saKey struct{ tenant, id string }
 
 type saRow struct {
 	tenant, id, clientID, displayName, description string
-	scopeLevel, scopeTarget                        string
+	scopeLevel, scopeTarget, scopeKind             string
 	roles                                          []string
-	status                                         string
+	status, createdBy                              string
 	createdAt, updatedAt                           time.Time
 }
 
 type credKey struct{ tenant, sa, id string }
 
 type credRow struct {
+	createdBy            string
 	createdAt, expiresAt time.Time
 }
 
@@ -185,7 +187,8 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 		k := saKey{env.Tenant, env.Subject}
 		at := stamp(env.Time)
 		b.sas[k] = &saRow{tenant: env.Tenant, id: env.Subject, clientID: e.ClientID, displayName: e.DisplayName, description: e.Description,
-			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, roles: e.Roles, status: e.Status, createdAt: at, updatedAt: at}
+			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, scopeKind: e.Scope.NodeKind(), roles: e.Roles, status: e.Status,
+			createdBy: env.Actor.ID, createdAt: at, updatedAt: at}
 		b.saOrder = append(b.saOrder, k)
 	case events.ServiceAccountUpdated:
 		if row, ok := b.sas[saKey{env.Tenant, env.Subject}]; ok {
@@ -226,7 +229,7 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 		b.exec(`DELETE FROM service_accounts WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject)
 	case events.CredentialCreated:
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
-		b.creds[k] = &credRow{createdAt: stamp(env.Time), expiresAt: stamp(e.ExpiresAt)}
+		b.creds[k] = &credRow{createdBy: env.Actor.ID, createdAt: stamp(env.Time), expiresAt: stamp(e.ExpiresAt)}
 		b.credOrder = append(b.credOrder, k)
 	case events.CredentialDeleted:
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
@@ -247,7 +250,7 @@ func (b *iamBatch) plan() (Plan, error) {
 		}
 	}
 	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
-		"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
+		"scope_level", "scope_target", "scope_kind", "roles", "status", "created_by", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
 		r := sas[i]
 		e.str(r.tenant)
 		e.str(r.id)
@@ -256,8 +259,10 @@ func (b *iamBatch) plan() (Plan, error) {
 		e.str(r.description)
 		e.str(r.scopeLevel)
 		e.str(r.scopeTarget)
+		e.str(r.scopeKind)
 		e.strs(r.roles)
 		e.str(r.status)
+		e.str(r.createdBy)
 		e.time(r.createdAt)
 		e.time(r.updatedAt)
 	})
@@ -270,12 +275,13 @@ func (b *iamBatch) plan() (Plan, error) {
 			creds = append(creds, k)
 		}
 	}
-	cr, err := encodeRows("credentials", []string{"tenant", "service_account_id", "id", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
+	cr, err := encodeRows("credentials", []string{"tenant", "service_account_id", "id", "created_by", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
 		k := creds[i]
 		r := b.creds[k]
 		e.str(k.tenant)
 		e.str(k.sa)
 		e.str(k.id)
+		e.str(r.createdBy)
 		e.time(r.createdAt)
 		e.time(r.expiresAt)
 	})

@@ -46,8 +46,12 @@ CREATE TABLE service_accounts (
     description  text NOT NULL,
     scope_level  text NOT NULL,
     scope_target text NOT NULL,
+    -- The namespace node's kind (folder or project); '' for level tenant.
+    scope_kind   text NOT NULL,
     roles        text[] NOT NULL,
     status       text NOT NULL,
+    -- The actor of the creating event.
+    created_by   text NOT NULL,
     created_at   timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL,
     PRIMARY KEY (tenant, id)
@@ -58,6 +62,7 @@ CREATE TABLE credentials (
     tenant             text NOT NULL,
     service_account_id text NOT NULL,
     id                 text NOT NULL,
+    created_by         text NOT NULL,
     created_at         timestamptz NOT NULL,
     expires_at         timestamptz NOT NULL,
     PRIMARY KEY (tenant, service_account_id, id)

@@ -16,7 +16,7 @@ func TestAuditTrail(t *testing.T) {
 	h := startServer(t, nil)
 	a := h.bootstrap(t, "acme")
 	o := h.bootstrap(t, "other")
-	h.createSA(t, o.token, tenantSA("elsewhere"))
+	h.createSA(t, o.token, orgSA("other", "elsewhere"))
 
 	r := h.do(t, http.MethodPost, saBase, a.token, tenantSA("s1", "viewer"))
 	expectStatus(t, r, http.StatusCreated, "create s1")
