@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,7 +61,12 @@ type Kit struct {
 	await       []string
 	waitTimeout time.Duration
 	idem        *Idempotency
+	proxies     Proxies
 }
+
+// TrustProxies sets the reverse proxies whose X-Forwarded-For names the
+// client address failed sign-ins are throttled by. Call it before serving.
+func (k *Kit) TrustProxies(p Proxies) { k.proxies = p }
 
 // NewKit returns a kit. await names the projections a write must reach
 // before its response is sent, for at most waitTimeout. idem may be nil.
@@ -101,7 +105,7 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 					onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Basic with a username or email and a password")
 					return
 				}
-				p, err = pa.AuthenticatePassword(r.Context(), login, password, r.Header.Get(TenantHeader), clientAddr(r))
+				p, err = pa.AuthenticatePassword(r.Context(), login, password, r.Header.Get(TenantHeader), k.proxies.ClientAddr(r))
 				if te := (*ThrottledError)(nil); errors.As(err, &te) {
 					w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Round(time.Second)/time.Second)+1))
 					onErr(w, r, http.StatusTooManyRequests, "", "too many failed sign-in attempts; retry later")
@@ -164,13 +168,4 @@ func (k *Kit) AwaitRead(ctx context.Context, w http.ResponseWriter, seq uint64) 
 	if err := k.waiter.Wait(ctx, seq, k.await...); err != nil {
 		w.Header().Set(ReadBehindHeader, "true")
 	}
-}
-
-// clientAddr is the client's IP address, without the port.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

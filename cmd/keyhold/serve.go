@@ -186,6 +186,11 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := khttp.ParseProxies(e.cfg.trustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	kit.TrustProxies(proxies)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &server{env: e, runner: runner, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
@@ -197,7 +202,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	k0rdent.Register(router, kit, cmds, q, e.log)
 	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer()))
 	decision.Register(router, kit, query.NewDecisions(dir))
-	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg))
+	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg), oauth2.WithProxies(proxies))
 	if err != nil {
 		return nil, err
 	}
