@@ -97,11 +97,25 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 			scheme, token, ok := strings.Cut(h, " ")
 			var p auth.Principal
 			var err error
-			switch pa, basic := k.auth.(PasswordAuthenticator); {
+			pa, basic := k.auth.(PasswordAuthenticator)
+			// challenge is what a 401 asks for: the scheme the caller tried,
+			// or every scheme this kit accepts (RFC 9110 11.6.1).
+			challenge := func(bearerParams string) {
+				switch {
+				case basic && strings.EqualFold(scheme, "Basic"):
+					w.Header().Set("WWW-Authenticate", basicChallenge)
+				case basic && !strings.EqualFold(scheme, "Bearer"):
+					w.Header().Set("WWW-Authenticate", bearerChallenge)
+					w.Header().Add("WWW-Authenticate", basicChallenge)
+				default:
+					w.Header().Set("WWW-Authenticate", bearerChallenge+bearerParams)
+				}
+			}
+			switch {
 			case ok && basic && strings.EqualFold(scheme, "Basic"):
 				login, password, ok := r.BasicAuth()
 				if !ok || login == "" {
-					w.Header().Set("WWW-Authenticate", `Basic realm="keyhold", charset="UTF-8"`)
+					challenge("")
 					onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Basic with a username or email and a password")
 					return
 				}
@@ -112,7 +126,7 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 					return
 				}
 			case !ok || !strings.EqualFold(scheme, "Bearer") || token == "":
-				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
+				challenge("")
 				onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Bearer <token> with a personal API token or an OAuth2 access token, or Basic with a username and password")
 				return
 			default:
@@ -124,13 +138,13 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 				return
 			}
 			if errors.Is(err, ErrNoTenantAccess) {
-				// The token is valid: only the tenant it asks for is not its.
-				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
+				// The credentials are valid: only the tenant asked for is not the caller's.
+				challenge("")
 				onErr(w, r, http.StatusUnauthorized, TenantHeader, "the caller has no access to the tenant named in "+TenantHeader+" (service accounts act only in their own tenant); omit the header to act in the caller's own tenant")
 				return
 			}
 			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold", error="invalid_token"`)
+				challenge(`, error="invalid_token"`)
 				onErr(w, r, http.StatusUnauthorized, "", "the credentials are invalid, expired or revoked")
 				return
 			}
@@ -138,6 +152,12 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 		})
 	}
 }
+
+// The challenges of a 401.
+const (
+	bearerChallenge = `Bearer realm="keyhold"`
+	basicChallenge  = `Basic realm="keyhold", charset="UTF-8"`
+)
 
 // Principal authenticates a bearer token as Authenticated does, for
 // handlers that are asked about a token other than the caller's own.
