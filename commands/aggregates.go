@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -221,6 +222,11 @@ type ServiceAccount struct {
 	credentials []Credential
 	// deletedCredentials are the ids of deleted credentials, never reused.
 	deletedCredentials []string
+	// deletedBy is the id seed of the keyed request that deleted the
+	// account; credentialsDeletedBy maps a keyed request's seed to the
+	// credential it deleted. Retries of those requests succeed again.
+	deletedBy            string
+	credentialsDeletedBy map[string]string
 }
 
 // Service account statuses.
@@ -297,6 +303,7 @@ func (s *ServiceAccount) clone() state {
 	c.roles = slices.Clone(s.roles)
 	c.credentials = slices.Clone(s.credentials)
 	c.deletedCredentials = slices.Clone(s.deletedCredentials)
+	c.credentialsDeletedBy = maps.Clone(s.credentialsDeletedBy)
 	return &c
 }
 
@@ -323,11 +330,17 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 		}
 		s.updatedAt = env.Time
 	case events.ServiceAccountDeleted:
-		*s = ServiceAccount{id: s.id, tenant: s.tenant, deleted: true}
+		*s = ServiceAccount{id: s.id, tenant: s.tenant, deleted: true, deletedBy: e.RequestSeed}
 	case events.CredentialCreated:
 		s.credentials = append(s.credentials, Credential{id: e.CredentialID, verifier: e.Verifier, createdAt: env.Time, expiresAt: e.ExpiresAt})
 	case events.CredentialDeleted:
 		s.credentials = slices.DeleteFunc(s.credentials, func(c Credential) bool { return c.id == e.CredentialID })
 		s.deletedCredentials = append(s.deletedCredentials, e.CredentialID)
+		if e.RequestSeed != "" {
+			if s.credentialsDeletedBy == nil {
+				s.credentialsDeletedBy = map[string]string{}
+			}
+			s.credentialsDeletedBy[e.RequestSeed] = e.CredentialID
+		}
 	}
 }

@@ -504,3 +504,41 @@ func TestSeededCreatesHappenOnce(t *testing.T) {
 		t.Fatalf("create retried after the deletion: err = %v, want ErrAlreadyExists", err)
 	}
 }
+
+// A keyed delete whose first attempt reached the log (and whose answer
+// may have been lost with its process) succeeds again when retried; any
+// other request for the gone account or credential is still not found.
+func TestSeededDeletesSucceedAgain(t *testing.T) {
+	ctx := context.Background()
+	_, a, b, meta := twoWriters(t)
+	sa, err := a.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "gone", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "create")
+	id := sa.ServiceAccount.ID()
+	cred, err := a.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: id})
+	testenv.Must(t, err, "credential")
+
+	keyed, other := meta, meta
+	keyed.IDSeed, other.IDSeed = events.NewID(), events.NewID()
+	del := commands.DeleteCredential{Meta: keyed, ServiceAccountID: id, CredentialID: cred.Credential.ID()}
+	first, err := a.DeleteCredential.Handle(ctx, del)
+	testenv.Must(t, err, "delete credential")
+	again, err := b.DeleteCredential.Handle(ctx, del)
+	if err != nil || again != first {
+		t.Fatalf("retried credential delete on another replica: seq %d (first %d), %v", again, first, err)
+	}
+	if _, err := a.DeleteCredential.Handle(ctx, commands.DeleteCredential{Meta: other, ServiceAccountID: id, CredentialID: cred.Credential.ID()}); !errors.Is(err, commands.ErrNotFound) {
+		t.Fatalf("another request deleting the credential: %v", err)
+	}
+
+	first, err = a.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: keyed, ID: id})
+	testenv.Must(t, err, "delete account")
+	again, err = b.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: keyed, ID: id})
+	if err != nil || again != first {
+		t.Fatalf("retried account delete: seq %d (first %d), %v", again, first, err)
+	}
+	for _, m := range []commands.Meta{other, meta} {
+		if _, err := a.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: m, ID: id}); !errors.Is(err, commands.ErrNotFound) {
+			t.Fatalf("another request deleting the account: %v", err)
+		}
+	}
+}

@@ -216,7 +216,12 @@ type ServiceAccountUpdated struct {
 func (ServiceAccountUpdated) EventType() string { return "iam.service_account.updated" }
 
 // ServiceAccountDeleted hard-deletes a service account and all its credentials.
-type ServiceAccountDeleted struct{}
+type ServiceAccountDeleted struct {
+	// RequestSeed is the id seed of the keyed request that deleted it
+	// (commands.Meta.IDSeed), so a retry of that request after a crash is
+	// told it succeeded instead of 404. Empty for unkeyed requests.
+	RequestSeed string `json:"request_seed,omitempty"`
+}
 
 // EventType implements Event.
 func (ServiceAccountDeleted) EventType() string { return "iam.service_account.deleted" }
@@ -235,6 +240,8 @@ func (CredentialCreated) EventType() string { return "iam.service_account.creden
 // CredentialDeleted removes a client secret at once.
 type CredentialDeleted struct {
 	CredentialID string `json:"credential_id"`
+	// RequestSeed is as in ServiceAccountDeleted.
+	RequestSeed string `json:"request_seed,omitempty"`
 }
 
 // EventType implements Event.
