@@ -373,6 +373,7 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 	} else {
 		out.ClientSecret = &res.Secret
 	}
+	khttp.SecretFields(r, "clientSecret")
 	khttp.WriteJSON(w, http.StatusCreated, out)
 }
 
