@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +46,12 @@ var (
 	// ErrInvalidAPIToken means a personal API token is malformed, unknown or
 	// expired, or its user is gone.
 	ErrInvalidAPIToken = errors.New("query: invalid API token")
+
+	// ErrPasswordBusy means as many password checks as the directory
+	// allows at once are running: argon2id takes 19 MiB and tens of
+	// milliseconds each, so unbounded parallel attempts would exhaust the
+	// process (and run ahead of the throttles). Callers answer "retry".
+	ErrPasswordBusy = errors.New("query: too many password checks at once")
 )
 
 // maxApplyFailures bounds the failures a Directory remembers.
@@ -148,7 +155,12 @@ type Directory struct {
 	failures []ApplyFailure
 	// uses, when set, learns of every successful API token check.
 	uses *TokenUses
+	// hashing holds a slot per argon2id check running.
+	hashing chan struct{}
 }
+
+// maxPasswordChecks bounds the argon2id checks running at once.
+var maxPasswordChecks = max(2, runtime.NumCPU())
 
 // TrackTokenUse makes the directory tell u of every personal API token
 // that authenticates. Call it before serving.
@@ -164,6 +176,7 @@ func NewDirectory() *Directory {
 		tokenIDs:  map[string]string{},
 		logins:    map[string]*dirUser{},
 		tenantIDs: map[string]struct{}{},
+		hashing:   make(chan struct{}, maxPasswordChecks),
 		model:     authz.NewModel(),
 	}
 	if _, err := rand.Read(d.macKey[:]); err != nil {
@@ -832,7 +845,11 @@ func (d *Directory) PasswordPrincipal(login, password string, now time.Time) (au
 	u := d.logins[login]
 	if u == nil || !u.active || u.verifier == "" {
 		d.mu.RUnlock()
+		if !d.hashSlot() {
+			return auth.Principal{}, ErrPasswordBusy
+		}
 		auth.PasswordMatches(password, dummyVerifier)
+		<-d.hashing
 		return auth.Principal{}, fmt.Errorf("%w: unknown, disabled or without password", ErrInvalidPassword)
 	}
 	mac := d.passwordMAC(u.id, password)
@@ -844,7 +861,12 @@ func (d *Directory) PasswordPrincipal(login, password string, now time.Time) (au
 	verifier := u.verifier
 	d.mu.RUnlock()
 
-	if !auth.PasswordMatches(password, verifier) {
+	if !d.hashSlot() {
+		return auth.Principal{}, ErrPasswordBusy
+	}
+	matches := auth.PasswordMatches(password, verifier)
+	<-d.hashing
+	if !matches {
 		return auth.Principal{}, fmt.Errorf("%w: wrong password", ErrInvalidPassword)
 	}
 	d.mu.Lock()
@@ -859,6 +881,16 @@ func (d *Directory) PasswordPrincipal(login, password string, now time.Time) (au
 	}
 	u.verified[mac] = now.Add(PasswordCacheTTL)
 	return u.principal(firstTenant(u)), nil
+}
+
+// hashSlot takes a slot for an argon2id check, or reports that none is free.
+func (d *Directory) hashSlot() bool {
+	select {
+	case d.hashing <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 func firstTenant(u *dirUser) string {
