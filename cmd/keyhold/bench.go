@@ -99,6 +99,12 @@ Scenarios come in pairs, a baseline and the scenario measured against it
   basic_auth_http              the same request with HTTP Basic, username and password,
                                the password check cached after the first (target
                                ratio >= 0.7)
+  authz_check_floor            a handler on the server's router stack (request id,
+                               logging, metrics) that decodes the decision API's JSON
+                               body and answers a constant decision, C connections
+  authz_check_http             POST /v1/authz/check of the wired server with the same
+                               body: API token authentication, the subject's lookup
+                               and the decision (target ratio >= 0.8)
 A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
 round), so a change in the machine's background load hits both sides alike. Before
 each side of the rebuild pair the COPY table is emptied and Postgres is asked for a
@@ -220,6 +226,7 @@ var benchPairs = []benchPair{
 	{baseline: "list_no_match_query", measured: "list_service_accounts_no_match_http", target: 0.5, run: (*bench).listNoMatch},
 	{baseline: "audit_aggregate_query", measured: "audit_aggregate_http", target: 0.5, run: (*bench).auditAggregate},
 	{baseline: "bearer_auth_http", measured: "basic_auth_http", target: 0.7, run: (*bench).basicAuth},
+	{baseline: "authz_check_floor", measured: "authz_check_http", target: 0.8, run: (*bench).authzCheck},
 }
 
 // scenarioNames lists every scenario in output order.
@@ -247,8 +254,9 @@ type bench struct {
 	tenant  string
 	adminID string
 	token   string
-	// A service account credential for the token scenarios.
-	clientID, secret string
+	// A service account credential for the token scenarios, and the
+	// account's id, the subject of the authz check scenarios.
+	clientID, secret, clientSA string
 	// noCheckpoint is set once CHECKPOINT was refused.
 	noCheckpoint bool
 	// listAccounts is how many accounts the list scenarios read from, once
