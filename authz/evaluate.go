@@ -65,10 +65,13 @@ func (e *effective) add(g grant) {
 // dropped as soon as anything they depend on changes, so a decision never
 // reflects a state older than the last change applied.
 type Model struct {
-	mu         sync.RWMutex
-	roles      map[string]Role
-	bindings   map[string]Binding
-	bySubject  map[string]map[string]struct{}   // subject -> binding ids
+	mu       sync.RWMutex
+	roles    map[string]Role
+	bindings map[string]Binding
+	// bySubject lists a subject's binding ids. A list, not a set: most
+	// subjects hold one or two bindings, and a map each costs about 200
+	// bytes, for every service account.
+	bySubject  map[string][]string
 	byRole     map[string]map[string]struct{}   // role -> binding ids
 	members    map[string]map[string]Membership // group -> principal -> membership
 	groupsOf   map[string]map[string]struct{}   // principal -> groups
@@ -85,7 +88,7 @@ func NewModel() *Model {
 	return &Model{
 		roles:      map[string]Role{},
 		bindings:   map[string]Binding{},
-		bySubject:  map[string]map[string]struct{}{},
+		bySubject:  map[string][]string{},
 		byRole:     map[string]map[string]struct{}{},
 		members:    map[string]map[string]Membership{},
 		groupsOf:   map[string]map[string]struct{}{},
@@ -227,7 +230,7 @@ func (m *Model) Bound(subject string) []Bound {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []Bound
-	for bid := range m.bySubject[subject] {
+	for _, bid := range m.bySubject[subject] {
 		b := m.bindings[bid]
 		if r, ok := m.roles[b.Role]; ok {
 			out = append(out, Bound{Role: r.Name, Scope: b.Scope, Rules: cloneRules(r.Rules)})
@@ -253,7 +256,7 @@ func (m *Model) Bind(b Binding) error {
 		m.unbind(b.ID)
 	}
 	m.bindings[b.ID] = b
-	add(m.bySubject, b.Subject, b.ID)
+	m.bySubject[b.Subject] = append(m.bySubject[b.Subject], b.ID)
 	add(m.byRole, b.Role, b.ID)
 	m.forget(b.Subject)
 	return nil
@@ -272,7 +275,11 @@ func (m *Model) unbind(id string) {
 		return
 	}
 	delete(m.bindings, id)
-	remove(m.bySubject, b.Subject, id)
+	if l := slices.DeleteFunc(m.bySubject[b.Subject], func(s string) bool { return s == id }); len(l) > 0 {
+		m.bySubject[b.Subject] = l
+	} else {
+		delete(m.bySubject, b.Subject)
+	}
 	remove(m.byRole, b.Role, id)
 	m.forget(b.Subject)
 }
@@ -331,7 +338,8 @@ func (m *Model) PutPrincipal(p Principal) {
 func (m *Model) RemovePrincipal(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for bid := range m.bySubject[id] {
+	// unbind edits the list: go through a copy.
+	for _, bid := range slices.Clone(m.bySubject[id]) {
 		m.unbind(bid)
 	}
 	for g := range m.groupsOf[id] {
@@ -347,7 +355,8 @@ func (m *Model) RemovePrincipal(id string) {
 func (m *Model) RemoveGroup(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for bid := range m.bySubject[id] {
+	// unbind edits the list: go through a copy.
+	for _, bid := range slices.Clone(m.bySubject[id]) {
 		m.unbind(bid)
 	}
 	for p := range m.members[id] {
@@ -397,7 +406,7 @@ func (m *Model) effectiveOf(id string) *effective {
 	}
 	e = &effective{}
 	collect := func(subject, via string) {
-		for bid := range m.bySubject[subject] {
+		for _, bid := range m.bySubject[subject] {
 			b := m.bindings[bid]
 			r, ok := m.roles[b.Role]
 			if !ok {
