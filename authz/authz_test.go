@@ -249,6 +249,39 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// A deny wins wherever the index keeps it: an exact allow against a
+// wildcard deny of another role, whichever was bound first.
+func TestDenyFromAnotherListWins(t *testing.T) {
+	acme := authz.TenantScope("acme")
+	for _, order := range [][]string{{"allow", "deny"}, {"deny", "allow"}} {
+		t.Run(strings.Join(order, "_then_"), func(t *testing.T) {
+			m := authz.NewModel()
+			m.PutPrincipal(authz.Principal{ID: "sa", Kind: authz.KindServiceAccount, Tenant: "acme"})
+			roles := map[string][]authz.Rule{
+				"allow": {allow([]string{"iam.serviceAccounts.delete"})},
+				"deny":  {deny([]string{"*"}, "/locked/*"), deny([]string{"iam.*"}, "/frozen")},
+			}
+			for _, r := range order {
+				if err := m.PutRole(authz.Role{ID: r, Tenant: "acme", Name: r, Rules: roles[r]}); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Bind(authz.Binding{ID: r, Role: r, Subject: "sa", Scope: acme}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, tt := range []struct {
+				resource string
+				allowed  bool
+			}{{"/open", true}, {"/locked/x", false}, {"/frozen", false}} {
+				d := m.Can("sa", authz.Request{Action: "iam.serviceAccounts.delete", Resource: tt.resource, Scope: acme})
+				if d.Allowed != tt.allowed {
+					t.Errorf("%s: %+v, want allowed=%v", tt.resource, d, tt.allowed)
+				}
+			}
+		})
+	}
+}
+
 // A binding may arrive before its role (a log binds a role before the
 // event that seeds it): it grants nothing until the role is put.
 func TestBindingBeforeItsRole(t *testing.T) {

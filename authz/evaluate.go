@@ -22,7 +22,8 @@ type grant struct {
 
 // effective is a principal's grants indexed for decisions: a grant is
 // found by the exact action, or by the first segment of its wildcard
-// patterns, or (patterns starting with "*") always.
+// patterns, or (patterns starting with "*") always. Each list holds its
+// deny grants first (see denyFirst).
 type effective struct {
 	exact map[string][]int
 	head  map[string][]int
@@ -35,6 +36,29 @@ func appendOnce(l []int, i int) []int {
 		return append(l, i)
 	}
 	return l
+}
+
+// denyFirst puts each list's deny grants before its allows, each kind in
+// the order added, so that Can checks every deny that may apply and then
+// stops at the first allow that applies. Call it once all grants are in.
+func (e *effective) denyFirst() {
+	denyFirst := func(a, b int) int {
+		da, db := e.all[a].rule.Effect == Deny, e.all[b].rule.Effect == Deny
+		switch {
+		case da == db:
+			return 0
+		case da:
+			return -1
+		}
+		return 1
+	}
+	for _, l := range e.exact {
+		slices.SortStableFunc(l, denyFirst)
+	}
+	for _, l := range e.head {
+		slices.SortStableFunc(l, denyFirst)
+	}
+	slices.SortStableFunc(e.any, denyFirst)
 }
 
 func (e *effective) add(g grant) {
@@ -435,6 +459,7 @@ func (m *Model) effectiveOf(id string) *effective {
 			}
 		}
 	}
+	e.denyFirst()
 	m.cacheMu.Lock()
 	m.cache[id] = e
 	m.cacheMu.Unlock()
@@ -462,27 +487,30 @@ func (m *Model) Can(id string, req Request) Decision {
 		return Decision{Reason: fmt.Sprintf("resource %q is outside the principal's endpoint allowlist", req.Resource)}
 	}
 	e := m.effectiveOf(id)
-	allow := -1
 	h, _, _ := cut(req.Action, actionSep)
-	for _, l := range [...][]int{e.exact[req.Action], e.head[h], e.any} {
+	lists := [...][]int{e.exact[req.Action], e.head[h], e.any}
+	// Every deny that may apply first (each list starts with its denies),
+	// then the first allow: the rest need not be looked at.
+	for _, l := range lists {
 		for _, i := range l {
 			g := &e.all[i]
-			if !g.applies(req) {
-				continue
+			if g.rule.Effect != Deny {
+				break
 			}
-			if g.rule.Effect == Deny {
+			if g.applies(req) {
 				return Decision{Reason: "denied by " + g.reason}
-			}
-			if allow < 0 && limitedTo(req.Roles, g.role) {
-				allow = i
 			}
 		}
 	}
-	switch {
-	case p.Superadmin:
+	if p.Superadmin {
 		return Decision{Allowed: true, Reason: "superadmin"}
-	case allow >= 0:
-		return Decision{Allowed: true, Reason: "allowed by " + e.all[allow].reason}
+	}
+	for _, l := range lists {
+		for _, i := range l {
+			if g := &e.all[i]; g.rule.Effect != Deny && limitedTo(req.Roles, g.role) && g.applies(req) {
+				return Decision{Allowed: true, Reason: "allowed by " + g.reason}
+			}
+		}
 	}
 	return Decision{Reason: "no role grants " + req.Action + " at " + req.Scope.String()}
 }
