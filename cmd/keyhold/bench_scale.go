@@ -70,6 +70,11 @@ type scaleResult struct {
 	RSSMB        float64 `json:"rss_mb"`
 	RSSRestartMB float64 `json:"rss_after_restart_mb"`
 	HeapMB       float64 `json:"heap_mb"`
+	// RSSPeakMB is the process's peak RSS up to catching up (VmHWM):
+	// loading buffers events the read side has yet to apply.
+	RSSPeakMB float64 `json:"rss_peak_mb"`
+	// HeapRestartMB is the live heap after the restart.
+	HeapRestartMB float64 `json:"heap_after_restart_mb"`
 	// RSSPerAccount and HeapPerAccount are the growth per account loaded.
 	RSSPerAccount  float64 `json:"rss_bytes_per_account"`
 	HeapPerAccount float64 `json:"heap_bytes_per_account"`
@@ -111,6 +116,9 @@ func (b *bench) runScale(ctx context.Context, n int, enc *json.Encoder) error {
 		return err
 	}
 
+	if peak, err := procStatus("VmHWM"); err == nil {
+		res.RSSPeakMB = mb(peak)
+	}
 	rss1, heap1 := settledMemory()
 	res.RSSMB, res.HeapMB = mb(rss1), mb(heap1)
 	res.RSSPerAccount = perAccount(rss1, rss0, n)
@@ -130,8 +138,8 @@ func (b *bench) runScale(ctx context.Context, n int, enc *json.Encoder) error {
 		return fmt.Errorf("bench: restart: %w", err)
 	}
 	res.RestartToReadyS = round(took.Seconds(), 2)
-	rss2, _ := settledMemory()
-	res.RSSRestartMB = mb(rss2)
+	rss2, heap2 := settledMemory()
+	res.RSSRestartMB, res.HeapRestartMB = mb(rss2), mb(heap2)
 
 	list, check, err := b.scaleLatencies(ctx, n, last)
 	if err != nil {
@@ -147,11 +155,11 @@ func (b *bench) runScale(ctx context.Context, n int, enc *json.Encoder) error {
 		verdict = "MISSED"
 	}
 	fmt.Fprintf(b.stderr, `bench: scale: %d accounts loaded in %.1fs, read side caught up %.1fs later
-  RSS %.0f MB -> %.0f MB after catching up (%.0f B/account), %.0f MB after restart; live heap %.0f MB (%.0f B/account)
+  RSS %.0f MB -> %.0f MB after catching up (%.0f B/account, peak %.0f MB), %.0f MB after restart; live heap %.0f MB (%.0f B/account), %.0f MB after restart
   directory %.0f B/account (target <= %d: %s), JetStream and the rest %.0f B/account; a second directory replayed the log in %.1fs
   restart to ready %.1fs
   list first page p50 %.3f ms p99 %.3f ms; authz check p50 %.3f ms p99 %.3f ms (%d connections)
-`, n, res.LoadS, res.CatchUpS, res.RSSBeforeMB, res.RSSMB, res.RSSPerAccount, res.RSSRestartMB, res.HeapMB, res.HeapPerAccount,
+`, n, res.LoadS, res.CatchUpS, res.RSSBeforeMB, res.RSSMB, res.RSSPerAccount, res.RSSPeakMB, res.RSSRestartMB, res.HeapMB, res.HeapPerAccount, res.HeapRestartMB,
 		res.DirectoryPerAccount, directoryTargetBytes, verdict, res.JetStreamPerAccount, res.DirectoryReplayS,
 		res.RestartToReadyS, list.P50ms, list.P99ms, check.P50ms, check.P99ms, list.Concurrency)
 	return nil
@@ -369,32 +377,40 @@ func settledMemory() (rss, heap uint64) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	f, err := os.Open("/proc/self/status")
-	if err == nil {
-		defer f.Close()
-		rss, _ = residentSet(f)
-	}
+	rss, _ = procStatus("VmRSS")
 	return rss, ms.HeapAlloc
 }
 
-// residentSet reads VmRSS from a /proc/<pid>/status file, in bytes.
-func residentSet(r io.Reader) (uint64, error) {
+// procStatus returns a memory figure (VmRSS, VmHWM) of this process
+// from /proc/self/status, in bytes.
+func procStatus(field string) (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return statusField(f, field)
+}
+
+// statusField reads a field given in kB from a /proc/<pid>/status file,
+// in bytes.
+func statusField(r io.Reader, field string) (uint64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		v, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmRSS:"))
+		v, ok := bytes.CutPrefix(sc.Bytes(), []byte(field+":"))
 		if !ok {
 			continue
 		}
 		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(string(v)), " kB"), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmRSS %q: %w", v, err)
+			return 0, fmt.Errorf("%s %q: %w", field, v, err)
 		}
 		return kb << 10, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New("no VmRSS line")
+	return 0, fmt.Errorf("no %s line", field)
 }
 
 func mb(b uint64) float64 { return round(float64(b)/(1<<20), 1) }

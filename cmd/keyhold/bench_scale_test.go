@@ -5,22 +5,26 @@ import (
 	"testing"
 )
 
-func TestResidentSet(t *testing.T) {
+const linuxStatus = "Name:\tkeyhold\nVmPeak:\t  900 kB\nVmHWM:\t   234567 kB\nVmRSS:\t   123456 kB\nVmData:\t 5 kB\n"
+
+func TestStatusField(t *testing.T) {
 	tests := []struct {
 		name    string
 		status  string
+		field   string
 		want    uint64
 		wantErr bool
 	}{
-		{"linux status", "Name:\tkeyhold\nVmPeak:\t  900 kB\nVmRSS:\t   123456 kB\nVmData:\t 5 kB\n", 123456 << 10, false},
-		{"no VmRSS", "Name:\tkeyhold\n", 0, true},
-		{"malformed", "VmRSS:\tlots kB\n", 0, true},
+		{"rss", linuxStatus, "VmRSS", 123456 << 10, false},
+		{"peak", linuxStatus, "VmHWM", 234567 << 10, false},
+		{"no such line", "Name:\tkeyhold\n", "VmRSS", 0, true},
+		{"malformed", "VmRSS:\tlots kB\n", "VmRSS", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := residentSet(strings.NewReader(tt.status))
+			got, err := statusField(strings.NewReader(tt.status), tt.field)
 			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Fatalf("residentSet = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
+				t.Fatalf("statusField(%s) = %d, %v; want %d, error %v", tt.field, got, err, tt.want, tt.wantErr)
 			}
 		})
 	}
