@@ -116,7 +116,7 @@ func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter
 		filter.StartSeq = seq
 	}
 	if a.gate != nil {
-		leave, err := a.gate.Enter(ctx)
+		leave, err := a.gate.Enter(ctx, tenant)
 		if err != nil {
 			return nil, "", err
 		}

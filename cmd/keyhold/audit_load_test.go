@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -130,8 +131,8 @@ func TestAuditBusy(t *testing.T) {
 	a := h.bootstrap(t, "acme")
 	path := auditPath + "?" + url.Values{"type": {"iam.tenant.created"}}.Encode()
 	var leaves []func()
-	for range auditReads {
-		leave, err := h.srv.auditGate.Enter(context.Background())
+	for i := range auditReads {
+		leave, err := h.srv.auditGate.Enter(context.Background(), fmt.Sprintf("tenant-%d", i))
 		if err != nil {
 			t.Fatalf("take a slot: %v", err)
 		}

@@ -221,7 +221,7 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 	t.Run("busy", func(t *testing.T) {
-		leave, err := f.gate.Enter(context.Background())
+		leave, err := f.gate.Enter(context.Background(), "another tenant")
 		testenv.Must(t, err, "take the only slot")
 		defer leave()
 		r := f.get(t, "admin", "")
