@@ -86,3 +86,28 @@ func TestServiceAccountNamesAreUnique(t *testing.T) {
 		t.Fatalf("create with a bad name: %v, want ErrInvalid", err)
 	}
 }
+
+// A keyed delete by name whose first attempt reached the log succeeds
+// again when retried, though the name is free by then; any other request
+// for the name is not found.
+func TestSeededDeleteByNameSucceedsAgain(t *testing.T) {
+	ctx := context.Background()
+	_, a, b, meta := twoWriters(t)
+	_, err := a.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, Name: "gone", DisplayName: "gone", Scope: events.Scope{Level: events.ScopeTenant}})
+	testenv.Must(t, err, "create")
+	keyed, other := meta, meta
+	keyed.IDSeed, other.IDSeed = events.NewID(), events.NewID()
+	first, err := a.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: keyed, ID: "gone"})
+	testenv.Must(t, err, "delete by name")
+	again, err := b.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: keyed, ID: "gone"})
+	// The retry answers the account's deletion, which the first attempt's
+	// batch (deletion, then the name's release) holds.
+	if err != nil || again == 0 || again > first {
+		t.Fatalf("retried delete by name on another replica: seq %d (first %d), %v", again, first, err)
+	}
+	for _, m := range []commands.Meta{other, meta} {
+		if _, err := a.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: m, ID: "gone"}); !errors.Is(err, commands.ErrNotFound) {
+			t.Fatalf("another request deleting the name: %v", err)
+		}
+	}
+}
