@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,7 +132,7 @@ func (h authHandlers) token(w http.ResponseWriter, r *http.Request) {
 		}
 		switch {
 		case n.Scope == nil && n.ScopeID == nil:
-		case n.Scope == nil || n.ScopeID == nil || !validScope(*n.Scope):
+		case n.Scope == nil || n.ScopeID == nil || !slices.Contains(scopes, *n.Scope):
 			WriteError(w, r, http.StatusBadRequest, "scope_narrowing.scope", "give scope (organization, folder or project) and scopeId together")
 			return
 		default:
@@ -160,15 +161,6 @@ func (h authHandlers) token(w http.ResponseWriter, r *http.Request) {
 // grantClientCredentials is the grant type of the draft's
 // ClientCredentialsGrant.
 const grantClientCredentials = "client_credentials"
-
-func validScope(s string) bool {
-	for _, v := range scopes {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
 
 type tokenBody struct {
 	Token *string `json:"token"`
@@ -347,9 +339,6 @@ func (h authHandlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &se) {
 		if d := se.RetryAfter(); d > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
-		}
-		if se.StatusCode() == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
 		}
 		WriteError(w, r, se.StatusCode(), "", se.Description())
 		return
