@@ -319,3 +319,30 @@ func TestK0rdentCheck(t *testing.T) {
 		}
 	})
 }
+
+// Nothing crosses tenants: another tenant's administrator can neither
+// introspect nor revoke a token, nor learn what its account may do.
+func TestK0rdentAuthAcrossTenants(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, testTenant)
+	b := h.bootstrap(t, "globex")
+	theirs := h.createSA(t, b.token, orgSA("globex", "theirs", "viewer"))
+	c := h.createCredential(t, b.token, theirs.ID, nil)
+	tok := h.k0rdentToken(t, theirs.ClientID, *c.ClientSecret, nil)
+
+	if got, _ := h.k0rdentIntrospect(t, a.token, tok); got.Active {
+		t.Error("another tenant's administrator introspects the token")
+	}
+	r := h.do(t, http.MethodPost, authBase+"/revoke", a.token, map[string]any{"token": tok})
+	expectStatus(t, r, http.StatusOK, "revoke another tenant's token")
+	if got, _ := h.k0rdentIntrospect(t, b.token, tok); !got.Active {
+		t.Error("another tenant's administrator revoked the token")
+	}
+	r = h.do(t, http.MethodPost, authBase+"/check", a.token, map[string]any{"subject": theirs.ClientID,
+		"checks": []map[string]any{{"action": "iam.roles.list", "resource": testTenant}}})
+	expectStatus(t, r, http.StatusOK, "check about another tenant's account")
+	if strings.Contains(string(r.Body), `"allowed":true`) {
+		t.Errorf("another tenant's account allowed: %s", r.Body)
+	}
+}
