@@ -169,6 +169,8 @@ func (u *User) apply(env events.Envelope, e events.Event) {
 // unique is the state of one reserved value.
 type unique struct {
 	owner string
+	// last is the owner that released the value last, "" if none.
+	last string
 }
 
 func newUnique(string) state { return &unique{} }
@@ -180,7 +182,7 @@ func (u *unique) apply(_ events.Envelope, e events.Event) {
 	case events.UniqueKeyClaimed:
 		u.owner = e.Owner
 	case events.UniqueKeyReleased:
-		u.owner = ""
+		u.owner, u.last = "", e.Owner
 	}
 }
 
@@ -208,7 +210,9 @@ type ServiceAccount struct {
 	exists bool
 	// deleted marks an id that was used and deleted: ids are never reused,
 	// so a retried create must not bring it back.
-	deleted     bool
+	deleted bool
+	// name is the client-chosen name, "" if none (events.ServiceAccountCreated.Name).
+	name        string
 	clientID    string
 	displayName string
 	description string
@@ -247,6 +251,10 @@ func (s *ServiceAccount) ID() string { return s.id }
 
 // Tenant returns the tenant the service account belongs to.
 func (s *ServiceAccount) Tenant() string { return s.tenant }
+
+// Name returns the client-chosen name, unique in the tenant, or "" when
+// the client chose none.
+func (s *ServiceAccount) Name() string { return s.name }
 
 // ClientID returns the OAuth2 client id.
 func (s *ServiceAccount) ClientID() string { return s.clientID }
@@ -311,7 +319,7 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 	switch e := e.(type) {
 	case events.ServiceAccountCreated:
 		s.exists = true
-		s.clientID, s.displayName, s.description = e.ClientID, e.DisplayName, e.Description
+		s.name, s.clientID, s.displayName, s.description = e.Name, e.ClientID, e.DisplayName, e.Description
 		s.scope, s.roles, s.status = e.Scope, slices.Clone(e.Roles), e.Status
 		s.createdAt, s.updatedAt = env.Time, env.Time
 		s.createdBy = env.Actor.ID

@@ -27,6 +27,54 @@ func ServiceAccountIDFromClientID(clientID string) (string, bool) {
 	return id, events.ValidToken(id)
 }
 
+// uniqueServiceAccountName is the uniqueness kind of service accounts'
+// chosen names, claimed per tenant. Only accounts with a chosen name pay
+// for the reservation's subject (JetStream keeps state per subject).
+const uniqueServiceAccountName = "service_account_name"
+
+// resolveServiceAccount returns the id of the account ref names in tenant:
+// ref itself when it is an id, else the current owner of the chosen name
+// ref (ErrNotFound when no account holds it). The owner is read from the
+// name's reservation (the write side's record of it), not a read table,
+// and checked against the log's last event of the reservation: a name
+// released and taken again through another replica resolves to its new
+// owner at once. That costs one round trip per write by name. With
+// former, a name no account holds resolves to its last owner, if any:
+// for a keyed delete's retry, which must find the account its first
+// attempt deleted.
+func (b base) resolveServiceAccount(ctx context.Context, tenant, ref string, former bool) (string, error) {
+	if !IsServiceAccountName(ref) {
+		return ref, nil
+	}
+	if !ValidServiceAccountName(ref) {
+		return "", notFound("service account", ref)
+	}
+	k := key{tenant, events.AggregateUnique, uniqueID(uniqueServiceAccountName, ref)}
+	fresh := func() state { return newUnique("") }
+	st, seq, err := b.repo.load(ctx, k, 0, fresh)
+	if err != nil {
+		return "", err
+	}
+	stale, err := b.repo.stale(ctx, k, seq)
+	if err != nil {
+		return "", err
+	}
+	if stale {
+		b.repo.forget(k)
+		if st, _, err = b.repo.load(ctx, k, 0, fresh); err != nil {
+			return "", err
+		}
+	}
+	u := st.(*unique)
+	switch {
+	case u.owner != "":
+		return u.owner, nil
+	case former && u.last != "":
+		return u.last, nil
+	}
+	return "", notFound("service account", ref)
+}
+
 // ServiceAccountResult is a service account's state after a command and the
 // stream sequence to wait for before reading it back.
 type ServiceAccountResult struct {
@@ -42,6 +90,9 @@ type ServiceAccountResult struct {
 // the caller's tenant.
 type CreateServiceAccount struct {
 	Meta
+	// Name is the client-chosen name (k0rdent's id), unique in the tenant
+	// (ValidServiceAccountName); empty leaves the account known by its id.
+	Name        string
 	DisplayName string
 	Description string
 	Scope       events.Scope
@@ -62,12 +113,16 @@ func (h CreateServiceAccountHandler) Authorize(cmd CreateServiceAccount) error {
 }
 
 // Handle validates the request, applies the tenant's scope policy and
-// scope-down, and records the service account. Non-administrators get
-// ErrForbidden.
+// scope-down, and records the service account, claiming its chosen name
+// in the same atomic batch (ErrAlreadyExists when another account of the
+// tenant holds it). Non-administrators get ErrForbidden.
 func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServiceAccount) (ServiceAccountResult, error) {
 	tenantID := cmd.Caller.Tenant
 	if err := h.Authorize(cmd); err != nil {
 		return ServiceAccountResult{}, err
+	}
+	if cmd.Name != "" && !ValidServiceAccountName(cmd.Name) {
+		return ServiceAccountResult{}, invalid("name", "must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxServiceAccountNameLength)
 	}
 	if err := validText("display_name", cmd.DisplayName, saNameText); err != nil {
 		return ServiceAccountResult{}, err
@@ -104,9 +159,14 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	}
 	id := events.NewID()
 	var sa *ServiceAccount
-	// A fresh id: nothing else can write to it, so no lock.
-	seq, err := h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
+	// A fresh id: nothing else can write to it, so no lock on it. A chosen
+	// name locks its reservation instead, so that a refusal (the name is
+	// taken) is checked against the log, not only this process's cache.
+	seq, err := h.repo.execute(ctx, cmd.Meta, nameLock(tenantID, cmd.Name), func(c *change) error {
 		sa = newServiceAccount(tenantID, id)
+		if err := h.claimName(ctx, c, tenantID, cmd.Name, id); err != nil {
+			return err
+		}
 		c.record(key{tenantID, events.AggregateServiceAccount, id}, sa, 0, created(cmd, id, scope, roles))
 		return nil
 	})
@@ -116,8 +176,27 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	return ServiceAccountResult{ServiceAccount: sa, Sequence: seq}, nil
 }
 
+// nameLock is the lock key of a create that claims name: its reservation,
+// or none without a name.
+func nameLock(tenant, name string) key {
+	if name == "" {
+		return key{}
+	}
+	return key{tenant, events.AggregateUnique, uniqueID(uniqueServiceAccountName, name)}
+}
+
+// claimName claims a chosen name for the account id in change c, in the
+// same atomic batch as the account's creation; no name, no claim.
+func (b base) claimName(ctx context.Context, c *change, tenant, name, id string) error {
+	if name == "" {
+		return nil
+	}
+	return b.claim(ctx, c, tenant, uniqueServiceAccountName, name, id)
+}
+
 func created(cmd CreateServiceAccount, id string, scope events.Scope, roles []string) events.ServiceAccountCreated {
 	return events.ServiceAccountCreated{
+		Name:        cmd.Name,
 		ClientID:    ClientIDPrefix + id,
 		DisplayName: cmd.DisplayName,
 		Description: cmd.Description,
@@ -146,6 +225,9 @@ func (h CreateServiceAccountHandler) createSeeded(ctx context.Context, cmd Creat
 		case sa.deleted:
 			return ruleError(ErrAlreadyExists, "", "this request created service account %s, which has been deleted since", id)
 		}
+		if err := h.claimName(ctx, c, tenantID, cmd.Name, id); err != nil {
+			return err
+		}
 		c.record(k, sa, seq, created(cmd, id, scope, roles))
 		out = ServiceAccountResult{ServiceAccount: sa}
 		return nil
@@ -162,6 +244,7 @@ func (h CreateServiceAccountHandler) createSeeded(ctx context.Context, cmd Creat
 // UpdateServiceAccount changes mutable fields; nil fields stay as they are.
 type UpdateServiceAccount struct {
 	Meta
+	// ID is the account's id or its chosen name.
 	ID          string
 	DisplayName *string
 	Description *string
@@ -212,6 +295,11 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 			return ServiceAccountResult{}, err
 		}
 	}
+	id, err := h.resolveServiceAccount(ctx, tenantID, cmd.ID, false)
+	if err != nil {
+		return ServiceAccountResult{}, err
+	}
+	cmd.ID = id
 	var out *ServiceAccount
 	var unchangedSeq uint64
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ID}, func(c *change) error {
@@ -275,21 +363,29 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 // DeleteServiceAccount hard-deletes a service account and its credentials.
 type DeleteServiceAccount struct {
 	Meta
+	// ID is the account's id or its chosen name.
 	ID string
 }
 
 // DeleteServiceAccountHandler handles DeleteServiceAccount.
 type DeleteServiceAccountHandler struct{ base }
 
-// Handle records the deletion; credentials stop working once the event is
+// Handle records the deletion and releases the account's chosen name in
+// the same atomic batch; credentials stop working once the event is
 // applied. Non-administrators and unknown ids get ErrNotFound. A keyed
 // request (Meta.IDSeed) that already deleted the account succeeds again,
 // appending nothing: its first attempt may have died before answering.
+// By name too: the name's last owner is the account it deleted.
 func (h DeleteServiceAccountHandler) Handle(ctx context.Context, cmd DeleteServiceAccount) (uint64, error) {
 	tenantID := cmd.Caller.Tenant
 	if err := h.hidden(cmd.Caller, authz.ServiceAccountsDelete, authz.TenantScope(tenantID), "service account", cmd.ID); err != nil {
 		return 0, err
 	}
+	id, err := h.resolveServiceAccount(ctx, tenantID, cmd.ID, cmd.IDSeed != "")
+	if err != nil {
+		return 0, err
+	}
+	cmd.ID = id
 	var done uint64
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ID)
@@ -303,8 +399,13 @@ func (h DeleteServiceAccountHandler) Handle(ctx context.Context, cmd DeleteServi
 		if !sa.exists {
 			return notFound("service account", cmd.ID)
 		}
+		name := sa.name
 		c.record(k, sa, seq, events.ServiceAccountDeleted{RequestSeed: cmd.IDSeed})
-		return nil
+		if name == "" {
+			return nil
+		}
+		// The name is free again once the account is gone.
+		return h.release(ctx, c, tenantID, uniqueServiceAccountName, name, cmd.ID)
 	})
 	if err == nil && seq == 0 {
 		seq = done
@@ -315,6 +416,7 @@ func (h DeleteServiceAccountHandler) Handle(ctx context.Context, cmd DeleteServi
 // CreateCredential generates a client secret for a service account.
 type CreateCredential struct {
 	Meta
+	// ServiceAccountID is the account's id or its chosen name.
 	ServiceAccountID string
 	// ExpiresAt defaults to now plus the tenant's default credential lifetime.
 	ExpiresAt *time.Time
@@ -370,6 +472,9 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 		}
 	}
 	expires = expires.Truncate(time.Second)
+	if cmd.ServiceAccountID, err = h.resolveServiceAccount(ctx, tenantID, cmd.ServiceAccountID, false); err != nil {
+		return CredentialResult{}, err
+	}
 	secret := auth.NewSecret(auth.PrefixClientSecret)
 	credID := events.NewID()
 	if cmd.IDSeed != "" {
@@ -416,6 +521,7 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 // DeleteCredential removes a credential at once.
 type DeleteCredential struct {
 	Meta
+	// ServiceAccountID is the account's id or its chosen name.
 	ServiceAccountID string
 	CredentialID     string
 }
@@ -431,6 +537,11 @@ func (h DeleteCredentialHandler) Handle(ctx context.Context, cmd DeleteCredentia
 	if err := h.hidden(cmd.Caller, authz.CredentialsDelete, authz.TenantScope(tenantID), "credential", cmd.CredentialID); err != nil {
 		return 0, err
 	}
+	saID, err := h.resolveServiceAccount(ctx, tenantID, cmd.ServiceAccountID, false)
+	if err != nil {
+		return 0, err
+	}
+	cmd.ServiceAccountID = saID
 	var done uint64
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)

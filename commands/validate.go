@@ -33,6 +33,27 @@ var (
 	namespacePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$`)
 )
 
+// MaxServiceAccountNameLength bounds a service account's chosen name
+// (k0rdent's client-chosen id: 1 to 63 characters).
+const MaxServiceAccountNameLength = 63
+
+// serviceAccountNamePattern is k0rdent's id pattern. A name starts with a
+// letter and Keyhold's ids (ULIDs) with a digit, so a reference to an
+// account is one or the other, never both (see IsServiceAccountName).
+var serviceAccountNamePattern = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+// ValidServiceAccountName reports whether s can be a service account's
+// chosen name: 1 to 63 lowercase letters, digits and dashes, starting with
+// a letter and not ending with a dash.
+func ValidServiceAccountName(s string) bool {
+	return len(s) <= MaxServiceAccountNameLength && serviceAccountNamePattern.MatchString(s)
+}
+
+// IsServiceAccountName reports whether ref, a reference to a service
+// account, is a chosen name rather than the account's id: names start
+// with a letter, ids with a digit.
+func IsServiceAccountName(ref string) bool { return ref != "" && ref[0] >= 'a' && ref[0] <= 'z' }
+
 // ValidTenantID reports whether id is a usable tenant id: 1 to 63
 // lowercase letters, digits and dashes, starting with a letter or digit.
 func ValidTenantID(id string) bool { return tenantPattern.MatchString(id) }

@@ -193,6 +193,12 @@ func (APITokenRevoked) EventType() string { return "iam.user.api_token_revoked" 
 // ServiceAccountCreated starts a service account. Aggregate: service_account
 // in its tenant. It has no credentials yet.
 type ServiceAccountCreated struct {
+	// Name is the account's client-chosen id (k0rdent's `id`), unique in
+	// its tenant through a UniqueKeyClaimed in the same atomic batch;
+	// empty when the client chose none, as in every event written before
+	// names existed (an optional field: those events decode unchanged).
+	// The aggregate id stays the server's.
+	Name        string   `json:"name,omitempty"`
 	ClientID    string   `json:"client_id"`
 	DisplayName string   `json:"display_name"`
 	Description string   `json:"description"`

@@ -28,9 +28,10 @@ func (IAM) Name() string { return "iam" }
 // Apply changes (2: an index per service-account list filter; 3: users'
 // names, status and superadmin flag; 4: roles, bindings, groups, API
 // token metadata and instance settings; 5: service accounts' node kind and
-// creator, credentials' creator); the next start rebuilds the tables from
-// the log, which fills new columns for old events too.
-func (IAM) Version() int { return 5 }
+// creator, credentials' creator; 6: service accounts' chosen names); the
+// next start rebuilds the tables from the log, which fills new columns for
+// old events too.
+func (IAM) Version() int { return 6 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema }
@@ -47,11 +48,11 @@ func (IAM) Tables() []string {
 type saKey struct{ tenant, id string }
 
 type saRow struct {
-	tenant, id, clientID, displayName, description string
-	scopeLevel, scopeTarget, scopeKind             string
-	roles                                          []string
-	status, createdBy                              string
-	createdAt, updatedAt                           time.Time
+	tenant, id, name, clientID, displayName, description string
+	scopeLevel, scopeTarget, scopeKind                   string
+	roles                                                []string
+	status, createdBy                                    string
+	createdAt, updatedAt                                 time.Time
 }
 
 type credKey struct{ tenant, sa, id string }
@@ -186,7 +187,7 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 	case events.ServiceAccountCreated:
 		k := saKey{env.Tenant, env.Subject}
 		at := stamp(env.Time)
-		b.sas[k] = &saRow{tenant: env.Tenant, id: env.Subject, clientID: e.ClientID, displayName: e.DisplayName, description: e.Description,
+		b.sas[k] = &saRow{tenant: env.Tenant, id: env.Subject, name: e.Name, clientID: e.ClientID, displayName: e.DisplayName, description: e.Description,
 			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, scopeKind: e.Scope.NodeKind(), roles: e.Roles, status: e.Status,
 			createdBy: env.Actor.ID, createdAt: at, updatedAt: at}
 		b.saOrder = append(b.saOrder, k)
@@ -249,11 +250,12 @@ func (b *iamBatch) plan() (Plan, error) {
 			sas = append(sas, r)
 		}
 	}
-	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
+	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "name", "client_id", "display_name", "description",
 		"scope_level", "scope_target", "scope_kind", "roles", "status", "created_by", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
 		r := sas[i]
 		e.str(r.tenant)
 		e.str(r.id)
+		e.str(r.name)
 		e.str(r.clientID)
 		e.str(r.displayName)
 		e.str(r.description)

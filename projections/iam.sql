@@ -41,6 +41,9 @@ CREATE TABLE user_roles (
 CREATE TABLE service_accounts (
     tenant       text NOT NULL,
     id           text NOT NULL,
+    -- The client-chosen name, '' when none. Unique per tenant, but the
+    -- write side's reservation enforces that, not this table.
+    name         text NOT NULL DEFAULT '',
     client_id    text NOT NULL,
     display_name text NOT NULL,
     description  text NOT NULL,

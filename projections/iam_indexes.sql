@@ -5,3 +5,5 @@
 -- the primary key (tenant, id) the unfiltered list.
 CREATE INDEX service_accounts_status ON service_accounts (tenant, status, scope_level, scope_kind, id);
 CREATE INDEX service_accounts_target ON service_accounts (tenant, scope_target, status, scope_level, scope_kind, id);
+-- Lookups by chosen name (a path's {id} may be one); most accounts have none.
+CREATE INDEX service_accounts_name ON service_accounts (tenant, name) WHERE name <> '';

@@ -6,6 +6,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
+	"github.com/keyhold/keyhold/events"
 )
 
 // MaxChecks bounds the questions of one decision request.
@@ -113,4 +114,16 @@ func validNode(n string) bool {
 		}
 	}
 	return true
+}
+
+// ServiceAccountScope returns where the service account id of tenant
+// applies (the scope its own roles are bound at); ok is false for an
+// unknown account and for another tenant's.
+func (d *Decisions) ServiceAccountScope(id, tenant string) (events.Scope, bool) {
+	d.dir.mu.RLock()
+	defer d.dir.mu.RUnlock()
+	if sa := d.dir.accounts[id]; sa != nil && sa.tenant == tenant {
+		return sa.scope, true
+	}
+	return events.Scope{}, false
 }

@@ -106,7 +106,9 @@ func (q *Queries) may(caller auth.Principal, action string) bool {
 
 // ServiceAccount is a service account as read tables hold it.
 type ServiceAccount struct {
-	ID          string `db:"id"`
+	ID string `db:"id"`
+	// Name is the client-chosen name, unique in the tenant, or "".
+	Name        string `db:"name"`
 	ClientID    string `db:"client_id"`
 	DisplayName string `db:"display_name"`
 	Description string `db:"description"`
@@ -143,7 +145,7 @@ type ServiceAccountFilter struct {
 	Status      string
 }
 
-const saColumns = "tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at"
+const saColumns = "tenant, id, name, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at"
 
 // saLevel is a scope level with a node kind, as the read tables hold them.
 type saLevel struct{ level, kind string }
@@ -251,17 +253,32 @@ func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal
 	return items, next, nil
 }
 
-// ServiceAccount returns one service account of the caller's tenant.
-// Non-administrators get ErrNotFound, as for a missing id.
-func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, id string) (ServiceAccount, error) {
-	var sa ServiceAccount
-	if !q.may(caller, authz.ServiceAccountsGet) || !events.ValidToken(id) {
-		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, id)
+// isName tells a service account's chosen name from its id, as
+// commands.IsServiceAccountName does (query may not import commands; a
+// test keeps the two equal): names start with a letter, ids with a digit.
+func isName(ref string) bool { return ref != "" && ref[0] >= 'a' && ref[0] <= 'z' }
+
+// refColumn is the column a reference to a service account is matched
+// against: name for a chosen name, id otherwise.
+func refColumn(ref string) string {
+	if isName(ref) {
+		return "name"
 	}
-	query, args := withActiveCredentials(`SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1 AND id = $2`, []any{caller.Tenant, id}, q.now())
+	return "id"
+}
+
+// ServiceAccount returns one service account of the caller's tenant by
+// its id or its chosen name (ref). Non-administrators get ErrNotFound, as
+// for a missing account.
+func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, ref string) (ServiceAccount, error) {
+	var sa ServiceAccount
+	if !q.may(caller, authz.ServiceAccountsGet) || !events.ValidToken(ref) {
+		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, ref)
+	}
+	query, args := withActiveCredentials(`SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1 AND `+refColumn(ref)+` = $2`, []any{caller.Tenant, ref}, q.now())
 	err := q.db.GetContext(ctx, &sa, query, args...)
 	if errors.Is(err, sql.ErrNoRows) {
-		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, id)
+		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, ref)
 	}
 	if err != nil {
 		return sa, fmt.Errorf("get service account: %w", err)
@@ -273,6 +290,8 @@ func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, id 
 type Credential struct {
 	ID               string `db:"id"`
 	ServiceAccountID string `db:"service_account_id"`
+	// ServiceAccountName is the account's chosen name, or "".
+	ServiceAccountName string `db:"service_account_name"`
 	// CreatedBy is the id of the principal that created the credential.
 	CreatedBy string    `db:"created_by"`
 	CreatedAt time.Time `db:"created_at"`
@@ -297,15 +316,18 @@ const credColumns = "id, service_account_id, created_by, created_at, expires_at"
 // Active reports whether the credential is unexpired at now.
 func (c Credential) Active(now time.Time) bool { return c.ExpiresAt.After(now) }
 
-// ListCredentials returns a service account's credentials in creation
-// order. Non-administrators and unknown service accounts get ErrNotFound.
-func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, serviceAccountID string, f CredentialFilter, p Page) (items []Credential, next string, err error) {
+// ListCredentials returns the credentials of a service account, named by
+// its id or its chosen name (ref), in creation order. Non-administrators
+// and unknown service accounts get ErrNotFound.
+func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, ref string, f CredentialFilter, p Page) (items []Credential, next string, err error) {
 	if !q.may(caller, authz.CredentialsList) {
-		return nil, "", fmt.Errorf("%w: service account %q", ErrNotFound, serviceAccountID)
+		return nil, "", fmt.Errorf("%w: service account %q", ErrNotFound, ref)
 	}
-	if _, err := q.ServiceAccount(ctx, caller, serviceAccountID); err != nil {
+	sa, err := q.ServiceAccount(ctx, caller, ref)
+	if err != nil {
 		return nil, "", err
 	}
+	serviceAccountID := sa.ID
 	limit, after, err := p.resolve()
 	if err != nil {
 		return nil, "", err
@@ -335,18 +357,23 @@ func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, se
 	if items == nil {
 		items = []Credential{}
 	}
+	for i := range items {
+		items[i].ServiceAccountName = sa.Name
+	}
 	return items, next, nil
 }
 
-// Credential returns one credential's metadata. Non-administrators and
-// unknown ids get ErrNotFound.
-func (q *Queries) Credential(ctx context.Context, caller auth.Principal, serviceAccountID, id string) (Credential, error) {
+// Credential returns the metadata of a credential of a service account
+// named by its id or its chosen name (ref). Non-administrators and unknown
+// ids get ErrNotFound.
+func (q *Queries) Credential(ctx context.Context, caller auth.Principal, ref, id string) (Credential, error) {
 	var c Credential
-	if !q.may(caller, authz.CredentialsGet) || !events.ValidToken(serviceAccountID) || !events.ValidToken(id) {
+	if !q.may(caller, authz.CredentialsGet) || !events.ValidToken(ref) || !events.ValidToken(id) {
 		return c, fmt.Errorf("%w: credential %q", ErrNotFound, id)
 	}
-	err := q.db.GetContext(ctx, &c, `SELECT `+credColumns+` FROM credentials
-		WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, caller.Tenant, serviceAccountID, id)
+	err := q.db.GetContext(ctx, &c, `SELECT c.id, c.service_account_id, c.created_by, c.created_at, c.expires_at, s.name AS service_account_name
+		FROM credentials c JOIN service_accounts s ON s.tenant = c.tenant AND s.id = c.service_account_id
+		WHERE c.tenant = $1 AND s.`+refColumn(ref)+` = $2 AND c.id = $3`, caller.Tenant, ref, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("%w: credential %q", ErrNotFound, id)
 	}

@@ -100,7 +100,7 @@ func startServer(t *testing.T, cfg *config) *harness {
 		t.Fatal(err)
 	}
 	h.client = &http.Client{
-		// Every response under iamPrefix is checked against the document.
+		// Every response of the k0rdent dialect is checked against the document.
 		Transport: check,
 		Timeout:   30 * time.Second,
 		// Show redirects to the test instead of following them.
@@ -520,6 +520,15 @@ func (h *harness) auditAll(t *testing.T, token, query string) []events.Envelope 
 // envelope rather than as problem details.
 const iamPrefix = "/v1/regions/global/iam/"
 
+// authPrefix is where the k0rdent dialect serves the draft's auth
+// endpoints, with the same envelope.
+const authPrefix = "/v1/regions/global/auth/"
+
+// k0rdentPath reports whether path is the k0rdent dialect's.
+func k0rdentPath(path string) bool {
+	return strings.HasPrefix(path, iamPrefix) || strings.HasPrefix(path, authPrefix)
+}
+
 // checkProblem asserts r is an error response with status want in the
 // shape its path promises: the k0rdent envelope under iamPrefix (see
 // checkEnvelope), an RFC 9457 problem elsewhere. It returns the error as
@@ -530,7 +539,7 @@ func checkProblem(t *testing.T, r httpResp, want int) map[string]any {
 	if r.Status != want {
 		t.Fatalf("status %d, want %d; body %s", r.Status, want, r.Body)
 	}
-	if strings.HasPrefix(r.Path, iamPrefix) {
+	if k0rdentPath(r.Path) {
 		e := checkEnvelope(t, r, want)
 		field := ""
 		if len(e.Details) > 0 {

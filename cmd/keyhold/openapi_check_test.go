@@ -1,6 +1,6 @@
 package main
 
-// Every response a test receives under iamPrefix is checked against the
+// Every response a test receives from the k0rdent dialect is checked against the
 // OpenAPI document the server serves: the harness's client goes through
 // apiCheck, and a response the document does not describe fails the
 // request, and so the test that made it.
@@ -29,7 +29,7 @@ import (
 var errUndocumented = errors.New("response not described by the OpenAPI document")
 
 // apiCheck is an http.RoundTripper that validates responses to requests
-// under iamPrefix against an OpenAPI document, with kin-openapi: the status
+// of the k0rdent dialect (k0rdentPath) against an OpenAPI document, with kin-openapi: the status
 // must be declared for the operation (IncludeResponseStatus), the content
 // type and body must match the declared schema, and declared headers their
 // schemas. A request the document has no operation for (an unknown path or
@@ -68,7 +68,7 @@ func newAPICheck(next http.RoundTripper, spec []byte, baseURL string) (*apiCheck
 // RoundTrip implements http.RoundTripper.
 func (c *apiCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := c.next.RoundTrip(req)
-	if err != nil || !strings.HasPrefix(req.URL.Path, iamPrefix) {
+	if err != nil || !k0rdentPath(req.URL.Path) {
 		return res, err
 	}
 	body, err := io.ReadAll(res.Body)

@@ -201,12 +201,15 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	}
 	k0rdent.Register(router, kit, cmds, q, e.log)
 	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer()))
-	decision.Register(router, kit, query.NewDecisions(dir))
+	decisions := query.NewDecisions(dir)
+	decision.Register(router, kit, decisions)
 	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg), oauth2.WithProxies(proxies))
 	if err != nil {
 		return nil, err
 	}
 	o.Register(router)
+	// The draft's auth endpoints run on the OAuth2 endpoints' core.
+	k0rdent.RegisterAuth(router, kit, o, decisions, e.log)
 	s.handler = router
 	return s, nil
 }

@@ -115,7 +115,8 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 // createRequest is the draft's create body. Every field is a pointer so
 // that a missing required field and a null are told from an empty value.
 type createRequest struct {
-	// ID is the draft's client-chosen id, which Keyhold does not take yet.
+	// ID is the draft's client-chosen id: the account's name in Keyhold's
+	// terms (commands.CreateServiceAccount.Name), checked by the command.
 	ID          *string   `json:"id"`
 	DisplayName *string   `json:"displayName"`
 	Description *string   `json:"description"`
@@ -129,8 +130,8 @@ type createRequest struct {
 // command applies (scope-down, policy, text classes) come after.
 func (c createRequest) check() error {
 	switch {
-	case c.ID != nil:
-		return khttp.BadField("id", "is chosen by the server: client-chosen ids are not supported yet; omit it")
+	case c.ID != nil && *c.ID == "":
+		return khttp.BadField("id", "must not be empty: omit it to have the server choose one")
 	case c.DisplayName == nil:
 		return khttp.BadField("displayName", "is required")
 	case c.Scope == nil:
@@ -192,14 +193,19 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 		roles = *req.Roles
 	}
 	res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
-		Meta: meta(r), DisplayName: *req.DisplayName, Description: deref(req.Description),
+		Meta: meta(r), Name: deref(req.ID), DisplayName: *req.DisplayName, Description: deref(req.Description),
 		Scope: domainScope(*req.Scope, *req.ScopeID), Roles: roles,
 	})
 	var ce *commands.Error
-	if errors.As(err, &ce) && ce.Field == "scope.level" {
+	switch {
+	case errors.As(err, &ce) && ce.Field == "scope.level":
 		// The policy speaks Keyhold's levels; say it in the draft's.
 		err = &commands.Error{Kind: ce.Kind, Field: ce.Field, Reason: ce.Reason,
 			Message: fmt.Sprintf("scope %q is not allowed by the organization's policy (%s)", *req.Scope, ce.Message)}
+	case errors.As(err, &ce) && errors.Is(err, commands.ErrAlreadyExists) && ce.Field == "service_account_name":
+		// The reservation speaks of names; the draft of ids.
+		err = &commands.Error{Kind: ce.Kind, Field: ce.Field, Reason: ce.Reason,
+			Message: fmt.Sprintf("id %q is already taken in this organization", deref(req.ID))}
 	}
 	if err != nil {
 		h.fail(w, r, err)
@@ -209,12 +215,13 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 	if res.Replayed {
 		khttp.MarkReplayed(w)
 	}
-	w.Header().Set("Location", serviceAccountLink(res.ServiceAccount.ID()))
-	khttp.WriteJSON(w, http.StatusCreated, fromCommand(res.ServiceAccount, h.q.Now()))
+	out := fromCommand(res.ServiceAccount, h.q.Now())
+	w.Header().Set("Location", out.SelfLink)
+	khttp.WriteJSON(w, http.StatusCreated, out)
 }
 
 func (h handlers) get(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.pathID(w, r, "id")
+	id, ok := h.pathRef(w, r, "id")
 	if !ok {
 		return
 	}
@@ -240,7 +247,7 @@ type updateRequest struct {
 }
 
 func (h handlers) update(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.pathID(w, r, "id")
+	id, ok := h.pathRef(w, r, "id")
 	if !ok {
 		return
 	}
@@ -278,7 +285,7 @@ func (h handlers) update(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) delete(w http.ResponseWriter, r *http.Request) {
-	id, ok := h.pathID(w, r, "id")
+	id, ok := h.pathRef(w, r, "id")
 	if !ok {
 		return
 	}
@@ -296,7 +303,7 @@ func (h handlers) delete(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) listCredentials(w http.ResponseWriter, r *http.Request) {
-	saID, ok := h.pathID(w, r, "serviceAccountId")
+	saID, ok := h.pathRef(w, r, "serviceAccountId")
 	if !ok {
 		return
 	}
@@ -333,7 +340,7 @@ type createCredentialRequest struct {
 }
 
 func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
-	saID, ok := h.pathID(w, r, "serviceAccountId")
+	saID, ok := h.pathRef(w, r, "serviceAccountId")
 	if !ok {
 		return
 	}
@@ -362,12 +369,12 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	c := res.Credential
-	w.Header().Set("Location", credentialLink(saID, c.ID()))
+	c, sa := res.Credential, res.ServiceAccount
 	// The creator is the caller: a keyed retry that found the credential
 	// comes from the same caller, as idempotency keys are the caller's.
-	out := newCredentialJSON{credentialJSON: credentialOf(query.Credential{ID: c.ID(), ServiceAccountID: saID,
+	out := newCredentialJSON{credentialJSON: credentialOf(query.Credential{ID: c.ID(), ServiceAccountID: sa.ID(), ServiceAccountName: sa.Name(),
 		CreatedBy: caller(r).ID, CreatedAt: c.CreatedAt(), ExpiresAt: c.ExpiresAt()}, h.q.Now())}
+	w.Header().Set("Location", out.SelfLink)
 	if res.Replayed {
 		khttp.MarkReplayed(w)
 	} else {
@@ -437,7 +444,8 @@ func pageOf(qs url.Values) (query.Page, error) {
 	return p, nil
 }
 
-// pathID reads and checks an id path variable; ids are 26-character ULIDs.
+// pathID reads and checks a credential's id path variable: a
+// 26-character ULID.
 func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	id := mux.Vars(r)[name]
 	if !validID(id) {
@@ -447,14 +455,26 @@ func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (s
 	return id, true
 }
 
-// credentialPath reads the service account and credential ids of a
-// credential's path.
-func (h handlers) credentialPath(w http.ResponseWriter, r *http.Request) (saID, id string, ok bool) {
-	if saID, ok = h.pathID(w, r, "serviceAccountId"); !ok {
+// pathRef reads and checks a service account's path variable: the id this
+// API returned for it, which is its chosen id or, without one, its
+// 26-character server id (both are accepted).
+func (h handlers) pathRef(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	ref := mux.Vars(r)[name]
+	if !validID(ref) && !commands.ValidServiceAccountName(ref) {
+		WriteError(w, r, http.StatusBadRequest, name, "must be a service account id as returned by this API")
+		return "", false
+	}
+	return ref, true
+}
+
+// credentialPath reads the service account reference and credential id of
+// a credential's path.
+func (h handlers) credentialPath(w http.ResponseWriter, r *http.Request) (saRef, id string, ok bool) {
+	if saRef, ok = h.pathRef(w, r, "serviceAccountId"); !ok {
 		return "", "", false
 	}
 	id, ok = h.pathID(w, r, "id")
-	return saID, id, ok
+	return saRef, id, ok
 }
 
 func validID(id string) bool {

@@ -118,6 +118,16 @@ func uidOf(id string) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
+// wireID is a service account's id on the wire: its chosen name if it has
+// one, else its Keyhold id. Paths take either (see pathRef); uid is always
+// derived from the Keyhold id, which never changes.
+func wireID(id, name string) string {
+	if name != "" {
+		return name
+	}
+	return id
+}
+
 func serviceAccountLink(id string) string { return Base + "/" + id }
 
 func credentialLink(saID, id string) string { return Base + "/" + saID + "/credentials/" + id }
@@ -131,7 +141,8 @@ func nonNil(roles []string) []string {
 
 func fromCommand(sa *commands.ServiceAccount, now time.Time) serviceAccountJSON {
 	scope, scopeID := wireScope(sa.Scope())
-	return serviceAccountJSON{SelfLink: serviceAccountLink(sa.ID()), UID: uidOf(sa.ID()), ID: sa.ID(),
+	id := wireID(sa.ID(), sa.Name())
+	return serviceAccountJSON{SelfLink: serviceAccountLink(id), UID: uidOf(sa.ID()), ID: id,
 		DisplayName: sa.DisplayName(), Description: sa.Description(), ClientID: sa.ClientID(),
 		Scope: scope, ScopeID: scopeID, Roles: nonNil(sa.Roles()), Status: sa.Status(), CreatedBy: sa.CreatedBy(),
 		CreatedAt: timestamp(sa.CreatedAt()), UpdatedAt: timestamp(sa.UpdatedAt()), ActiveCredentialCount: sa.ActiveCredentials(now)}
@@ -139,7 +150,8 @@ func fromCommand(sa *commands.ServiceAccount, now time.Time) serviceAccountJSON 
 
 func fromQuery(sa query.ServiceAccount) serviceAccountJSON {
 	scope, scopeID := wireScope(sa.Scope())
-	return serviceAccountJSON{SelfLink: serviceAccountLink(sa.ID), UID: uidOf(sa.ID), ID: sa.ID,
+	id := wireID(sa.ID, sa.Name)
+	return serviceAccountJSON{SelfLink: serviceAccountLink(id), UID: uidOf(sa.ID), ID: id,
 		DisplayName: sa.DisplayName, Description: sa.Description, ClientID: sa.ClientID,
 		Scope: scope, ScopeID: scopeID, Roles: nonNil(sa.Roles), Status: sa.Status, CreatedBy: sa.CreatedBy,
 		CreatedAt: timestamp(sa.CreatedAt), UpdatedAt: timestamp(sa.UpdatedAt), ActiveCredentialCount: sa.ActiveCredentials}
@@ -150,14 +162,17 @@ func credentialOf(c query.Credential, now time.Time) credentialJSON {
 	if !c.Active(now) {
 		status = query.CredentialExpired
 	}
-	return credentialJSON{SelfLink: credentialLink(c.ServiceAccountID, c.ID), UID: uidOf(c.ID), ID: c.ID,
-		ServiceAccountID: c.ServiceAccountID, Status: status, ExpiresAt: timestamp(c.ExpiresAt),
+	saID := wireID(c.ServiceAccountID, c.ServiceAccountName)
+	return credentialJSON{SelfLink: credentialLink(saID, c.ID), UID: uidOf(c.ID), ID: c.ID,
+		ServiceAccountID: saID, Status: status, ExpiresAt: timestamp(c.ExpiresAt),
 		CreatedBy: c.CreatedBy, CreatedAt: timestamp(c.CreatedAt)}
 }
 
 // wireFields names the commands' domain fields (snake_case) as this
 // dialect's JSON does; a field not listed keeps its domain name.
 var wireFields = map[string]string{
+	"name":                        "id",
+	"service_account_name":        "id",
 	"display_name":                "displayName",
 	"expires_at":                  "expiresAt",
 	"scope.level":                 "scope",

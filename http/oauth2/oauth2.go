@@ -7,6 +7,11 @@
 // The token endpoint is on the hot path: it authenticates from the
 // in-memory query.Directory and signs with auth.Keys, touching neither
 // the database nor the event log.
+//
+// Other dialects serve the same grant, introspection and revocation in
+// their own shapes through the Server's exported methods
+// (ClientCredentialsGrant, Introspect, RevokeToken), so client
+// authentication, its throttles and the token rules live here once.
 package oauth2
 
 import (
@@ -289,6 +294,21 @@ type oauthError struct {
 	retryAfter time.Duration
 }
 
+// Error returns the RFC 6749 code and the description: fixed text, never
+// a value the client sent.
+func (e *oauthError) Error() string { return e.code + ": " + e.description }
+
+// StatusCode returns the HTTP status the refusal calls for (400, 401,
+// 429, 503, ...). Other dialects answer it in their own error shape.
+func (e *oauthError) StatusCode() int { return e.status }
+
+// Description returns what to fix, in words fit for any error body.
+func (e *oauthError) Description() string { return e.description }
+
+// RetryAfter returns how long a throttled or unavailable caller should
+// wait before retrying; 0 when there is no such advice.
+func (e *oauthError) RetryAfter() time.Duration { return e.retryAfter }
+
 // postOnly refuses methods other than POST in this package's error shape.
 func postOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -439,6 +459,12 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 	if id == "" || secret == "" {
 		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication required", challenge: true}
 	}
+	return s.authenticateClient(r, id, secret, basic, now)
+}
+
+// authenticateClient checks a client id and secret against the directory,
+// throttling client ids and client addresses that keep failing.
+func (s *Server) authenticateClient(r *http.Request, id, secret string, basic bool, now time.Time) (client, *oauthError) {
 	addr := s.proxies.ClientAddr(r)
 	throttleKey := throttleID(id)
 	if wait := max(s.clients.Blocked(throttleKey, now), s.addrs.Blocked(addr, now)); wait > 0 {
@@ -525,7 +551,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
-	tok, err := s.keys.Issue(auth.AccessClaims{
+	tok, _, oerr := s.issue(c, scope, now)
+	if oerr != nil {
+		writeError(w, oerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.lifetime / time.Second), Scope: scope})
+}
+
+// issue signs an access token for client c with scope (its granted roles).
+func (s *Server) issue(c client, scope string, now time.Time) (string, auth.AccessClaims, *oauthError) {
+	claims := auth.AccessClaims{
 		Subject:      c.principal.ID,
 		Tenant:       c.principal.Tenant,
 		ClientID:     c.id,
@@ -536,13 +572,48 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		IssuedAt:     now,
 		NotBefore:    now,
 		Expiry:       now.Add(s.lifetime),
-	})
+	}
+	tok, err := s.keys.Issue(claims)
 	if err != nil {
 		s.log.Error("oauth2 issue access token", "client_id", c.id, "err", err)
-		writeError(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", description: "could not issue a token"})
-		return
+		return "", claims, &oauthError{status: http.StatusInternalServerError, code: "server_error", description: "could not issue a token"}
 	}
-	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.lifetime / time.Second), Scope: scope})
+	claims.Issuer, claims.Audience = s.keys.Issuer(), s.keys.Audience()
+	return tok, claims, nil
+}
+
+// ClientCredentialsGrant is the client credentials grant for other
+// dialects: it authenticates clientID and secret as the token endpoint
+// does (throttled by client id and by r's client address, behind trusted
+// proxies the forwarded one, counted in the same metrics under r's path) and issues an access token narrowed to
+// roles, each of which the client must hold (nil or empty: all its roles).
+// It returns the signed token and its claims. A refusal is an error with
+// StatusCode, Description and RetryAfter methods, naming no value the
+// client sent.
+func (s *Server) ClientCredentialsGrant(r *http.Request, clientID, secret string, roles []string) (string, auth.AccessClaims, error) {
+	now := s.now()
+	if clientID == "" || secret == "" {
+		return "", auth.AccessClaims{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication required"}
+	}
+	c, oerr := s.authenticateClient(r, clientID, secret, false, now)
+	if oerr != nil {
+		return "", auth.AccessClaims{}, oerr
+	}
+	for _, role := range roles {
+		// A role with a space would read as two scope tokens.
+		if !validScopeToken(role) {
+			return "", auth.AccessClaims{}, &oauthError{status: http.StatusBadRequest, code: errInvalidScope, description: "roles must be role ids without spaces"}
+		}
+	}
+	scope, oerr := grantScope(c.principal, strings.Join(roles, " "))
+	if oerr != nil {
+		return "", auth.AccessClaims{}, oerr
+	}
+	tok, claims, oerr := s.issue(c, scope, now)
+	if oerr != nil {
+		return "", auth.AccessClaims{}, oerr
+	}
+	return tok, claims, nil
 }
 
 // grantScope decides the scope of a token: the roles the client asked for,
@@ -739,8 +810,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	if handled {
 		return
 	}
-	if !ok || claims.Tenant != c.principal.Tenant ||
-		!c.principal.Can(s.dir.Authorizer(), authz.TokensIntrospect, "", authz.TenantScope(claims.Tenant)).Allowed {
+	if !ok || !s.mayIntrospect(c.principal, claims) {
 		writeBody(w, http.StatusOK, inactive)
 		return
 	}
@@ -758,6 +828,49 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		Audience:  claims.Audience,
 		TokenType: "Bearer",
 	})
+}
+
+// mayIntrospect reports whether caller may learn about an active token with
+// claims: only a principal of the token's tenant allowed
+// authz.TokensIntrospect there.
+func (s *Server) mayIntrospect(caller auth.Principal, claims auth.AccessClaims) bool {
+	return claims.Tenant == caller.Tenant && caller.Can(s.dir.Authorizer(), authz.TokensIntrospect, "", authz.TenantScope(claims.Tenant)).Allowed
+}
+
+// Introspect is token introspection for other dialects, with the rule of
+// the introspection endpoint: it returns the claims of token and true when
+// the token would authenticate a request now and caller may introspect it
+// (allowed authz.TokensIntrospect in the token's tenant); false otherwise,
+// with no reason given.
+func (s *Server) Introspect(caller auth.Principal, token string) (auth.AccessClaims, bool) {
+	claims, ok := s.activeClaims(token, s.now())
+	if !ok || !s.mayIntrospect(caller, claims) {
+		return auth.AccessClaims{}, false
+	}
+	return claims, true
+}
+
+// RevokeToken is token revocation for other dialects: it revokes token on
+// behalf of caller when the token is active, of caller's tenant, and
+// caller may revoke it (the token's own service account, or an
+// administrator of its account, as the revocation command decides). When
+// there is nothing caller may revoke it returns nil and changes nothing,
+// so callers learn nothing about tokens they do not hold; an error means
+// the revocation could not be recorded (retry).
+func (s *Server) RevokeToken(ctx context.Context, caller auth.Principal, token string) error {
+	claims, ok := s.activeClaims(token, s.now())
+	if !ok || claims.Tenant != caller.Tenant {
+		return nil
+	}
+	err := s.revoke(ctx, caller, claims)
+	if errors.Is(err, commands.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		s.log.Error("revoke access token", "client_id", claims.ClientID, "jti", claims.ID, "err", err)
+		return &oauthError{status: http.StatusServiceUnavailable, code: errUnavailable, description: "the revocation could not be recorded; retry", retryAfter: time.Second}
+	}
+	return nil
 }
 
 // tokenRequest reads what introspection and revocation share: a form
