@@ -118,15 +118,37 @@ type Methods map[string]http.HandlerFunc
 
 // ServeHTTP implements http.Handler.
 func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, ok := m[r.Method]; ok {
+	MethodsIn{Methods: m, OnErr: WriteProblem}.ServeHTTP(w, r)
+}
+
+// MethodsIn is Methods answering other methods with 405 in a dialect's
+// error shape.
+type MethodsIn struct {
+	Methods Methods
+	OnErr   ErrorWriter
+}
+
+// ServeHTTP implements http.Handler.
+func (m MethodsIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m.Methods[r.Method]; ok {
 		h(w, r)
 		return
 	}
-	allowed := make([]string, 0, len(m))
-	for method := range m {
+	allowed := make([]string, 0, len(m.Methods))
+	for method := range m.Methods {
 		allowed = append(allowed, method)
 	}
 	slices.Sort(allowed)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	WriteProblem(w, r, http.StatusMethodNotAllowed, "", "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
+	m.OnErr(w, r, http.StatusMethodNotAllowed, "", "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
+}
+
+// Fallback answers requests under a dialect's path prefix that match none
+// of its routes: 404 in the dialect's shape. It is no endpoint of its own;
+// route walkers (the OpenAPI check) skip it.
+type Fallback struct{ OnErr ErrorWriter }
+
+// ServeHTTP implements http.Handler.
+func (f Fallback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.OnErr(w, r, http.StatusNotFound, "", "no such endpoint: "+r.Method+" "+r.URL.Path)
 }
