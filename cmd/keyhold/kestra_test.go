@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -32,18 +33,46 @@ var (
 	kestraStatusAllowed = []int{http.StatusOK, http.StatusCreated, http.StatusNoContent}
 )
 
-// kestraAPI calls the Kestra dialect of h for one tenant.
+// kestraAPI calls the Kestra dialect of h for one tenant and records the
+// exchanges, which are checked against Kestra's document when the test
+// ends (validateKestra).
 type kestraAPI struct {
 	h      *harness
 	tenant string
 	prefix string
+	rec    *kestraRecorder
+}
+
+func newKestraAPI(t *testing.T, h *harness, tenant, prefix string) kestraAPI {
+	t.Helper()
+	k := kestraAPI{h: h, tenant: tenant, prefix: prefix, rec: &kestraRecorder{}}
+	t.Cleanup(func() { validateKestra(t, k.rec) })
+	return k
 }
 
 func (k kestraAPI) path(p string) string { return k.prefix + "/" + k.tenant + p }
 
 func (k kestraAPI) do(t *testing.T, method, p, token string, body any) httpResp {
 	t.Helper()
-	return k.h.do(t, method, k.path(p), token, body)
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r httpResp
+	if raw == nil {
+		r = k.h.do(t, method, k.path(p), token, nil)
+	} else {
+		r = k.h.do(t, method, k.path(p), token, raw)
+	}
+	k.rec.add(kestraExchange{method: method, path: k.path(p), body: raw, resp: r})
+	return r
 }
 
 // ok calls and expects status want, one the Terraform provider accepts.
@@ -153,7 +182,7 @@ func TestKestraRoles(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
 	a := h.kestraAdmin(t, "acme")
-	k := kestraAPI{h: h, tenant: "acme", prefix: "/api/v1"}
+	k := newKestraAPI(t, h, "acme", "/api/v1")
 
 	perms := map[string][]string{"FLOW": {"READ", "CREATE"}, "SERVICE_ACCOUNT": {"CREATE"}, "AUDITLOG": {"READ"}, "NAMESPACE": {"DELETE"}}
 	r := k.ok(t, http.MethodPost, "/roles", a.token, map[string]any{"name": "flow-ops", "description": "runs flows", "permissions": perms, "isDefault": false}, http.StatusOK)
@@ -310,7 +339,7 @@ func TestKestraRoleIsEnforcedEverywhere(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
 	a := h.kestraAdmin(t, "acme")
-	k := kestraAPI{h: h, tenant: "acme", prefix: "/api/v1"}
+	k := newKestraAPI(t, h, "acme", "/api/v1")
 
 	r := k.ok(t, http.MethodPost, "/roles", a.token, map[string]any{"name": "sa-maker", "permissions": map[string][]string{
 		"SERVICE_ACCOUNT": {"CREATE", "READ"}, "ROLE": {"CREATE", "READ"}, "BINDING": {"CREATE"},
@@ -358,7 +387,7 @@ func TestKestraGroupsAndBindings(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
 	a := h.kestraAdmin(t, "acme")
-	k := kestraAPI{h: h, tenant: "acme", prefix: "/v1/api"}
+	k := newKestraAPI(t, h, "acme", "/v1/api")
 
 	r := k.ok(t, http.MethodPost, "/service-accounts", a.token, map[string]any{"name": "robot"}, http.StatusOK)
 	robot, _ := r.object(t)["id"].(string)
@@ -444,12 +473,22 @@ func TestKestraGroupsAndBindings(t *testing.T) {
 
 	r = k.ok(t, http.MethodPost, "/bindings/bulk", a.token, []map[string]any{
 		{"type": "USER", "externalId": a.userID, "roleId": roleID, "namespaceId": "company.team"},
-		{"type": "SERVICE_ACCOUNT", "externalId": robot, "roleId": "viewer"},
+		{"type": "USER", "externalId": robot, "roleId": "viewer"},
 	}, http.StatusOK)
 	bulk := items(t, r)
 	if len(bulk) != 2 || bulk[0]["user"].(map[string]any)["type"] != "STANDARD" || bulk[1]["user"].(map[string]any)["type"] != "SERVICE_ACCOUNT" {
 		t.Fatalf("bulk: %s", r.Body)
 	}
+	// type SERVICE_ACCOUNT, a Keyhold extension, reads back as Kestra shows
+	// service accounts' bindings.
+	r = h.do(t, http.MethodPost, k.path("/bindings"), a.token, map[string]any{"type": "SERVICE_ACCOUNT", "externalId": robot, "roleId": "auditor"})
+	expectStatus(t, r, http.StatusOK, "SERVICE_ACCOUNT binding")
+	if sab := r.object(t); sab["type"] != "USER" || sab["user"].(map[string]any)["type"] != "SERVICE_ACCOUNT" {
+		t.Fatalf("SERVICE_ACCOUNT binding: %s", r.Body)
+	} else {
+		k.ok(t, http.MethodDelete, "/bindings/"+sab["id"].(string), a.token, nil, http.StatusNoContent)
+	}
+	kestraError(t, k.do(t, http.MethodPost, "/bindings", a.token, map[string]any{"type": "SERVICE_ACCOUNT", "externalId": a.userID, "roleId": "auditor"}), http.StatusUnprocessableEntity, k.path("/bindings"))
 	// One bad item and none is created.
 	r = k.do(t, http.MethodPost, "/bindings/bulk", a.token, []map[string]any{
 		{"type": "USER", "externalId": a.userID, "roleId": "viewer"},
@@ -498,7 +537,7 @@ func TestKestraServiceAccounts(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
 	a := h.kestraAdmin(t, "acme")
-	k := kestraAPI{h: h, tenant: "acme", prefix: "/api/v1"}
+	k := newKestraAPI(t, h, "acme", "/api/v1")
 
 	r := k.ok(t, http.MethodPost, "/groups", a.token, map[string]any{"name": "ops"}, http.StatusOK)
 	gid, _ := r.object(t)["id"].(string)
