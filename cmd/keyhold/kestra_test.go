@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -263,9 +264,9 @@ func TestKestraRoles(t *testing.T) {
 			field  string
 			says   string
 		}{
-			{"id in the body", map[string]any{"id": "x", "name": "x", "permissions": map[string]any{}}, 422, "id", "id"},
-			{"tenantId in the body", map[string]any{"tenantId": "acme", "name": "x", "permissions": map[string]any{}}, 422, "tenantId", "tenant"},
-			{"deleted in the body", map[string]any{"deleted": false, "name": "x", "permissions": map[string]any{}}, 422, "deleted", "DELETE"},
+			{"id in the body", map[string]any{"id": "x", "name": "x", "permissions": map[string]any{}}, 422, "id", "not accepted in the body since Kestra 0.24"},
+			{"tenantId in the body", map[string]any{"tenantId": "acme", "name": "x", "permissions": map[string]any{}}, 422, "tenantId", "not accepted in the body since Kestra 0.24"},
+			{"deleted in the body", map[string]any{"deleted": false, "name": "x", "permissions": map[string]any{}}, 422, "deleted", "not accepted in the body since Kestra 0.24"},
 			{"ME is gone", map[string]any{"name": "x", "permissions": map[string]any{"ME": []string{"READ"}}}, 422, "permissions.ME", "/api/v1/me"},
 			{"API_TOKEN is gone", map[string]any{"name": "x", "permissions": map[string]any{"API_TOKEN": []string{"READ"}}}, 422, "permissions.API_TOKEN", "SERVICE_ACCOUNT"},
 			{"APITOKEN is gone", map[string]any{"name": "x", "permissions": map[string]any{"APITOKEN": []string{"READ"}}}, 422, "permissions.APITOKEN", "SERVICE_ACCOUNT"},
@@ -308,6 +309,10 @@ func TestKestraRoles(t *testing.T) {
 		kestraError(t, k.do(t, http.MethodPatch, "/roles/"+id, a.token, nil), http.StatusMethodNotAllowed, k.path("/roles/"+id))
 		kestraError(t, k.do(t, http.MethodGet, "/no-such-thing", a.token, nil), http.StatusNotFound, k.path("/no-such-thing"))
 		kestraError(t, h.do(t, http.MethodGet, "/api/v1/no/such/thing", "", nil), http.StatusNotFound, "/api/v1/no/such/thing")
+		big := `{"name": "` + strings.Repeat("x", 70<<10) + `"}`
+		kestraError(t, k.do(t, http.MethodPost, "/roles", a.token, big), http.StatusRequestEntityTooLarge, k.path("/roles"))
+		kestraError(t, k.do(t, http.MethodPost, "/bindings/bulk", a.token, "["+big+"]"), http.StatusRequestEntityTooLarge, k.path("/bindings/bulk"))
+		kestraError(t, k.do(t, http.MethodPost, "/bindings/bulk", a.token, map[string]any{}), http.StatusUnprocessableEntity, k.path("/bindings/bulk"))
 		kestraError(t, k.do(t, http.MethodPut, "/roles/tenant-admin", a.token, map[string]any{"name": "x", "permissions": map[string]any{}}), http.StatusForbidden, k.path("/roles/tenant-admin"))
 		// Another tenant's administrator has no access to this tenant.
 		b := h.bootstrap(t, "other")
@@ -610,4 +615,70 @@ func TestKestraServiceAccounts(t *testing.T) {
 	}
 	kestraError(t, k.do(t, http.MethodGet, "/service-accounts/"+id, a.token, nil), http.StatusNotFound, k.path("/service-accounts/"+id))
 	h.assertNoSecretsStored(t)
+}
+
+// TestKestraTenantFromPath: the path names the tenant a user acts in, with
+// Basic or Bearer credentials; a tenant the caller has no access to is 403.
+func TestKestraTenantFromPath(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	h.bootstrap(t, "acme")
+	other := h.bootstrap(t, "other")
+	h.bootstrap(t, "third")
+	ctx := context.Background()
+	const pw = "a long enough password"
+	h.remember(pw, "password")
+	created, err := h.srv.cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: commands.Meta{Caller: auth.System()}, Username: "carol",
+		Email: "carol@acme.example", Password: pw, Tenants: []string{"acme", "other"}})
+	h.applied(t, created.Sequence, err, "create carol")
+	carol := created.User.ID()
+	h.bindAsOperator(t, "other", "viewer", events.SubjectUser, carol, events.Scope{})
+
+	basic := func(method, path, login, password string, header map[string]string) httpResp {
+		t.Helper()
+		req, err := http.NewRequest(method, h.ts.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(login, password)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		res, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return httpResp{Status: res.StatusCode, Header: res.Header, Body: raw}
+	}
+	for _, c := range []struct {
+		name, path, login, password string
+		header                      map[string]string
+		want                        int
+	}{
+		{"viewer in other", "/api/v1/other/roles/search", "carol", pw, nil, http.StatusOK},
+		{"by email, other prefix", "/v1/api/other/roles/search", "carol@acme.example", pw, nil, http.StatusOK},
+		{"alias", "/api/v1/tenants/other/roles/search", "carol", pw, nil, http.StatusOK},
+		{"no role in acme", "/api/v1/acme/roles/search", "carol", pw, nil, http.StatusForbidden},
+		{"no access to third", "/api/v1/third/roles/search", "carol", pw, nil, http.StatusForbidden},
+		{"unknown tenant", "/api/v1/nowhere/roles/search", "carol", pw, nil, http.StatusForbidden},
+		{"wrong password", "/api/v1/other/roles/search", "carol", pw + "x", nil, http.StatusUnauthorized},
+		{"a header naming another tenant", "/api/v1/other/roles/search", "carol", pw, map[string]string{"Keyhold-Tenant": "acme"}, http.StatusBadRequest},
+		{"a header naming the same tenant", "/api/v1/other/roles/search", "carol", pw, map[string]string{"Keyhold-Tenant": "other"}, http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := basic(http.MethodGet, c.path, c.login, c.password, c.header)
+			if c.want == http.StatusOK {
+				expectStatus(t, r, http.StatusOK, c.path)
+				page(t, r, kestraRoleSummary)
+				return
+			}
+			kestraError(t, r, c.want, c.path)
+		})
+	}
+	// Bearer: the other tenant's administrator acts in its own tenant only.
+	k := newKestraAPI(t, h, "other", "/api/v1")
+	k.ok(t, http.MethodGet, "/groups/search", other.token, nil, http.StatusOK)
+	kestraError(t, h.do(t, http.MethodGet, "/api/v1/acme/groups/search", other.token, nil), http.StatusForbidden, "/api/v1/acme/groups/search")
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -178,7 +179,7 @@ func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ce):
 		field, detail = wireField(ce.Field), ce.Message
 		status = commandStatus(ce)
-		if field != "" && !strings.HasPrefix(detail, field) {
+		if status == http.StatusUnprocessableEntity && field != "" && !strings.HasPrefix(detail, field) {
 			// The core's messages leave the field to the error's field.
 			detail = field + ": " + detail
 		}
@@ -279,8 +280,12 @@ func decodeArray(w http.ResponseWriter, r *http.Request, v any) error {
 		return err
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, khttp.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return fmt.Errorf("%w: %w", khttp.ErrBadRequest, khttp.ErrBodyTooLarge)
+	}
 	if err != nil {
-		return bodyErr(khttp.DecodeJSON(w, r, v)) // reports the size
+		return badBody("", "the body could not be read")
 	}
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '[' {
