@@ -682,3 +682,49 @@ func TestKestraTenantFromPath(t *testing.T) {
 	k.ok(t, http.MethodGet, "/groups/search", other.token, nil, http.StatusOK)
 	kestraError(t, h.do(t, http.MethodGet, "/api/v1/acme/groups/search", other.token, nil), http.StatusForbidden, "/api/v1/acme/groups/search")
 }
+
+// TestKestraIdempotentMultiStepWrites: writes made of several commands
+// (a group with members, a service account with groups) keep every step
+// under one Idempotency-Key, and a repeated request changes nothing.
+func TestKestraIdempotentMultiStepWrites(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.kestraAdmin(t, "acme")
+	k := newKestraAPI(t, h, "acme", "/api/v1")
+	r := k.ok(t, http.MethodPost, "/groups", a.token, map[string]any{"name": "ops"}, http.StatusOK)
+	ops, _ := r.object(t)["id"].(string)
+
+	keyed := func(path, key string, body any) httpResp {
+		t.Helper()
+		r := h.send(t, httpReq{method: http.MethodPost, path: k.path(path), token: a.token, body: body, header: map[string]string{"Idempotency-Key": key}})
+		expectStatus(t, r, http.StatusOK, "POST "+path)
+		return r
+	}
+	saBody := map[string]any{"name": "deployer", "groups": []map[string]string{{"id": ops}}}
+	first := keyed("/service-accounts", "sa-1", saBody)
+	again := keyed("/service-accounts", "sa-1", saBody)
+	if string(first.Body) != string(again.Body) {
+		t.Fatalf("replay %s, first %s", again.Body, first.Body)
+	}
+	robot, _ := first.object(t)["id"].(string)
+	g := keyed("/groups", "group-1", map[string]any{"name": "devs", "membersId": []string{robot, a.userID}})
+	keyed("/groups", "group-1", map[string]any{"name": "devs", "membersId": []string{robot, a.userID}})
+	gid, _ := g.object(t)["id"].(string)
+
+	r = k.ok(t, http.MethodGet, "/groups/"+gid+"/members", a.token, nil, http.StatusOK)
+	if _, total := page(t, r, kestraMember); total != 2 {
+		t.Fatalf("members of a keyed group: %s", r.Body)
+	}
+	r = k.ok(t, http.MethodGet, "/groups/"+ops+"/members", a.token, nil, http.StatusOK)
+	if res, total := page(t, r, kestraMember); total != 1 || res[0]["id"] != robot {
+		t.Fatalf("members of ops: %s", r.Body)
+	}
+	r = k.ok(t, http.MethodGet, "/service-accounts", a.token, nil, http.StatusOK)
+	if _, total := page(t, r, kestraSA); total != 1 {
+		t.Fatalf("a repeated request made another account: %s", r.Body)
+	}
+	r = k.ok(t, http.MethodGet, "/groups/search", a.token, nil, http.StatusOK)
+	if _, total := page(t, r, kestraGroupSummary); total != 2 {
+		t.Fatalf("a repeated request made another group: %s", r.Body)
+	}
+}

@@ -107,11 +107,11 @@ func (h handlers) createGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	seq := res.Sequence
 	for i, id := range req.MembersID {
-		m, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: meta(r), GroupID: res.Group.ID(), MemberKind: kinds[i], MemberID: id})
+		m, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "member "+id), GroupID: res.Group.ID(), MemberKind: kinds[i], MemberID: id})
 		if err != nil {
 			// Undo the group, so that a refused member leaves nothing
 			// behind (the log keeps both events).
-			if _, derr := h.cmds.DeleteGroup.Handle(context.WithoutCancel(r.Context()), commands.DeleteGroup{Meta: meta(r), ID: res.Group.ID()}); derr != nil {
+			if _, derr := h.cmds.DeleteGroup.Handle(context.WithoutCancel(r.Context()), commands.DeleteGroup{Meta: stepMeta(r, "undo"), ID: res.Group.ID()}); derr != nil {
 				h.log.Error("undo group creation", "request_id", khttp.RequestID(r.Context()), "group", res.Group.ID(), "err", derr)
 			}
 			h.fail(w, r, err)

@@ -262,6 +262,19 @@ func meta(r *http.Request) commands.Meta {
 		IdempotencyKey: r.Header.Get(khttp.IdempotencyKeyHeader), IDSeed: khttp.IDSeed(r.Context())}
 }
 
+// stepMeta is the Meta of a further command a request runs after its
+// first (the members of a new group, say): its Idempotency-Key is the
+// request's with the step's name, so that a retried request repeats each
+// step at most once and no step is taken for a repetition of another.
+func stepMeta(r *http.Request, step string) commands.Meta {
+	m := meta(r)
+	if m.IdempotencyKey != "" {
+		m.IdempotencyKey += "\x00" + step
+	}
+	m.IDSeed = ""
+	return m
+}
+
 // decode reads a write's JSON object body after refusing query
 // parameters (writes take none, unless listed in allowed). Body errors
 // are 422, query errors 400.

@@ -147,7 +147,7 @@ func (h handlers) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Undo the account, so that a refused membership leaves nothing
 		// behind (the log keeps both events).
-		if _, derr := h.cmds.DeleteServiceAccount.Handle(context.WithoutCancel(r.Context()), commands.DeleteServiceAccount{Meta: meta(r), ID: sa.ID()}); derr != nil {
+		if _, derr := h.cmds.DeleteServiceAccount.Handle(context.WithoutCancel(r.Context()), commands.DeleteServiceAccount{Meta: stepMeta(r, "undo"), ID: sa.ID()}); derr != nil {
 			h.log.Error("undo service account creation", "request_id", khttp.RequestID(r.Context()), "service_account", sa.ID(), "err", derr)
 		}
 		h.fail(w, r, err)
@@ -165,7 +165,7 @@ func (h handlers) setGroups(r *http.Request, id string, had, want []string) (uin
 		if slices.Contains(had, g) {
 			continue
 		}
-		res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: meta(r), GroupID: g, MemberKind: events.SubjectServiceAccount, MemberID: id})
+		res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "join "+g), GroupID: g, MemberKind: events.SubjectServiceAccount, MemberID: id})
 		if err != nil {
 			return seq, err
 		}
@@ -175,7 +175,7 @@ func (h handlers) setGroups(r *http.Request, id string, had, want []string) (uin
 		if slices.Contains(want, g) {
 			continue
 		}
-		s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: meta(r), GroupID: g, MemberID: id})
+		s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: stepMeta(r, "leave "+g), GroupID: g, MemberID: id})
 		if err != nil {
 			return seq, err
 		}
