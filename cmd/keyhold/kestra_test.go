@@ -12,10 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
+	khttp "github.com/keyhold/keyhold/http"
 )
 
 // Exact key sets of the Kestra 0.24 shapes.
@@ -726,5 +729,43 @@ func TestKestraIdempotentMultiStepWrites(t *testing.T) {
 	r = k.ok(t, http.MethodGet, "/groups/search", a.token, nil, http.StatusOK)
 	if _, total := page(t, r, kestraGroupSummary); total != 2 {
 		t.Fatalf("a repeated request made another group: %s", r.Body)
+	}
+}
+
+// TestKestraRoutesRefuseStrangers walks every Kestra route the router
+// serves: without credentials each answers 401, and for another tenant's
+// administrator 403, both in Kestra's error shape and before any body is
+// read.
+func TestKestraRoutesRefuseStrangers(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	h.bootstrap(t, "acme")
+	other := h.bootstrap(t, "other")
+	router := h.srv.handler.(*mux.Router)
+	fill := strings.NewReplacer("{tenant}", "acme", "{id}", "01m8xksbk34yhjaxftq8ek86fc", "{userId}", "01m8xksbk34yhjaxftq8ek86fd")
+	n := 0
+	err := router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		m, ok := route.GetHandler().(khttp.MethodsIn)
+		if !ok {
+			return nil
+		}
+		tmpl, err := route.GetPathTemplate()
+		if err != nil || !(strings.HasPrefix(tmpl, "/api/v1/") || strings.HasPrefix(tmpl, "/v1/api/")) {
+			return nil
+		}
+		path := fill.Replace(tmpl)
+		for _, method := range sortedKeys(m.Methods) {
+			n++
+			kestraError(t, h.do(t, method, path, "", nil), http.StatusUnauthorized, path)
+			kestraError(t, h.do(t, method, path, other.token, nil), http.StatusForbidden, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 28 operations under two prefixes, 18 of them also under /tenants/{tenant}.
+	if n != 2*(28+18) {
+		t.Fatalf("walked %d Kestra operations, want %d", n, 2*(28+18))
 	}
 }
