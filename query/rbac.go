@@ -499,18 +499,40 @@ func (q *Queries) SearchBindings(ctx context.Context, caller auth.Principal, f B
 // Binding returns one explicit binding of the caller's tenant. It needs
 // iam.bindings.list.
 func (q *Queries) Binding(ctx context.Context, caller auth.Principal, id string) (Binding, error) {
-	if err := q.mayIn(caller, authz.BindingsList, "bindings"); err != nil {
+	bs, err := q.BindingsByIDs(ctx, caller, []string{id})
+	if err != nil {
 		return Binding{}, err
 	}
-	var b Binding
-	err := q.db.GetContext(ctx, &b, bindingSelect+` WHERE b.tenant = $1 AND b.id = $2`, caller.Tenant, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return b, fmt.Errorf("%w: binding %q", ErrNotFound, id)
+	return bs[0], nil
+}
+
+// BindingsByIDs returns the explicit bindings of the caller's tenant with
+// the given ids, in the order of ids; an unknown id is ErrNotFound. It
+// needs iam.bindings.list.
+func (q *Queries) BindingsByIDs(ctx context.Context, caller auth.Principal, ids []string) ([]Binding, error) {
+	if err := q.mayIn(caller, authz.BindingsList, "bindings"); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		return b, fmt.Errorf("get binding: %w", err)
+	if err := checkIDs(ids); err != nil {
+		return nil, err
 	}
-	return b, nil
+	var rows []Binding
+	if err := q.db.SelectContext(ctx, &rows, bindingSelect+` WHERE b.tenant = $1 AND b.id = ANY($2)`, caller.Tenant, pq.StringArray(ids)); err != nil {
+		return nil, fmt.Errorf("get bindings: %w", err)
+	}
+	byID := make(map[string]Binding, len(rows))
+	for _, b := range rows {
+		byID[b.ID] = b
+	}
+	out := make([]Binding, len(ids))
+	for i, id := range ids {
+		b, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("%w: binding %q", ErrNotFound, id)
+		}
+		out[i] = b
+	}
+	return out, nil
 }
 
 var serviceAccountSort = map[string]string{"id": "id", "name": "display_name"}
@@ -540,16 +562,26 @@ func (q *Queries) SearchServiceAccounts(ctx context.Context, caller auth.Princip
 	return items, total, nil
 }
 
-// ServiceAccountGroups returns the groups a service account of the
-// caller's tenant belongs to, ordered by name. Like ServiceAccount, it
-// answers ErrNotFound to callers who may not read service accounts.
-func (q *Queries) ServiceAccountGroups(ctx context.Context, caller auth.Principal, id string) ([]Membership, error) {
+// ServiceAccountGroups returns the groups each of the service accounts
+// ids of the caller's tenant belongs to, ordered by name, in one query.
+// Like ServiceAccount, it answers ErrNotFound to callers who may not read
+// service accounts.
+func (q *Queries) ServiceAccountGroups(ctx context.Context, caller auth.Principal, ids ...string) (map[string][]Membership, error) {
 	if !q.may(caller, authz.ServiceAccountsGet) {
-		return nil, fmt.Errorf("%w: service account %q", ErrNotFound, id)
+		return nil, fmt.Errorf("%w: service account %q", ErrNotFound, strings.Join(ids, ", "))
 	}
-	ms := []Member{{ID: id}}
-	err := q.withGroups(ctx, caller.Tenant, ms)
-	return ms[0].Groups, err
+	ms := make([]Member, len(ids))
+	for i, id := range ids {
+		ms[i].ID = id
+	}
+	if err := q.withGroups(ctx, caller.Tenant, ms); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]Membership, len(ms))
+	for _, m := range ms {
+		out[m.ID] = m.Groups
+	}
+	return out, nil
 }
 
 // PrincipalKind tells whether id is a service account of the caller's

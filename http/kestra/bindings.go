@@ -111,14 +111,14 @@ func (h handlers) bindingCommand(ctx context.Context, r *http.Request, req bindi
 	return cmd, nil
 }
 
-// readBindings reads the bindings back once the read side has them.
+// readBindings reads bindings back, in the order of ids.
 func (h handlers) readBindings(ctx context.Context, r *http.Request, ids []string) ([]bindingJSON, error) {
-	out := make([]bindingJSON, len(ids))
-	for i, id := range ids {
-		b, err := h.q.Binding(ctx, caller(r), id)
-		if err != nil {
-			return nil, err
-		}
+	bs, err := h.q.BindingsByIDs(ctx, caller(r), ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bindingJSON, len(bs))
+	for i, b := range bs {
 		out[i] = bindingOf(b)
 	}
 	return out, nil

@@ -104,14 +104,18 @@ func (h handlers) listServiceAccounts(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	ids := make([]string, len(items))
+	for i, sa := range items {
+		ids[i] = sa.ID
+	}
+	groups, err := h.q.ServiceAccountGroups(r.Context(), caller(r), ids...)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
 	out := paged[serviceAccountJSON]{Results: make([]serviceAccountJSON, len(items)), Total: total}
 	for i, sa := range items {
-		groups, err := h.q.ServiceAccountGroups(r.Context(), caller(r), sa.ID)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		out.Results[i] = serviceAccountOf(sa.ID, sa.DisplayName, sa.Description, groupIDs(groups))
+		out.Results[i] = serviceAccountOf(sa.ID, sa.DisplayName, sa.Description, groupIDs(groups[sa.ID]))
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
@@ -200,7 +204,7 @@ func (h handlers) getServiceAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, serviceAccountOf(sa.ID, sa.DisplayName, sa.Description, groupIDs(groups)))
+	khttp.WriteJSON(w, http.StatusOK, serviceAccountOf(sa.ID, sa.DisplayName, sa.Description, groupIDs(groups[id])))
 }
 
 func (h handlers) updateServiceAccount(w http.ResponseWriter, r *http.Request) {
@@ -239,7 +243,7 @@ func (h handlers) updateServiceAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	seq, err := h.setGroups(r, id, groupIDs(had), groups)
+	seq, err := h.setGroups(r, id, groupIDs(had[id]), groups)
 	if err != nil {
 		h.fail(w, r, err)
 		return
