@@ -221,6 +221,13 @@ func TestKestraRoles(t *testing.T) {
 		if total != 6 || len(res) != 2 || res[0]["name"] != "tenant-admin" || res[1]["name"] != "kestra-all" {
 			t.Fatalf("page 2 by name desc: %s", r.Body)
 		}
+		// q is text, not a LIKE pattern.
+		for _, q := range []string{"%25", "_", "\\"} {
+			r := k.ok(t, http.MethodGet, "/roles/search?q="+q, a.token, nil, http.StatusOK)
+			if _, total := page(t, r, kestraRoleSummary); total != 0 {
+				t.Errorf("q=%s matched %d roles: %s", q, total, r.Body)
+			}
+		}
 		managed := k.ok(t, http.MethodGet, "/roles/search?q=tenant-admin", a.token, nil, http.StatusOK)
 		if res, _ := page(t, managed, kestraRoleSummary); len(res) != 1 || res[0]["isManaged"] != true {
 			t.Fatalf("managed role: %s", managed.Body)
