@@ -54,6 +54,8 @@ const (
 	UsersUpdate   = "iam.users.update"
 	UsersDelete   = "iam.users.delete"
 	TenantsCreate = "iam.tenants.create"
+	// InstanceUpdate changes instance-level settings.
+	InstanceUpdate = "iam.instance.update"
 )
 
 // Ids (and names) of the managed roles seeded in every tenant.

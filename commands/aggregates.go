@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -216,9 +217,16 @@ type ServiceAccount struct {
 	status      string
 	createdAt   time.Time
 	updatedAt   time.Time
+	// createdBy is the id of the principal whose command created it.
+	createdBy   string
 	credentials []Credential
 	// deletedCredentials are the ids of deleted credentials, never reused.
 	deletedCredentials []string
+	// deletedBy is the id seed of the keyed request that deleted the
+	// account; credentialsDeletedBy maps a keyed request's seed to the
+	// credential it deleted. Retries of those requests succeed again.
+	deletedBy            string
+	credentialsDeletedBy map[string]string
 }
 
 // Service account statuses.
@@ -264,6 +272,12 @@ func (s *ServiceAccount) CreatedAt() time.Time { return s.createdAt }
 // UpdatedAt returns the time of the last change.
 func (s *ServiceAccount) UpdatedAt() time.Time { return s.updatedAt }
 
+// CreatedBy returns the id of the principal that created the account.
+func (s *ServiceAccount) CreatedBy() string { return s.createdBy }
+
+// ActiveCredentials counts the credentials not yet expired at now.
+func (s *ServiceAccount) ActiveCredentials(now time.Time) int { return s.activeCredentials(now) }
+
 // activeCredentials counts credentials not yet expired at now.
 func (s *ServiceAccount) activeCredentials(now time.Time) int {
 	n := 0
@@ -289,6 +303,7 @@ func (s *ServiceAccount) clone() state {
 	c.roles = slices.Clone(s.roles)
 	c.credentials = slices.Clone(s.credentials)
 	c.deletedCredentials = slices.Clone(s.deletedCredentials)
+	c.credentialsDeletedBy = maps.Clone(s.credentialsDeletedBy)
 	return &c
 }
 
@@ -299,6 +314,7 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 		s.clientID, s.displayName, s.description = e.ClientID, e.DisplayName, e.Description
 		s.scope, s.roles, s.status = e.Scope, slices.Clone(e.Roles), e.Status
 		s.createdAt, s.updatedAt = env.Time, env.Time
+		s.createdBy = env.Actor.ID
 	case events.ServiceAccountUpdated:
 		if e.DisplayName != nil {
 			s.displayName = *e.DisplayName
@@ -314,11 +330,17 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 		}
 		s.updatedAt = env.Time
 	case events.ServiceAccountDeleted:
-		*s = ServiceAccount{id: s.id, tenant: s.tenant, deleted: true}
+		*s = ServiceAccount{id: s.id, tenant: s.tenant, deleted: true, deletedBy: e.RequestSeed}
 	case events.CredentialCreated:
 		s.credentials = append(s.credentials, Credential{id: e.CredentialID, verifier: e.Verifier, createdAt: env.Time, expiresAt: e.ExpiresAt})
 	case events.CredentialDeleted:
 		s.credentials = slices.DeleteFunc(s.credentials, func(c Credential) bool { return c.id == e.CredentialID })
 		s.deletedCredentials = append(s.deletedCredentials, e.CredentialID)
+		if e.RequestSeed != "" {
+			if s.credentialsDeletedBy == nil {
+				s.credentialsDeletedBy = map[string]string{}
+			}
+			s.credentialsDeletedBy[e.RequestSeed] = e.CredentialID
+		}
 	}
 }

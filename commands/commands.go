@@ -43,6 +43,7 @@ type Commands struct {
 	DeleteGroup          DeleteGroupHandler
 	SetGroupMember       SetGroupMemberHandler
 	RemoveGroupMember    RemoveGroupMemberHandler
+	ChangeInstance       ChangeInstanceSettingsHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -146,6 +147,7 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		DeleteGroup:          DeleteGroupHandler{b},
 		SetGroupMember:       SetGroupMemberHandler{b},
 		RemoveGroupMember:    RemoveGroupMemberHandler{b},
+		ChangeInstance:       ChangeInstanceSettingsHandler{b},
 	}, nil
 }
 

@@ -393,17 +393,21 @@ func TestRevocationsStayOffTheAccount(t *testing.T) {
 }
 
 func TestAPITokens(t *testing.T) {
-	_, cmds, admin := setup(t)
+	w := newWorld(t)
+	cmds := w.cmds
 	ctx := context.Background()
+	boot, err := cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := w.user("ops", "acme", authz.RoleTenantAdmin)
 	system := commands.Meta{Caller: auth.System()}
-	userID := admin.ID
+	self := commands.Meta{Caller: admin}
 	tests := []struct {
 		name string
 		meta commands.Meta
 		user string
 		want error
 	}{
-		{"tenant admin is no superadmin", commands.Meta{Caller: admin}, userID, commands.ErrForbidden},
+		{"another user's tokens need a superadmin", self, boot.UserID, commands.ErrForbidden},
 		{"unknown user", system, "01nosuchuser", commands.ErrNotFound},
 		{"malformed user", system, "a.b", commands.ErrInvalid},
 	}
@@ -417,19 +421,47 @@ func TestAPITokens(t *testing.T) {
 			}
 		})
 	}
-	res, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: system, UserID: userID})
-	testenv.Must(t, err, "issue")
-	if res.Token == "" || res.TokenID == "" {
-		t.Fatalf("issue result %+v", res)
-	}
-	// The issued one, then none.
-	for i, want := range []int{1, 0} {
-		got, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: system, UserID: userID})
-		testenv.Must(t, err, "revoke")
-		if got.Revoked != want {
-			t.Fatalf("revoke %d revoked %d, want %d", i+1, got.Revoked, want)
+	t.Run("a user manages its own tokens", func(t *testing.T) {
+		a, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID, Name: "ci"})
+		testenv.Must(t, err, "issue own")
+		if a.Token == "" || a.TokenID == "" || a.ExpiresAt.Sub(time.Now()) < commands.DefaultAPITokenLifetime-time.Minute {
+			t.Fatalf("issue result %+v", a)
 		}
-	}
+		b, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID})
+		testenv.Must(t, err, "issue another")
+		one, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: self, UserID: admin.ID, TokenID: a.TokenID})
+		testenv.Must(t, err, "revoke one")
+		if one.Revoked != 1 {
+			t.Fatalf("revoked %d, want 1", one.Revoked)
+		}
+		if _, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: self, UserID: admin.ID, TokenID: a.TokenID}); !errors.Is(err, commands.ErrNotFound) {
+			t.Fatalf("revoke a revoked token: %v", err)
+		}
+		all, err := cmds.RevokeAPITokens.Handle(ctx, commands.RevokeAPITokens{Meta: system, UserID: admin.ID})
+		testenv.Must(t, err, "revoke all")
+		if all.Revoked != 1 {
+			t.Fatalf("revoked %d, want 1 (%s)", all.Revoked, b.TokenID)
+		}
+	})
+	t.Run("the instance's lifetimes apply", func(t *testing.T) {
+		day, week := 24*time.Hour, 7*24*time.Hour
+		if _, err := cmds.ChangeInstance.Handle(ctx, commands.ChangeInstanceSettings{Meta: self, APITokenDefaultLifetime: &day}); !errors.Is(err, commands.ErrForbidden) {
+			t.Fatalf("tenant admin changes instance settings: %v", err)
+		}
+		if _, err := cmds.ChangeInstance.Handle(ctx, commands.ChangeInstanceSettings{Meta: system, APITokenDefaultLifetime: &week, APITokenMaxLifetime: &day}); !errors.Is(err, commands.ErrInvalid) {
+			t.Fatalf("default beyond max: %v", err)
+		}
+		_, err := cmds.ChangeInstance.Handle(ctx, commands.ChangeInstanceSettings{Meta: system, APITokenDefaultLifetime: &day, APITokenMaxLifetime: &week})
+		testenv.Must(t, err, "change settings")
+		r, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID})
+		testenv.Must(t, err, "issue with the default")
+		if d := time.Until(r.ExpiresAt); d > day || d < day-time.Minute {
+			t.Fatalf("expires in %s, want the instance default of a day", d)
+		}
+		if _, err := cmds.IssueAPIToken.Handle(ctx, commands.IssueAPIToken{Meta: self, UserID: admin.ID, Lifetime: 8 * 24 * time.Hour}); !errors.Is(err, commands.ErrInvalid) {
+			t.Fatalf("beyond the instance maximum: %v", err)
+		}
+	})
 }
 
 // A create carrying a keyed request's id seed creates under that id once;
@@ -470,5 +502,43 @@ func TestSeededCreatesHappenOnce(t *testing.T) {
 	testenv.Must(t, err, "delete account")
 	if _, err := b.CreateServiceAccount.Handle(ctx, create); !errors.Is(err, commands.ErrAlreadyExists) {
 		t.Fatalf("create retried after the deletion: err = %v, want ErrAlreadyExists", err)
+	}
+}
+
+// A keyed delete whose first attempt reached the log (and whose answer
+// may have been lost with its process) succeeds again when retried; any
+// other request for the gone account or credential is still not found.
+func TestSeededDeletesSucceedAgain(t *testing.T) {
+	ctx := context.Background()
+	_, a, b, meta := twoWriters(t)
+	sa, err := a.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: meta, DisplayName: "gone", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "create")
+	id := sa.ServiceAccount.ID()
+	cred, err := a.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: meta, ServiceAccountID: id})
+	testenv.Must(t, err, "credential")
+
+	keyed, other := meta, meta
+	keyed.IDSeed, other.IDSeed = events.NewID(), events.NewID()
+	del := commands.DeleteCredential{Meta: keyed, ServiceAccountID: id, CredentialID: cred.Credential.ID()}
+	first, err := a.DeleteCredential.Handle(ctx, del)
+	testenv.Must(t, err, "delete credential")
+	again, err := b.DeleteCredential.Handle(ctx, del)
+	if err != nil || again != first {
+		t.Fatalf("retried credential delete on another replica: seq %d (first %d), %v", again, first, err)
+	}
+	if _, err := a.DeleteCredential.Handle(ctx, commands.DeleteCredential{Meta: other, ServiceAccountID: id, CredentialID: cred.Credential.ID()}); !errors.Is(err, commands.ErrNotFound) {
+		t.Fatalf("another request deleting the credential: %v", err)
+	}
+
+	first, err = a.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: keyed, ID: id})
+	testenv.Must(t, err, "delete account")
+	again, err = b.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: keyed, ID: id})
+	if err != nil || again != first {
+		t.Fatalf("retried account delete: seq %d (first %d), %v", again, first, err)
+	}
+	for _, m := range []commands.Meta{other, meta} {
+		if _, err := a.DeleteServiceAccount.Handle(ctx, commands.DeleteServiceAccount{Meta: m, ID: id}); !errors.Is(err, commands.ErrNotFound) {
+			t.Fatalf("another request deleting the account: %v", err)
+		}
 	}
 }

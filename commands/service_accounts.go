@@ -69,7 +69,7 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 	if err := h.Authorize(cmd); err != nil {
 		return ServiceAccountResult{}, err
 	}
-	if err := validText("display_name", cmd.DisplayName, nameText); err != nil {
+	if err := validText("display_name", cmd.DisplayName, saNameText); err != nil {
 		return ServiceAccountResult{}, err
 	}
 	if err := validText("description", cmd.Description, descriptionText); err != nil {
@@ -191,7 +191,7 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 		return ServiceAccountResult{}, invalid("", "nothing to update: give at least one of displayName, description, roles, status")
 	}
 	if cmd.DisplayName != nil {
-		if err := validText("display_name", *cmd.DisplayName, nameText); err != nil {
+		if err := validText("display_name", *cmd.DisplayName, saNameText); err != nil {
 			return ServiceAccountResult{}, err
 		}
 	}
@@ -282,23 +282,34 @@ type DeleteServiceAccount struct {
 type DeleteServiceAccountHandler struct{ base }
 
 // Handle records the deletion; credentials stop working once the event is
-// applied. Non-administrators and unknown ids get ErrNotFound.
+// applied. Non-administrators and unknown ids get ErrNotFound. A keyed
+// request (Meta.IDSeed) that already deleted the account succeeds again,
+// appending nothing: its first attempt may have died before answering.
 func (h DeleteServiceAccountHandler) Handle(ctx context.Context, cmd DeleteServiceAccount) (uint64, error) {
 	tenantID := cmd.Caller.Tenant
 	if err := h.hidden(cmd.Caller, authz.ServiceAccountsDelete, authz.TenantScope(tenantID), "service account", cmd.ID); err != nil {
 		return 0, err
 	}
-	return h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ID}, func(c *change) error {
+	var done uint64
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ID)
 		if err != nil {
 			return err
 		}
+		if sa.deleted && cmd.IDSeed != "" && sa.deletedBy == cmd.IDSeed {
+			done = seq
+			return nil
+		}
 		if !sa.exists {
 			return notFound("service account", cmd.ID)
 		}
-		c.record(k, sa, seq, events.ServiceAccountDeleted{})
+		c.record(k, sa, seq, events.ServiceAccountDeleted{RequestSeed: cmd.IDSeed})
 		return nil
 	})
+	if err == nil && seq == 0 {
+		seq = done
+	}
+	return seq, err
 }
 
 // CreateCredential generates a client secret for a service account.
@@ -412,13 +423,16 @@ type DeleteCredential struct {
 // DeleteCredentialHandler handles DeleteCredential.
 type DeleteCredentialHandler struct{ base }
 
-// Handle records the deletion. Unknown ids and non-administrators get ErrNotFound.
+// Handle records the deletion. Unknown ids and non-administrators get
+// ErrNotFound. A keyed request that already deleted the credential
+// succeeds again, appending nothing.
 func (h DeleteCredentialHandler) Handle(ctx context.Context, cmd DeleteCredential) (uint64, error) {
 	tenantID := cmd.Caller.Tenant
 	if err := h.hidden(cmd.Caller, authz.CredentialsDelete, authz.TenantScope(tenantID), "credential", cmd.CredentialID); err != nil {
 		return 0, err
 	}
-	return h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
+	var done uint64
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
 		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
 		if err != nil {
 			return err
@@ -426,12 +440,20 @@ func (h DeleteCredentialHandler) Handle(ctx context.Context, cmd DeleteCredentia
 		if !sa.exists {
 			return notFound("service account", cmd.ServiceAccountID)
 		}
+		if cmd.IDSeed != "" && sa.credentialsDeletedBy[cmd.IDSeed] == cmd.CredentialID {
+			done = seq
+			return nil
+		}
 		if _, ok := sa.credential(cmd.CredentialID); !ok {
 			return notFound("credential", cmd.CredentialID)
 		}
-		c.record(k, sa, seq, events.CredentialDeleted{CredentialID: cmd.CredentialID})
+		c.record(k, sa, seq, events.CredentialDeleted{CredentialID: cmd.CredentialID, RequestSeed: cmd.IDSeed})
 		return nil
 	})
+	if err == nil && seq == 0 {
+		seq = done
+	}
+	return seq, err
 }
 
 // RevokeAccessToken revokes one access token issued to a service account.

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
@@ -15,12 +16,12 @@ type IssueAPIToken struct {
 	UserID string
 	// Name says what the token is for; optional.
 	Name string
-	// Lifetime is how long the token works: 0 means
-	// DefaultAPITokenLifetime; at most MaxAPITokenLifetime.
+	// Lifetime is how long the token works: 0 means the instance's
+	// default; at most the instance's maximum.
 	Lifetime time.Duration
 }
 
-// Personal API token lifetimes.
+// Personal API token lifetimes until the instance settings say otherwise.
 const (
 	DefaultAPITokenLifetime = 90 * 24 * time.Hour
 	MaxAPITokenLifetime     = 365 * 24 * time.Hour
@@ -35,8 +36,8 @@ func (cmd IssueAPIToken) Validate() error {
 	if err := validText("name", cmd.Name, textKind{max: MaxDisplayName}); err != nil {
 		return err
 	}
-	if cmd.Lifetime < 0 || cmd.Lifetime > MaxAPITokenLifetime {
-		return invalid("lifetime", "must be between 1 second and %s", lifetime(int64(MaxAPITokenLifetime.Seconds())))
+	if cmd.Lifetime < 0 || cmd.Lifetime > MaxAPITokenLifetimeSetting {
+		return invalid("lifetime", "must be between 1 second and %s", lifetime(int64(MaxAPITokenLifetimeSetting.Seconds())))
 	}
 	return nil
 }
@@ -54,8 +55,9 @@ type APITokenResult struct {
 // IssueAPITokenHandler handles IssueAPIToken.
 type IssueAPITokenHandler struct{ base }
 
-// Handle issues the token. Only an instance superadmin (the operator CLI)
-// may; an unknown user is ErrNotFound.
+// Handle issues the token, with the instance's default lifetime unless
+// one is given, and never beyond the instance's maximum. A user may issue
+// its own tokens; a superadmin anyone's. An unknown user is ErrNotFound.
 func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (APITokenResult, error) {
 	if err := h.mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
 		return APITokenResult{}, err
@@ -63,9 +65,16 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 	if err := cmd.Validate(); err != nil {
 		return APITokenResult{}, err
 	}
+	in, _, err := h.instance(ctx)
+	if err != nil {
+		return APITokenResult{}, err
+	}
 	life := cmd.Lifetime
 	if life == 0 {
-		life = DefaultAPITokenLifetime
+		life = in.apiTokenDefault
+	}
+	if life > in.apiTokenMax {
+		return APITokenResult{}, invalid("lifetime", "must be at most %s, the instance's maximum API token lifetime", lifetime(int64(in.apiTokenMax.Seconds())))
 	}
 	expires := h.now().Add(life).UTC().Truncate(time.Second)
 	token := auth.NewSecret(auth.PrefixAPIToken)
@@ -90,11 +99,19 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 type RevokeAPITokens struct {
 	Meta
 	UserID string
+	// TokenID, when set, revokes that token only; an unknown or revoked
+	// one is ErrNotFound.
+	TokenID string
 }
 
 // Validate checks the command's input without reading the log; Handle
 // checks it too.
-func (cmd RevokeAPITokens) Validate() error { return validUserID(cmd.UserID) }
+func (cmd RevokeAPITokens) Validate() error {
+	if cmd.TokenID != "" && !events.ValidToken(cmd.TokenID) {
+		return invalid("token", "must be an API token id")
+	}
+	return validUserID(cmd.UserID)
+}
 
 // RevokeAPITokensResult says how many tokens were revoked.
 type RevokeAPITokensResult struct {
@@ -112,6 +129,9 @@ func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens)
 	if err := h.mayManageTokens(cmd.Meta, cmd.UserID); err != nil {
 		return RevokeAPITokensResult{}, err
 	}
+	if err := cmd.Validate(); err != nil {
+		return RevokeAPITokensResult{}, err
+	}
 	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
 	var n int
 	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
@@ -122,6 +142,12 @@ func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens)
 		// A copy: recording each revocation applies it to u, which
 		// shrinks u.tokens.
 		live := append([]string(nil), u.tokens...)
+		if cmd.TokenID != "" {
+			if !slices.Contains(live, cmd.TokenID) {
+				return notFound("API token", cmd.TokenID)
+			}
+			live = []string{cmd.TokenID}
+		}
 		for _, id := range live {
 			c.record(k, u, seq, events.APITokenRevoked{TokenID: id})
 		}
@@ -135,8 +161,9 @@ func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens)
 }
 
 func (b base) mayManageTokens(m Meta, userID string) error {
-	if !m.Caller.Can(b.authz, authz.UsersUpdate, "", authz.Instance).Allowed {
-		return ruleError(ErrForbidden, "", "only a superadmin may issue or revoke personal API tokens")
+	self := m.Caller.Kind == auth.KindUser && m.Caller.ID == userID
+	if !self && !m.Caller.Can(b.authz, authz.UsersUpdate, "", authz.Instance).Allowed {
+		return ruleError(ErrForbidden, "", "only the user itself or a superadmin may issue or revoke a user's personal API tokens")
 	}
 	return validUserID(userID)
 }

@@ -23,6 +23,10 @@ const (
 	MaxNamespace   = 253
 )
 
+// MaxServiceAccountName is longer than MaxDisplayName: k0rdent's contract
+// allows service-account names of 255 characters.
+const MaxServiceAccountName = 255
+
 var (
 	tenantPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	usernamePattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$`)
@@ -79,6 +83,7 @@ type textKind struct {
 
 var (
 	nameText        = textKind{max: MaxDisplayName, required: true}
+	saNameText      = textKind{max: MaxServiceAccountName, required: true}
 	descriptionText = textKind{max: MaxDescription, multiline: true}
 )
 
@@ -196,11 +201,18 @@ func validScope(t *Tenant, s events.Scope) (events.Scope, error) {
 		if s.Target != "" && s.Target != t.id {
 			return s, invalid("scope.target", "must be empty or the caller's tenant %q for level tenant", t.id)
 		}
+		if s.Kind != "" {
+			return s, invalid("scope.kind", "must be empty for level tenant: only namespace nodes have a kind")
+		}
 		s.Target = t.id
 	case events.ScopeNamespace:
 		if err := validNamespace(s.Target); err != nil {
 			return s, err
 		}
+		if s.Kind != "" && !slices.Contains(events.NodeKinds, s.Kind) {
+			return s, invalid("scope.kind", "must be %s, not %q", strings.Join(events.NodeKinds, " or "), s.Kind)
+		}
+		s.Kind = s.NodeKind()
 	default:
 		return s, invalid("scope.level", "must be tenant or namespace, not %q", s.Level)
 	}

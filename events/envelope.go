@@ -57,6 +57,7 @@ const (
 	AggregateRole           = "role"
 	AggregateBinding        = "binding"
 	AggregateGroup          = "group"
+	AggregateInstance       = "instance"
 	// AggregateTokenRevocations holds the access tokens revoked for one
 	// service account (its id is the account's): kept apart from the
 	// account so that its history stays short to load, and so that a

@@ -9,6 +9,33 @@ type Scope struct {
 	// Target names the node at that level: empty for instance, the tenant id
 	// for tenant, the namespace for namespace.
 	Target string `json:"target,omitempty"`
+	// Kind says what a namespace node is where the hierarchy types its
+	// nodes (k0rdent: a folder or a project); empty for other levels, and
+	// in events recorded before nodes had kinds (see NodeKind). It does not
+	// change what the scope covers: a node covers the nodes below it.
+	Kind string `json:"kind,omitempty"`
+}
+
+// Kinds of namespace node.
+const (
+	NodeFolder  = "folder"
+	NodeProject = "project"
+)
+
+// NodeKinds are the kinds a namespace node can have. Read only.
+var NodeKinds = []string{NodeFolder, NodeProject}
+
+// NodeKind returns the kind of a namespace scope's node: Kind, or
+// NodeFolder where none was recorded (a namespace holds others as a folder
+// does). It is empty for other levels.
+func (s Scope) NodeKind() string {
+	switch {
+	case s.Level != ScopeNamespace:
+		return ""
+	case s.Kind == "":
+		return NodeFolder
+	}
+	return s.Kind
 }
 
 // Scope levels.
@@ -189,7 +216,12 @@ type ServiceAccountUpdated struct {
 func (ServiceAccountUpdated) EventType() string { return "iam.service_account.updated" }
 
 // ServiceAccountDeleted hard-deletes a service account and all its credentials.
-type ServiceAccountDeleted struct{}
+type ServiceAccountDeleted struct {
+	// RequestSeed is the id seed of the keyed request that deleted it
+	// (commands.Meta.IDSeed), so a retry of that request after a crash is
+	// told it succeeded instead of 404. Empty for unkeyed requests.
+	RequestSeed string `json:"request_seed,omitempty"`
+}
 
 // EventType implements Event.
 func (ServiceAccountDeleted) EventType() string { return "iam.service_account.deleted" }
@@ -208,6 +240,8 @@ func (CredentialCreated) EventType() string { return "iam.service_account.creden
 // CredentialDeleted removes a client secret at once.
 type CredentialDeleted struct {
 	CredentialID string `json:"credential_id"`
+	// RequestSeed is as in ServiceAccountDeleted.
+	RequestSeed string `json:"request_seed,omitempty"`
 }
 
 // EventType implements Event.
@@ -242,3 +276,18 @@ type UniqueKeyReleased struct {
 
 // EventType implements Event.
 func (UniqueKeyReleased) EventType() string { return "iam.unique_key.released" }
+
+// InstanceID is the id of the one instance aggregate (in InstanceTenant).
+const InstanceID = "instance"
+
+// InstanceSettingsChanged changes instance-level IAM settings; nil fields
+// are unchanged, and settings never set keep their defaults. Aggregate:
+// instance, InstanceID in InstanceTenant.
+type InstanceSettingsChanged struct {
+	// APITokenDefaultLifetime and APITokenMaxLifetime are in seconds.
+	APITokenDefaultLifetime *int64 `json:"api_token_default_lifetime_s,omitempty"`
+	APITokenMaxLifetime     *int64 `json:"api_token_max_lifetime_s,omitempty"`
+}
+
+// EventType implements Event.
+func (InstanceSettingsChanged) EventType() string { return "iam.instance.settings_changed" }

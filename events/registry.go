@@ -84,6 +84,7 @@ func init() {
 	register(GroupDeleted{}, 1, nil)
 	register(GroupMemberSet{}, 1, nil)
 	register(GroupMemberRemoved{}, 1, nil)
+	register(InstanceSettingsChanged{}, 1, nil)
 }
 
 // same is the upcaster of a version whose data did not change, only its

@@ -295,3 +295,37 @@ func TestMethodsAnswers405WithAllow(t *testing.T) {
 		})
 	}
 }
+
+// A panic is answered in the shape of the dialect whose routes it came
+// from (ErrorsAs), and as a problem elsewhere.
+func TestPanicAnsweredInTheDialectsShape(t *testing.T) {
+	r, err := khttp.NewRouter(khttp.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialect := func(w http.ResponseWriter, _ *http.Request, status int, _, detail string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": status, "message": detail}})
+	}
+	s := r.PathPrefix("/dialect").Subrouter()
+	s.Use(khttp.ErrorsAs(dialect))
+	boom := func(http.ResponseWriter, *http.Request) { panic("boom") }
+	s.HandleFunc("/x", boom)
+	r.HandleFunc("/plain", boom)
+	for _, tc := range []struct{ path, ctype string }{
+		{"/dialect/x", "application/json"},
+		{"/plain", "application/problem+json"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			if w.Code != http.StatusInternalServerError || w.Header().Get("Content-Type") != tc.ctype {
+				t.Fatalf("%d %q: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+			}
+			if strings.Contains(w.Body.String(), "boom") {
+				t.Errorf("the panic value reached the client: %s", w.Body)
+			}
+		})
+	}
+}

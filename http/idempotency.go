@@ -10,10 +10,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -24,9 +26,32 @@ const IdempotencyKeyHeader = "Idempotency-Key"
 // ReplayedHeader is "true" on a response replayed from an earlier request.
 const ReplayedHeader = "Idempotent-Replayed"
 
-// secretFields are never stored with a recorded response: a secret is
-// shown once, so a replay carries the field as null.
-var secretFields = []string{"clientSecret", "client_secret", "secret", "token", "password", "access_token"}
+// secretPrefixes start every secret Keyhold makes. A recorded response
+// is searched for string values with them even where no handler declared
+// a secret field: a forgotten SecretFields must not put a secret into the
+// idempotency table.
+var secretPrefixes = []string{auth.PrefixClientSecret, auth.PrefixAPIToken}
+
+// secretsKey holds the *secretSet of the request being recorded.
+type secretsKey struct{}
+
+type secretSet struct{ paths [][]string }
+
+// SecretFields declares that the JSON response to r carries one-time
+// secrets at these field paths (dot-separated, "clientSecret",
+// "credential.secret"): the idempotency store records the response with
+// them as null, so a replay never shows a secret again, and says so with
+// Keyhold-Redacted. Call it before writing the response; without an
+// idempotency key it does nothing.
+func SecretFields(r *http.Request, paths ...string) {
+	set, _ := r.Context().Value(secretsKey{}).(*secretSet)
+	if set == nil {
+		return
+	}
+	for _, p := range paths {
+		set.paths = append(set.paths, strings.Split(p, "."))
+	}
+}
 
 // Idempotency records the outcome of writes sent with an Idempotency-Key,
 // per caller, for a day. Repeating the key with the same method, path and
@@ -165,7 +190,9 @@ func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Hand
 					_, _ = i.db.ExecContext(context.WithoutCancel(ctx), "UPDATE idempotency_keys SET lease_until = now() WHERE key_hash = $1", kh)
 				}
 			}()
-			next.ServeHTTP(bw, r.WithContext(context.WithValue(ctx, idSeedKey{}, seed)))
+			secrets := &secretSet{}
+			rctx := context.WithValue(context.WithValue(ctx, idSeedKey{}, seed), secretsKey{}, secrets)
+			next.ServeHTTP(bw, r.WithContext(rctx))
 			if bw.status >= 500 || bw.status == 0 {
 				return // let the client retry with the same key
 			}
@@ -175,7 +202,7 @@ func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Hand
 					hdr[h] = v
 				}
 			}
-			stored, redacted := redact(bw.buf.Bytes())
+			stored, redacted := redact(bw.buf.Bytes(), secrets.paths)
 			if redacted {
 				hdr["Keyhold-Redacted"] = "one-time secrets are not replayed"
 			}
@@ -250,39 +277,23 @@ func replay(w http.ResponseWriter, prev recorded) {
 	_, _ = w.Write(prev.Body)
 }
 
-// redact nulls secret fields at the top level and one level down.
-func redact(body []byte) ([]byte, bool) {
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(body, &doc) != nil {
+// redact nulls the declared secret fields of a JSON body, and any string
+// value holding a Keyhold secret wherever it is. It reports whether it
+// changed anything; a body that is not JSON is kept as it is (error
+// bodies of other shapes hold no secrets).
+func redact(body []byte, paths [][]string) ([]byte, bool) {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers come back as they were sent
+	if dec.Decode(&doc) != nil {
 		return body, false
 	}
 	changed := false
-	null := json.RawMessage("null")
-	for k, v := range doc {
-		for _, s := range secretFields {
-			if k == s {
-				doc[k] = null
-				changed = true
-			}
-		}
-		var inner map[string]json.RawMessage
-		if json.Unmarshal(v, &inner) == nil {
-			innerChanged := false
-			for ik := range inner {
-				for _, s := range secretFields {
-					if ik == s {
-						inner[ik] = null
-						innerChanged = true
-					}
-				}
-			}
-			if innerChanged {
-				doc[k], _ = json.Marshal(inner)
-				changed = true
-			}
-		}
+	for _, p := range paths {
+		changed = nullAt(doc, p) || changed
 	}
-	if !changed {
+	doc, found := scrub(doc)
+	if !changed && !found {
 		return body, false
 	}
 	out, err := json.Marshal(doc)
@@ -290,6 +301,54 @@ func redact(body []byte) ([]byte, bool) {
 		return nil, true
 	}
 	return append(out, '\n'), true
+}
+
+// nullAt sets the field at path to null, reporting whether it was there.
+func nullAt(doc any, path []string) bool {
+	m, ok := doc.(map[string]any)
+	if !ok || len(path) == 0 {
+		return false
+	}
+	v, ok := m[path[0]]
+	if !ok {
+		return false
+	}
+	if len(path) == 1 {
+		m[path[0]] = nil
+		return true
+	}
+	return nullAt(v, path[1:])
+}
+
+// scrub replaces string values that hold a Keyhold secret with null.
+func scrub(v any) (any, bool) {
+	switch v := v.(type) {
+	case string:
+		for _, p := range secretPrefixes {
+			if strings.Contains(v, p) {
+				return nil, true
+			}
+		}
+	case map[string]any:
+		found := false
+		for k, e := range v {
+			var f bool
+			if v[k], f = scrub(e); f {
+				found = true
+			}
+		}
+		return v, found
+	case []any:
+		found := false
+		for i, e := range v {
+			var f bool
+			if v[i], f = scrub(e); f {
+				found = true
+			}
+		}
+		return v, found
+	}
+	return v, false
 }
 
 func hash(parts ...string) string {

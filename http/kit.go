@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,7 +61,12 @@ type Kit struct {
 	await       []string
 	waitTimeout time.Duration
 	idem        *Idempotency
+	proxies     Proxies
 }
+
+// TrustProxies sets the reverse proxies whose X-Forwarded-For names the
+// client address failed sign-ins are throttled by. Call it before serving.
+func (k *Kit) TrustProxies(p Proxies) { k.proxies = p }
 
 // NewKit returns a kit. await names the projections a write must reach
 // before its response is sent, for at most waitTimeout. idem may be nil.
@@ -114,22 +118,36 @@ func (k *Kit) authenticated(onErr ErrorWriter, tenantOf func(*http.Request) stri
 			scheme, token, ok := strings.Cut(h, " ")
 			var p auth.Principal
 			var err error
-			switch pa, basic := k.auth.(PasswordAuthenticator); {
+			pa, basic := k.auth.(PasswordAuthenticator)
+			// challenge is what a 401 asks for: the scheme the caller tried,
+			// or every scheme this kit accepts (RFC 9110 11.6.1).
+			challenge := func(bearerParams string) {
+				switch {
+				case basic && strings.EqualFold(scheme, "Basic"):
+					w.Header().Set("WWW-Authenticate", basicChallenge)
+				case basic && !strings.EqualFold(scheme, "Bearer"):
+					w.Header().Set("WWW-Authenticate", bearerChallenge)
+					w.Header().Add("WWW-Authenticate", basicChallenge)
+				default:
+					w.Header().Set("WWW-Authenticate", bearerChallenge+bearerParams)
+				}
+			}
+			switch {
 			case ok && basic && strings.EqualFold(scheme, "Basic"):
 				login, password, ok := r.BasicAuth()
 				if !ok || login == "" {
-					w.Header().Set("WWW-Authenticate", `Basic realm="keyhold", charset="UTF-8"`)
+					challenge("")
 					onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Basic with a username or email and a password")
 					return
 				}
-				p, err = pa.AuthenticatePassword(r.Context(), login, password, tenant, clientAddr(r))
+				p, err = pa.AuthenticatePassword(r.Context(), login, password, tenant, k.proxies.ClientAddr(r))
 				if te := (*ThrottledError)(nil); errors.As(err, &te) {
 					w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Round(time.Second)/time.Second)+1))
 					onErr(w, r, http.StatusTooManyRequests, "", "too many failed sign-in attempts; retry later")
 					return
 				}
 			case !ok || !strings.EqualFold(scheme, "Bearer") || token == "":
-				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
+				challenge("")
 				onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Bearer <token> with a personal API token or an OAuth2 access token, or Basic with a username and password")
 				return
 			default:
@@ -145,13 +163,13 @@ func (k *Kit) authenticated(onErr ErrorWriter, tenantOf func(*http.Request) stri
 				return
 			}
 			if errors.Is(err, ErrNoTenantAccess) {
-				// The token is valid: only the tenant it asks for is not its.
-				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold"`)
+				// The credentials are valid: only the tenant asked for is not the caller's.
+				challenge("")
 				onErr(w, r, http.StatusUnauthorized, TenantHeader, "the caller has no access to the tenant named in "+TenantHeader+" (service accounts act only in their own tenant); omit the header to act in the caller's own tenant")
 				return
 			}
 			if err != nil {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="keyhold", error="invalid_token"`)
+				challenge(`, error="invalid_token"`)
 				onErr(w, r, http.StatusUnauthorized, "", "the credentials are invalid, expired or revoked")
 				return
 			}
@@ -159,6 +177,12 @@ func (k *Kit) authenticated(onErr ErrorWriter, tenantOf func(*http.Request) stri
 		})
 	}
 }
+
+// The challenges of a 401.
+const (
+	bearerChallenge = `Bearer realm="keyhold"`
+	basicChallenge  = `Basic realm="keyhold", charset="UTF-8"`
+)
 
 // Principal authenticates a bearer token as Authenticated does, for
 // handlers that are asked about a token other than the caller's own.
@@ -189,13 +213,4 @@ func (k *Kit) AwaitRead(ctx context.Context, w http.ResponseWriter, seq uint64) 
 	if err := k.waiter.Wait(ctx, seq, k.await...); err != nil {
 		w.Header().Set(ReadBehindHeader, "true")
 	}
-}
-
-// clientAddr is the client's IP address, without the port.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -19,7 +19,26 @@ type ctxKey int
 const (
 	requestIDKey ctxKey = iota
 	principalKey
+	errorSlotKey
 )
+
+// errorSlot holds the error writer of the dialect a request reached, for
+// the outermost middleware, which runs before any dialect's.
+type errorSlot struct{ write ErrorWriter }
+
+// ErrorsAs makes onErr the writer of the errors the outermost middleware
+// answers for requests that reach the routes it wraps (a recovered
+// panic), so a dialect's routes answer every error in its own shape.
+func ErrorsAs(onErr ErrorWriter) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slot, ok := r.Context().Value(errorSlotKey).(*errorSlot); ok {
+				slot.write = onErr
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
 
 // RequestIDHeader carries the request id in and out.
 const RequestIDHeader = "X-Request-Id"
@@ -107,7 +126,9 @@ func observe(log *slog.Logger, m *metrics) mux.MiddlewareFunc {
 				id = events.NewID()
 			}
 			w.Header().Set(RequestIDHeader, id)
-			r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+			slot := &errorSlot{write: WriteProblem}
+			ctx := context.WithValue(r.Context(), requestIDKey, id)
+			r = r.WithContext(context.WithValue(ctx, errorSlotKey, slot))
 			rec := &statusRecorder{ResponseWriter: w}
 			route := "unmatched"
 			if cur := mux.CurrentRoute(r); cur != nil {
@@ -119,7 +140,7 @@ func observe(log *slog.Logger, m *metrics) mux.MiddlewareFunc {
 				if v := recover(); v != nil {
 					log.Error("panic in handler", "request_id", id, "route", route, "panic", v)
 					if rec.status == 0 {
-						WriteProblem(rec, r, http.StatusInternalServerError, "", "internal error; quote the request id when reporting it")
+						slot.write(rec, r, http.StatusInternalServerError, "", "internal error; quote the request id when reporting it")
 					}
 				}
 				code := rec.status

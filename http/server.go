@@ -116,10 +116,16 @@ func Degraded(reason string) error { return degraded(reason) }
 // Methods matcher: gorilla/mux subrouters report a wrong method as 404.
 type Methods map[string]http.HandlerFunc
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler, answering a wrong method with a
+// problem response.
 func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	MethodsIn{Methods: m, OnErr: WriteProblem}.ServeHTTP(w, r)
 }
+
+// With returns m as a handler that answers a wrong method (405, with Allow)
+// in a dialect's own error shape: a MethodsIn, whose methods route walkers
+// can read.
+func (m Methods) With(onErr ErrorWriter) http.Handler { return MethodsIn{Methods: m, OnErr: onErr} }
 
 // MethodsIn is Methods answering other methods with 405 in a dialect's
 // error shape.

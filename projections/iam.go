@@ -16,7 +16,8 @@ var iamSchema string
 //go:embed iam_indexes.sql
 var iamIndexes string
 
-// IAM projects tenants, users, service accounts and credential metadata.
+// IAM projects tenants, users, service accounts, credential metadata,
+// roles, bindings, groups and their members.
 // It is stateless between batches and safe to use from one runner.
 type IAM struct{}
 
@@ -25,34 +26,38 @@ func (IAM) Name() string { return "iam" }
 
 // Version implements Projector. Bump it when iam.sql, iam_indexes.sql or
 // Apply changes (2: an index per service-account list filter; 3: users'
-// names, status and superadmin flag);
-// the next start rebuilds the tables from the log.
-func (IAM) Version() int { return 3 }
+// names, status and superadmin flag; 4: roles, bindings, groups, API
+// token metadata and instance settings; 5: service accounts' node kind and
+// creator, credentials' creator); the next start rebuilds the tables from
+// the log, which fills new columns for old events too.
+func (IAM) Version() int { return 5 }
 
 // Schema implements Projector.
-func (IAM) Schema() string { return iamSchema }
+func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema }
 
 // Indexes implements Indexer.
 func (IAM) Indexes() string { return iamIndexes }
 
 // Tables implements Projector.
 func (IAM) Tables() []string {
-	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials"}
+	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials",
+		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings"}
 }
 
 type saKey struct{ tenant, id string }
 
 type saRow struct {
 	tenant, id, clientID, displayName, description string
-	scopeLevel, scopeTarget                        string
+	scopeLevel, scopeTarget, scopeKind             string
 	roles                                          []string
-	status                                         string
+	status, createdBy                              string
 	createdAt, updatedAt                           time.Time
 }
 
 type credKey struct{ tenant, sa, id string }
 
 type credRow struct {
+	createdBy            string
 	createdAt, expiresAt time.Time
 }
 
@@ -123,6 +128,8 @@ func (IAM) Plan(batch []events.Envelope) (Plan, error) {
 }
 
 func (b *iamBatch) apply(env events.Envelope, e events.Event) {
+	// They touch tables of their own only: order among them is all that counts.
+	b.stmts = append(b.stmts, rbacStatements(env, e)...)
 	switch e := e.(type) {
 	case events.TenantCreated:
 		b.exec(`INSERT INTO tenants (id, name, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, created_at, updated_at)
@@ -157,6 +164,18 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 		b.exec(`DELETE FROM users WHERE id = $1`, env.Subject)
 		b.exec(`DELETE FROM user_tenants WHERE user_id = $1`, env.Subject)
 		b.exec(`DELETE FROM user_roles WHERE user_id = $1`, env.Subject)
+		b.exec(`DELETE FROM api_tokens WHERE user_id = $1`, env.Subject)
+	case events.APITokenIssued:
+		b.exec(`INSERT INTO api_tokens (user_id, id, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+			env.Subject, e.TokenID, e.Name, stamp(env.Time), e.ExpiresAt)
+	case events.InstanceSettingsChanged:
+		b.exec(`INSERT INTO instance_settings (id, api_token_default_lifetime_s, api_token_max_lifetime_s, updated_at) VALUES (1, $1, $2, $3)
+			ON CONFLICT (id) DO UPDATE SET
+			api_token_default_lifetime_s = COALESCE(EXCLUDED.api_token_default_lifetime_s, instance_settings.api_token_default_lifetime_s),
+			api_token_max_lifetime_s = COALESCE(EXCLUDED.api_token_max_lifetime_s, instance_settings.api_token_max_lifetime_s),
+			updated_at = EXCLUDED.updated_at`, e.APITokenDefaultLifetime, e.APITokenMaxLifetime, stamp(env.Time))
+	case events.APITokenRevoked:
+		b.exec(`DELETE FROM api_tokens WHERE user_id = $1 AND id = $2`, env.Subject, e.TokenID)
 	case events.UserTenantAccessRevoked:
 		b.exec(`DELETE FROM user_tenants WHERE user_id = $1 AND tenant = $2`, env.Subject, e.Tenant)
 	case events.UserTenantAccessGranted:
@@ -168,7 +187,8 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 		k := saKey{env.Tenant, env.Subject}
 		at := stamp(env.Time)
 		b.sas[k] = &saRow{tenant: env.Tenant, id: env.Subject, clientID: e.ClientID, displayName: e.DisplayName, description: e.Description,
-			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, roles: e.Roles, status: e.Status, createdAt: at, updatedAt: at}
+			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, scopeKind: e.Scope.NodeKind(), roles: e.Roles, status: e.Status,
+			createdBy: env.Actor.ID, createdAt: at, updatedAt: at}
 		b.saOrder = append(b.saOrder, k)
 	case events.ServiceAccountUpdated:
 		if row, ok := b.sas[saKey{env.Tenant, env.Subject}]; ok {
@@ -209,7 +229,7 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 		b.exec(`DELETE FROM service_accounts WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject)
 	case events.CredentialCreated:
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
-		b.creds[k] = &credRow{createdAt: stamp(env.Time), expiresAt: stamp(e.ExpiresAt)}
+		b.creds[k] = &credRow{createdBy: env.Actor.ID, createdAt: stamp(env.Time), expiresAt: stamp(e.ExpiresAt)}
 		b.credOrder = append(b.credOrder, k)
 	case events.CredentialDeleted:
 		k := credKey{env.Tenant, env.Subject, e.CredentialID}
@@ -230,7 +250,7 @@ func (b *iamBatch) plan() (Plan, error) {
 		}
 	}
 	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "client_id", "display_name", "description",
-		"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
+		"scope_level", "scope_target", "scope_kind", "roles", "status", "created_by", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
 		r := sas[i]
 		e.str(r.tenant)
 		e.str(r.id)
@@ -239,8 +259,10 @@ func (b *iamBatch) plan() (Plan, error) {
 		e.str(r.description)
 		e.str(r.scopeLevel)
 		e.str(r.scopeTarget)
+		e.str(r.scopeKind)
 		e.strs(r.roles)
 		e.str(r.status)
+		e.str(r.createdBy)
 		e.time(r.createdAt)
 		e.time(r.updatedAt)
 	})
@@ -253,12 +275,13 @@ func (b *iamBatch) plan() (Plan, error) {
 			creds = append(creds, k)
 		}
 	}
-	cr, err := encodeRows("credentials", []string{"tenant", "service_account_id", "id", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
+	cr, err := encodeRows("credentials", []string{"tenant", "service_account_id", "id", "created_by", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
 		k := creds[i]
 		r := b.creds[k]
 		e.str(k.tenant)
 		e.str(k.sa)
 		e.str(k.id)
+		e.str(r.createdBy)
 		e.time(r.createdAt)
 		e.time(r.expiresAt)
 	})

@@ -46,8 +46,12 @@ CREATE TABLE service_accounts (
     description  text NOT NULL,
     scope_level  text NOT NULL,
     scope_target text NOT NULL,
+    -- The namespace node's kind (folder or project); '' for level tenant.
+    scope_kind   text NOT NULL,
     roles        text[] NOT NULL,
     status       text NOT NULL,
+    -- The actor of the creating event.
+    created_by   text NOT NULL,
     created_at   timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL,
     PRIMARY KEY (tenant, id)
@@ -58,7 +62,29 @@ CREATE TABLE credentials (
     tenant             text NOT NULL,
     service_account_id text NOT NULL,
     id                 text NOT NULL,
+    created_by         text NOT NULL,
     created_at         timestamptz NOT NULL,
     expires_at         timestamptz NOT NULL,
     PRIMARY KEY (tenant, service_account_id, id)
+);
+
+-- Personal API token metadata; the token and its verifier are not here.
+-- When a token was last used is kept apart (api_token_use), written by the
+-- servers, not projected from the log.
+CREATE TABLE api_tokens (
+    user_id    text NOT NULL,
+    id         text NOT NULL,
+    name       text NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL,
+    expires_at timestamptz,
+    PRIMARY KEY (user_id, id)
+);
+
+-- The instance's settings: one row once any was set; a NULL column keeps
+-- its default (commands.DefaultAPITokenLifetime, MaxAPITokenLifetime).
+CREATE TABLE instance_settings (
+    id                           int PRIMARY KEY CHECK (id = 1),
+    api_token_default_lifetime_s bigint,
+    api_token_max_lifetime_s     bigint,
+    updated_at                   timestamptz NOT NULL
 );

@@ -1,7 +1,7 @@
 -- Secondary indexes. A rebuild creates them after the bulk load.
--- Service-account lists filter by scope level, scope target and status in
--- any combination and page by id; these two indexes serve every
--- combination as range scans (see query.listServiceAccountsSQL), the
--- primary key (tenant, id) the unfiltered list.
-CREATE INDEX service_accounts_status ON service_accounts (tenant, status, scope_level, id);
-CREATE INDEX service_accounts_target ON service_accounts (tenant, scope_target, status, scope_level, id);
+-- Service-account lists filter by scope level and node kind, scope target
+-- and status in any combination and page by id; these two indexes serve
+-- every combination as range scans (see query.listServiceAccountsSQL),
+-- the primary key (tenant, id) the unfiltered list.
+CREATE INDEX service_accounts_status ON service_accounts (tenant, status, scope_level, scope_kind, id);
+CREATE INDEX service_accounts_target ON service_accounts (tenant, scope_target, status, scope_level, scope_kind, id);

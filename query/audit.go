@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
@@ -78,6 +79,9 @@ func NewAudit(store *events.Store, gate *Gate, az auth.Authorizer) *Audit {
 func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter) (out []events.Envelope, next string, err error) {
 	if f.Tenant != "" && f.Tenant != events.InstanceTenant && !events.ValidToken(f.Tenant) {
 		return nil, "", invalid("tenant", "tenant %q is not a tenant id", f.Tenant)
+	}
+	if err := CheckAuditType(f.Type); err != nil {
+		return nil, "", invalid("type", "%s", strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 	}
 	if f.Aggregate != "" && !events.ValidToken(f.Aggregate) {
 		return nil, "", invalid("aggregate", "aggregate must be an id")

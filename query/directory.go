@@ -96,6 +96,7 @@ func (sa *dirServiceAccount) rebuild() {
 }
 
 type dirAPIToken struct {
+	id      string
 	userID  string
 	expires *time.Time
 }
@@ -145,7 +146,13 @@ type Directory struct {
 	model    *authz.Model
 	macKey   [32]byte // per process, for the password cache
 	failures []ApplyFailure
+	// uses, when set, learns of every successful API token check.
+	uses *TokenUses
 }
+
+// TrackTokenUse makes the directory tell u of every personal API token
+// that authenticates. Call it before serving.
+func (d *Directory) TrackTokenUse(u *TokenUses) { d.uses = u }
 
 // NewDirectory returns an empty directory at sequence 0.
 func NewDirectory() *Directory {
@@ -306,8 +313,9 @@ func (d *Directory) Apply(env events.Envelope) {
 	case events.APITokenIssued:
 		if u, ok := d.users[env.Subject]; ok {
 			v := strings.Clone(e.Verifier)
-			d.tokens[v] = dirAPIToken{userID: u.id, expires: e.ExpiresAt}
-			d.tokenIDs[strings.Clone(e.TokenID)] = v
+			id := strings.Clone(e.TokenID)
+			d.tokens[v] = dirAPIToken{id: id, userID: u.id, expires: e.ExpiresAt}
+			d.tokenIDs[id] = v
 		}
 	case events.APITokenRevoked:
 		if v, ok := d.tokenIDs[e.TokenID]; ok && d.tokens[v].userID == env.Subject {
@@ -749,11 +757,10 @@ func (d *Directory) APITokenPrincipal(token string, now time.Time) (auth.Princip
 	if !u.active {
 		return auth.Principal{}, fmt.Errorf("%w: user disabled", ErrInvalidAPIToken)
 	}
-	tenant := ""
-	if len(u.tenants) > 0 {
-		tenant = u.tenants[0]
+	if d.uses != nil {
+		d.uses.Touch(t.id, now)
 	}
-	return u.principal(tenant), nil
+	return u.principal(firstTenant(u)), nil
 }
 
 // UserInTenant returns the user's principal acting in tenant, and false

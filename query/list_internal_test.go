@@ -3,9 +3,13 @@ package query
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
@@ -27,15 +31,24 @@ func listFixture(t *testing.T) *Queries {
 	testenv.Must(t, err, "indexes")
 	// 20000 accounts in acme: namespace accounts over 50 targets, one in
 	// ten disabled, one in five at tenant level; 2000 in other.
-	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, roles, status, created_at, updated_at)
+	// Namespace accounts are folders, one in three a project.
+	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
 		SELECT CASE WHEN i > 20000 THEN 'other' ELSE 'acme' END, lpad(i::text, 26, '0'), 'khc-' || i, 'sa-' || i, '',
 		       CASE WHEN i % 5 = 0 THEN 'tenant' ELSE 'namespace' END,
 		       CASE WHEN i % 5 = 0 THEN 'acme' ELSE 'team-' || (i % 50) END,
-		       '{viewer}', CASE WHEN i % 10 = 3 THEN 'disabled' ELSE 'active' END, now(), now()
+		       CASE WHEN i % 5 = 0 THEN '' WHEN i % 3 = 0 THEN 'project' ELSE 'folder' END,
+		       '{viewer}', CASE WHEN i % 10 = 3 THEN 'disabled' ELSE 'active' END, '01admin', now(), now()
 		FROM generate_series(1, 22000) AS i`)
 	testenv.Must(t, err, "fill")
 	_, err = db.Exec(`ANALYZE service_accounts`)
 	testenv.Must(t, err, "analyze")
+	return adminQueries(t, db)
+}
+
+// adminQueries returns queries over db whose authorizer knows admin() as
+// acme's tenant administrator.
+func adminQueries(t *testing.T, db *sqlx.DB) *Queries {
+	t.Helper()
 	m := authz.NewModel()
 	m.PutPrincipal(authz.Principal{ID: admin().ID, Kind: authz.KindUser})
 	m.GrantTenant(admin().ID, "acme")
@@ -59,18 +72,22 @@ var listFilters = []struct {
 	name  string
 	f     ServiceAccountFilter
 	index string
-	scans int // one per status and level combination the filter leaves open
+	scans int // one per status and (level, kind) combination the filter leaves open
 }{
 	{"no filter", ServiceAccountFilter{}, "service_accounts_pkey", 1},
-	{"status", ServiceAccountFilter{Status: "disabled"}, "service_accounts_status", 2},
+	{"status", ServiceAccountFilter{Status: "disabled"}, "service_accounts_status", 3},
 	{"level", ServiceAccountFilter{ScopeLevel: "tenant"}, "service_accounts_status", 2},
-	{"level and status", ServiceAccountFilter{ScopeLevel: "namespace", Status: "disabled"}, "service_accounts_status", 1},
-	{"target", ServiceAccountFilter{ScopeTarget: "team-7"}, "service_accounts_target", 4},
-	{"level and target", ServiceAccountFilter{ScopeLevel: "namespace", ScopeTarget: "team-7"}, "service_accounts_target", 2},
-	{"target and status", ServiceAccountFilter{ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 2},
-	{"all three", ServiceAccountFilter{ScopeLevel: "namespace", ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 1},
+	{"namespace level", ServiceAccountFilter{ScopeLevel: "namespace"}, "service_accounts_status", 4},
+	{"kind", ServiceAccountFilter{ScopeKind: "project"}, "service_accounts_status", 2},
+	{"level and status", ServiceAccountFilter{ScopeLevel: "namespace", Status: "disabled"}, "service_accounts_status", 2},
+	{"kind and status", ServiceAccountFilter{ScopeLevel: "namespace", ScopeKind: "folder", Status: "disabled"}, "service_accounts_status", 1},
+	{"target", ServiceAccountFilter{ScopeTarget: "team-7"}, "service_accounts_target", 6},
+	{"level and target", ServiceAccountFilter{ScopeLevel: "namespace", ScopeTarget: "team-7"}, "service_accounts_target", 4},
+	{"kind and target", ServiceAccountFilter{ScopeKind: "project", ScopeTarget: "team-7"}, "service_accounts_target", 2},
+	{"target and status", ServiceAccountFilter{ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 3},
+	{"all four", ServiceAccountFilter{ScopeLevel: "namespace", ScopeKind: "folder", ScopeTarget: "team-3", Status: "disabled"}, "service_accounts_target", 1},
 	{"no match", ServiceAccountFilter{ScopeLevel: "tenant", Status: "disabled"}, "service_accounts_status", 1},
-	{"unknown status", ServiceAccountFilter{Status: "suspended"}, "service_accounts_status", 2},
+	{"unknown status", ServiceAccountFilter{Status: "suspended"}, "service_accounts_status", 3},
 }
 
 // Every filter the list offers is planned as range scans of an index, with
@@ -126,7 +143,7 @@ func TestListServiceAccountsFilteredPages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var want int
 			where, args := []string{"tenant = 'acme'"}, []any{}
-			for col, v := range map[string]string{"scope_level": tt.f.ScopeLevel, "scope_target": tt.f.ScopeTarget, "status": tt.f.Status} {
+			for col, v := range map[string]string{"scope_level": tt.f.ScopeLevel, "scope_kind": tt.f.ScopeKind, "scope_target": tt.f.ScopeTarget, "status": tt.f.Status} {
 				if v != "" {
 					args = append(args, v)
 					where = append(where, fmt.Sprintf("%s = $%d", col, len(args)))
@@ -141,6 +158,7 @@ func TestListServiceAccountsFilteredPages(t *testing.T) {
 					if it.Tenant != "acme" || it.ID <= last ||
 						(tt.f.Status != "" && it.Status != tt.f.Status) ||
 						(tt.f.ScopeLevel != "" && it.ScopeLevel != tt.f.ScopeLevel) ||
+						(tt.f.ScopeKind != "" && it.ScopeKind != tt.f.ScopeKind) ||
 						(tt.f.ScopeTarget != "" && it.ScopeTarget != tt.f.ScopeTarget) {
 						t.Fatalf("page %d: item %+v out of order or not matching %+v", page, it, tt.f)
 					}
@@ -156,5 +174,59 @@ func TestListServiceAccountsFilteredPages(t *testing.T) {
 				t.Fatalf("pages held %d accounts, want %d", seen, want)
 			}
 		})
+	}
+}
+
+// Credentials list by status at the query's clock, and a service account
+// counts the active ones.
+func TestCredentialsByStatus(t *testing.T) {
+	db := testenv.DB(t)
+	iam := projections.IAM{}
+	_, err := db.Exec(iam.Schema())
+	testenv.Must(t, err, "schema")
+	sa := strings.Repeat("1", 26)
+	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
+		VALUES ('acme', $1, 'khc-' || $1, 'sa', '', 'tenant', 'acme', '', '{}', 'active', '01admin', now(), now())`, sa)
+	testenv.Must(t, err, "account")
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, expires := range []time.Time{now.Add(-time.Hour), now.Add(time.Hour), now, now.Add(48 * time.Hour)} {
+		_, err = db.Exec(`INSERT INTO credentials (tenant, service_account_id, id, created_by, created_at, expires_at) VALUES ('acme', $1, $2, '01admin', $3, $4)`,
+			sa, fmt.Sprintf("c%d", i), now.Add(-72*time.Hour), expires)
+		testenv.Must(t, err, "credential")
+	}
+	q := adminQueries(t, db)
+	q.now = func() time.Time { return now }
+	ctx := context.Background()
+	for _, tc := range []struct {
+		status string
+		want   []string
+	}{
+		{"", []string{"c0", "c1", "c2", "c3"}},
+		{CredentialActive, []string{"c1", "c3"}},
+		// Expiry is exclusive: a credential expiring now has expired.
+		{CredentialExpired, []string{"c0", "c2"}},
+	} {
+		t.Run("status "+tc.status, func(t *testing.T) {
+			items, next, err := q.ListCredentials(ctx, admin(), sa, CredentialFilter{Status: tc.status}, Page{})
+			testenv.Must(t, err, "list")
+			var got []string
+			for _, c := range items {
+				got = append(got, c.ID)
+				if c.CreatedBy != "01admin" {
+					t.Errorf("createdBy %q", c.CreatedBy)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") || next != "" {
+				t.Fatalf("got %v (next %q), want %v", got, next, tc.want)
+			}
+		})
+	}
+	if _, _, err := q.ListCredentials(ctx, admin(), sa, CredentialFilter{Status: "disabled"}, Page{}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown status: %v", err)
+	}
+	got, err := q.ServiceAccount(ctx, admin(), sa)
+	testenv.Must(t, err, "get")
+	if got.ActiveCredentials != 2 || got.CreatedBy != "01admin" {
+		t.Errorf("account %+v: want 2 active credentials, created by 01admin", got)
 	}
 }

@@ -50,10 +50,10 @@ func invalid(field, format string, args ...any) error {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// Page limits.
+// Page limits (k0rdent's pageSize: 50 unless asked, at most 500).
 const (
 	DefaultLimit = 50
-	MaxLimit     = 200
+	MaxLimit     = 500
 )
 
 // Page asks for up to Limit items after the opaque Cursor of a previous page.
@@ -106,22 +106,28 @@ func (q *Queries) may(caller auth.Principal, action string) bool {
 
 // ServiceAccount is a service account as read tables hold it.
 type ServiceAccount struct {
-	ID          string      `db:"id"`
-	ClientID    string      `db:"client_id"`
-	DisplayName string      `db:"display_name"`
-	Description string      `db:"description"`
-	ScopeLevel  string      `db:"scope_level"`
-	ScopeTarget string      `db:"scope_target"`
-	Roles       StringArray `db:"roles"`
-	Status      string      `db:"status"`
-	CreatedAt   time.Time   `db:"created_at"`
-	UpdatedAt   time.Time   `db:"updated_at"`
-	Tenant      string      `db:"tenant"`
+	ID          string `db:"id"`
+	ClientID    string `db:"client_id"`
+	DisplayName string `db:"display_name"`
+	Description string `db:"description"`
+	ScopeLevel  string `db:"scope_level"`
+	ScopeTarget string `db:"scope_target"`
+	// ScopeKind is the namespace node's kind, empty for level tenant.
+	ScopeKind string      `db:"scope_kind"`
+	Roles     StringArray `db:"roles"`
+	Status    string      `db:"status"`
+	// CreatedBy is the id of the principal that created the account.
+	CreatedBy string    `db:"created_by"`
+	CreatedAt time.Time `db:"created_at"`
+	UpdatedAt time.Time `db:"updated_at"`
+	Tenant    string    `db:"tenant"`
+	// ActiveCredentials counts the credentials unexpired at the query's now.
+	ActiveCredentials int `db:"active_credentials"`
 }
 
 // Scope returns the service account's scope.
 func (s ServiceAccount) Scope() events.Scope {
-	return events.Scope{Level: s.ScopeLevel, Target: s.ScopeTarget}
+	return events.Scope{Level: s.ScopeLevel, Target: s.ScopeTarget, Kind: s.ScopeKind}
 }
 
 // StringArray reads a Postgres text[].
@@ -129,12 +135,43 @@ type StringArray = pq.StringArray
 
 // ServiceAccountFilter narrows a listing; empty fields match everything.
 type ServiceAccountFilter struct {
-	ScopeLevel  string
+	ScopeLevel string
+	// ScopeKind is a namespace node's kind (events.NodeKinds); it implies
+	// ScopeLevel namespace.
+	ScopeKind   string
 	ScopeTarget string
 	Status      string
 }
 
-const saColumns = "tenant, id, client_id, display_name, description, scope_level, scope_target, roles, status, created_at, updated_at"
+const saColumns = "tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at"
+
+// saLevel is a scope level with a node kind, as the read tables hold them.
+type saLevel struct{ level, kind string }
+
+// saLevels are every (scope level, node kind) pair a service account can
+// have: the projection records a namespace's kind, defaulted to folder.
+var saLevels = []saLevel{{events.ScopeTenant, ""}, {events.ScopeNamespace, events.NodeFolder}, {events.ScopeNamespace, events.NodeProject}}
+
+// levels returns the pairs f leaves open.
+func (f ServiceAccountFilter) levels() []saLevel {
+	var out []saLevel
+	for _, l := range saLevels {
+		if (f.ScopeLevel == "" || f.ScopeLevel == l.level) && (f.ScopeKind == "" || f.ScopeKind == l.kind) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// withActiveCredentials wraps a page of service accounts (the query list,
+// whose arguments are args) with the count of each one's credentials
+// unexpired at now, counted for the page's rows only.
+func withActiveCredentials(list string, args []any, now time.Time) (string, []any) {
+	args = append(args, now)
+	return fmt.Sprintf(`SELECT l.*, (SELECT count(*) FROM credentials c
+		WHERE c.tenant = l.tenant AND c.service_account_id = l.id AND c.expires_at > $%d) AS active_credentials
+		FROM (%s) l ORDER BY l.id`, len(args), list), args
+}
 
 // ServiceAccountStatuses are every status the write side gives a service
 // account (commands.Statuses, which query may not import; a test keeps
@@ -144,14 +181,15 @@ var ServiceAccountStatuses = []string{"active", "disabled"}
 
 // listServiceAccountsSQL serves every filter combination from two indexes
 // (iam_indexes.sql) with a short range scan however few rows match:
-// (tenant, status, scope_level, id) when no target is given and
-// (tenant, scope_target, status, scope_level, id) when one is. Filtered
-// columns are fixed by equality; status and level left open between a
-// fixed prefix and id are enumerated (two values each), one ordered range
-// scan per combination, merged by id. An index per combination would cost
-// every write and every rebuild five more indexes.
+// (tenant, status, scope_level, scope_kind, id) when no target is given
+// and (tenant, scope_target, status, scope_level, scope_kind, id) when one
+// is. Filtered columns are fixed by equality; the statuses and the (level,
+// kind) pairs left open between a fixed prefix and id are enumerated (two
+// statuses, three pairs), one ordered range scan per combination, merged
+// by id. An index per combination would cost every write and every
+// rebuild many more indexes.
 func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit int) (string, []any) {
-	if f.ScopeLevel == "" && f.ScopeTarget == "" && f.Status == "" {
+	if f.ScopeLevel == "" && f.ScopeKind == "" && f.ScopeTarget == "" && f.Status == "" {
 		return `SELECT ` + saColumns + ` FROM service_accounts WHERE tenant = $1 AND id > $2 ORDER BY id LIMIT $3`, []any{tenant, after, limit}
 	}
 	args := []any{tenant, after, limit}
@@ -163,19 +201,21 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 	if f.ScopeTarget != "" {
 		fixed += " AND scope_target = " + arg(f.ScopeTarget)
 	}
-	statuses, levels := ServiceAccountStatuses, events.ServiceAccountScopeLevels
+	statuses := ServiceAccountStatuses
 	if f.Status != "" {
 		statuses = []string{f.Status}
 	}
-	if f.ScopeLevel != "" {
-		levels = []string{f.ScopeLevel}
+	levels := f.levels()
+	if len(levels) == 0 {
+		// A kind at a level that has none: nothing matches.
+		return `SELECT ` + saColumns + ` FROM service_accounts WHERE false LIMIT $3`, args
 	}
 	var parts []string
 	for _, st := range statuses {
 		sp := arg(st)
 		for _, lv := range levels {
 			parts = append(parts, `(SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1`+fixed+
-				` AND status = `+sp+` AND scope_level = `+arg(lv)+` AND id > $2 ORDER BY id LIMIT $3)`)
+				` AND status = `+sp+` AND scope_level = `+arg(lv.level)+` AND scope_kind = `+arg(lv.kind)+` AND id > $2 ORDER BY id LIMIT $3)`)
 		}
 	}
 	if len(parts) == 1 {
@@ -195,7 +235,8 @@ func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal
 	if err != nil {
 		return nil, "", err
 	}
-	query, args := listServiceAccountsSQL(caller.Tenant, after, f, limit+1)
+	list, args := listServiceAccountsSQL(caller.Tenant, after, f, limit+1)
+	query, args := withActiveCredentials(list, args, q.now())
 	err = q.db.SelectContext(ctx, &items, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list service accounts: %w", err)
@@ -217,7 +258,8 @@ func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, id 
 	if !q.may(caller, authz.ServiceAccountsGet) || !events.ValidToken(id) {
 		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, id)
 	}
-	err := q.db.GetContext(ctx, &sa, `SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1 AND id = $2`, caller.Tenant, id)
+	query, args := withActiveCredentials(`SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1 AND id = $2`, []any{caller.Tenant, id}, q.now())
+	err := q.db.GetContext(ctx, &sa, query, args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, id)
 	}
@@ -229,18 +271,35 @@ func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, id 
 
 // Credential is a credential's metadata; the secret is never stored.
 type Credential struct {
-	ID               string    `db:"id"`
-	ServiceAccountID string    `db:"service_account_id"`
-	CreatedAt        time.Time `db:"created_at"`
-	ExpiresAt        time.Time `db:"expires_at"`
+	ID               string `db:"id"`
+	ServiceAccountID string `db:"service_account_id"`
+	// CreatedBy is the id of the principal that created the credential.
+	CreatedBy string    `db:"created_by"`
+	CreatedAt time.Time `db:"created_at"`
+	ExpiresAt time.Time `db:"expires_at"`
 }
+
+// Credential statuses: a credential is active until it expires.
+const (
+	CredentialActive  = "active"
+	CredentialExpired = "expired"
+)
+
+// CredentialFilter narrows a listing of credentials; an empty Status
+// matches every credential.
+type CredentialFilter struct {
+	// Status is CredentialActive or CredentialExpired, at the query's now.
+	Status string
+}
+
+const credColumns = "id, service_account_id, created_by, created_at, expires_at"
 
 // Active reports whether the credential is unexpired at now.
 func (c Credential) Active(now time.Time) bool { return c.ExpiresAt.After(now) }
 
 // ListCredentials returns a service account's credentials in creation
 // order. Non-administrators and unknown service accounts get ErrNotFound.
-func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, serviceAccountID string, p Page) (items []Credential, next string, err error) {
+func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, serviceAccountID string, f CredentialFilter, p Page) (items []Credential, next string, err error) {
 	if !q.may(caller, authz.CredentialsList) {
 		return nil, "", fmt.Errorf("%w: service account %q", ErrNotFound, serviceAccountID)
 	}
@@ -251,9 +310,21 @@ func (q *Queries) ListCredentials(ctx context.Context, caller auth.Principal, se
 	if err != nil {
 		return nil, "", err
 	}
-	err = q.db.SelectContext(ctx, &items, `SELECT id, service_account_id, created_at, expires_at FROM credentials
-		WHERE tenant = $1 AND service_account_id = $2 AND id > $3 ORDER BY id LIMIT $4`,
-		caller.Tenant, serviceAccountID, after, limit+1)
+	args := []any{caller.Tenant, serviceAccountID, after, limit + 1}
+	expiry := ""
+	switch f.Status {
+	case "":
+	case CredentialActive:
+		expiry, args = " AND expires_at > $5", append(args, q.now())
+	case CredentialExpired:
+		expiry, args = " AND expires_at <= $5", append(args, q.now())
+	default:
+		return nil, "", invalid("status", "status must be %s or %s", CredentialActive, CredentialExpired)
+	}
+	// A service account holds few credentials (5 active at most): the
+	// expiry is checked on the rows the primary key range yields.
+	err = q.db.SelectContext(ctx, &items, `SELECT `+credColumns+` FROM credentials
+		WHERE tenant = $1 AND service_account_id = $2 AND id > $3`+expiry+` ORDER BY id LIMIT $4`, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list credentials: %w", err)
 	}
@@ -274,7 +345,7 @@ func (q *Queries) Credential(ctx context.Context, caller auth.Principal, service
 	if !q.may(caller, authz.CredentialsGet) || !events.ValidToken(serviceAccountID) || !events.ValidToken(id) {
 		return c, fmt.Errorf("%w: credential %q", ErrNotFound, id)
 	}
-	err := q.db.GetContext(ctx, &c, `SELECT id, service_account_id, created_at, expires_at FROM credentials
+	err := q.db.GetContext(ctx, &c, `SELECT `+credColumns+` FROM credentials
 		WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, caller.Tenant, serviceAccountID, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("%w: credential %q", ErrNotFound, id)

@@ -16,7 +16,7 @@ func TestAuditTrail(t *testing.T) {
 	h := startServer(t, nil)
 	a := h.bootstrap(t, "acme")
 	o := h.bootstrap(t, "other")
-	h.createSA(t, o.token, tenantSA("elsewhere"))
+	h.createSA(t, o.token, orgSA("other", "elsewhere"))
 
 	r := h.do(t, http.MethodPost, saBase, a.token, tenantSA("s1", "viewer"))
 	expectStatus(t, r, http.StatusCreated, "create s1")
@@ -143,7 +143,6 @@ func TestAuditTrail(t *testing.T) {
 		{"type and actor", url.Values{"type": {"iam.service_account.created"}, "actor": {ops.ID}}, filter(func(e events.Envelope) bool { return e.Subject == s3.ID })},
 		{"since in the future", url.Values{"since": {time.Now().Add(time.Hour).Format(time.RFC3339)}}, nil},
 		{"until before the tenant", url.Values{"until": {full[0].Time.Add(-time.Second).Format(time.RFC3339)}}, nil},
-		{"unknown type", url.Values{"type": {"iam.nothing"}}, nil},
 	} {
 		t.Run("filter "+tc.name, func(t *testing.T) {
 			got := idsOf(h.auditAll(t, a.token, tc.query.Encode()))

@@ -75,11 +75,23 @@ func TestBasicAuth(t *testing.T) {
 		{"admin without password", saBase, "admin-acme", pw, nil, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if r := h.basic(t, tc.path, tc.login, tc.password, tc.header); r.Status != tc.want && !(tc.want == http.StatusOK && r.Status == http.StatusForbidden) {
+			r := h.basic(t, tc.path, tc.login, tc.password, tc.header)
+			if r.Status != tc.want && !(tc.want == http.StatusOK && r.Status == http.StatusForbidden) {
 				t.Fatalf("status %d, want %d", r.Status, tc.want)
+			}
+			// A refused Basic attempt is asked for Basic again.
+			if c := r.Header.Values("WWW-Authenticate"); r.Status == http.StatusUnauthorized && (len(c) != 1 || !strings.HasPrefix(c[0], "Basic ")) {
+				t.Fatalf("WWW-Authenticate %q, want one Basic challenge", c)
 			}
 		})
 	}
+	t.Run("no credentials: both schemes are offered", func(t *testing.T) {
+		r := h.do(t, http.MethodGet, saBase, "", nil)
+		c := r.Header.Values("WWW-Authenticate")
+		if r.Status != http.StatusUnauthorized || len(c) != 2 || !strings.HasPrefix(c[0], "Bearer ") || !strings.HasPrefix(c[1], "Basic ") {
+			t.Fatalf("status %d, WWW-Authenticate %q", r.Status, c)
+		}
+	})
 
 	t.Run("password change refuses the cached old password at once", func(t *testing.T) {
 		expectAuthenticated(t, h.basic(t, saBase, "carol", pw, nil))

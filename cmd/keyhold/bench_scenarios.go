@@ -62,23 +62,23 @@ func (b *bench) setup(ctx context.Context) error {
 	client := newBenchClient(1)
 	defer client.CloseIdleConnections()
 	var sa struct {
-		ID string `json:"id"`
+		ID       string `json:"id"`
+		ClientID string `json:"clientId"`
 	}
-	body := `{"displayName":"bench token client","description":"client of the oauth2 token scenarios","scope":{"level":"tenant"},"roles":["viewer","auditor"]}`
+	body := fmt.Sprintf(`{"displayName":"bench token client","description":"client of the oauth2 token scenarios","scope":"organization","scopeId":%q,"roles":["viewer","auditor"]}`, b.tenant)
 	if err := b.post(ctx, client, k0rdent.Base, body, &sa); err != nil {
 		return fmt.Errorf("bench: create the token client: %w", err)
 	}
 	var cred struct {
-		ClientID     string `json:"clientId"`
 		ClientSecret string `json:"clientSecret"`
 	}
 	if err := b.post(ctx, client, k0rdent.Base+"/"+sa.ID+"/credentials", "", &cred); err != nil {
 		return fmt.Errorf("bench: create the token client's secret: %w", err)
 	}
-	if cred.ClientID == "" || cred.ClientSecret == "" {
-		return errors.New("bench: credential response lacks clientId or clientSecret")
+	if sa.ClientID == "" || cred.ClientSecret == "" {
+		return errors.New("bench: responses lack the clientId or the clientSecret")
 	}
-	b.clientID, b.secret = cred.ClientID, cred.ClientSecret
+	b.clientID, b.secret = sa.ClientID, cred.ClientSecret
 	return nil
 }
 
@@ -168,7 +168,7 @@ func (b *bench) writePath(ctx context.Context) (base, meas benchResult, rounds [
 	defer client.Close()
 	var behind atomic.Int64
 	create := loadSpec{name: "create_service_account_http", concurrency: c, op: func(ctx context.Context, w, i int) error {
-		body := fmt.Sprintf(`{"displayName":"bench sa %d-%d","description":"created by keyhold bench","scope":{"level":"tenant"},"roles":["viewer"]}`, w, i)
+		body := fmt.Sprintf(`{"displayName":"bench sa %d-%d","description":"created by keyhold bench","scope":"organization","scopeId":%q,"roles":["viewer"]}`, w, i, b.tenant)
 		resp, err := client.do(ctx, w, http.MethodPost, k0rdent.Base, body)
 		if err != nil {
 			return err
@@ -306,8 +306,8 @@ func (b *bench) rebuildPath(ctx context.Context) (base, meas benchResult, rounds
 	db := b.env.e.db.SQL()
 	if _, err := db.ExecContext(ctx, `CREATE TABLE `+benchCopyTable+` (
 		tenant text NOT NULL, id text NOT NULL, client_id text NOT NULL, display_name text NOT NULL,
-		description text NOT NULL, scope_level text NOT NULL, scope_target text NOT NULL, roles text[] NOT NULL,
-		status text NOT NULL, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+		description text NOT NULL, scope_level text NOT NULL, scope_target text NOT NULL, scope_kind text NOT NULL, roles text[] NOT NULL,
+		status text NOT NULL, created_by text NOT NULL, created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
 		PRIMARY KEY (tenant, id))`); err != nil {
 		return base, meas, nil, err
 	}
@@ -388,7 +388,7 @@ func (b *bench) copyChunk(db *sqlx.DB) loadOp {
 			return err
 		}
 		stmt, err := tx.PrepareContext(ctx, pq.CopyIn(benchCopyTable, "tenant", "id", "client_id", "display_name", "description",
-			"scope_level", "scope_target", "roles", "status", "created_at", "updated_at"))
+			"scope_level", "scope_target", "scope_kind", "roles", "status", "created_by", "created_at", "updated_at"))
 		if err != nil {
 			return err
 		}
@@ -439,7 +439,7 @@ func copyRows(ctx context.Context, stmt *sql.Stmt, tenant string, roles []string
 	for j := range benchCopyChunk {
 		id := prefix + strconv.Itoa(j)
 		if _, err := stmt.ExecContext(ctx, tenant, id, commands.ClientIDPrefix+id, "bench copy row", "created by keyhold bench",
-			events.ScopeTenant, tenant, pq.Array(roles), commands.StatusActive, now, now); err != nil {
+			events.ScopeTenant, tenant, "", pq.Array(roles), commands.StatusActive, "bench", now, now); err != nil {
 			return err
 		}
 	}

@@ -208,29 +208,17 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
-	// status returns the iam projector's line of status --json (one JSON
-	// object per projector and line).
 	status := func(t *testing.T) projections.Status {
 		t.Helper()
 		out, err := cli(t, cfg, h.natsAddr(), "projections", "status", "--json")
 		if err != nil {
 			t.Fatal(err)
 		}
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 2 {
-			t.Fatalf("status --json %q: want a line per projector (iam, rbac)", out)
+		var st projections.Status
+		if err := json.Unmarshal([]byte(out), &st); err != nil || strings.Count(out, "\n") != 1 {
+			t.Fatalf("status --json %q: %v", out, err)
 		}
-		for _, l := range lines {
-			var st projections.Status
-			if err := json.Unmarshal([]byte(l), &st); err != nil {
-				t.Fatalf("status --json line %q: %v", l, err)
-			}
-			if st.Name == "iam" {
-				return st
-			}
-		}
-		t.Fatalf("status --json %q has no iam line", out)
-		return projections.Status{}
+		return st
 	}
 	t.Run("projections status", func(t *testing.T) {
 		out, err := cli(t, cfg, h.natsAddr(), "projections", "status")
@@ -238,7 +226,7 @@ func TestCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		lines := strings.Split(strings.TrimSpace(out), "\n")
-		if len(lines) != 3 || !strings.HasPrefix(lines[0], "PROJECTOR") || !strings.HasPrefix(lines[2], "rbac") {
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "PROJECTOR") {
 			t.Fatalf("status output %q", out)
 		}
 		header, row := strings.Fields(lines[0]), strings.Fields(lines[1])

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/database"
+	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/http/oauth2"
 )
 
@@ -30,6 +31,8 @@ type config struct {
 	waitTimeout    time.Duration
 	// issuer is the iss claim of access tokens (see issuerHelp).
 	issuer string
+	// trustedProxies lists the reverse proxies whose X-Forwarded-For is believed.
+	trustedProxies string
 	// keyReload is how often serve reloads the signing keys; zero means
 	// auth.KeyReload. Not a flag: tests shorten it to see a rotation
 	// take effect without waiting a minute.
@@ -114,6 +117,8 @@ func (c *config) bind() {
 	f.StringVar(&c.previousKeyFile, "previous-key-file", envOr("KEYHOLD_PREVIOUS_KEY_FILE", ""),
 		"the key-encryption key being rotated out: signing keys it wraps are rewrapped with the current one (KEYHOLD_PREVIOUS_KEY_FILE)")
 	f.StringVar(&c.issuer, "issuer", envOr("KEYHOLD_ISSUER", auth.DefaultIssuer), issuerHelp)
+	f.StringVar(&c.trustedProxies, "trusted-proxies", envOr("KEYHOLD_TRUSTED_PROXIES", ""),
+		"comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client, for throttling failed sign-ins per address; empty trusts none (KEYHOLD_TRUSTED_PROXIES)")
 	f.DurationVar(&c.waitTimeout, "read-wait", c.envDuration("read-wait", "KEYHOLD_READ_WAIT", 2*time.Second), "how long a write waits for the read side before answering (KEYHOLD_READ_WAIT)")
 }
 
@@ -129,7 +134,7 @@ const issuerHelp = `issuer of access tokens (their iss claim) and of the OAuth2 
 // The shared flags each kind of command takes.
 var (
 	// serveFlags: serve runs everything.
-	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file", "issuer"}
+	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file", "issuer", "trusted-proxies"}
 	// logFlags: commands that only read or append to the event log.
 	logFlags = []string{"data-dir", "nats-url", "nats-listen", "stream-replicas", "log-level"}
 	// tableFlags: commands that also use the read tables.
@@ -185,6 +190,9 @@ func (c *config) validate() error {
 	}
 	if c.dataDir == "" {
 		return fmt.Errorf("--data-dir must not be empty")
+	}
+	if _, err := khttp.ParseProxies(c.trustedProxies); err != nil {
+		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	// A config built in code may leave the issuer empty (tokenIssuer).
 	if (c.uses == nil || c.uses("issuer")) && (c.issuer != "" || c.flagGiven != nil) {

@@ -21,7 +21,7 @@ func TestDecisionAPI(t *testing.T) {
 	o := h.bootstrap(t, "other")
 	ops, opsToken := h.principal(t, a.token, "ops", authz.RoleTenantAdmin)
 	viewer, viewerToken := h.principal(t, a.token, "viewer", authz.RoleViewer)
-	stranger, _ := h.principal(t, o.token, "stranger", authz.RoleTenantAdmin)
+	stranger, _ := h.principalIn(t, "other", o.token, "stranger", authz.RoleTenantAdmin)
 	both := h.createSA(t, a.token, tenantSA("both", authz.RoleTenantAdmin, authz.RoleViewer))
 	c := h.createCredential(t, a.token, both.ID, nil)
 	narrowed := h.accessToken(t, both.ClientID, *c.ClientSecret, authz.RoleViewer)

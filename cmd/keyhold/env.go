@@ -283,7 +283,7 @@ func (e *env) close() {
 // runner builds the projection runner over this env.
 func (e *env) runner(progress *projections.Progress, opts ...projections.RunnerOption) (*projections.Runner, error) {
 	opts = append([]projections.RunnerOption{projections.WithLogger(e.log)}, opts...)
-	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{}, projections.RBAC{}}, opts...)
+	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{}}, opts...)
 }
 
 // openRunner opens an env for an operator command and a projection

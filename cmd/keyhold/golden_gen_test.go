@@ -46,13 +46,13 @@ func TestGenerateGoldenLog(t *testing.T) {
 
 	deployer := h.createSA(t, acme.Token, map[string]any{
 		"displayName": "CI deployer", "description": "deploys the app",
-		"scope": map[string]string{"level": "namespace", "target": "team.app"}, "roles": []string{"tenant-admin", "viewer"},
+		"scope": "folder", "scopeId": "team.app", "roles": []string{"tenant-admin", "viewer"},
 	})
 	ops := h.createSA(t, acme.Token, tenantSA("ops", "tenant-admin", "auditor"))
 	watcher := h.createSA(t, acme.Token, tenantSA("watcher", "viewer"))
 	gone := h.createSA(t, acme.Token, tenantSA("gone", "viewer"))
 	reader := h.createSA(t, globex.Token, map[string]any{
-		"displayName": "reader", "scope": map[string]string{"level": "namespace", "target": "data"}, "roles": []string{"viewer", "auditor"},
+		"displayName": "reader", "scope": "folder", "scopeId": "data", "roles": []string{"viewer", "auditor"},
 	})
 
 	expiry := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339)

@@ -92,23 +92,23 @@ func TestGoldenLogLoads(t *testing.T) {
 	acme, globex := secrets["acme bootstrap token"], secrets["globex API token"]
 
 	type account struct {
-		id, tenantToken, displayName, status, level, target string
-		roles                                               []string
-		credentials                                         map[string]string // id -> expiresAt
-		secret                                              string
-		grant                                               int // status of a client-credentials grant
+		id, tenantToken, displayName, status, scope, scopeID string
+		roles                                                []string
+		credentials                                          map[string]string // id -> expiresAt
+		secret                                               string
+		grant                                                int // status of a client-credentials grant
 	}
 	for _, tc := range []struct {
 		name string
 		account
 	}{
-		{"renamed namespace account", account{"01m8w9h5yv2v39btnz3ncmg668", acme, "Deployer", "active", "namespace", "team.app", []string{"viewer"},
+		{"renamed namespace account", account{"01m8w9h5yv2v39btnz3ncmg668", acme, "Deployer", "active", "folder", "team.app", []string{"viewer"},
 			map[string]string{"01m8w9h5yzccg75na2esq2wsce": "2027-03-01T00:00:00Z"}, secrets["deployer secret"], 200}},
-		{"tenant account with a revoked token", account{"01m8w9h5ywm9ppd3q32a3m8v54", acme, "ops", "active", "tenant", "acme", []string{"auditor", "tenant-admin"},
+		{"tenant account with a revoked token", account{"01m8w9h5ywm9ppd3q32a3m8v54", acme, "ops", "active", "organization", "acme", []string{"auditor", "tenant-admin"},
 			map[string]string{"01m8w9h5z1gc5mnxcytd13wt6n": "2027-01-01T21:10:54Z"}, secrets["ops secret"], 200}},
-		{"disabled account", account{"01m8w9h5yxpj5cscdw98xj89gf", acme, "watcher", "disabled", "tenant", "acme", []string{"viewer"},
+		{"disabled account", account{"01m8w9h5yxpj5cscdw98xj89gf", acme, "watcher", "disabled", "organization", "acme", []string{"viewer"},
 			map[string]string{"01m8w9h5z1gc5mnxcytj9p5e5h": "2027-01-01T21:10:54Z"}, secrets["watcher secret"], 401}},
-		{"other tenant's namespace account", account{"01m8w9h5yzccg75na2ejcg6zds", globex, "reader", "active", "namespace", "data", []string{"auditor", "viewer"},
+		{"other tenant's namespace account", account{"01m8w9h5yzccg75na2ejcg6zds", globex, "reader", "active", "folder", "data", []string{"auditor", "viewer"},
 			map[string]string{"01m8w9h5z3cmpfmm6hrz8a8y3f": "2027-03-02T21:10:54Z"}, secrets["reader secret"], 200}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestGoldenLogLoads(t *testing.T) {
 			r.decode(t, &got)
 			roles := slices.Clone(got.Roles)
 			slices.Sort(roles)
-			if got.DisplayName != tc.displayName || got.Status != tc.status || got.Scope.Level != tc.level || got.Scope.Target != tc.target || !slices.Equal(roles, tc.roles) {
+			if got.DisplayName != tc.displayName || got.Status != tc.status || got.Scope != tc.scope || got.ScopeID != tc.scopeID || !slices.Equal(roles, tc.roles) {
 				t.Errorf("got %+v, want %+v", got, tc.account)
 			}
 			if !slices.Contains(ids(h.listSAs(t, tc.tenantToken, "")), tc.id) {
@@ -126,10 +126,10 @@ func TestGoldenLogLoads(t *testing.T) {
 			}
 			r = h.do(t, "GET", saBase+"/"+tc.id+"/credentials", tc.tenantToken, nil)
 			expectStatus(t, r, 200, "credentials")
-			var page pageJSON[credential]
+			var page credentialPage
 			r.decode(t, &page)
 			creds := map[string]string{}
-			for _, c := range page.Items {
+			for _, c := range page.Credentials {
 				creds[c.ID] = parseTime(t, "expiresAt", c.ExpiresAt).UTC().Format(time.RFC3339)
 			}
 			if !maps.Equal(creds, tc.credentials) {

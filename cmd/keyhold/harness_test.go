@@ -28,6 +28,7 @@ import (
 	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
+	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/internal/testenv"
 )
 
@@ -91,8 +92,17 @@ func startServer(t *testing.T, cfg *config) *harness {
 	}
 	h := &harness{cfg: cfg, env: e, srv: srv, logs: logs, cancel: cancel, done: srv.background(ctx), secrets: map[string]string{}}
 	h.ts = httptest.NewServer(srv.handler)
+	check, err := newAPICheck(http.DefaultTransport, khttp.OpenAPI, h.ts.URL)
+	if err != nil {
+		h.ts.Close()
+		cancel()
+		e.close()
+		t.Fatal(err)
+	}
 	h.client = &http.Client{
-		Timeout: 30 * time.Second,
+		// Every response under iamPrefix is checked against the document.
+		Transport: check,
+		Timeout:   30 * time.Second,
 		// Show redirects to the test instead of following them.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
@@ -166,6 +176,8 @@ type httpResp struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	// Path is the request's path; it decides which error shape is due.
+	Path string
 }
 
 func (r httpResp) String() string { return fmt.Sprintf("%d %s", r.Status, r.Body) }
@@ -248,7 +260,7 @@ func (h *harness) try(r httpReq) (httpResp, error) {
 	if err != nil {
 		return httpResp{}, fmt.Errorf("read %s %s: %w", r.method, r.path, err)
 	}
-	return httpResp{Status: res.StatusCode, Header: res.Header, Body: raw}, nil
+	return httpResp{Status: res.StatusCode, Header: res.Header, Body: raw, Path: r.path}, nil
 }
 
 func (h *harness) do(t *testing.T, method, path, token string, body any) httpResp {
@@ -310,47 +322,77 @@ func (h *harness) role(t *testing.T, tenant, name string, actions ...string) str
 	return res.Role.ID()
 }
 
-// sa is a service account on the wire.
+// sa is a service account on the wire (the draft's ServiceAccount).
 type sa struct {
-	ID          string   `json:"id"`
-	ClientID    string   `json:"clientId"`
-	DisplayName string   `json:"displayName"`
-	Description string   `json:"description"`
-	Scope       scope    `json:"scope"`
-	Roles       []string `json:"roles"`
-	Status      string   `json:"status"`
-	CreatedAt   string   `json:"createdAt"`
-	UpdatedAt   string   `json:"updatedAt"`
+	SelfLink              string   `json:"selfLink"`
+	UID                   string   `json:"uid"`
+	ID                    string   `json:"id"`
+	DisplayName           string   `json:"displayName"`
+	Description           string   `json:"description"`
+	ClientID              string   `json:"clientId"`
+	Scope                 string   `json:"scope"`
+	ScopeID               string   `json:"scopeId"`
+	Roles                 []string `json:"roles"`
+	Status                string   `json:"status"`
+	CreatedBy             string   `json:"createdBy"`
+	CreatedAt             string   `json:"createdAt"`
+	UpdatedAt             string   `json:"updatedAt"`
+	ActiveCredentialCount int      `json:"activeCredentialCount"`
 }
 
-type scope struct {
-	Level  string `json:"level"`
-	Target string `json:"target"`
-}
-
-// credential is a credential on the wire; ClientID and ClientSecret only
-// in the creation httpResp.
+// credential is a credential on the wire (the draft's
+// ServiceAccountCredential); ClientSecret only in the creation response.
 type credential struct {
+	SelfLink         string  `json:"selfLink"`
+	UID              string  `json:"uid"`
 	ID               string  `json:"id"`
 	ServiceAccountID string  `json:"serviceAccountId"`
 	Status           string  `json:"status"`
-	CreatedAt        string  `json:"createdAt"`
 	ExpiresAt        string  `json:"expiresAt"`
-	ClientID         string  `json:"clientId"`
+	CreatedBy        string  `json:"createdBy"`
+	CreatedAt        string  `json:"createdAt"`
 	ClientSecret     *string `json:"clientSecret"`
 }
 
+// pageJSON is a page of the audit trail.
 type pageJSON[T any] struct {
 	Items      []T     `json:"items"`
 	NextCursor *string `json:"nextCursor"`
 }
 
-// tenantSA is the body of a tenant-scoped service account with roles.
-func tenantSA(name string, roles ...string) map[string]any {
+// saPage and credentialPage are pages of the k0rdent lists.
+type saPage struct {
+	ServiceAccounts []sa    `json:"serviceAccounts"`
+	NextPageToken   *string `json:"nextPageToken"`
+}
+
+type credentialPage struct {
+	Credentials   []credential `json:"credentials"`
+	NextPageToken *string      `json:"nextPageToken"`
+}
+
+// testTenant is the tenant most tests bootstrap and work in.
+const testTenant = "acme"
+
+// tenantSA is the body of a service account with roles scoped to the
+// whole of testTenant (the draft's organization scope).
+func tenantSA(name string, roles ...string) map[string]any { return orgSA(testTenant, name, roles...) }
+
+// orgSA is the body of a service account with roles scoped to tenant.
+func orgSA(tenant, name string, roles ...string) map[string]any {
 	if roles == nil {
 		roles = []string{}
 	}
-	return map[string]any{"displayName": name, "scope": map[string]string{"level": "tenant"}, "roles": roles}
+	return map[string]any{"displayName": name, "scope": "organization", "scopeId": tenant, "roles": roles}
+}
+
+// nodeSA is the body of a service account scoped to a folder or project.
+func nodeSA(name, kind, path string, roles ...string) map[string]any {
+	body := map[string]any{"displayName": name, "scope": kind, "scopeId": path}
+	if roles != nil {
+		body["roles"] = roles
+	}
+	return body
 }
 
 func (h *harness) createSA(t *testing.T, token string, body any) sa {
@@ -379,9 +421,9 @@ func (h *harness) listSAs(t *testing.T, token, query string) []sa {
 	t.Helper()
 	r := h.do(t, http.MethodGet, saBase+query, token, nil)
 	expectStatus(t, r, http.StatusOK, "list service accounts")
-	var p pageJSON[sa]
+	var p saPage
 	r.decode(t, &p)
-	return p.Items
+	return p.ServiceAccounts
 }
 
 // form posts an OAuth2 form, with Basic credentials when basicID is set.
@@ -427,11 +469,17 @@ func (h *harness) accessToken(t *testing.T, clientID, secret string, scope ...st
 	return tok.AccessToken
 }
 
-// principal creates a tenant-scoped service account with roles, a
-// credential, and returns an access token for it.
+// principal creates a service account with roles scoped to the whole of
+// testTenant, a credential, and returns an access token for it.
 func (h *harness) principal(t *testing.T, adminToken, name string, roles ...string) (sa, string) {
 	t.Helper()
-	s := h.createSA(t, adminToken, tenantSA(name, roles...))
+	return h.principalIn(t, testTenant, adminToken, name, roles...)
+}
+
+// principalIn is principal in tenant, which adminToken administers.
+func (h *harness) principalIn(t *testing.T, tenant, adminToken, name string, roles ...string) (sa, string) {
+	t.Helper()
+	s := h.createSA(t, adminToken, orgSA(tenant, name, roles...))
 	c := h.createCredential(t, adminToken, s.ID, nil)
 	return s, h.accessToken(t, s.ClientID, *c.ClientSecret)
 }
@@ -468,11 +516,27 @@ func (h *harness) auditAll(t *testing.T, token, query string) []events.Envelope 
 	}
 }
 
-// checkProblem asserts r is an RFC 9457 problem with status want.
+// iamPrefix is where the k0rdent dialect answers errors in the draft's
+// envelope rather than as problem details.
+const iamPrefix = "/v1/regions/global/iam/"
+
+// checkProblem asserts r is an error response with status want in the
+// shape its path promises: the k0rdent envelope under iamPrefix (see
+// checkEnvelope), an RFC 9457 problem elsewhere. It returns the error as
+// a map with "status", "field" and "detail" either way, so one table can
+// test both shapes.
 func checkProblem(t *testing.T, r httpResp, want int) map[string]any {
 	t.Helper()
 	if r.Status != want {
 		t.Fatalf("status %d, want %d; body %s", r.Status, want, r.Body)
+	}
+	if strings.HasPrefix(r.Path, iamPrefix) {
+		e := checkEnvelope(t, r, want)
+		field := ""
+		if len(e.Details) > 0 {
+			field = e.Details[0].Field
+		}
+		return map[string]any{"status": float64(e.Code), "field": field, "detail": e.Message}
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("Content-Type %q, want application/problem+json; body %s", ct, r.Body)
@@ -492,6 +556,54 @@ func checkProblem(t *testing.T, r httpResp, want int) map[string]any {
 		t.Errorf("problem request_id %q, header X-Request-Id %q", id, r.Header.Get("X-Request-Id"))
 	}
 	return p
+}
+
+// apiError is the k0rdent draft's error envelope.
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Details []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"details"`
+	RequestID string `json:"requestId"`
+}
+
+// checkEnvelope asserts r is {"error": {"code", "message", "details"}}
+// with code want, as application/json, and nothing else at the top.
+func checkEnvelope(t *testing.T, r httpResp, want int) apiError {
+	t.Helper()
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json; body %s", ct, r.Body)
+	}
+	var top map[string]json.RawMessage
+	r.decode(t, &top)
+	raw, ok := top["error"]
+	if !ok || len(top) != 1 {
+		t.Fatalf("not an error envelope: %s", r.Body)
+	}
+	var e apiError
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Fatalf("error envelope %s: %v", r.Body, err)
+	}
+	if e.Code != want {
+		t.Errorf("error code %d, want %d", e.Code, want)
+	}
+	if e.Message == "" {
+		t.Errorf("error without message: %s", r.Body)
+	}
+	if e.Details == nil {
+		t.Errorf("error without details array: %s", r.Body)
+	}
+	for _, d := range e.Details {
+		if d.Field == "" || d.Message == "" {
+			t.Errorf("detail without field or message: %s", r.Body)
+		}
+	}
+	if e.RequestID == "" || e.RequestID != r.Header.Get("X-Request-Id") {
+		t.Errorf("error requestId %q, header X-Request-Id %q", e.RequestID, r.Header.Get("X-Request-Id"))
+	}
+	return e
 }
 
 // assertNoSecretsStored reads every event in the stream, every row of

@@ -112,8 +112,8 @@ func TestIdempotencyAfterCrash(t *testing.T) {
 func countItems(t *testing.T, r httpResp) int {
 	t.Helper()
 	var page struct {
-		Items []json.RawMessage `json:"items"`
+		Credentials []json.RawMessage `json:"credentials"`
 	}
 	r.decode(t, &page)
-	return len(page.Items)
+	return len(page.Credentials)
 }

@@ -374,7 +374,7 @@ func TestKestraRoleIsEnforcedEverywhere(t *testing.T) {
 	}
 
 	c := h.createCredential(t, a.token, maker, nil)
-	token := h.accessToken(t, c.ClientID, *c.ClientSecret)
+	token := h.accessToken(t, "khc-"+maker, *c.ClientSecret)
 
 	// SERVICE_ACCOUNT CREATE lets it create service accounts in both dialects.
 	h.createSA(t, token, tenantSA("made-through-k0rdent"))
@@ -574,7 +574,7 @@ func TestKestraServiceAccounts(t *testing.T) {
 	expectStatus(t, r, http.StatusOK, "k0rdent get")
 	var s sa
 	r.decode(t, &s)
-	if s.DisplayName != "ci-deployer" || s.Description != "deploys" || s.Scope.Level != "tenant" {
+	if s.DisplayName != "ci-deployer" || s.Description != "deploys" || s.Scope != "organization" || s.ScopeID != "acme" {
 		t.Fatalf("k0rdent view: %s", r.Body)
 	}
 	r = k.ok(t, http.MethodGet, "/service-accounts?q=deployer", a.token, nil, http.StatusOK)

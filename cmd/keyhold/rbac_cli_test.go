@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/authz"
+	"github.com/keyhold/keyhold/internal/testenv"
 )
 
 // TestRBACCLI drives keyhold roles, bindings and authz check beside a
@@ -109,5 +111,75 @@ func (h *harness) eventuallyStatus(t *testing.T, token string, want int) {
 			t.Fatalf("list with the token: status %d, want %d", r.Status, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTokensAndInstanceCLI: tokens list shows names and last use (never
+// the token); the instance's lifetimes govern tokens issued afterwards.
+func TestTokensAndInstanceCLI(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	h := startServer(t, cfg)
+	a := h.bootstrap(t, "acme")
+	run := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, err := cli(t, cfg, h.natsAddr(), args...)
+		if err != nil {
+			t.Fatalf("keyhold %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	type token struct {
+		TokenID    string `json:"token_id"`
+		Name       string `json:"name"`
+		ExpiresAt  string `json:"expires_at"`
+		LastUsedAt string `json:"last_used_at"`
+	}
+	list := func(t *testing.T) []token {
+		t.Helper()
+		var out []token
+		raw := run(t, "tokens", "list", "--user", a.userID, "--json")
+		if strings.Contains(raw, "khpat_") {
+			t.Fatalf("tokens list shows a token: %s", raw)
+		}
+		if err := json.Unmarshal([]byte(raw), &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := list(t); len(got) != 1 || got[0].LastUsedAt != "" {
+		t.Fatalf("before any use: %+v", got)
+	}
+	expectStatus(t, h.do(t, http.MethodGet, saBase, a.token, nil), http.StatusOK, "use the token")
+	testenv.Must(t, h.srv.uses.Flush(context.Background(), h.env.db.SQL()), "flush")
+	if got := list(t); len(got) != 1 || got[0].LastUsedAt == "" {
+		t.Fatalf("after a use: %+v", got)
+	}
+
+	if _, err := cli(t, cfg, h.natsAddr(), "instance", "set", "--api-token-default-lifetime", "30m"); err == nil || !strings.Contains(err.Error(), "--api-token-default-lifetime") {
+		t.Fatalf("too short a default: %v", err)
+	}
+	run(t, "instance", "set", "--api-token-default-lifetime", "24h")
+	if out := run(t, "instance", "show"); !strings.Contains(out, `"api_token_default_lifetime":"24h0m0s"`) || !strings.Contains(out, `"api_token_max_lifetime":"8760h0m0s"`) {
+		t.Fatalf("show: %s", out)
+	}
+	var issued struct {
+		TokenID   string `json:"token_id"`
+		ExpiresAt string `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(run(t, "tokens", "issue", "--user", a.userID, "--name", "ci")), &issued); err != nil {
+		t.Fatal(err)
+	}
+	exp, err := time.Parse(time.RFC3339, issued.ExpiresAt)
+	testenv.Must(t, err, "expires_at")
+	if d := time.Until(exp); d > 24*time.Hour || d < 23*time.Hour {
+		t.Fatalf("expires in %s, want the instance default of 24h", d)
+	}
+	if _, err := cli(t, cfg, h.natsAddr(), "tokens", "issue", "--user", a.userID, "--lifetime", "9000h"); err == nil || !strings.Contains(err.Error(), "--lifetime") {
+		t.Fatalf("beyond the maximum: %v", err)
+	}
+	run(t, "tokens", "revoke", "--user", a.userID, "--token", issued.TokenID)
+	if got := list(t); len(got) != 1 || got[0].TokenID == issued.TokenID {
+		t.Fatalf("after revoking one: %+v", got)
 	}
 }

@@ -30,7 +30,7 @@ import (
 )
 
 // readSide names the projections a write waits for before answering.
-var readSide = []string{"iam", "rbac", "directory"}
+var readSide = []string{"iam", "directory"}
 
 func newServe(cfg *config) *cobra.Command {
 	return cfg.use(&cobra.Command{
@@ -105,6 +105,8 @@ type server struct {
 	dirReady <-chan struct{}
 	// seeded is closed once every tenant holds this version's managed roles.
 	seeded chan struct{}
+	// uses learns when API tokens are used; background flushes it.
+	uses *query.TokenUses
 	// auditGate bounds the audit reads running at once.
 	auditGate *query.Gate
 }
@@ -116,6 +118,10 @@ const (
 	auditReads = 8
 	auditWait  = 100 * time.Millisecond
 )
+
+// tokenUseFlush is how often API token use is written to Postgres: the
+// last-use time shown is at most this old.
+const tokenUseFlush = 10 * time.Second
 
 // gcPercent is the garbage collector's target unless GOGC is set. The
 // live heap of a server or a rebuild is small (the directory, caches, a
@@ -162,6 +168,8 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	}
 	go keys.Refresh(ctx, e.db.SQL(), reload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
 	dir := query.NewDirectory()
+	uses := query.NewTokenUses()
+	dir.TrackTokenUse(uses)
 	cmds, err := commands.New(e.store, commands.WithAuthorizer(dir.Authorizer()))
 	if err != nil {
 		return nil, err
@@ -179,10 +187,15 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := khttp.ParseProxies(e.cfg.trustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	kit.TrustProxies(proxies)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s := &server{env: e, runner: runner, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
-		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{})}
+		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses}
 	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
 	if err != nil {
 		return nil, err
@@ -191,7 +204,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	kestra.Register(router, kit, cmds, q, e.log)
 	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer()))
 	decision.Register(router, kit, query.NewDecisions(dir))
-	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg))
+	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg), oauth2.WithProxies(proxies))
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +317,7 @@ func (s *server) background(ctx context.Context) <-chan struct{} {
 	go func() { defer close(done); _ = s.runner.Run(ctx) }()
 	go s.idem.Sweep(ctx, time.Hour)
 	go s.seedRoles(ctx)
+	go s.uses.Run(ctx, s.env.db.SQL(), tokenUseFlush, s.env.log)
 	return done
 }
 

@@ -61,7 +61,7 @@ func TestIdempotencyKey(t *testing.T) {
 			body               any
 		}{
 			{"other body", http.MethodPost, saBase, tenantSA("twice", "viewer")},
-			{"same body with other spacing", http.MethodPost, saBase, `{"displayName":"once", "scope":{"level":"tenant"},"roles":["viewer"]}`},
+			{"same body with other spacing", http.MethodPost, saBase, `{"displayName":"once", "scope":"organization","scopeId":"acme","roles":["viewer"]}`},
 			{"other path", http.MethodPost, saBase + "/" + s.ID + "/credentials", tenantSA("once", "viewer")},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -112,10 +112,10 @@ func TestIdempotencyKey(t *testing.T) {
 		if c2 != c1 {
 			t.Fatalf("replay %+v, first %+v", c2, c1)
 		}
-		var l pageJSON[credential]
+		var l credentialPage
 		h.do(t, http.MethodGet, path, a.token, nil).decode(t, &l)
-		if len(l.Items) != 1 {
-			t.Fatalf("%d credentials, want 1", len(l.Items))
+		if len(l.Credentials) != 1 {
+			t.Fatalf("%d credentials, want 1", len(l.Credentials))
 		}
 		if n := count(t, "type=iam.service_account.credential_created"); n != 2 { // ops' and this one
 			t.Fatalf("%d credential_created events, want 2", n)
@@ -239,10 +239,10 @@ func TestConcurrentWrites(t *testing.T) {
 		if created != 5 || conflicts != n-5 {
 			t.Fatalf("%d created and %d refused, want 5 and %d", created, conflicts, n-5)
 		}
-		var l pageJSON[credential]
+		var l credentialPage
 		h.do(t, http.MethodGet, path, a.token, nil).decode(t, &l)
-		if len(l.Items) != 5 {
-			t.Fatalf("%d credentials listed", len(l.Items))
+		if len(l.Credentials) != 5 {
+			t.Fatalf("%d credentials listed", len(l.Credentials))
 		}
 		if got := len(h.auditAll(t, a.token, "type=iam.service_account.credential_created")); got != 5 {
 			t.Fatalf("%d credential_created events", got)

@@ -194,6 +194,7 @@ func TestRefusals(t *testing.T) {
 		{"instance events", "admin", "tenant=_", http.StatusForbidden, "tenant"},
 		{"unknown parameter", "admin", "tenants=acme", http.StatusBadRequest, "tenants"},
 		{"repeated parameter", "admin", "type=a&type=b", http.StatusBadRequest, "type"},
+		{"unknown event type", "admin", "type=iam.service_account.renamed", http.StatusBadRequest, "type"},
 		{"since not a time", "admin", "since=yesterday", http.StatusBadRequest, "since"},
 		{"until not a time", "admin", "until=-1h", http.StatusBadRequest, "until"},
 		{"until before since", "admin", "since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", http.StatusBadRequest, "until"},

@@ -1,25 +1,27 @@
 // Package k0rdent serves the k0rdent IAM service-account API:
-// /v1/regions/global/iam/service-accounts and their credentials, in
-// camelCase JSON with RFC 9457 problem responses. The tenant is always the
-// caller's own. Handlers decode, call a command or query, and encode.
+// /v1/regions/global/iam/service-accounts and their credentials, following
+// k0rdent's published OpenAPI draft ("K0rdent AI API 0.2.0-draft"): its
+// camelCase resources, its pageToken/pageSize lists and its
+// {"error": {"code", "message", "details"}} envelope for every error under
+// /v1/regions/global/iam. The tenant is always the caller's own. Handlers
+// decode, call a command or query, and encode.
 package k0rdent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
-	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
-	"github.com/keyhold/keyhold/events"
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/query"
 )
@@ -42,85 +44,18 @@ type handlers struct {
 func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Queries, log *slog.Logger) {
 	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
 	s := r.PathPrefix("/v1/regions/global/iam").Subrouter()
-	s.Use(kit.Authenticated(khttp.WriteProblem), kit.Idempotent(khttp.WriteProblem))
+	s.Use(khttp.ErrorsAs(WriteError), kit.Authenticated(WriteError), kit.Idempotent(WriteError))
 	sa := "/service-accounts"
-	s.Handle(sa, khttp.Methods{http.MethodGet: h.list, http.MethodPost: h.create})
-	s.Handle(sa+"/{id}", khttp.Methods{http.MethodGet: h.get, http.MethodPatch: h.update, http.MethodDelete: h.delete})
-	s.Handle(sa+"/{serviceAccountId}/credentials", khttp.Methods{http.MethodGet: h.listCredentials, http.MethodPost: h.createCredential})
-	s.Handle(sa+"/{serviceAccountId}/credentials/{id}", khttp.Methods{http.MethodGet: h.getCredential, http.MethodDelete: h.deleteCredential})
-	s.Handle("/settings", khttp.Methods{http.MethodGet: h.getSettings, http.MethodPatch: h.updateSettings})
-}
-
-// Wire shapes.
-
-type scopeJSON struct {
-	Level  string `json:"level"`
-	Target string `json:"target"`
-}
-
-type serviceAccountJSON struct {
-	ID          string    `json:"id"`
-	ClientID    string    `json:"clientId"`
-	DisplayName string    `json:"displayName"`
-	Description string    `json:"description"`
-	Scope       scopeJSON `json:"scope"`
-	Roles       []string  `json:"roles"`
-	Status      string    `json:"status"`
-	CreatedAt   string    `json:"createdAt"`
-	UpdatedAt   string    `json:"updatedAt"`
-}
-
-type credentialJSON struct {
-	ID               string `json:"id"`
-	ServiceAccountID string `json:"serviceAccountId"`
-	Status           string `json:"status"`
-	CreatedAt        string `json:"createdAt"`
-	ExpiresAt        string `json:"expiresAt"`
-}
-
-type newCredentialJSON struct {
-	credentialJSON
-	ClientID string `json:"clientId"`
-	// ClientSecret is null when a retry of the request found the
-	// credential created by its first attempt: the secret is shown once.
-	ClientSecret *string `json:"clientSecret"`
-}
-
-type listJSON[T any] struct {
-	Items      []T     `json:"items"`
-	NextCursor *string `json:"nextCursor"`
-}
-
-// timestamp formats times with millisecond precision, the precision both
-// the log and the read tables keep.
-func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
-
-func fromCommand(sa *commands.ServiceAccount) serviceAccountJSON {
-	roles := sa.Roles()
-	if roles == nil {
-		roles = []string{}
-	}
-	return serviceAccountJSON{ID: sa.ID(), ClientID: sa.ClientID(), DisplayName: sa.DisplayName(), Description: sa.Description(),
-		Scope: scopeJSON{Level: sa.Scope().Level, Target: sa.Scope().Target}, Roles: roles, Status: sa.Status(),
-		CreatedAt: timestamp(sa.CreatedAt()), UpdatedAt: timestamp(sa.UpdatedAt())}
-}
-
-func fromQuery(sa query.ServiceAccount) serviceAccountJSON {
-	roles := []string(sa.Roles)
-	if roles == nil {
-		roles = []string{}
-	}
-	return serviceAccountJSON{ID: sa.ID, ClientID: sa.ClientID, DisplayName: sa.DisplayName, Description: sa.Description,
-		Scope: scopeJSON{Level: sa.ScopeLevel, Target: sa.ScopeTarget}, Roles: roles, Status: sa.Status,
-		CreatedAt: timestamp(sa.CreatedAt), UpdatedAt: timestamp(sa.UpdatedAt)}
-}
-
-func credentialOf(id, saID string, created, expires, now time.Time) credentialJSON {
-	status := "active"
-	if !expires.After(now) {
-		status = "expired"
-	}
-	return credentialJSON{ID: id, ServiceAccountID: saID, Status: status, CreatedAt: timestamp(created), ExpiresAt: timestamp(expires)}
+	s.Handle(sa, khttp.Methods{http.MethodGet: h.list, http.MethodPost: h.create}.With(WriteError))
+	s.Handle(sa+"/{id}", khttp.Methods{http.MethodGet: h.get, http.MethodPatch: h.update, http.MethodDelete: h.delete}.With(WriteError))
+	s.Handle(sa+"/{serviceAccountId}/credentials", khttp.Methods{http.MethodGet: h.listCredentials, http.MethodPost: h.createCredential}.With(WriteError))
+	s.Handle(sa+"/{serviceAccountId}/credentials/{id}", khttp.Methods{http.MethodGet: h.getCredential, http.MethodDelete: h.deleteCredential}.With(WriteError))
+	s.Handle("/settings", khttp.Methods{http.MethodGet: h.getSettings, http.MethodPatch: h.updateSettings}.With(WriteError))
+	// Anything else under the prefix is answered in this dialect's shape,
+	// after authentication like every route here. A matched route rather
+	// than the subrouter's NotFoundHandler: gorilla/mux runs no middleware
+	// (request ids, metrics) for an unmatched request.
+	s.PathPrefix("/").HandlerFunc(notFound)
 }
 
 // Handlers.
@@ -136,7 +71,7 @@ func meta(r *http.Request) commands.Meta {
 }
 
 func (h handlers) list(w http.ResponseWriter, r *http.Request) {
-	qs, err := khttp.Query(r, "limit", "cursor", "scopeLevel", "scopeTarget", "status")
+	qs, err := khttp.Query(r, "scope", "scopeId", "status", "pageToken", "pageSize")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -146,13 +81,19 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	f := query.ServiceAccountFilter{ScopeLevel: qs.Get("scopeLevel"), ScopeTarget: qs.Get("scopeTarget"), Status: qs.Get("status")}
-	if f.ScopeLevel != "" && f.ScopeLevel != events.ScopeTenant && f.ScopeLevel != events.ScopeNamespace {
-		h.fail(w, r, khttp.BadField("scopeLevel", "must be tenant or namespace"))
+	var f query.ServiceAccountFilter
+	switch scope := qs.Get("scope"); {
+	case scope == "":
+	case !slices.Contains(scopes, scope):
+		h.fail(w, r, khttp.BadField("scope", "must be organization, folder or project"))
 		return
+	default:
+		s := domainScope(scope, "")
+		f.ScopeLevel, f.ScopeKind = s.Level, s.Kind
 	}
+	f.ScopeTarget, f.Status = qs.Get("scopeId"), qs.Get("status")
 	if f.ScopeTarget != "" && !commands.ValidScopeTarget(f.ScopeTarget) {
-		h.fail(w, r, khttp.BadField("scopeTarget", "must be a tenant id or a namespace name (lowercase letters, digits, '-', '_' and '.')"))
+		h.fail(w, r, khttp.BadField("scopeId", "must be an organization id or a folder or project path (lowercase letters, digits, '-', '_' and '.')"))
 		return
 	}
 	if f.Status != "" && f.Status != commands.StatusActive && f.Status != commands.StatusDisabled {
@@ -164,22 +105,68 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := listJSON[serviceAccountJSON]{Items: make([]serviceAccountJSON, len(items))}
+	out := serviceAccountListJSON{ServiceAccounts: make([]serviceAccountJSON, len(items)), NextPageToken: next}
 	for i, sa := range items {
-		out.Items[i] = fromQuery(sa)
-	}
-	if next != "" {
-		out.NextCursor = &next
+		out.ServiceAccounts[i] = fromQuery(sa)
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
 
+// createRequest is the draft's create body. Every field is a pointer so
+// that a missing required field and a null are told from an empty value.
 type createRequest struct {
-	DisplayName string     `json:"displayName"`
-	Description string     `json:"description"`
-	Scope       *scopeJSON `json:"scope"`
-	Roles       []string   `json:"roles"`
-	Status      string     `json:"status"`
+	// ID is the draft's client-chosen id, which Keyhold does not take yet.
+	ID          *string   `json:"id"`
+	DisplayName *string   `json:"displayName"`
+	Description *string   `json:"description"`
+	Scope       *string   `json:"scope"`
+	ScopeID     *string   `json:"scopeId"`
+	Roles       *[]string `json:"roles"`
+}
+
+// check refuses what the draft's schema refuses: a missing required field,
+// a wrong enum value, a length beyond the draft's bounds. Rules the
+// command applies (scope-down, policy, text classes) come after.
+func (c createRequest) check() error {
+	switch {
+	case c.ID != nil:
+		return khttp.BadField("id", "is chosen by the server: client-chosen ids are not supported yet; omit it")
+	case c.DisplayName == nil:
+		return khttp.BadField("displayName", "is required")
+	case c.Scope == nil:
+		return khttp.BadField("scope", "is required: organization, folder or project")
+	case !slices.Contains(scopes, *c.Scope):
+		return khttp.BadField("scope", "must be organization, folder or project")
+	case c.ScopeID == nil || *c.ScopeID == "":
+		return khttp.BadField("scopeId", "is required: the organization id for scope organization, the folder's or project's path otherwise")
+	}
+	return checkText(c.DisplayName, c.Description, c.Roles)
+}
+
+// checkText checks the lengths the draft declares for the fields a create
+// and a PATCH share.
+func checkText(displayName, description *string, roles *[]string) error {
+	if displayName != nil {
+		if n := utf8.RuneCountInString(*displayName); n < 1 || n > maxDisplayName {
+			return khttp.BadField("displayName", fmt.Sprintf("must be 1 to %d characters (got %d)", maxDisplayName, n))
+		}
+	}
+	if description != nil {
+		if n := utf8.RuneCountInString(*description); n > maxDescription {
+			return khttp.BadField("description", fmt.Sprintf("must be at most %d characters (got %d)", maxDescription, n))
+		}
+	}
+	if roles != nil && len(*roles) > commands.MaxRoles {
+		return khttp.BadField("roles", fmt.Sprintf("must hold at most %d roles", commands.MaxRoles))
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func (h handlers) create(w http.ResponseWriter, r *http.Request) {
@@ -192,14 +179,28 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if req.Scope == nil {
-		h.fail(w, r, khttp.BadField("scope", "is required: {\"level\": \"tenant\"} or {\"level\": \"namespace\", \"target\": \"<namespace>\"}"))
+	if err := req.check(); err != nil {
+		h.fail(w, r, err)
 		return
 	}
+	if tenant := caller(r).Tenant; *req.Scope == scopeOrganization && *req.ScopeID != tenant {
+		h.fail(w, r, khttp.BadField("scopeId", fmt.Sprintf("must be the caller's organization %q for scope organization", tenant)))
+		return
+	}
+	var roles []string
+	if req.Roles != nil {
+		roles = *req.Roles
+	}
 	res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
-		Meta: meta(r), DisplayName: req.DisplayName, Description: req.Description,
-		Scope: events.Scope{Level: req.Scope.Level, Target: req.Scope.Target}, Roles: req.Roles, Status: req.Status,
+		Meta: meta(r), DisplayName: *req.DisplayName, Description: deref(req.Description),
+		Scope: domainScope(*req.Scope, *req.ScopeID), Roles: roles,
 	})
+	var ce *commands.Error
+	if errors.As(err, &ce) && ce.Field == "scope.level" {
+		// The policy speaks Keyhold's levels; say it in the draft's.
+		err = &commands.Error{Kind: ce.Kind, Field: ce.Field, Reason: ce.Reason,
+			Message: fmt.Sprintf("scope %q is not allowed by the organization's policy (%s)", *req.Scope, ce.Message)}
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -208,8 +209,8 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 	if res.Replayed {
 		khttp.MarkReplayed(w)
 	}
-	w.Header().Set("Location", Base+"/"+res.ServiceAccount.ID())
-	khttp.WriteJSON(w, http.StatusCreated, fromCommand(res.ServiceAccount))
+	w.Header().Set("Location", serviceAccountLink(res.ServiceAccount.ID()))
+	khttp.WriteJSON(w, http.StatusCreated, fromCommand(res.ServiceAccount, h.q.Now()))
 }
 
 func (h handlers) get(w http.ResponseWriter, r *http.Request) {
@@ -233,7 +234,9 @@ type updateRequest struct {
 	DisplayName *string   `json:"displayName"`
 	Description *string   `json:"description"`
 	Roles       *[]string `json:"roles"`
-	Status      *string   `json:"status"`
+	// Status is read-only in the draft's ServiceAccount but the one way
+	// its PATCH disables and re-enables an account.
+	Status *string `json:"status"`
 }
 
 func (h handlers) update(w http.ResponseWriter, r *http.Request) {
@@ -250,6 +253,19 @@ func (h handlers) update(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if req == (updateRequest{}) {
+		// The draft's minProperties: 1.
+		h.fail(w, r, khttp.BadField("body", "must name at least one of displayName, description, roles, status: nothing to update"))
+		return
+	}
+	if err := checkText(req.DisplayName, req.Description, req.Roles); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if req.Status != nil && *req.Status != commands.StatusActive && *req.Status != commands.StatusDisabled {
+		h.fail(w, r, khttp.BadField("status", "must be active or disabled"))
+		return
+	}
 	res, err := h.cmds.UpdateServiceAccount.Handle(r.Context(), commands.UpdateServiceAccount{
 		Meta: meta(r), ID: id, DisplayName: req.DisplayName, Description: req.Description, Roles: req.Roles, Status: req.Status,
 	})
@@ -258,7 +274,7 @@ func (h handlers) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, fromCommand(res.ServiceAccount))
+	khttp.WriteJSON(w, http.StatusOK, fromCommand(res.ServiceAccount, h.q.Now()))
 }
 
 func (h handlers) delete(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +300,7 @@ func (h handlers) listCredentials(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	qs, err := khttp.Query(r, "limit", "cursor")
+	qs, err := khttp.Query(r, "status", "pageToken", "pageSize")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -294,18 +310,20 @@ func (h handlers) listCredentials(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	items, next, err := h.q.ListCredentials(r.Context(), caller(r), saID, page)
+	f := query.CredentialFilter{Status: qs.Get("status")}
+	if f.Status != "" && f.Status != query.CredentialActive && f.Status != query.CredentialExpired {
+		h.fail(w, r, khttp.BadField("status", "must be active or expired"))
+		return
+	}
+	items, next, err := h.q.ListCredentials(r.Context(), caller(r), saID, f, page)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	now := h.q.Now()
-	out := listJSON[credentialJSON]{Items: make([]credentialJSON, len(items))}
+	out := credentialListJSON{Credentials: make([]credentialJSON, len(items)), NextPageToken: next}
 	for i, c := range items {
-		out.Items[i] = credentialOf(c.ID, c.ServiceAccountID, c.CreatedAt, c.ExpiresAt, now)
-	}
-	if next != "" {
-		out.NextCursor = &next
+		out.Credentials[i] = credentialOf(c, now)
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
@@ -345,16 +363,17 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
 	c := res.Credential
-	w.Header().Set("Location", Base+"/"+saID+"/credentials/"+c.ID())
-	out := newCredentialJSON{
-		credentialJSON: credentialOf(c.ID(), saID, c.CreatedAt(), c.ExpiresAt(), time.Now()),
-		ClientID:       res.ServiceAccount.ClientID(),
-	}
+	w.Header().Set("Location", credentialLink(saID, c.ID()))
+	// The creator is the caller: a keyed retry that found the credential
+	// comes from the same caller, as idempotency keys are the caller's.
+	out := newCredentialJSON{credentialJSON: credentialOf(query.Credential{ID: c.ID(), ServiceAccountID: saID,
+		CreatedBy: caller(r).ID, CreatedAt: c.CreatedAt(), ExpiresAt: c.ExpiresAt()}, h.q.Now())}
 	if res.Replayed {
 		khttp.MarkReplayed(w)
 	} else {
 		out.ClientSecret = &res.Secret
 	}
+	khttp.SecretFields(r, "clientSecret")
 	khttp.WriteJSON(w, http.StatusCreated, out)
 }
 
@@ -372,7 +391,7 @@ func (h handlers) getCredential(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, credentialOf(c.ID, c.ServiceAccountID, c.CreatedAt, c.ExpiresAt, h.q.Now()))
+	khttp.WriteJSON(w, http.StatusOK, credentialOf(c, h.q.Now()))
 }
 
 func (h handlers) deleteCredential(w http.ResponseWriter, r *http.Request) {
@@ -393,107 +412,6 @@ func (h handlers) deleteCredential(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type settingsJSON struct {
-	CredentialDefaultLifetimeDays int      `json:"credentialDefaultLifetimeDays"`
-	CredentialMaxLifetimeDays     int      `json:"credentialMaxLifetimeDays"`
-	ScopeLevels                   []string `json:"scopeLevels"`
-}
-
-func (h handlers) getSettings(w http.ResponseWriter, r *http.Request) {
-	if _, err := khttp.Query(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	t, err := h.q.TenantSettings(r.Context(), caller(r))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, settingsJSON{
-		CredentialDefaultLifetimeDays: int(t.CredentialDefaultLifetime / 86400),
-		CredentialMaxLifetimeDays:     int(t.CredentialMaxLifetime / 86400),
-		ScopeLevels:                   t.ScopeLevels,
-	})
-}
-
-type settingsRequest struct {
-	CredentialDefaultLifetimeDays *int      `json:"credentialDefaultLifetimeDays"`
-	CredentialMaxLifetimeDays     *int      `json:"credentialMaxLifetimeDays"`
-	ScopeLevels                   *[]string `json:"scopeLevels"`
-}
-
-// maxSettingDays is the longest credential lifetime a tenant may set, in
-// days (commands.MaxCredentialLifetimeSetting).
-const maxSettingDays = int(commands.MaxCredentialLifetimeSetting / 86400)
-
-// days converts a lifetime in whole days to seconds, refusing values the
-// conversion could overflow or the command would refuse in other units.
-func days(field string, d *int) (*int64, error) {
-	if d == nil {
-		return nil, nil
-	}
-	if *d < 1 || *d > maxSettingDays {
-		return nil, khttp.BadField(field, fmt.Sprintf("must be between 1 and %d days", maxSettingDays))
-	}
-	s := int64(*d) * 86400
-	return &s, nil
-}
-
-// wireFields names the commands' domain fields (snake_case) as this
-// dialect's JSON does; a field not listed keeps its domain name.
-var wireFields = map[string]string{
-	"display_name":                "displayName",
-	"expires_at":                  "expiresAt",
-	"scope_levels":                "scopeLevels",
-	"credential_default_lifetime": "credentialDefaultLifetimeDays",
-	"credential_max_lifetime":     "credentialMaxLifetimeDays",
-}
-
-// wireField maps a domain field name to this dialect's name for it.
-func wireField(field string) string {
-	if f, ok := wireFields[field]; ok {
-		return f
-	}
-	return field
-}
-
-func (h handlers) updateSettings(w http.ResponseWriter, r *http.Request) {
-	p := caller(r)
-	if err := h.cmds.ChangeTenantSettings.Authorize(commands.ChangeTenantSettings{Meta: meta(r), Tenant: p.Tenant}); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var req settingsRequest
-	if err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	def, err := days("credentialDefaultLifetimeDays", req.CredentialDefaultLifetimeDays)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	max, err := days("credentialMaxLifetimeDays", req.CredentialMaxLifetimeDays)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.ChangeTenantSettings.Handle(r.Context(), commands.ChangeTenantSettings{
-		Meta: meta(r), Tenant: p.Tenant, CredentialDefaultLifetime: def, CredentialMaxLifetime: max, ScopeLevels: req.ScopeLevels,
-	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	t := res.Tenant
-	khttp.WriteJSON(w, http.StatusOK, settingsJSON{
-		CredentialDefaultLifetimeDays: int(t.DefaultLifetime().Hours() / 24),
-		CredentialMaxLifetimeDays:     int(t.MaxLifetime().Hours() / 24),
-		ScopeLevels:                   t.ScopeLevels(),
-	})
-}
-
 // Input helpers.
 
 // decode reads a write's body after refusing unknown query parameters:
@@ -505,12 +423,14 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return khttp.DecodeJSON(w, r, v)
 }
 
+// pageOf reads the draft's pageSize (1 to 500, default 50) and pageToken
+// (the keyset cursor of the previous page, opaque to clients).
 func pageOf(qs url.Values) (query.Page, error) {
-	p := query.Page{Cursor: qs.Get("cursor")}
-	if s := qs.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
+	p := query.Page{Cursor: qs.Get("pageToken")}
+	if s, ok := qs["pageSize"]; ok {
+		n, err := strconv.Atoi(s[0])
 		if err != nil || n < 1 || n > query.MaxLimit {
-			return p, khttp.BadField("limit", "must be a whole number from 1 to "+strconv.Itoa(query.MaxLimit))
+			return p, khttp.BadField("pageSize", "must be a whole number from 1 to "+strconv.Itoa(query.MaxLimit))
 		}
 		p.Limit = n
 	}
@@ -521,7 +441,7 @@ func pageOf(qs url.Values) (query.Page, error) {
 func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	id := mux.Vars(r)[name]
 	if !validID(id) {
-		khttp.WriteProblem(w, r, http.StatusBadRequest, name, "must be a 26-character id as returned by this API")
+		WriteError(w, r, http.StatusBadRequest, name, "must be a 26-character id as returned by this API")
 		return "", false
 	}
 	return id, true
@@ -548,44 +468,4 @@ func validID(id string) bool {
 		}
 	}
 	return true
-}
-
-// fail maps an error to a problem response: the dialect's one place for it.
-func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var ce *commands.Error
-	var fe *khttp.FieldError
-	var qe *query.FieldError
-	field, detail := "", err.Error()
-	switch {
-	case errors.As(err, &ce):
-		field, detail = wireField(ce.Field), ce.Message
-	case errors.As(err, &fe):
-		field, detail = fe.Field, fe.Message
-	case errors.As(err, &qe):
-		field, detail = qe.Field, qe.Message
-	case errors.Is(err, khttp.ErrBadRequest):
-		detail = strings.TrimPrefix(detail, khttp.ErrBadRequest.Error()+": ")
-	}
-	status := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, khttp.ErrBodyTooLarge):
-		status = http.StatusRequestEntityTooLarge
-	case errors.Is(err, khttp.ErrBadRequest), errors.Is(err, commands.ErrInvalid), errors.Is(err, query.ErrInvalid):
-		status = http.StatusBadRequest
-	case errors.Is(err, commands.ErrNotFound), errors.Is(err, query.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, commands.ErrForbidden), errors.Is(err, query.ErrForbidden):
-		status = http.StatusForbidden
-	case errors.Is(err, commands.ErrAlreadyExists), errors.Is(err, commands.ErrLimit),
-		errors.Is(err, commands.ErrConcurrentChange), errors.Is(err, commands.ErrDuplicate):
-		status = http.StatusConflict
-	case errors.Is(err, commands.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
-		detail = "the event log is unavailable; retry later"
-	}
-	if status == http.StatusInternalServerError {
-		h.log.Error("request failed", "request_id", khttp.RequestID(r.Context()), "err", err)
-		detail = "internal error; quote the request id when reporting it"
-	}
-	khttp.WriteProblem(w, r, status, field, detail)
 }

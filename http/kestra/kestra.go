@@ -88,7 +88,7 @@ func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Q
 		s := r.PathPrefix(prefix).Subrouter()
 		s.Use(kit.AuthenticatedIn(writeError, pathTenant), kit.Idempotent(writeError))
 		for _, rt := range routes {
-			m := khttp.MethodsIn{Methods: rt.methods(h), OnErr: writeError}
+			m := rt.methods(h).With(writeError)
 			s.Handle("/{tenant}"+rt.path, m)
 			if rt.alias {
 				s.Handle("/tenants/{tenant}"+rt.path, m)

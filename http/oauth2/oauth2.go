@@ -30,6 +30,7 @@ import (
 	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
+	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/query"
 )
 
@@ -81,6 +82,7 @@ type Server struct {
 	// clients and addrs slow down client ids and remote addresses that
 	// keep failing authentication; failures and throttled count them.
 	clients, addrs *auth.Throttle
+	proxies        khttp.Proxies
 	failures       *prometheus.CounterVec
 	throttled      *prometheus.CounterVec
 }
@@ -146,6 +148,16 @@ func WithThrottles(clients, addrs auth.ThrottlePolicy) Option {
 			return fmt.Errorf("%w: address throttle: %w", ErrInvalidOption, err)
 		}
 		s.clients, s.addrs = c, a
+		return nil
+	}
+}
+
+// WithProxies sets the reverse proxies whose X-Forwarded-For names the
+// client address failures are throttled and logged by (default: none, the
+// peer's address).
+func WithProxies(p khttp.Proxies) Option {
+	return func(s *Server) error {
+		s.proxies = p
 		return nil
 	}
 }
@@ -427,7 +439,7 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 	if id == "" || secret == "" {
 		return client{}, &oauthError{status: http.StatusUnauthorized, code: errInvalidClient, description: "client authentication required", challenge: true}
 	}
-	addr := remoteHost(r)
+	addr := s.proxies.ClientAddr(r)
 	throttleKey := throttleID(id)
 	if wait := max(s.clients.Blocked(throttleKey, now), s.addrs.Blocked(addr, now)); wait > 0 {
 		s.throttled.WithLabelValues(r.URL.Path).Inc()
@@ -451,16 +463,6 @@ func (s *Server) authenticate(r *http.Request, form url.Values, now time.Time) (
 	// holding one valid credential could otherwise reset its own count.
 	s.clients.Succeeded(throttleKey)
 	return client{principal: authed.Principal, id: id, credentialID: authed.CredentialID, generation: authed.Generation}, nil
-}
-
-// remoteHost is the address a request came from, without its port. A
-// proxy in front of Keyhold makes this the proxy's address.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // throttleID is the key a client id is throttled under: the id itself,

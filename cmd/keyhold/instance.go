@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/query"
+)
+
+func newInstance(cfg *config) *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "instance",
+		Short: "Show or change the instance's settings",
+		Long: `Instance-level settings: the default and maximum lifetime of personal API tokens.
+Both subcommands act as the operator and work whether or not keyhold serve is running.`,
+	})
+	settingsJSON := func(s query.InstanceSettings) map[string]string {
+		return map[string]string{"api_token_default_lifetime": s.APITokenDefaultLifetime.String(), "api_token_max_lifetime": s.APITokenMaxLifetime.String()}
+	}
+	show := &cobra.Command{
+		Use:     "show",
+		Short:   "Show the instance's settings",
+		Long:    "Print the instance's settings as one JSON object. Brings the read tables up to date first.",
+		Example: "  keyhold instance show",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var s query.InstanceSettings
+			err := readTables(cmd.Context(), cfg, func(e *env) error {
+				q, err := query.New(e.db.SQL(), nil)
+				if err != nil {
+					return err
+				}
+				s, err = q.InstanceSettings(cmd.Context(), auth.System(), query.InstanceSettings{
+					APITokenDefaultLifetime: commands.DefaultAPITokenLifetime, APITokenMaxLifetime: commands.MaxAPITokenLifetime,
+				})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(cmd.OutOrStdout()).Encode(settingsJSON(s))
+		},
+	}
+	var def, maxi time.Duration
+	set := &cobra.Command{
+		Use:   "set [--api-token-default-lifetime D] [--api-token-max-lifetime D]",
+		Short: "Change the instance's settings",
+		Long: `Change the given settings (whole seconds from 1h to 87600h; the default may not exceed
+the maximum) and print them all as one JSON object. Tokens issued before keep their expiry.`,
+		Example: "  keyhold instance set --api-token-default-lifetime 720h --api-token-max-lifetime 2160h",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := commands.ChangeInstanceSettings{Meta: commands.Meta{Caller: auth.System()}}
+			if cmd.Flags().Changed("api-token-default-lifetime") {
+				c.APITokenDefaultLifetime = &def
+			}
+			if cmd.Flags().Changed("api-token-max-lifetime") {
+				c.APITokenMaxLifetime = &maxi
+			}
+			return withCommands(cmd, cfg, c.Validate, func(cmds *commands.Commands) (any, error) {
+				res, err := cmds.ChangeInstance.Handle(cmd.Context(), c)
+				if err != nil {
+					return nil, err
+				}
+				return settingsJSON(query.InstanceSettings{APITokenDefaultLifetime: res.Instance.APITokenDefaultLifetime(), APITokenMaxLifetime: res.Instance.APITokenMaxLifetime()}), nil
+			})
+		},
+	}
+	set.Flags().DurationVar(&def, "api-token-default-lifetime", 0, "lifetime of a personal API token issued without one")
+	set.Flags().DurationVar(&maxi, "api-token-max-lifetime", 0, "the longest lifetime a personal API token may get")
+	cmd.AddCommand(cfg.use(show, tableFlags...), cfg.use(set, logFlags...))
+	return cmd
+}
