@@ -242,6 +242,14 @@ func TestKestraRoles(t *testing.T) {
 		for _, it := range list {
 			exactKeys(t, "autocomplete item", it, kestraRoleSummary)
 		}
+		many := make([]string, 1001)
+		for i := range many {
+			many[i] = "r"
+		}
+		r = k.do(t, http.MethodPost, "/roles/ids", a.token, map[string]any{"ids": many})
+		if f := fieldOf(t, kestraError(t, r, http.StatusUnprocessableEntity, k.path("/roles/ids"))); f != "ids" {
+			t.Errorf("too many ids: path %q", f)
+		}
 		r = k.ok(t, http.MethodPost, "/roles/ids", a.token, map[string]any{"ids": []string{id, "nope"}}, http.StatusOK)
 		list = items(t, r)
 		if len(list) != 1 || list[0]["deleted"] != false {

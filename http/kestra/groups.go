@@ -207,7 +207,7 @@ func (h handlers) autocompleteGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := h.q.AutocompleteGroups(r.Context(), caller(r), text, req.IDs)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, inBody(err))
 		return
 	}
 	khttp.WriteJSON(w, http.StatusOK, summaries(items))
@@ -221,7 +221,7 @@ func (h handlers) groupsByIDs(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := h.q.GroupsByIDs(r.Context(), caller(r), req.IDs)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, inBody(err))
 		return
 	}
 	khttp.WriteJSON(w, http.StatusOK, summaries(items))

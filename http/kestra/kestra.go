@@ -366,6 +366,16 @@ func search(r *http.Request, extra ...string) (query.Search, url.Values, error) 
 	return s, qs, nil
 }
 
+// inBody reports a query's refusal of input that came in the body (too
+// many ids, too long a q) as the body's: 422 rather than 400.
+func inBody(err error) error {
+	var qe *query.FieldError
+	if errors.As(err, &qe) {
+		return badBody(qe.Field, qe.Message)
+	}
+	return err
+}
+
 // noQuery refuses query parameters on endpoints that take none.
 func noQuery(r *http.Request) error {
 	_, err := khttp.Query(r)

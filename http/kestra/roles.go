@@ -180,7 +180,7 @@ func (h handlers) autocompleteRoles(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := h.q.AutocompleteRoles(r.Context(), caller(r), text, req.IDs)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, inBody(err))
 		return
 	}
 	out := make([]roleSummary, len(items))
@@ -198,7 +198,7 @@ func (h handlers) rolesByIDs(w http.ResponseWriter, r *http.Request) {
 	}
 	items, err := h.q.RolesByIDs(r.Context(), caller(r), req.IDs)
 	if err != nil {
-		h.fail(w, r, err)
+		h.fail(w, r, inBody(err))
 		return
 	}
 	out := make([]roleFull, len(items))
