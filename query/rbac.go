@@ -396,6 +396,17 @@ func (q *Queries) GroupMember(ctx context.Context, caller auth.Principal, groupI
 	return ms[0], err
 }
 
+// MemberGroups returns the groups of the caller's tenant a user or
+// service account belongs to, ordered by name. It needs iam.groups.list.
+func (q *Queries) MemberGroups(ctx context.Context, caller auth.Principal, memberID string) ([]Membership, error) {
+	if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
+		return nil, err
+	}
+	ms := []Member{{ID: memberID}}
+	err := q.withGroups(ctx, caller.Tenant, ms)
+	return ms[0].Groups, err
+}
+
 // withGroups fills in the groups of each member, in one query.
 func (q *Queries) withGroups(ctx context.Context, tenant string, ms []Member) error {
 	if len(ms) == 0 {

@@ -476,6 +476,20 @@ func TestKestraGroupsAndBindings(t *testing.T) {
 	}
 	kestraError(t, k.do(t, http.MethodDelete, "/groups/"+gid+"/members/"+a.userID, a.token, nil), http.StatusConflict, k.path("/groups/"+gid+"/members/"+a.userID))
 
+	// A user's groups set at once.
+	k.ok(t, http.MethodPut, "/users/"+a.userID+"/groups", a.token, map[string]any{"groupIds": []string{gid, gid}}, http.StatusNoContent)
+	r = k.ok(t, http.MethodGet, "/groups/"+gid+"/members?q=admin", a.token, nil, http.StatusOK)
+	if res, total := page(t, r, kestraMember); total != 1 || res[0]["id"] != a.userID {
+		t.Fatalf("user groups set: %s", r.Body)
+	}
+	kestraError(t, k.do(t, http.MethodPut, "/users/"+a.userID+"/groups", a.token, map[string]any{"groupIds": []string{"nope"}}), http.StatusNotFound, k.path("/users/"+a.userID+"/groups"))
+	kestraError(t, k.do(t, http.MethodPut, "/users/nobody/groups", a.token, map[string]any{"groupIds": []string{}}), http.StatusNotFound, k.path("/users/nobody/groups"))
+	k.ok(t, http.MethodPut, "/users/"+a.userID+"/groups", a.token, map[string]any{"groupIds": []string{}}, http.StatusNoContent)
+	r = k.ok(t, http.MethodGet, "/groups/"+gid+"/members", a.token, nil, http.StatusOK)
+	if res, total := page(t, r, kestraMember); total != 1 || res[0]["id"] != robot {
+		t.Fatalf("user groups emptied: %s", r.Body)
+	}
+
 	// Bindings at a namespace cover its children, not its siblings.
 	r = k.ok(t, http.MethodPost, "/roles", a.token, map[string]any{"name": "flow-reader", "permissions": map[string][]string{"FLOW": {"READ"}}}, http.StatusOK)
 	roleID, _ := r.object(t)["id"].(string)
@@ -779,8 +793,8 @@ func TestKestraRoutesRefuseStrangers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 28 operations under two prefixes, 18 of them also under /tenants/{tenant}.
-	if n != 2*(28+18) {
-		t.Fatalf("walked %d Kestra operations, want %d", n, 2*(28+18))
+	// 29 operations under two prefixes, 18 of them also under /tenants/{tenant}.
+	if n != 2*(29+18) {
+		t.Fatalf("walked %d Kestra operations, want %d", n, 2*(29+18))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -359,4 +360,67 @@ func (h handlers) removeMember(w http.ResponseWriter, r *http.Request) {
 	}
 	m.Groups = kept
 	khttp.WriteJSON(w, http.StatusOK, memberOf(m))
+}
+
+// userGroupsRequest is IAMUserGroupController.ApiUpdateUserGroupsRequest.
+type userGroupsRequest struct {
+	GroupIDs []string `json:"groupIds"`
+}
+
+// setUserGroups makes the groups of the tenant a user (or service
+// account) belongs to exactly those listed: it joins the new ones (as a
+// member) and leaves the others, one command each.
+func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
+	var req userGroupsRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["id"]
+	kind, err := h.principal(r.Context(), r, id, "id")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var want []string
+	for _, g := range req.GroupIDs {
+		if slices.Contains(want, g) {
+			continue
+		}
+		if _, err := h.q.Group(r.Context(), caller(r), g); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		want = append(want, g)
+	}
+	had, err := h.q.MemberGroups(r.Context(), caller(r), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var seq uint64
+	for _, g := range want {
+		if slices.ContainsFunc(had, func(m query.Membership) bool { return m.GroupID == g }) {
+			continue
+		}
+		res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "join "+g), GroupID: g, MemberKind: kind, MemberID: id})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		seq = max(seq, res.Sequence)
+	}
+	for _, m := range had {
+		if slices.Contains(want, m.GroupID) {
+			continue
+		}
+		s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: stepMeta(r, "leave "+m.GroupID), GroupID: m.GroupID, MemberID: id})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		seq = max(seq, s)
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	w.WriteHeader(http.StatusNoContent)
 }

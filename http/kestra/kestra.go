@@ -66,6 +66,7 @@ var routes = []route{
 	{"/groups/{id}/members/{userId}", func(h handlers) khttp.Methods {
 		return khttp.Methods{http.MethodPut: h.addMember, http.MethodDelete: h.removeMember}
 	}, true},
+	{"/users/{id}/groups", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPut: h.setUserGroups} }, false},
 	{"/bindings", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.createBinding} }, false},
 	{"/bindings/bulk", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.createBindings} }, false},
 	{"/bindings/search", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodGet: h.searchBindings} }, false},
