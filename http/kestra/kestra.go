@@ -40,45 +40,36 @@ type handlers struct {
 // route is one path of the dialect, relative to a prefix and a tenant base.
 type route struct {
 	path    string
-	methods func(h handlers) khttp.Methods
+	methods khttp.Methods
 	// alias: also served under /tenants/{tenant}, as the release notes
 	// write role and group paths.
 	alias bool
 }
 
-var routes = []route{
-	{"/roles", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.createRole} }, true},
-	{"/roles/search", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodGet: h.searchRoles} }, true},
-	{"/roles/autocomplete", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.autocompleteRoles} }, true},
-	{"/roles/ids", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.rolesByIDs} }, true},
-	{"/roles/{id}", func(h handlers) khttp.Methods {
-		return khttp.Methods{http.MethodGet: h.getRole, http.MethodPut: h.updateRole, http.MethodDelete: h.deleteRole}
-	}, true},
-	{"/groups", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.createGroup} }, true},
-	{"/groups/search", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodGet: h.searchGroups} }, true},
-	{"/groups/autocomplete", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.autocompleteGroups} }, true},
-	{"/groups/ids", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.groupsByIDs} }, true},
-	{"/groups/{id}", func(h handlers) khttp.Methods {
-		return khttp.Methods{http.MethodGet: h.getGroup, http.MethodPut: h.updateGroup, http.MethodDelete: h.deleteGroup}
-	}, true},
-	{"/groups/{id}/members", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodGet: h.groupMembers} }, true},
-	{"/groups/{id}/members/membership/{userId}", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPut: h.setMembership} }, true},
-	{"/groups/{id}/members/{userId}", func(h handlers) khttp.Methods {
-		return khttp.Methods{http.MethodPut: h.addMember, http.MethodDelete: h.removeMember}
-	}, true},
-	{"/users/{id}/groups", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPut: h.setUserGroups} }, false},
-	{"/bindings", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.createBinding} }, false},
-	{"/bindings/bulk", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodPost: h.createBindings} }, false},
-	{"/bindings/search", func(h handlers) khttp.Methods { return khttp.Methods{http.MethodGet: h.searchBindings} }, false},
-	{"/bindings/{id}", func(h handlers) khttp.Methods {
-		return khttp.Methods{http.MethodGet: h.getBinding, http.MethodDelete: h.deleteBinding}
-	}, false},
-	{"/service-accounts", func(h handlers) khttp.Methods {
-		return khttp.Methods{http.MethodGet: h.listServiceAccounts, http.MethodPost: h.createServiceAccount}
-	}, false},
-	{"/service-accounts/{id}", func(h handlers) khttp.Methods {
-		return khttp.Methods{http.MethodGet: h.getServiceAccount, http.MethodPut: h.updateServiceAccount, http.MethodDelete: h.deleteServiceAccount}
-	}, false},
+// routes are the dialect's paths, with their handlers.
+func (h handlers) routes() []route {
+	return []route{
+		{"/roles", khttp.Methods{http.MethodPost: h.createRole}, true},
+		{"/roles/search", khttp.Methods{http.MethodGet: h.searchRoles}, true},
+		{"/roles/autocomplete", khttp.Methods{http.MethodPost: h.autocompleteRoles}, true},
+		{"/roles/ids", khttp.Methods{http.MethodPost: h.rolesByIDs}, true},
+		{"/roles/{id}", khttp.Methods{http.MethodGet: h.getRole, http.MethodPut: h.updateRole, http.MethodDelete: h.deleteRole}, true},
+		{"/groups", khttp.Methods{http.MethodPost: h.createGroup}, true},
+		{"/groups/search", khttp.Methods{http.MethodGet: h.searchGroups}, true},
+		{"/groups/autocomplete", khttp.Methods{http.MethodPost: h.autocompleteGroups}, true},
+		{"/groups/ids", khttp.Methods{http.MethodPost: h.groupsByIDs}, true},
+		{"/groups/{id}", khttp.Methods{http.MethodGet: h.getGroup, http.MethodPut: h.updateGroup, http.MethodDelete: h.deleteGroup}, true},
+		{"/groups/{id}/members", khttp.Methods{http.MethodGet: h.groupMembers}, true},
+		{"/groups/{id}/members/membership/{userId}", khttp.Methods{http.MethodPut: h.setMembership}, true},
+		{"/groups/{id}/members/{userId}", khttp.Methods{http.MethodPut: h.addMember, http.MethodDelete: h.removeMember}, true},
+		{"/users/{id}/groups", khttp.Methods{http.MethodPut: h.setUserGroups}, false},
+		{"/bindings", khttp.Methods{http.MethodPost: h.createBinding}, false},
+		{"/bindings/bulk", khttp.Methods{http.MethodPost: h.createBindings}, false},
+		{"/bindings/search", khttp.Methods{http.MethodGet: h.searchBindings}, false},
+		{"/bindings/{id}", khttp.Methods{http.MethodGet: h.getBinding, http.MethodDelete: h.deleteBinding}, false},
+		{"/service-accounts", khttp.Methods{http.MethodGet: h.listServiceAccounts, http.MethodPost: h.createServiceAccount}, false},
+		{"/service-accounts/{id}", khttp.Methods{http.MethodGet: h.getServiceAccount, http.MethodPut: h.updateServiceAccount, http.MethodDelete: h.deleteServiceAccount}, false},
+	}
 }
 
 // Register adds the dialect's routes to r under every prefix, and a
@@ -88,8 +79,8 @@ func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Q
 	for _, prefix := range Prefixes {
 		s := r.PathPrefix(prefix).Subrouter()
 		s.Use(kit.AuthenticatedIn(writeError, pathTenant), kit.Idempotent(writeError))
-		for _, rt := range routes {
-			m := rt.methods(h).With(writeError)
+		for _, rt := range h.routes() {
+			m := rt.methods.With(writeError)
 			s.Handle("/{tenant}"+rt.path, m)
 			if rt.alias {
 				s.Handle("/tenants/{tenant}"+rt.path, m)
