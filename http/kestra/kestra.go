@@ -191,19 +191,18 @@ func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, r, status, field, detail)
 }
 
-// commandStatus maps a command error's kind to Kestra's status codes.
+// commandStatus maps a command error's code to Kestra's status codes.
 func commandStatus(ce *commands.Error) int {
-	switch {
-	case errors.Is(ce, commands.ErrInvalid):
+	switch ce.Code() {
+	case "invalid_input":
 		return http.StatusUnprocessableEntity
-	case errors.Is(ce, commands.ErrNotFound):
+	case "not_found":
 		return http.StatusNotFound
-	case errors.Is(ce, commands.ErrForbidden):
+	case "forbidden":
 		return http.StatusForbidden
-	case errors.Is(ce, commands.ErrAlreadyExists), errors.Is(ce, commands.ErrLimit),
-		errors.Is(ce, commands.ErrConcurrentChange), errors.Is(ce, commands.ErrDuplicate):
+	case "already_exists", "limit_exceeded", "concurrent_change", "duplicate_request":
 		return http.StatusConflict
-	case errors.Is(ce, commands.ErrUnavailable):
+	case "unavailable":
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
