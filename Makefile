@@ -7,7 +7,7 @@ PKGS    ?= ./...
 # VERSION is what keyhold --version prints: the nearest tag, else the commit.
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build test race bench lint tidy clean
+.PHONY: run build test race bench bench-scale lint tidy clean
 
 ## run: start Keyhold (embedded NATS; creates or starts the database it needs)
 run:
@@ -30,6 +30,11 @@ race:
 ## bench: run the load benchmark
 bench:
 	$(GO) run ./cmd/keyhold bench
+
+## bench-scale: load SCALE service accounts (default 1000000) and report memory, restart and p99s
+SCALE ?= 1000000
+bench-scale:
+	$(GO) run ./cmd/keyhold bench --scale $(SCALE)
 
 ## lint: gofmt must list no file, and go vet must pass
 lint:

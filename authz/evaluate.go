@@ -22,7 +22,8 @@ type grant struct {
 
 // effective is a principal's grants indexed for decisions: a grant is
 // found by the exact action, or by the first segment of its wildcard
-// patterns, or (patterns starting with "*") always.
+// patterns, or (patterns starting with "*") always. Each list holds its
+// deny grants first (see denyFirst).
 type effective struct {
 	exact map[string][]int
 	head  map[string][]int
@@ -35,6 +36,29 @@ func appendOnce(l []int, i int) []int {
 		return append(l, i)
 	}
 	return l
+}
+
+// denyFirst puts each list's deny grants before its allows, each kind in
+// the order added, so that Can checks every deny that may apply and then
+// stops at the first allow that applies. Call it once all grants are in.
+func (e *effective) denyFirst() {
+	denyFirst := func(a, b int) int {
+		da, db := e.all[a].rule.Effect == Deny, e.all[b].rule.Effect == Deny
+		switch {
+		case da == db:
+			return 0
+		case da:
+			return -1
+		}
+		return 1
+	}
+	for _, l := range e.exact {
+		slices.SortStableFunc(l, denyFirst)
+	}
+	for _, l := range e.head {
+		slices.SortStableFunc(l, denyFirst)
+	}
+	slices.SortStableFunc(e.any, denyFirst)
 }
 
 func (e *effective) add(g grant) {
@@ -65,10 +89,13 @@ func (e *effective) add(g grant) {
 // dropped as soon as anything they depend on changes, so a decision never
 // reflects a state older than the last change applied.
 type Model struct {
-	mu         sync.RWMutex
-	roles      map[string]Role
-	bindings   map[string]Binding
-	bySubject  map[string]map[string]struct{}   // subject -> binding ids
+	mu       sync.RWMutex
+	roles    map[string]Role
+	bindings map[string]Binding
+	// bySubject lists a subject's binding ids. A list, not a set: most
+	// subjects hold one or two bindings, and a map each costs about 200
+	// bytes, for every service account.
+	bySubject  map[string][]string
 	byRole     map[string]map[string]struct{}   // role -> binding ids
 	members    map[string]map[string]Membership // group -> principal -> membership
 	groupsOf   map[string]map[string]struct{}   // principal -> groups
@@ -85,7 +112,7 @@ func NewModel() *Model {
 	return &Model{
 		roles:      map[string]Role{},
 		bindings:   map[string]Binding{},
-		bySubject:  map[string]map[string]struct{}{},
+		bySubject:  map[string][]string{},
 		byRole:     map[string]map[string]struct{}{},
 		members:    map[string]map[string]Membership{},
 		groupsOf:   map[string]map[string]struct{}{},
@@ -227,7 +254,7 @@ func (m *Model) Bound(subject string) []Bound {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []Bound
-	for bid := range m.bySubject[subject] {
+	for _, bid := range m.bySubject[subject] {
 		b := m.bindings[bid]
 		if r, ok := m.roles[b.Role]; ok {
 			out = append(out, Bound{Role: r.Name, Scope: b.Scope, Rules: cloneRules(r.Rules)})
@@ -253,7 +280,7 @@ func (m *Model) Bind(b Binding) error {
 		m.unbind(b.ID)
 	}
 	m.bindings[b.ID] = b
-	add(m.bySubject, b.Subject, b.ID)
+	m.bySubject[b.Subject] = append(m.bySubject[b.Subject], b.ID)
 	add(m.byRole, b.Role, b.ID)
 	m.forget(b.Subject)
 	return nil
@@ -272,7 +299,11 @@ func (m *Model) unbind(id string) {
 		return
 	}
 	delete(m.bindings, id)
-	remove(m.bySubject, b.Subject, id)
+	if l := slices.DeleteFunc(m.bySubject[b.Subject], func(s string) bool { return s == id }); len(l) > 0 {
+		m.bySubject[b.Subject] = l
+	} else {
+		delete(m.bySubject, b.Subject)
+	}
 	remove(m.byRole, b.Role, id)
 	m.forget(b.Subject)
 }
@@ -331,7 +362,8 @@ func (m *Model) PutPrincipal(p Principal) {
 func (m *Model) RemovePrincipal(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for bid := range m.bySubject[id] {
+	// unbind edits the list: go through a copy.
+	for _, bid := range slices.Clone(m.bySubject[id]) {
 		m.unbind(bid)
 	}
 	for g := range m.groupsOf[id] {
@@ -347,7 +379,8 @@ func (m *Model) RemovePrincipal(id string) {
 func (m *Model) RemoveGroup(id string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for bid := range m.bySubject[id] {
+	// unbind edits the list: go through a copy.
+	for _, bid := range slices.Clone(m.bySubject[id]) {
 		m.unbind(bid)
 	}
 	for p := range m.members[id] {
@@ -397,7 +430,7 @@ func (m *Model) effectiveOf(id string) *effective {
 	}
 	e = &effective{}
 	collect := func(subject, via string) {
-		for bid := range m.bySubject[subject] {
+		for _, bid := range m.bySubject[subject] {
 			b := m.bindings[bid]
 			r, ok := m.roles[b.Role]
 			if !ok {
@@ -426,6 +459,7 @@ func (m *Model) effectiveOf(id string) *effective {
 			}
 		}
 	}
+	e.denyFirst()
 	m.cacheMu.Lock()
 	m.cache[id] = e
 	m.cacheMu.Unlock()
@@ -453,27 +487,30 @@ func (m *Model) Can(id string, req Request) Decision {
 		return Decision{Reason: fmt.Sprintf("resource %q is outside the principal's endpoint allowlist", req.Resource)}
 	}
 	e := m.effectiveOf(id)
-	allow := -1
 	h, _, _ := cut(req.Action, actionSep)
-	for _, l := range [...][]int{e.exact[req.Action], e.head[h], e.any} {
+	lists := [...][]int{e.exact[req.Action], e.head[h], e.any}
+	// Every deny that may apply first (each list starts with its denies),
+	// then the first allow: the rest need not be looked at.
+	for _, l := range lists {
 		for _, i := range l {
 			g := &e.all[i]
-			if !g.applies(req) {
-				continue
+			if g.rule.Effect != Deny {
+				break
 			}
-			if g.rule.Effect == Deny {
+			if g.applies(req) {
 				return Decision{Reason: "denied by " + g.reason}
-			}
-			if allow < 0 && limitedTo(req.Roles, g.role) {
-				allow = i
 			}
 		}
 	}
-	switch {
-	case p.Superadmin:
+	if p.Superadmin {
 		return Decision{Allowed: true, Reason: "superadmin"}
-	case allow >= 0:
-		return Decision{Allowed: true, Reason: "allowed by " + e.all[allow].reason}
+	}
+	for _, l := range lists {
+		for _, i := range l {
+			if g := &e.all[i]; g.rule.Effect != Deny && limitedTo(req.Roles, g.role) && g.applies(req) {
+				return Decision{Allowed: true, Reason: "allowed by " + g.reason}
+			}
+		}
 	}
 	return Decision{Reason: "no role grants " + req.Action + " at " + req.Scope.String()}
 }

@@ -7,8 +7,13 @@ import "strings"
 // "*" matches one or more ("iam.*"); a lone "*" matches everything, the
 // empty value too. It does not allocate: it runs on every decision.
 func match(pattern, value string, sep byte) bool {
-	if pattern == "*" {
+	switch {
+	case pattern == "*" || pattern == value:
+		// Every segment is equal or "*" against a "*" value.
 		return true
+	case strings.IndexByte(pattern, '*') < 0:
+		// Without a wildcard only the value itself matches.
+		return false
 	}
 	for {
 		p, prest, pmore := cut(pattern, sep)

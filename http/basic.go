@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/query"
 )
 
 // ErrThrottled is returned (inside a *ThrottledError) when too many failed
@@ -44,11 +46,16 @@ var (
 // to tenant, is refused.
 func (b *Bearer) AuthenticatePassword(_ context.Context, login, password, tenant, addr string) (auth.Principal, error) {
 	now := b.now()
-	acct, ip := "user:"+login, "addr:"+addr
+	// Logins are case-insensitive: so is their throttle, or each spelling
+	// would get failures of its own.
+	acct, ip := "user:"+strings.ToLower(login), "addr:"+addr
 	if d := max(b.accounts.Blocked(acct, now), b.addresses.Blocked(ip, now)); d > 0 {
 		return auth.Principal{}, &ThrottledError{RetryAfter: d}
 	}
 	p, err := b.dir.PasswordPrincipal(login, password, now)
+	if errors.Is(err, query.ErrPasswordBusy) {
+		return auth.Principal{}, &ThrottledError{RetryAfter: time.Second}
+	}
 	if err != nil {
 		if !errors.Is(err, ErrAuthUnavailable) {
 			b.accounts.Failed(acct, now)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -327,5 +328,39 @@ func TestPanicAnsweredInTheDialectsShape(t *testing.T) {
 				t.Errorf("the panic value reached the client: %s", w.Body)
 			}
 		})
+	}
+}
+
+// Made-up methods are counted under one label: each would otherwise be a
+// metric series of its own, kept until restart.
+func TestMadeUpMethodsShareOneSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, err := khttp.NewRouter(khttp.Config{Logger: slog.New(slog.DiscardHandler), Registry: reg, OpenAPI: khttp.OpenAPI})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(fmt.Sprintf("Q%d", i), "/healthz", nil))
+	}
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	methods := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "keyhold_http_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "method" {
+					methods[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if len(methods) != 2 || !methods["other"] || !methods["GET"] {
+		t.Fatalf("method labels %v, want GET and other", methods)
 	}
 }

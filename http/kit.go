@@ -143,7 +143,7 @@ func (k *Kit) authenticated(onErr ErrorWriter, tenantOf func(*http.Request) stri
 				p, err = pa.AuthenticatePassword(r.Context(), login, password, tenant, k.proxies.ClientAddr(r))
 				if te := (*ThrottledError)(nil); errors.As(err, &te) {
 					w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Round(time.Second)/time.Second)+1))
-					onErr(w, r, http.StatusTooManyRequests, "", "too many failed sign-in attempts; retry later")
+					onErr(w, r, http.StatusTooManyRequests, "", "too many sign-in attempts; retry later")
 					return
 				}
 			case !ok || !strings.EqualFold(scheme, "Bearer") || token == "":

@@ -148,15 +148,27 @@ func observe(log *slog.Logger, m *metrics) mux.MiddlewareFunc {
 					code = http.StatusOK
 				}
 				elapsed := time.Since(start)
-				m.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+				m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(code)).Inc()
 				m.duration.WithLabelValues(route).Observe(elapsed.Seconds())
 				if code >= 500 {
-					log.Warn("request", "request_id", id, "method", r.Method, "route", route, "status", code, "duration_ms", elapsed.Milliseconds())
+					log.Warn("request", "request_id", id, "method", methodLabel(r.Method), "route", route, "status", code, "duration_ms", elapsed.Milliseconds())
 				} else if log.Enabled(r.Context(), slog.LevelDebug) {
-					log.Debug("request", "request_id", id, "method", r.Method, "route", route, "status", code, "duration_ms", elapsed.Milliseconds())
+					log.Debug("request", "request_id", id, "method", methodLabel(r.Method), "route", route, "status", code, "duration_ms", elapsed.Milliseconds())
 				}
 			}()
 			next.ServeHTTP(rec, r)
 		})
 	}
+}
+
+// methodLabel is the method as a metric label and in logs: a client may
+// send any token as a method, and each one would be a metric series of
+// its own, kept until restart.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
 }

@@ -41,7 +41,7 @@ func (d *Decisions) Principal(id, tenant string) (auth.Principal, bool) {
 	d.dir.mu.RLock()
 	defer d.dir.mu.RUnlock()
 	if sa := d.dir.accounts[id]; sa != nil && sa.tenant == tenant {
-		return sa.principal, true
+		return sa.principal(), true
 	}
 	return auth.Principal{}, false
 }

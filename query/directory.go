@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -45,6 +46,12 @@ var (
 	// ErrInvalidAPIToken means a personal API token is malformed, unknown or
 	// expired, or its user is gone.
 	ErrInvalidAPIToken = errors.New("query: invalid API token")
+
+	// ErrPasswordBusy means as many password checks as the directory
+	// allows at once are running: argon2id takes 19 MiB and tens of
+	// milliseconds each, so unbounded parallel attempts would exhaust the
+	// process (and run ahead of the throttles). Callers answer "retry".
+	ErrPasswordBusy = errors.New("query: too many password checks at once")
 )
 
 // maxApplyFailures bounds the failures a Directory remembers.
@@ -82,17 +89,59 @@ type dirServiceAccount struct {
 	// revoked maps a revoked token id to the token's expiry. Keyed per
 	// service account so one tenant can never revoke another's tokens.
 	revoked map[string]time.Time
-	// principal is rebuilt on every change and handed out as is; its
-	// Bindings have len == cap so a caller's append cannot write into it.
-	principal auth.Principal
+	// bindings are the account's roles as principal bindings, set by
+	// Directory.rebuild on every change of roles and shared by every
+	// account with the same tenant, scope and roles. Never written: len
+	// == cap, so a caller's append cannot write into them.
+	bindings []auth.Binding
 }
 
-func (sa *dirServiceAccount) rebuild() {
+// principal returns the account as a principal, without allocating:
+// authentication hands one out per request.
+func (sa *dirServiceAccount) principal() auth.Principal {
+	return auth.Principal{ID: sa.id, Kind: auth.KindServiceAccount, Tenant: sa.tenant, Bindings: sa.bindings}
+}
+
+// rebuild sets sa's bindings from its tenant, scope and roles, sharing
+// the list of any account that has the same. Callers hold mu.
+func (d *Directory) rebuild(sa *dirServiceAccount) {
+	key := sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
+	if b, ok := d.bindingSets[key]; ok {
+		sa.bindings = b
+		return
+	}
 	b := make([]auth.Binding, 0, len(sa.roles))
 	for _, r := range sa.roles {
 		b = append(b, auth.Binding{Role: r, Tenant: sa.tenant, Scope: sa.scope})
 	}
-	sa.principal = auth.Principal{ID: sa.id, Kind: auth.KindServiceAccount, Tenant: sa.tenant, Bindings: slices.Clip(b)}
+	sa.bindings = slices.Clip(b)
+	d.bindingSets[key] = sa.bindings
+}
+
+// name returns s, or an equal string the directory already holds: tenant
+// ids, scope levels and targets and role ids repeat across most accounts,
+// and each copy would cost an allocation per account. Callers hold mu.
+func (d *Directory) name(s string) string {
+	if n, ok := d.names[s]; ok {
+		return n
+	}
+	n := strings.Clone(s)
+	d.names[n] = n
+	return n
+}
+
+// ownScope returns s with the directory's copies of its strings.
+func (d *Directory) ownScope(s events.Scope) events.Scope {
+	return events.Scope{Level: d.name(s.Level), Target: d.name(s.Target)}
+}
+
+// ownNames returns ss with the directory's copies of its strings.
+func (d *Directory) ownNames(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = d.name(s)
+	}
+	return out
 }
 
 type dirAPIToken struct {
@@ -143,12 +192,22 @@ type Directory struct {
 	tenantIDs map[string]struct{}
 	// model holds roles, bindings, tenant access and principals for
 	// decisions; it changes with the directory, under mu.
-	model    *authz.Model
-	macKey   [32]byte // per process, for the password cache
-	failures []ApplyFailure
+	model *authz.Model
+	// names and bindingSets hold what many accounts share (see name and
+	// rebuild). Both only grow, with the distinct values ever seen: a few
+	// per tenant, unless every account has a scope of its own.
+	names       map[string]string
+	bindingSets map[string][]auth.Binding
+	macKey      [32]byte // per process, for the password cache
+	failures    []ApplyFailure
 	// uses, when set, learns of every successful API token check.
 	uses *TokenUses
+	// hashing holds a slot per argon2id check running.
+	hashing chan struct{}
 }
+
+// maxPasswordChecks bounds the argon2id checks running at once.
+var maxPasswordChecks = max(2, runtime.NumCPU())
 
 // TrackTokenUse makes the directory tell u of every personal API token
 // that authenticates. Call it before serving.
@@ -157,14 +216,17 @@ func (d *Directory) TrackTokenUse(u *TokenUses) { d.uses = u }
 // NewDirectory returns an empty directory at sequence 0.
 func NewDirectory() *Directory {
 	d := &Directory{
-		accounts:  map[string]*dirServiceAccount{},
-		clients:   map[string]*dirServiceAccount{},
-		users:     map[string]*dirUser{},
-		tokens:    map[string]dirAPIToken{},
-		tokenIDs:  map[string]string{},
-		logins:    map[string]*dirUser{},
-		tenantIDs: map[string]struct{}{},
-		model:     authz.NewModel(),
+		accounts:    map[string]*dirServiceAccount{},
+		clients:     map[string]*dirServiceAccount{},
+		users:       map[string]*dirUser{},
+		tokens:      map[string]dirAPIToken{},
+		tokenIDs:    map[string]string{},
+		logins:      map[string]*dirUser{},
+		tenantIDs:   map[string]struct{}{},
+		model:       authz.NewModel(),
+		names:       map[string]string{},
+		bindingSets: map[string][]auth.Binding{},
+		hashing:     make(chan struct{}, maxPasswordChecks),
 	}
 	if _, err := rand.Read(d.macKey[:]); err != nil {
 		panic("query: crypto/rand failed: " + err.Error())
@@ -324,10 +386,10 @@ func (d *Directory) Apply(env events.Envelope) {
 		}
 	case events.ServiceAccountCreated:
 		sa := &dirServiceAccount{
-			id: strings.Clone(env.Subject), tenant: strings.Clone(env.Tenant), clientID: strings.Clone(e.ClientID), scope: ownScope(e.Scope),
-			roles: ownAll(e.Roles), active: e.Status == statusActive,
+			id: strings.Clone(env.Subject), tenant: d.name(env.Tenant), clientID: strings.Clone(e.ClientID), scope: d.ownScope(e.Scope),
+			roles: d.ownNames(e.Roles), active: e.Status == statusActive,
 		}
-		sa.rebuild()
+		d.rebuild(sa)
 		d.accounts[sa.id] = sa
 		d.clients[sa.clientID] = sa
 		d.model.PutPrincipal(authz.Principal{ID: sa.id, Kind: authz.KindServiceAccount, Tenant: sa.tenant, Disabled: !sa.active})
@@ -355,8 +417,8 @@ func (d *Directory) Apply(env events.Envelope) {
 				}
 			}
 			old := sa.roles
-			sa.roles = ownAll(*e.Roles)
-			sa.rebuild()
+			sa.roles = d.ownNames(*e.Roles)
+			d.rebuild(sa)
 			d.bindRoles(sa, old)
 		}
 	case events.AccessTokensInvalidated:
@@ -473,8 +535,8 @@ func (d *Directory) putRole(env events.Envelope, r authz.Role) {
 
 // bind binds role (an id in env's tenant) to subject at scope.
 func (d *Directory) bind(env events.Envelope, id, role, subject string, scope events.Scope) {
-	tenant := strings.Clone(env.Tenant)
-	b := authz.Binding{ID: id, Role: authz.RoleKey(tenant, role), Subject: subject, Scope: auth.ScopeOf(tenant, ownScope(scope))}
+	tenant := d.name(env.Tenant)
+	b := authz.Binding{ID: id, Role: d.name(authz.RoleKey(tenant, role)), Subject: subject, Scope: auth.ScopeOf(tenant, d.ownScope(scope))}
 	if err := d.model.Bind(b); err != nil {
 		d.fail(env, err)
 	}
@@ -647,7 +709,7 @@ func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (
 	if !sa.active {
 		return Client{}, fmt.Errorf("%w: service account disabled", ErrInvalidClient)
 	}
-	return Client{Principal: sa.principal, CredentialID: sa.creds[matched].id, Generation: sa.generation}, nil
+	return Client{Principal: sa.principal(), CredentialID: sa.creds[matched].id, Generation: sa.generation}, nil
 }
 
 // AccessTokenPrincipal returns the principal of an access token whose
@@ -689,7 +751,7 @@ func (d *Directory) AccessTokenPrincipal(c auth.AccessClaims, now time.Time) (au
 	if c.Generation != sa.generation {
 		return auth.Principal{}, fmt.Errorf("%w: issued before the account was disabled or lost a role", ErrTokenRevoked)
 	}
-	return scoped(sa.principal, c.Scope), nil
+	return scoped(sa.principal(), c.Scope), nil
 }
 
 // scoped narrows p to the roles listed in scope, sharing p's bindings when
@@ -832,7 +894,11 @@ func (d *Directory) PasswordPrincipal(login, password string, now time.Time) (au
 	u := d.logins[login]
 	if u == nil || !u.active || u.verifier == "" {
 		d.mu.RUnlock()
+		if !d.hashSlot() {
+			return auth.Principal{}, ErrPasswordBusy
+		}
 		auth.PasswordMatches(password, dummyVerifier)
+		<-d.hashing
 		return auth.Principal{}, fmt.Errorf("%w: unknown, disabled or without password", ErrInvalidPassword)
 	}
 	mac := d.passwordMAC(u.id, password)
@@ -844,7 +910,12 @@ func (d *Directory) PasswordPrincipal(login, password string, now time.Time) (au
 	verifier := u.verifier
 	d.mu.RUnlock()
 
-	if !auth.PasswordMatches(password, verifier) {
+	if !d.hashSlot() {
+		return auth.Principal{}, ErrPasswordBusy
+	}
+	matches := auth.PasswordMatches(password, verifier)
+	<-d.hashing
+	if !matches {
 		return auth.Principal{}, fmt.Errorf("%w: wrong password", ErrInvalidPassword)
 	}
 	d.mu.Lock()
@@ -859,6 +930,16 @@ func (d *Directory) PasswordPrincipal(login, password string, now time.Time) (au
 	}
 	u.verified[mac] = now.Add(PasswordCacheTTL)
 	return u.principal(firstTenant(u)), nil
+}
+
+// hashSlot takes a slot for an argon2id check, or reports that none is free.
+func (d *Directory) hashSlot() bool {
+	select {
+	case d.hashing <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 func firstTenant(u *dirUser) string {

@@ -665,3 +665,37 @@ func TestTokenInvalidationFollowsTheLog(t *testing.T) {
 		}
 	}
 }
+
+// Password checks beyond the directory's bound are refused at once with
+// ErrPasswordBusy instead of each taking argon2id's memory and time.
+func TestPasswordChecksAreBounded(t *testing.T) {
+	d := query.NewDirectory()
+	verifier := auth.HashPassword("the right password", auth.DefaultPasswordParams)
+	d.Apply(applied(1, events.InstanceTenant, "01u", events.UserCreated{Personal: events.Personal{Username: "u", Email: "u@x.test"}, Status: events.UserStatusActive, PasswordVerifier: verifier}))
+	const n = 32
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			_, err := d.PasswordPrincipal("u", "a wrong password", time.Now())
+			errs <- err
+		}()
+	}
+	close(start)
+	busy := 0
+	for range n {
+		switch err := <-errs; {
+		case errors.Is(err, query.ErrPasswordBusy):
+			busy++
+		case !errors.Is(err, query.ErrInvalidPassword):
+			t.Fatalf("err = %v", err)
+		}
+	}
+	if busy == 0 {
+		t.Fatalf("%d parallel checks all ran argon2id", n)
+	}
+	if _, err := d.PasswordPrincipal("u", "the right password", time.Now()); err != nil {
+		t.Fatalf("a check after the burst: %v", err)
+	}
+}

@@ -132,6 +132,10 @@ func TestBasicAuth(t *testing.T) {
 		if last.Status != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
 			t.Fatalf("after repeated failures: status %d, Retry-After %q; want 429 with Retry-After", last.Status, last.Header.Get("Retry-After"))
 		}
+		// Another spelling of the login is the same account, and throttled with it.
+		if r := h.basic(t, saBase, "CAROL", pw, nil); r.Status != http.StatusTooManyRequests {
+			t.Fatalf("the login in capitals: status %d, want 429", r.Status)
+		}
 	})
 	h.assertNoSecretsStored(t)
 }

@@ -27,7 +27,10 @@ type benchOptions struct {
 	quick         bool
 	rebuildEvents int
 	listAccounts  int
-	cpuProfile    string
+	// scale, when positive, replaces the scenarios with the scale run:
+	// that many service accounts loaded, then memory, restart and latency.
+	scale      int
+	cpuProfile string
 	// profileScenario limits the CPU profile to the measured part of one
 	// scenario; empty profiles the whole run.
 	profileScenario string
@@ -47,6 +50,10 @@ func (o benchOptions) validate() error {
 		return fmt.Errorf("--rebuild-events must be between 0 and 10000000, not %d", o.rebuildEvents)
 	case o.listAccounts < 1 || o.listAccounts > 10_000_000:
 		return fmt.Errorf("--list-accounts must be between 1 and 10000000, not %d", o.listAccounts)
+	case o.scale < 0 || o.scale > maxScaleAccounts:
+		return fmt.Errorf("--scale must be between 0 (off) and %d, not %d", maxScaleAccounts, o.scale)
+	case o.scale > 0 && o.profileScenario != "":
+		return errors.New("--cpuprofile-scenario profiles a scenario; --scale runs none (use --cpuprofile)")
 	case o.profileScenario != "" && o.cpuProfile == "":
 		return errors.New("--cpuprofile-scenario needs --cpuprofile")
 	case o.profileScenario != "" && !slices.Contains(scenarioNames(), o.profileScenario):
@@ -99,11 +106,28 @@ Scenarios come in pairs, a baseline and the scenario measured against it
   basic_auth_http              the same request with HTTP Basic, username and password,
                                the password check cached after the first (target
                                ratio >= 0.7)
+  authz_check_floor            a handler on the server's router stack (request id,
+                               logging, metrics) that decodes the decision API's JSON
+                               body and answers a constant decision, C connections
+  authz_check_http             POST /v1/authz/check of the wired server with the same
+                               body: API token authentication, the subject's lookup
+                               and the decision (target ratio >= 0.8)
 A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
 round), so a change in the machine's background load hits both sides alike. Before
 each side of the rebuild pair the COPY table is emptied and Postgres is asked for a
 CHECKPOINT, so neither side pays for the other's WAL. The HTTP scenarios use a lean
 HTTP/1.1 client (one keep-alive connection per worker, like wrk) on both sides.
+
+With --scale N the scenarios above do not run. Instead N service accounts, with one
+client secret each, are published straight to the stream (async publishes, progress on
+stderr), and once the directory and the projections applied them the run reports: the
+process's RSS before, after catching up and after a restart (NATS, directory and
+projector share the process), the live heap per account, the directory's bytes per
+account over JetStream's own (the heap a second directory folded from the same log
+holds; target <= 700), the restart-to-ready time (NATS recovering the data dir to
+/readyz ready), and the p50/p99 of the first list page and of one decision about a
+loaded account, over HTTP with min(C, 8) connections for --duration each.
+make bench-scale runs it with N = 1000000 (SCALE=N to change).
 
 Each result is one JSON object a line on stdout: name, ops_per_s, p50_ms, p99_ms,
 concurrency, unit, ops, errors and, against a baseline, baseline, ratio, target,
@@ -111,6 +135,7 @@ target_met and round_ratios. Latencies are per operation; for COPY per 5000-row
 transaction, for a rebuild per chunk (500 events at first, doubling up to 5000).
 Progress goes to stderr.`,
 		Example: `  keyhold bench --quick
+  keyhold bench --scale 200000
   keyhold bench --duration 10s --concurrency 16`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -156,6 +181,7 @@ Progress goes to stderr.`,
 	fl.BoolVar(&o.quick, "quick", false, "a smoke run: 1s scenarios in 2 rounds, 200ms warm-ups, 10000 rebuild events, 5000 list accounts (explicit flags win)")
 	fl.IntVar(&o.rebuildEvents, "rebuild-events", o.rebuildEvents, "events the log holds at least before the rebuild (more are generated if needed)")
 	fl.IntVar(&o.listAccounts, "list-accounts", o.listAccounts, "service accounts the tenant holds at least before the list scenarios (more are generated if needed)")
+	fl.IntVar(&o.scale, "scale", 0, fmt.Sprintf("instead of the scenarios, load this many service accounts (make bench-scale: %d) and report memory, restart-to-ready and p99s at that size", DefaultScaleAccounts))
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (load generator and server together) to this file")
 	fl.StringVar(&o.profileScenario, "cpuprofile-scenario", "", "profile only the measured part of this scenario (implies --rounds 1)")
 	return cfg.use(cmd, "database-url", "log-level", "read-wait")
@@ -220,6 +246,7 @@ var benchPairs = []benchPair{
 	{baseline: "list_no_match_query", measured: "list_service_accounts_no_match_http", target: 0.5, run: (*bench).listNoMatch},
 	{baseline: "audit_aggregate_query", measured: "audit_aggregate_http", target: 0.5, run: (*bench).auditAggregate},
 	{baseline: "bearer_auth_http", measured: "basic_auth_http", target: 0.7, run: (*bench).basicAuth},
+	{baseline: "authz_check_floor", measured: "authz_check_http", target: 0.8, run: (*bench).authzCheck},
 }
 
 // scenarioNames lists every scenario in output order.
@@ -247,8 +274,9 @@ type bench struct {
 	tenant  string
 	adminID string
 	token   string
-	// A service account credential for the token scenarios.
-	clientID, secret string
+	// A service account credential for the token scenarios, and the
+	// account's id, the subject of the authz check scenarios.
+	clientID, secret, clientSA string
 	// noCheckpoint is set once CHECKPOINT was refused.
 	noCheckpoint bool
 	// listAccounts is how many accounts the list scenarios read from, once
@@ -299,6 +327,9 @@ func runBench(ctx context.Context, cfg *config, o benchOptions, stdout, stderr i
 		profiling: o.profileScenario, profile: profile}
 	if err := b.setup(ctx); err != nil {
 		return err
+	}
+	if o.scale > 0 {
+		return b.runScale(ctx, o.scale, enc)
 	}
 	for _, pair := range benchPairs {
 		fmt.Fprintf(stderr, "bench: %s against %s ...\n", pair.measured, pair.baseline)

@@ -33,6 +33,8 @@ type benchEnv struct {
 	baseURL  string
 	cancel   context.CancelFunc
 	done     <-chan struct{}
+	// cfg is the server's configuration, kept for restart.
+	cfg config
 }
 
 // newBenchEnv builds the private environment from cfg's --database-url
@@ -62,35 +64,60 @@ func newBenchEnv(ctx context.Context, cfg *config, stderr io.Writer) (_ *benchEn
 	}
 	fmt.Fprintf(stderr, "bench: private database %s, data dir %s\n", be.dbName, be.dir)
 
-	bc := *cfg
-	bc.dataDir = be.dir
-	bc.databaseURL = benchURL
-	bc.natsURL = ""
-	bc.natsListen = "127.0.0.1:0" // a random port: never the default or 4222
-	bc.httpAddr = "127.0.0.1:0"
-	if be.e, err = open(ctx, &bc, true); err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	be.cancel = cancel
-	if be.srv, err = newServer(sctx, be.e); err != nil {
-		return nil, err
-	}
-	be.done = be.srv.background(sctx)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("bench: listen: %w", err)
-	}
-	be.baseURL = "http://" + ln.Addr().String()
-	be.http = newBenchHTTPServer(be.srv.handler)
-	go func() { _ = be.http.Serve(ln) }()
-	if err := be.awaitReady(ctx); err != nil {
+	be.cfg = *cfg
+	be.cfg.dataDir = be.dir
+	be.cfg.databaseURL = benchURL
+	be.cfg.natsURL = ""
+	be.cfg.natsListen = "127.0.0.1:0" // a random port: never the default or 4222
+	be.cfg.httpAddr = "127.0.0.1:0"
+	if err := be.start(ctx); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "bench: keyhold serving at %s, NATS at %s\n", be.baseURL, be.e.nc.ConnectedUrlRedacted())
 	return be, nil
 }
+
+// start opens the env (NATS over the data dir, the database), wires the
+// server, serves it on a random local port and waits until it is ready.
+func (be *benchEnv) start(ctx context.Context) (err error) {
+	if be.e, err = open(ctx, &be.cfg, true); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	be.cancel = cancel
+	if be.srv, err = newServer(sctx, be.e); err != nil {
+		return err
+	}
+	be.done = be.srv.background(sctx)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("bench: listen: %w", err)
+	}
+	be.baseURL = "http://" + ln.Addr().String()
+	be.http = newBenchHTTPServer(be.srv.handler)
+	go func() { _ = be.http.Serve(ln) }()
+	return be.awaitReady(ctx)
+}
+
+// restart stops the server, its projectors and NATS, keeping the data
+// dir and the database, and starts them again as keyhold serve would
+// after a restart. It returns the time from the start of the new server
+// to /readyz answering ready.
+func (be *benchEnv) restart(ctx context.Context) (time.Duration, error) {
+	if err := be.stop(); err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	if err := be.start(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(t0), nil
+}
+
+// benchReady bounds the wait for a server to become ready: a restart
+// over the log of a scale run replays millions of events.
+const benchReady = 10 * time.Minute
 
 // newBenchHTTPServer returns an HTTP server with the limits keyhold serve uses.
 func newBenchHTTPServer(h http.Handler) *http.Server {
@@ -132,10 +159,20 @@ func (be *benchEnv) createDatabase(ctx context.Context) error {
 	return nil
 }
 
-// awaitReady polls /readyz until the server reports ready.
+// awaitReady polls /readyz until the server reports ready. It first
+// waits in process for the directory to load the log and the managed
+// roles to be seeded, which take longest on a large log: each 503 of
+// /readyz is a logged warning.
 func (be *benchEnv) awaitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, benchReady)
 	defer cancel()
+	for _, c := range []<-chan struct{}{be.srv.dirReady, be.srv.seeded} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return fmt.Errorf("bench: server not ready: %w", ctx.Err())
+		}
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, be.baseURL+"/readyz", nil)
@@ -160,6 +197,25 @@ func (be *benchEnv) awaitReady(ctx context.Context) error {
 // database and removes the data dir. It runs on every exit path, Ctrl-C
 // included (the command's context ends, close itself uses a fresh one).
 func (be *benchEnv) close() error {
+	errs := []error{be.stop()}
+	if be.dbName != "" {
+		if err := be.dropDatabase(); err != nil {
+			errs = append(errs, err)
+		} else {
+			fmt.Fprintf(be.stderr, "bench: dropped database %s\n", be.dbName)
+		}
+	}
+	if be.dir != "" {
+		if err := os.RemoveAll(be.dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", be.dir, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stop shuts down HTTP, the projectors and NATS and closes the database
+// pool; the data dir and the database stay. Stopping twice is harmless.
+func (be *benchEnv) stop() error {
 	var errs []error
 	if be.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -181,18 +237,7 @@ func (be *benchEnv) close() error {
 	if be.e != nil {
 		be.e.close()
 	}
-	if be.dbName != "" {
-		if err := be.dropDatabase(); err != nil {
-			errs = append(errs, err)
-		} else {
-			fmt.Fprintf(be.stderr, "bench: dropped database %s\n", be.dbName)
-		}
-	}
-	if be.dir != "" {
-		if err := os.RemoveAll(be.dir); err != nil {
-			errs = append(errs, fmt.Errorf("remove %s: %w", be.dir, err))
-		}
-	}
+	be.http, be.cancel, be.done, be.e, be.srv = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 

@@ -121,13 +121,7 @@ func (b *bench) fillAccounts(ctx context.Context) error {
 	if err := b.awaitProjections(ctx, head); err != nil {
 		return err
 	}
-	// The table behind the service_accounts view, analysed now: the
-	// accounts just added are beyond what autovacuum has looked at.
-	var gen int
-	if err := db.GetContext(ctx, &gen, `SELECT generation FROM projection_checkpoints WHERE name = 'iam'`); err != nil {
-		return err
-	}
-	if _, err := db.ExecContext(ctx, fmt.Sprintf(`ANALYZE iam_g%d.service_accounts`, gen)); err != nil {
+	if err := b.analyze(ctx); err != nil {
 		return err
 	}
 	if err := db.GetContext(ctx, &b.listAccounts, `SELECT count(*) FROM service_accounts WHERE tenant = $1`, b.tenant); err != nil {
@@ -135,6 +129,18 @@ func (b *bench) fillAccounts(ctx context.Context) error {
 	}
 	fmt.Fprintf(b.stderr, "bench: %d service accounts listed from, read side caught up %s after the last append\n", b.listAccounts, time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// analyze analyses the table behind the service_accounts view: accounts
+// just added are beyond what autovacuum has looked at.
+func (b *bench) analyze(ctx context.Context) error {
+	db := b.env.e.db.SQL()
+	var gen int
+	if err := db.GetContext(ctx, &gen, `SELECT generation FROM projection_checkpoints WHERE name = 'iam'`); err != nil {
+		return err
+	}
+	_, err := db.ExecContext(ctx, fmt.Sprintf(`ANALYZE iam_g%d.service_accounts`, gen))
+	return err
 }
 
 // auditAggregate measures GET /v1/audit/events?aggregate=<id> over HTTP

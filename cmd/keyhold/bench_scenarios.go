@@ -69,6 +69,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := b.post(ctx, client, k0rdent.Base, body, &sa); err != nil {
 		return fmt.Errorf("bench: create the token client: %w", err)
 	}
+	b.clientSA = sa.ID
 	var cred struct {
 		ClientSecret string `json:"clientSecret"`
 	}
