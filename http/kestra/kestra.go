@@ -78,7 +78,7 @@ func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Q
 	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
 	for _, prefix := range Prefixes {
 		s := r.PathPrefix(prefix).Subrouter()
-		s.Use(kit.AuthenticatedIn(writeError, pathTenant), kit.Idempotent(writeError))
+		s.Use(khttp.ErrorsAs(writeError), kit.AuthenticatedIn(writeError, pathTenant), kit.Idempotent(writeError))
 		for _, rt := range h.routes() {
 			m := rt.methods.With(writeError)
 			s.Handle("/{tenant}"+rt.path, m)
