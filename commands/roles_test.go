@@ -179,3 +179,28 @@ func TestGroups(t *testing.T) {
 		t.Fatalf("the deleted group's name is not free: %v", err)
 	}
 }
+
+// Creating a credential acts for the account: roles bound to it (not only
+// its own list) must be held too.
+func TestActingForIncludesBoundRoles(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	_, err := w.cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := commands.Meta{Caller: w.user("ops", "acme", authz.RoleTenantAdmin)}
+	flows, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: operator("acme"), RoleInput: commands.RoleInput{
+		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"kestra.flows.*"}}},
+	}})
+	testenv.Must(t, err, "role")
+	sa, err := w.cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: admin, DisplayName: "plain", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "account")
+	if _, err := w.cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: admin, ServiceAccountID: sa.ServiceAccount.ID()}); err != nil {
+		t.Fatalf("credential for an account holding nothing: %v", err)
+	}
+	b, err := w.cmds.CreateBinding.Handle(ctx, commands.CreateBinding{Meta: operator("acme"), Role: flows.Role.ID(), SubjectKind: events.SubjectServiceAccount, SubjectID: sa.ServiceAccount.ID()})
+	testenv.Must(t, err, "bind")
+	w.sync(b.Sequence)
+	if _, err := w.cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: admin, ServiceAccountID: sa.ServiceAccount.ID()}); !errors.Is(err, commands.ErrForbidden) {
+		t.Fatalf("credential for an account bound to a role the caller lacks: %v", err)
+	}
+}

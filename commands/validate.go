@@ -255,8 +255,9 @@ func (b base) assignable(ctx context.Context, caller auth.Principal, tenant stri
 }
 
 // mayActFor enforces that the caller holds every rule of sa's roles
-// within sa's scope before it obtains sa's rights, e.g. by creating a
-// credential. Roles deleted since grant nothing and need not be held.
+// within sa's scope, and what roles bound to sa elsewhere grant within
+// theirs, before it obtains sa's rights, e.g. by creating a credential.
+// Roles deleted since grant nothing and need not be held.
 func (b base) mayActFor(ctx context.Context, caller auth.Principal, sa *ServiceAccount) error {
 	for _, id := range sa.roles {
 		r, _, _, err := b.role(ctx, sa.tenant, id)
@@ -265,6 +266,15 @@ func (b base) mayActFor(ctx context.Context, caller auth.Principal, sa *ServiceA
 		}
 		what := fmt.Sprintf("act for service account %q, which holds role %q", sa.id, id)
 		if err := b.scopeDown(caller, r.Rules(), auth.ScopeOf(sa.tenant, sa.scope), "", what); err != nil {
+			return err
+		}
+	}
+	if b.authz == nil {
+		return nil
+	}
+	for _, bound := range b.authz.Bound(sa.id) {
+		what := fmt.Sprintf("act for service account %q, which holds role %q", sa.id, bound.Role)
+		if err := b.scopeDown(caller, bound.Rules, bound.Scope, "", what); err != nil {
 			return err
 		}
 	}

@@ -68,9 +68,14 @@ func BadField(field, msg string) error {
 // naming the field (or the Content-Type header).
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Values("Content-Type"); len(ct) > 0 {
-		mt, _, err := mime.ParseMediaType(ct[0])
+		mt, params, err := mime.ParseMediaType(ct[0])
 		if len(ct) > 1 || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return &FieldError{Field: "Content-Type", Message: "Content-Type must be application/json, given once"}
+		}
+		// JSON is UTF-8 (RFC 8259 8.1): a body announced otherwise would be
+		// read as something it is not.
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return &FieldError{Field: "Content-Type", Message: "Content-Type's charset must be utf-8, if given"}
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))

@@ -119,6 +119,8 @@ func TestDecodeJSON(t *testing.T) {
 	}{
 		{"valid", "application/json", `{"name":"a","count":1}`, "", ""},
 		{"vendor json", "application/merge-patch+json", `{"name":"a"}`, "", ""},
+		{"utf-8 charset", "application/json; charset=UTF-8", `{"name":"a"}`, "", ""},
+		{"another charset", "application/json; charset=utf-16", `{"name":"a"}`, "charset must be utf-8", "Content-Type"},
 		{"no content type", "", `{"name":"a"}`, "", ""},
 		{"empty", "application/json", ``, "body is empty", ""},
 		{"syntax", "application/json", `{"name":}`, "malformed JSON at byte 8", ""},

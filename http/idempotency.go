@@ -145,6 +145,10 @@ func validKey(k string) bool {
 func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if len(r.Header.Values(IdempotencyKeyHeader)) > 1 {
+				onErr(w, r, http.StatusBadRequest, IdempotencyKeyHeader, "send the "+IdempotencyKeyHeader+" header once")
+				return
+			}
 			key := r.Header.Get(IdempotencyKeyHeader)
 			if key == "" || r.Method == http.MethodGet || r.Method == http.MethodHead {
 				next.ServeHTTP(w, r)

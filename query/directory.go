@@ -94,6 +94,9 @@ type dirServiceAccount struct {
 	// account with the same tenant, scope and roles. Never written: len
 	// == cap, so a caller's append cannot write into them.
 	bindings []auth.Binding
+	// bound holds the roles bound to the account by BindingCreated, by
+	// binding id; nil for most accounts.
+	bound map[string]auth.Binding
 }
 
 // principal returns the account as a principal, without allocating:
@@ -105,6 +108,20 @@ func (sa *dirServiceAccount) principal() auth.Principal {
 // rebuild sets sa's bindings from its tenant, scope and roles, sharing
 // the list of any account that has the same. Callers hold mu.
 func (d *Directory) rebuild(sa *dirServiceAccount) {
+	if len(sa.bound) > 0 {
+		// Bindings of their own: not shared.
+		b := make([]auth.Binding, 0, len(sa.roles)+len(sa.bound))
+		for _, r := range sa.roles {
+			b = append(b, auth.Binding{Role: r, Tenant: sa.tenant, Scope: sa.scope})
+		}
+		for _, id := range slices.Sorted(maps.Keys(sa.bound)) {
+			if x := sa.bound[id]; !slices.Contains(b, x) {
+				b = append(b, x)
+			}
+		}
+		sa.bindings = slices.Clip(b)
+		return
+	}
 	key := sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
 	if b, ok := d.bindingSets[key]; ok {
 		sa.bindings = b
@@ -198,8 +215,10 @@ type Directory struct {
 	// per tenant, unless every account has a scope of its own.
 	names       map[string]string
 	bindingSets map[string][]auth.Binding
-	macKey      [32]byte // per process, for the password cache
-	failures    []ApplyFailure
+	// boundTo finds the account a BindingCreated bound a role to.
+	boundTo  map[string]*dirServiceAccount
+	macKey   [32]byte // per process, for the password cache
+	failures []ApplyFailure
 	// uses, when set, learns of every successful API token check.
 	uses *TokenUses
 	// hashing holds a slot per argon2id check running.
@@ -226,6 +245,7 @@ func NewDirectory() *Directory {
 		model:       authz.NewModel(),
 		names:       map[string]string{},
 		bindingSets: map[string][]auth.Binding{},
+		boundTo:     map[string]*dirServiceAccount{},
 		hashing:     make(chan struct{}, maxPasswordChecks),
 	}
 	if _, err := rand.Read(d.macKey[:]); err != nil {
@@ -297,9 +317,25 @@ func (d *Directory) Apply(env events.Envelope) {
 	case events.RoleDeleted:
 		d.model.DeleteRole(authz.RoleKey(env.Tenant, env.Subject))
 	case events.BindingCreated:
-		d.bind(env, strings.Clone(env.Subject), e.Role, strings.Clone(e.SubjectID), e.Scope)
+		id := strings.Clone(env.Subject)
+		d.bind(env, id, e.Role, strings.Clone(e.SubjectID), e.Scope)
+		// An account's principal lists these roles too, so its access
+		// tokens can name them in their scope.
+		if sa := d.accounts[e.SubjectID]; e.SubjectKind == events.SubjectServiceAccount && sa != nil && sa.tenant == env.Tenant {
+			if sa.bound == nil {
+				sa.bound = map[string]auth.Binding{}
+			}
+			sa.bound[id] = auth.Binding{Role: d.name(e.Role), Tenant: sa.tenant, Scope: events.Scope{Level: d.name(e.Scope.Level), Target: d.name(e.Scope.Target)}}
+			d.boundTo[id] = sa
+			d.rebuild(sa)
+		}
 	case events.BindingDeleted:
 		d.model.Unbind(env.Subject)
+		if sa := d.boundTo[env.Subject]; sa != nil {
+			delete(sa.bound, env.Subject)
+			delete(d.boundTo, env.Subject)
+			d.rebuild(sa)
+		}
 	case events.GroupDeleted:
 		d.model.RemoveGroup(env.Subject)
 	case events.GroupMemberSet:
@@ -430,6 +466,9 @@ func (d *Directory) Apply(env events.Envelope) {
 			delete(d.accounts, sa.id)
 			delete(d.clients, sa.clientID)
 			d.model.RemovePrincipal(sa.id)
+			for id := range sa.bound {
+				delete(d.boundTo, id)
+			}
 		}
 	case events.CredentialCreated:
 		sa := d.account(env)
@@ -751,12 +790,14 @@ func (d *Directory) AccessTokenPrincipal(c auth.AccessClaims, now time.Time) (au
 	if c.Generation != sa.generation {
 		return auth.Principal{}, fmt.Errorf("%w: issued before the account was disabled or lost a role", ErrTokenRevoked)
 	}
-	return scoped(sa.principal(), c.Scope), nil
+	return scoped(sa.principal(), c.Scope, sa.roles), nil
 }
 
-// scoped narrows p to the roles listed in scope, sharing p's bindings when
-// the scope covers them all (the common case, no allocation).
-func scoped(p auth.Principal, scope string) auth.Principal {
+// scoped limits p to the roles its token's scope names: an access token
+// acts with those and nothing else the account holds, bindings made after
+// it was issued included. roles are the account's own role ids; when the
+// scope names exactly them (the common case) nothing is allocated.
+func scoped(p auth.Principal, scope string, roles []string) auth.Principal {
 	all := true
 	for _, b := range p.Bindings {
 		if !hasScope(scope, b.Role) {
@@ -764,18 +805,24 @@ func scoped(p auth.Principal, scope string) auth.Principal {
 			break
 		}
 	}
-	if all {
+	if all && len(p.Bindings) == len(roles) {
+		p.Roles = roles
+		if p.Roles == nil {
+			p.Roles = []string{}
+		}
 		return p
 	}
 	var kept []auth.Binding
-	roles := []string{}
+	named := []string{}
 	for _, b := range p.Bindings {
 		if hasScope(scope, b.Role) {
 			kept = append(kept, b)
-			roles = append(roles, b.Role)
+			if !slices.Contains(named, b.Role) {
+				named = append(named, b.Role)
+			}
 		}
 	}
-	p.Bindings, p.Roles = kept, roles
+	p.Bindings, p.Roles = kept, named
 	return p
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -697,5 +698,55 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 	}
 	if _, err := d.PasswordPrincipal("u", "the right password", time.Now()); err != nil {
 		t.Fatalf("a check after the burst: %v", err)
+	}
+}
+
+// An access token acts with the roles its scope names and nothing else
+// the account holds: a role bound to the account later, or one the scope
+// left out, does not ride along.
+func TestAccessTokensCarryOnlyTheirScope(t *testing.T) {
+	d := query.NewDirectory()
+	now := time.Now()
+	seq := uint64(0)
+	apply := func(tenant, subject string, e events.Event) {
+		seq++
+		d.Apply(applied(seq, tenant, subject, e))
+	}
+	apply("acme", "acme", events.TenantCreated{Name: "acme"})
+	for _, r := range authz.ManagedRoles("acme") {
+		apply("acme", r.ID, events.RoleCreated{Name: r.Name, Managed: true, Rules: auth.EventRules(r.Rules)})
+	}
+	secret := auth.NewSecret(auth.PrefixClientSecret)
+	apply("acme", "01sa", events.ServiceAccountCreated{ClientID: "khc-01sa", Scope: events.Scope{Level: events.ScopeTenant, Target: "acme"}, Roles: []string{authz.RoleViewer}, Status: "active"})
+	apply("acme", "01sa", events.CredentialCreated{CredentialID: "01c", Verifier: auth.Verifier(secret), ExpiresAt: now.Add(time.Hour)})
+	claims := func(scope string) auth.AccessClaims {
+		return auth.AccessClaims{Subject: "01sa", Tenant: "acme", ClientID: "khc-01sa", CredentialID: "01c", ID: "01t" + strings.ReplaceAll(scope, " ", ""),
+			Scope: scope, IssuedAt: now, NotBefore: now, Expiry: now.Add(auth.AccessTokenLifetime)}
+	}
+	can := func(scope string) bool {
+		t.Helper()
+		p, err := d.AccessTokenPrincipal(claims(scope), now)
+		testenv.Must(t, err, "principal")
+		return p.Can(d.Authorizer(), authz.ServiceAccountsCreate, "", authz.TenantScope("acme")).Allowed
+	}
+	apply("acme", "01b", events.BindingCreated{Role: authz.RoleTenantAdmin, SubjectKind: events.SubjectServiceAccount, SubjectID: "01sa", Scope: events.Scope{Level: events.ScopeTenant, Target: "acme"}})
+	if can("viewer") {
+		t.Fatal("a token narrowed to viewer acts as tenant-admin, bound to the account after")
+	}
+	if !can("tenant-admin viewer") {
+		t.Fatal("a token naming the bound role cannot use it")
+	}
+	c, err := d.AuthenticateClient("khc-01sa", secret, now)
+	testenv.Must(t, err, "authenticate")
+	var held []string
+	for _, b := range c.Principal.Bindings {
+		held = append(held, b.Role)
+	}
+	if !slices.Contains(held, authz.RoleTenantAdmin) {
+		t.Fatalf("the account's principal lists %v, not the bound role (tokens could not name it)", held)
+	}
+	apply("acme", "01b", events.BindingDeleted{})
+	if can("tenant-admin viewer") {
+		t.Fatal("the role outlived its binding")
 	}
 }

@@ -69,7 +69,13 @@ func TestRBACCLI(t *testing.T) {
 		if out := check(t); !strings.HasPrefix(out, "allowed: ") || !strings.Contains(out, "tenant-admin") {
 			t.Fatalf("after the grant: %s", out)
 		}
-		h.eventuallyStatus(t, viewerToken, http.StatusOK)
+		// A token acts with the roles its scope named when issued: the old
+		// one still cannot list, a new one (all the account's roles) can.
+		h.eventuallyStatus(t, viewerToken, http.StatusForbidden)
+		c := h.createCredential(t, a.token, viewer.ID, nil)
+		fresh := h.accessToken(t, viewer.ClientID, *c.ClientSecret)
+		h.eventuallyStatus(t, fresh, http.StatusOK)
+		viewerToken = fresh
 		out := run(t, "bindings", "list", "--tenant", "acme", "--subject", viewer.ID)
 		if !strings.Contains(out, b.ID) || !strings.Contains(out, "service_account/"+viewer.ID+"/viewer") {
 			t.Fatalf("list:\n%s", out)

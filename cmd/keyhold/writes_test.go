@@ -249,3 +249,28 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 	})
 }
+
+// A write that repeats Idempotency-Key is refused, as for the other
+// headers whose readers could disagree on which one counts.
+func TestRepeatedIdempotencyKeyIs400(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	body, _ := json.Marshal(tenantSA("twice"))
+	req, _ := http.NewRequest(http.MethodPost, h.ts.URL+saBase, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Add("Idempotency-Key", "one")
+	req.Header.Add("Idempotency-Key", "two")
+	res, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", res.StatusCode)
+	}
+	if got := h.listSAs(t, a.token, ""); len(got) != 0 {
+		t.Fatalf("a refused write created %d accounts", len(got))
+	}
+}

@@ -698,7 +698,15 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "public, max-age=3600")
+	if s.issuerURL != nil {
+		h.Set("Cache-Control", "public, max-age=3600")
+	} else {
+		// The endpoints follow the request's Host: a shared cache must not
+		// hand one client's Host to another (a forged Host would send
+		// everyone's secrets elsewhere).
+		h.Set("Cache-Control", "no-store")
+		h.Set("Vary", "Host")
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)

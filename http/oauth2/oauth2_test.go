@@ -1115,6 +1115,11 @@ func TestAuthorizationServerMetadata(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("metadata\n got %v\nwant %v", got, want)
 			}
+			// Derived from the Host, the answer must not be shared by caches.
+			cc := resp.Header.Get("Cache-Control")
+			if derived := tt.issuer == auth.DefaultIssuer; derived && (cc != "no-store" || resp.Header.Get("Vary") != "Host") || !derived && !strings.HasPrefix(cc, "public") {
+				t.Fatalf("Cache-Control %q, Vary %q", cc, resp.Header.Get("Vary"))
+			}
 		})
 	}
 	t.Run("issuer of tokens", func(t *testing.T) {
