@@ -78,8 +78,10 @@ func (e Effect) String() string {
 
 // Rule allows or denies actions on resources. It is the one form every
 // dialect writes its roles in:
-//   - a permission with verbs (Kestra "SERVICE_ACCOUNT" with CREATE, READ)
-//     is Actions {"kestra.SERVICE_ACCOUNT.CREATE", ...} on every resource;
+//   - a permission with verbs (Kestra "FLOW" with CREATE, READ) is Actions
+//     {"kestra.FLOW.create", "kestra.FLOW.read"} on every resource; IAM
+//     permissions ("SERVICE_ACCOUNT") are the core's own actions
+//     ("iam.serviceAccounts.create", ...), see http/kestra;
 //   - an endpoint rule (Kong workspace, "/services/*", read and create,
 //     negative) is Actions {"read", "create"}, Resources {"/services/*"},
 //     Effect Deny, with the workspace as the binding's scope;

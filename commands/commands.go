@@ -36,6 +36,7 @@ type Commands struct {
 	UpdateRole           UpdateRoleHandler
 	DeleteRole           DeleteRoleHandler
 	CreateBinding        CreateBindingHandler
+	CreateBindings       CreateBindingsHandler
 	DeleteBinding        DeleteBindingHandler
 	CreateGroup          CreateGroupHandler
 	UpdateGroup          UpdateGroupHandler
@@ -139,6 +140,7 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		UpdateRole:           UpdateRoleHandler{b},
 		DeleteRole:           DeleteRoleHandler{b},
 		CreateBinding:        CreateBindingHandler{b},
+		CreateBindings:       CreateBindingsHandler{b},
 		DeleteBinding:        DeleteBindingHandler{b},
 		CreateGroup:          CreateGroupHandler{b},
 		UpdateGroup:          UpdateGroupHandler{b},

@@ -429,26 +429,8 @@ func (h CreateBindingHandler) Handle(ctx context.Context, cmd CreateBinding) (Bi
 	if err := h.authorize(cmd.Caller, authz.BindingsCreate, authz.TenantScope(tenant)); err != nil {
 		return BindingResult{}, err
 	}
-	scope, err := bindingScope(tenant, cmd.Scope)
+	scope, err := h.checkBinding(ctx, cmd)
 	if err != nil {
-		return BindingResult{}, err
-	}
-	rules, err := h.roleRules(ctx, tenant, "role", []string{cmd.Role})
-	if err != nil {
-		return BindingResult{}, err
-	}
-	if err := h.scopeDown(cmd.Caller, rules, auth.ScopeOf(tenant, scope), "role", fmt.Sprintf("grant role %q", cmd.Role)); err != nil {
-		return BindingResult{}, err
-	}
-	if cmd.SubjectKind == events.SubjectGroup {
-		g, _, _, err := h.group(ctx, tenant, cmd.SubjectID)
-		if err != nil {
-			return BindingResult{}, err
-		}
-		if !g.exists {
-			return BindingResult{}, invalid("subject_id", "no group %q in tenant %q", cmd.SubjectID, tenant)
-		}
-	} else if err := h.principalIn(ctx, tenant, cmd.SubjectKind, cmd.SubjectID, "subject"); err != nil {
 		return BindingResult{}, err
 	}
 	id := events.NewID()
@@ -463,6 +445,35 @@ func (h CreateBindingHandler) Handle(ctx context.Context, cmd CreateBinding) (Bi
 		return BindingResult{}, err
 	}
 	return BindingResult{Binding: out, Sequence: seq}, nil
+}
+
+// checkBinding checks a binding's scope, role, subject and scope-down, and
+// returns the scope to record.
+func (b base) checkBinding(ctx context.Context, cmd CreateBinding) (events.Scope, error) {
+	tenant := cmd.Caller.Tenant
+	scope, err := bindingScope(tenant, cmd.Scope)
+	if err != nil {
+		return scope, err
+	}
+	rules, err := b.roleRules(ctx, tenant, "role", []string{cmd.Role})
+	if err != nil {
+		return scope, err
+	}
+	if err := b.scopeDown(cmd.Caller, rules, auth.ScopeOf(tenant, scope), "role", fmt.Sprintf("grant role %q", cmd.Role)); err != nil {
+		return scope, err
+	}
+	if cmd.SubjectKind == events.SubjectGroup {
+		g, _, _, err := b.group(ctx, tenant, cmd.SubjectID)
+		if err != nil {
+			return scope, err
+		}
+		if !g.exists {
+			return scope, invalid("subject_id", "no group %q in tenant %q", cmd.SubjectID, tenant)
+		}
+	} else if err := b.principalIn(ctx, tenant, cmd.SubjectKind, cmd.SubjectID, "subject"); err != nil {
+		return scope, err
+	}
+	return scope, nil
 }
 
 // bindingScope checks a binding's scope: the tenant (the zero scope too)

@@ -85,6 +85,18 @@ func NewKit(a Authenticator, w Waiter, await []string, waitTimeout time.Duration
 // request that repeats Authorization or Keyhold-Tenant is refused (400):
 // readers of a repeated header disagree on which one counts.
 func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
+	return k.authenticated(onErr, nil)
+}
+
+// AuthenticatedIn is Authenticated for dialects that name the tenant in
+// the request (a path segment): tenant returns it. A caller without access
+// to that tenant gets 403; a Keyhold-Tenant header naming another tenant
+// gets 400.
+func (k *Kit) AuthenticatedIn(onErr ErrorWriter, tenant func(*http.Request) string) mux.MiddlewareFunc {
+	return k.authenticated(onErr, tenant)
+}
+
+func (k *Kit) authenticated(onErr ErrorWriter, tenantOf func(*http.Request) string) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			for _, name := range []string{"Authorization", TenantHeader} {
@@ -92,6 +104,15 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 					onErr(w, r, http.StatusBadRequest, name, "send the "+name+" header once")
 					return
 				}
+			}
+			tenant := r.Header.Get(TenantHeader)
+			if tenantOf != nil {
+				named := tenantOf(r)
+				if tenant != "" && tenant != named {
+					onErr(w, r, http.StatusBadRequest, TenantHeader, "the "+TenantHeader+" header names another tenant than the path; omit it")
+					return
+				}
+				tenant = named
 			}
 			h := r.Header.Get("Authorization")
 			scheme, token, ok := strings.Cut(h, " ")
@@ -119,7 +140,7 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 					onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Basic with a username or email and a password")
 					return
 				}
-				p, err = pa.AuthenticatePassword(r.Context(), login, password, r.Header.Get(TenantHeader), k.proxies.ClientAddr(r))
+				p, err = pa.AuthenticatePassword(r.Context(), login, password, tenant, k.proxies.ClientAddr(r))
 				if te := (*ThrottledError)(nil); errors.As(err, &te) {
 					w.Header().Set("Retry-After", strconv.Itoa(int(te.RetryAfter.Round(time.Second)/time.Second)+1))
 					onErr(w, r, http.StatusTooManyRequests, "", "too many sign-in attempts; retry later")
@@ -130,11 +151,15 @@ func (k *Kit) Authenticated(onErr ErrorWriter) mux.MiddlewareFunc {
 				onErr(w, r, http.StatusUnauthorized, "", "send Authorization: Bearer <token> with a personal API token or an OAuth2 access token, or Basic with a username and password")
 				return
 			default:
-				p, err = k.auth.Authenticate(r.Context(), strings.TrimSpace(token), r.Header.Get(TenantHeader))
+				p, err = k.auth.Authenticate(r.Context(), strings.TrimSpace(token), tenant)
 			}
 			if errors.Is(err, ErrAuthUnavailable) {
 				w.Header().Set("Retry-After", "1")
 				onErr(w, r, http.StatusServiceUnavailable, "", "the server is starting; retry in a moment")
+				return
+			}
+			if errors.Is(err, ErrNoTenantAccess) && tenantOf != nil {
+				onErr(w, r, http.StatusForbidden, "tenant", "the caller has no access to tenant "+strconv.Quote(tenant))
 				return
 			}
 			if errors.Is(err, ErrNoTenantAccess) {

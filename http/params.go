@@ -13,6 +13,13 @@ import (
 // that Go's parser would read only in part: one separating parameters
 // with ';' or holding a malformed %-escape.
 func Query(r *http.Request, allowed ...string) (url.Values, error) {
+	return QueryRepeating(r, nil, allowed...)
+}
+
+// QueryRepeating is Query for endpoints where the parameters named in
+// repeatable may be given more than once (Kestra's sort=a:asc&sort=b:desc).
+// repeatable names must be in allowed too.
+func QueryRepeating(r *http.Request, repeatable []string, allowed ...string) (url.Values, error) {
 	raw := r.URL.RawQuery
 	for piece := range strings.SplitSeq(raw, "&") {
 		key, _, _ := strings.Cut(piece, "=")
@@ -35,7 +42,7 @@ func Query(r *http.Request, allowed ...string) (url.Values, error) {
 			}
 			return nil, &FieldError{Field: paramName(k), Message: boundedName(strconv.Quote(k)) + " is not a known query parameter (" + known + ")"}
 		}
-		if len(v) > 1 {
+		if len(v) > 1 && !slices.Contains(repeatable, k) {
 			return nil, BadField(k, "must be given once")
 		}
 	}

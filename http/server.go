@@ -118,24 +118,43 @@ type Methods map[string]http.HandlerFunc
 
 // ServeHTTP implements http.Handler, answering a wrong method with a
 // problem response.
-func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.serve(w, r, WriteProblem) }
-
-// With returns m as a handler that answers a wrong method (405, with Allow)
-// in a dialect's own error shape.
-func (m Methods) With(onErr ErrorWriter) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { m.serve(w, r, onErr) })
+func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	MethodsIn{Methods: m, OnErr: WriteProblem}.ServeHTTP(w, r)
 }
 
-func (m Methods) serve(w http.ResponseWriter, r *http.Request, onErr ErrorWriter) {
-	if h, ok := m[r.Method]; ok {
+// With returns m as a handler that answers a wrong method (405, with Allow)
+// in a dialect's own error shape: a MethodsIn, whose methods route walkers
+// can read.
+func (m Methods) With(onErr ErrorWriter) http.Handler { return MethodsIn{Methods: m, OnErr: onErr} }
+
+// MethodsIn is Methods answering other methods with 405 in a dialect's
+// error shape.
+type MethodsIn struct {
+	Methods Methods
+	OnErr   ErrorWriter
+}
+
+// ServeHTTP implements http.Handler.
+func (m MethodsIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, ok := m.Methods[r.Method]; ok {
 		h(w, r)
 		return
 	}
-	allowed := make([]string, 0, len(m))
-	for method := range m {
+	allowed := make([]string, 0, len(m.Methods))
+	for method := range m.Methods {
 		allowed = append(allowed, method)
 	}
 	slices.Sort(allowed)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	onErr(w, r, http.StatusMethodNotAllowed, "", "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
+	m.OnErr(w, r, http.StatusMethodNotAllowed, "", "method "+r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allowed, ", "))
+}
+
+// Fallback answers requests under a dialect's path prefix that match none
+// of its routes: 404 in the dialect's shape. It is no endpoint of its own;
+// route walkers (the OpenAPI check) skip it.
+type Fallback struct{ OnErr ErrorWriter }
+
+// ServeHTTP implements http.Handler.
+func (f Fallback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.OnErr(w, r, http.StatusNotFound, "", "no such endpoint: "+r.Method+" "+r.URL.Path)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/keyhold/keyhold/http/audit"
 	"github.com/keyhold/keyhold/http/decision"
 	"github.com/keyhold/keyhold/http/k0rdent"
+	"github.com/keyhold/keyhold/http/kestra"
 	"github.com/keyhold/keyhold/http/oauth2"
 	"github.com/keyhold/keyhold/projections"
 	"github.com/keyhold/keyhold/query"
@@ -200,6 +201,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		return nil, err
 	}
 	k0rdent.Register(router, kit, cmds, q, e.log)
+	kestra.Register(router, kit, cmds, q, e.log)
 	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer()))
 	decisions := query.NewDecisions(dir)
 	decision.Register(router, kit, decisions)

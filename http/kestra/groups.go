@@ -1,0 +1,426 @@
+package kestra
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
+	khttp "github.com/keyhold/keyhold/http"
+	"github.com/keyhold/keyhold/query"
+)
+
+// groupSummary is ApiGroupSummary: search, autocomplete and ids items.
+type groupSummary struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// groupDetail is IAMGroupController.ApiGroupDetail.
+type groupDetail struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// membershipJSON is IAMGroupController.ApiGroupMembership.
+type membershipJSON struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	External   bool   `json:"external"`
+	Membership string `json:"membership"`
+}
+
+// memberJSON is IAMGroupController.ApiGroupMember.
+type memberJSON struct {
+	ID          string           `json:"id"`
+	Username    string           `json:"username"`
+	DisplayName string           `json:"displayName"`
+	Groups      []membershipJSON `json:"groups"`
+}
+
+// Kestra's memberships are the core's, upper-cased.
+func wireMembership(m string) string { return strings.ToUpper(m) }
+
+func memberOf(m query.Member) memberJSON {
+	out := memberJSON{ID: m.ID, Username: m.Username, DisplayName: m.DisplayName, Groups: make([]membershipJSON, len(m.Groups))}
+	for i, g := range m.Groups {
+		// Keyhold has no groups synchronised from an identity provider.
+		out.Groups[i] = membershipJSON{ID: g.GroupID, Name: g.GroupName, Membership: wireMembership(g.Membership)}
+	}
+	return out
+}
+
+// groupCreateRequest is IAMGroupController.ApiCreateGroupRequest.
+type groupCreateRequest struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	MembersID   []string `json:"membersId"`
+	refused
+}
+
+// groupUpdateRequest is IAMGroupController.ApiUpdateGroupRequest.
+type groupUpdateRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	refused
+}
+
+// principal returns the kind of the user or service account id names in
+// the caller's tenant; an unknown one is a 404 naming field.
+func (h handlers) principal(ctx context.Context, r *http.Request, id, field string) (string, error) {
+	kind, err := h.q.PrincipalKind(ctx, caller(r), id)
+	if errors.Is(err, query.ErrNotFound) {
+		return "", &commands.Error{Kind: commands.ErrNotFound, Field: field, Message: "no user or service account " + id + " in this tenant"}
+	}
+	return kind, err
+}
+
+func (h handlers) createGroup(w http.ResponseWriter, r *http.Request) {
+	var req groupCreateRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	// Members are looked up first, so an unknown one creates nothing.
+	kinds := make([]string, len(req.MembersID))
+	for i, id := range req.MembersID {
+		kind, err := h.principal(r.Context(), r, id, "membersId")
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		kinds[i] = kind
+	}
+	res, err := h.cmds.CreateGroup.Handle(r.Context(), commands.CreateGroup{Meta: meta(r), GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	seq := res.Sequence
+	for i, id := range req.MembersID {
+		m, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "member "+id), GroupID: res.Group.ID(), MemberKind: kinds[i], MemberID: id})
+		if err != nil {
+			// Undo the group, so that a refused member leaves nothing
+			// behind (the log keeps both events).
+			if _, derr := h.cmds.DeleteGroup.Handle(context.WithoutCancel(r.Context()), commands.DeleteGroup{Meta: stepMeta(r, "undo"), ID: res.Group.ID()}); derr != nil {
+				h.log.Error("undo group creation", "request_id", khttp.RequestID(r.Context()), "group", res.Group.ID(), "err", derr)
+			}
+			h.fail(w, r, err)
+			return
+		}
+		seq = max(seq, m.Sequence)
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	g := res.Group
+	khttp.WriteJSON(w, http.StatusOK, groupDetail{ID: g.ID(), Name: g.Name(), Description: g.Description()})
+}
+
+func (h handlers) updateGroup(w http.ResponseWriter, r *http.Request) {
+	var req groupUpdateRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.cmds.UpdateGroup.Handle(r.Context(), commands.UpdateGroup{Meta: meta(r), ID: mux.Vars(r)["id"],
+		GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	g := res.Group
+	khttp.WriteJSON(w, http.StatusOK, groupDetail{ID: g.ID(), Name: g.Name(), Description: g.Description()})
+}
+
+func (h handlers) deleteGroup(w http.ResponseWriter, r *http.Request) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	seq, err := h.cmds.DeleteGroup.Handle(r.Context(), commands.DeleteGroup{Meta: meta(r), ID: mux.Vars(r)["id"]})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	// Kestra answers a deleted group with 200 and no body.
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h handlers) getGroup(w http.ResponseWriter, r *http.Request) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	g, err := h.q.Group(r.Context(), caller(r), mux.Vars(r)["id"])
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, groupDetail{ID: g.ID, Name: g.Name, Description: g.Description})
+}
+
+func summaries(items []query.Group) []groupSummary {
+	out := make([]groupSummary, len(items))
+	for i, g := range items {
+		out[i] = groupSummary{ID: g.ID, Name: g.Name}
+	}
+	return out
+}
+
+func (h handlers) searchGroups(w http.ResponseWriter, r *http.Request) {
+	s, _, err := search(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	items, total, err := h.q.SearchGroups(r.Context(), caller(r), s)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, paged[groupSummary]{Results: summaries(items), Total: total})
+}
+
+func (h handlers) autocompleteGroups(w http.ResponseWriter, r *http.Request) {
+	var req autocompleteRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	text := ""
+	if req.Q != nil {
+		text = *req.Q
+	}
+	items, err := h.q.AutocompleteGroups(r.Context(), caller(r), text, req.IDs)
+	if err != nil {
+		h.fail(w, r, inBody(err))
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, summaries(items))
+}
+
+func (h handlers) groupsByIDs(w http.ResponseWriter, r *http.Request) {
+	var req idsRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	items, err := h.q.GroupsByIDs(r.Context(), caller(r), req.IDs)
+	if err != nil {
+		h.fail(w, r, inBody(err))
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, summaries(items))
+}
+
+func (h handlers) groupMembers(w http.ResponseWriter, r *http.Request) {
+	s, _, err := search(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	items, total, err := h.q.GroupMembers(r.Context(), caller(r), mux.Vars(r)["id"], s)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := paged[memberJSON]{Results: make([]memberJSON, len(items)), Total: total}
+	for i, m := range items {
+		out.Results[i] = memberOf(m)
+	}
+	khttp.WriteJSON(w, http.StatusOK, out)
+}
+
+// membership reads the member of the path's group named by the path's
+// userId, if it is one; isMember is false when the principal exists but
+// is no member.
+func (h handlers) membership(r *http.Request) (m query.Member, kind string, isMember bool, err error) {
+	groupID, userID := mux.Vars(r)["id"], mux.Vars(r)["userId"]
+	if _, err := h.q.Group(r.Context(), caller(r), groupID); err != nil {
+		return m, "", false, err
+	}
+	if kind, err = h.principal(r.Context(), r, userID, "userId"); err != nil {
+		return m, "", false, err
+	}
+	m, err = h.q.GroupMember(r.Context(), caller(r), groupID, userID)
+	if errors.Is(err, query.ErrNotFound) {
+		return m, kind, false, nil
+	}
+	return m, kind, err == nil, err
+}
+
+// setMember records a membership and answers with the member as it is now.
+func (h handlers) setMember(w http.ResponseWriter, r *http.Request, kind, membership string) {
+	groupID, userID := mux.Vars(r)["id"], mux.Vars(r)["userId"]
+	res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: meta(r), GroupID: groupID, MemberKind: kind, MemberID: userID, Membership: membership})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	m, err := h.q.GroupMember(r.Context(), caller(r), groupID, userID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, memberOf(m))
+}
+
+func notMember(userID string) error {
+	return &conflictError{field: "userId", message: userID + " is not a member of the group"}
+}
+
+func (h handlers) addMember(w http.ResponseWriter, r *http.Request) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	_, kind, isMember, err := h.membership(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if isMember {
+		h.fail(w, r, &conflictError{field: "userId", message: mux.Vars(r)["userId"] + " is already a member of the group"})
+		return
+	}
+	h.setMember(w, r, kind, events.MembershipMember)
+}
+
+func (h handlers) setMembership(w http.ResponseWriter, r *http.Request) {
+	qs, err := khttp.Query(r, "membership")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var membership string
+	switch qs.Get("membership") {
+	case "OWNER":
+		membership = events.MembershipOwner
+	case "MEMBER":
+		membership = events.MembershipMember
+	default:
+		h.fail(w, r, khttp.BadField("membership", "must be OWNER or MEMBER"))
+		return
+	}
+	_, kind, isMember, err := h.membership(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !isMember {
+		h.fail(w, r, notMember(mux.Vars(r)["userId"]))
+		return
+	}
+	h.setMember(w, r, kind, membership)
+}
+
+func (h handlers) removeMember(w http.ResponseWriter, r *http.Request) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	m, _, isMember, err := h.membership(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !isMember {
+		h.fail(w, r, notMember(mux.Vars(r)["userId"]))
+		return
+	}
+	groupID := mux.Vars(r)["id"]
+	seq, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: meta(r), GroupID: groupID, MemberID: m.ID})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	// The member as it is now: without this group.
+	kept := m.Groups[:0]
+	for _, g := range m.Groups {
+		if g.GroupID != groupID {
+			kept = append(kept, g)
+		}
+	}
+	m.Groups = kept
+	khttp.WriteJSON(w, http.StatusOK, memberOf(m))
+}
+
+// userGroupsRequest is IAMUserGroupController.ApiUpdateUserGroupsRequest.
+type userGroupsRequest struct {
+	GroupIDs []string `json:"groupIds"`
+}
+
+// setUserGroups makes the groups of the tenant a user (or service
+// account) belongs to exactly those listed: it joins the new ones (as a
+// member) and leaves the others, one command each.
+func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
+	var req userGroupsRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	id := mux.Vars(r)["id"]
+	kind, err := h.principal(r.Context(), r, id, "id")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var want []string
+	for _, g := range req.GroupIDs {
+		if slices.Contains(want, g) {
+			continue
+		}
+		if _, err := h.q.Group(r.Context(), caller(r), g); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		want = append(want, g)
+	}
+	had, err := h.q.MemberGroups(r.Context(), caller(r), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var seq uint64
+	for _, g := range want {
+		if slices.ContainsFunc(had, func(m query.Membership) bool { return m.GroupID == g }) {
+			continue
+		}
+		res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "join "+g), GroupID: g, MemberKind: kind, MemberID: id})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		seq = max(seq, res.Sequence)
+	}
+	for _, m := range had {
+		if slices.Contains(want, m.GroupID) {
+			continue
+		}
+		s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: stepMeta(r, "leave "+m.GroupID), GroupID: m.GroupID, MemberID: id})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		seq = max(seq, s)
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	w.WriteHeader(http.StatusNoContent)
+}

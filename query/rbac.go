@@ -1,0 +1,613 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lib/pq"
+
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
+	"github.com/keyhold/keyhold/events"
+)
+
+// Numbered-page limits (Search, page and size).
+const (
+	DefaultPageSize = 10
+	MaxPageSize     = 1000
+	// MaxSearchText bounds a search's text filter, in bytes.
+	MaxSearchText = 256
+	// MaxIDs bounds a lookup by ids.
+	MaxIDs = 1000
+)
+
+// SortBy orders a search by one field.
+type SortBy struct {
+	Field string
+	Desc  bool
+}
+
+// Search asks for one numbered page of a listing: Page counts from 1,
+// Size items per page (0: DefaultPageSize), ordered by Sort (then by id),
+// narrowed by Text, matched case-insensitively as a substring of the
+// listing's name field.
+type Search struct {
+	Page int
+	Size int
+	Sort []SortBy
+	Text string
+}
+
+// resolve checks s against the sortable fields of a listing (field name ->
+// column) and returns the ORDER BY clause, limit and offset.
+func (s Search) resolve(sortable map[string]string) (order string, limit, offset int, err error) {
+	size := s.Size
+	if size == 0 {
+		size = DefaultPageSize
+	}
+	if size < 1 || size > MaxPageSize {
+		return "", 0, 0, invalid("size", "size must be between 1 and %d", MaxPageSize)
+	}
+	page := s.Page
+	if page == 0 {
+		page = 1
+	}
+	if page < 1 || page > 1_000_000 {
+		return "", 0, 0, invalid("page", "page must be between 1 and 1000000")
+	}
+	if len(s.Text) > MaxSearchText {
+		return "", 0, 0, invalid("q", "q must be at most %d bytes", MaxSearchText)
+	}
+	var parts []string
+	for _, by := range s.Sort {
+		col, ok := sortable[by.Field]
+		if !ok {
+			known := make([]string, 0, len(sortable))
+			for f := range sortable {
+				known = append(known, f)
+			}
+			slices.Sort(known)
+			return "", 0, 0, invalid("sort", "cannot sort by %q (sortable: %s)", by.Field, strings.Join(known, ", "))
+		}
+		dir := " ASC"
+		if by.Desc {
+			dir = " DESC"
+		}
+		parts = append(parts, col+dir)
+	}
+	parts = append(parts, sortable["id"]+" ASC")
+	return strings.Join(parts, ", "), size, (page - 1) * size, nil
+}
+
+// likePattern is a case-insensitive substring pattern for text, with
+// LIKE's wildcards escaped.
+func likePattern(text string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(text) + "%"
+}
+
+// checkIDs bounds a lookup by ids.
+func checkIDs(ids []string) error {
+	if len(ids) > MaxIDs {
+		return invalid("ids", "ids must hold at most %d ids", MaxIDs)
+	}
+	return nil
+}
+
+// mayIn reports whether caller may do action in its tenant, else an
+// ErrForbidden naming what it may not read.
+func (q *Queries) mayIn(caller auth.Principal, action, what string) error {
+	if !q.may(caller, action) {
+		return fmt.Errorf("%w: you may not read %s in tenant %q (%s)", ErrForbidden, what, caller.Tenant, action)
+	}
+	return nil
+}
+
+// Role is a role as the read tables hold it.
+type Role struct {
+	ID          string
+	Name        string
+	Description string
+	Managed     bool
+	Default     bool
+	Rules       []authz.Rule
+}
+
+type roleRow struct {
+	ID          string `db:"id"`
+	Name        string `db:"name"`
+	Description string `db:"description"`
+	Managed     bool   `db:"managed"`
+	Default     bool   `db:"is_default"`
+	Rules       []byte `db:"rules"`
+}
+
+func (r roleRow) role() (Role, error) {
+	var rules []events.Rule
+	if err := json.Unmarshal(r.Rules, &rules); err != nil {
+		return Role{}, fmt.Errorf("role %s: rules: %w", r.ID, err)
+	}
+	return Role{ID: r.ID, Name: r.Name, Description: r.Description, Managed: r.Managed, Default: r.Default, Rules: auth.RulesOf(rules)}, nil
+}
+
+func roles(rows []roleRow) ([]Role, error) {
+	out := make([]Role, len(rows))
+	for i, r := range rows {
+		var err error
+		if out[i], err = r.role(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+const roleColumns = "id, name, description, managed, is_default, rules"
+
+var roleSort = map[string]string{"id": "id", "name": "name", "isDefault": "is_default", "isManaged": "managed"}
+
+// SearchRoles returns a page of the caller's tenant's roles and how many
+// match in all. It needs iam.roles.list (ErrForbidden otherwise).
+func (q *Queries) SearchRoles(ctx context.Context, caller auth.Principal, s Search) (items []Role, total int, err error) {
+	if err := q.mayIn(caller, authz.RolesList, "roles"); err != nil {
+		return nil, 0, err
+	}
+	order, limit, offset, err := s.resolve(roleSort)
+	if err != nil {
+		return nil, 0, err
+	}
+	where := `tenant = $1 AND ($2 = '' OR name ILIKE $3)`
+	args := []any{caller.Tenant, s.Text, likePattern(s.Text)}
+	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM roles WHERE `+where, args...); err != nil {
+		return nil, 0, fmt.Errorf("count roles: %w", err)
+	}
+	var rows []roleRow
+	err = q.db.SelectContext(ctx, &rows, `SELECT `+roleColumns+` FROM roles WHERE `+where+` ORDER BY `+order+
+		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("search roles: %w", err)
+	}
+	items, err = roles(rows)
+	return items, total, err
+}
+
+// RolesByIDs returns the roles of the caller's tenant with the given ids,
+// ordered by name; unknown ids are left out. It needs iam.roles.list.
+func (q *Queries) RolesByIDs(ctx context.Context, caller auth.Principal, ids []string) ([]Role, error) {
+	return q.matchRoles(ctx, caller, "", ids, false)
+}
+
+// AutocompleteRoles returns up to limit roles whose name holds text
+// (case-insensitively), and every role whose id is in ids, ordered by
+// name. It needs iam.roles.list.
+func (q *Queries) AutocompleteRoles(ctx context.Context, caller auth.Principal, text string, ids []string) ([]Role, error) {
+	return q.matchRoles(ctx, caller, text, ids, true)
+}
+
+// AutocompleteLimit bounds the text matches of an autocomplete.
+const AutocompleteLimit = 50
+
+func (q *Queries) matchRoles(ctx context.Context, caller auth.Principal, text string, ids []string, byText bool) ([]Role, error) {
+	if err := q.mayIn(caller, authz.RolesList, "roles"); err != nil {
+		return nil, err
+	}
+	query, args, err := matchSQL("roles", roleColumns, caller.Tenant, text, ids, byText)
+	if err != nil {
+		return nil, err
+	}
+	var rows []roleRow
+	if err := q.db.SelectContext(ctx, &rows, query, args...); err != nil {
+		return nil, fmt.Errorf("match roles: %w", err)
+	}
+	return roles(rows)
+}
+
+// matchSQL selects the rows of table in tenant with an id in ids, plus
+// (when byText) up to AutocompleteLimit whose name holds text.
+func matchSQL(table, columns, tenant, text string, ids []string, byText bool) (string, []any, error) {
+	if err := checkIDs(ids); err != nil {
+		return "", nil, err
+	}
+	if len(text) > MaxSearchText {
+		return "", nil, invalid("q", "q must be at most %d bytes", MaxSearchText)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	byID := `SELECT ` + columns + ` FROM ` + table + ` WHERE tenant = $1 AND id = ANY($2)`
+	if !byText {
+		return byID + ` ORDER BY name, id`, []any{tenant, pq.StringArray(ids)}, nil
+	}
+	return `SELECT ` + columns + ` FROM ((` + byID + `) UNION (SELECT ` + columns + ` FROM ` + table +
+			` WHERE tenant = $1 AND name ILIKE $3 ORDER BY name, id LIMIT ` + strconv.Itoa(AutocompleteLimit) + `)) m ORDER BY name, id`,
+		[]any{tenant, pq.StringArray(ids), likePattern(text)}, nil
+}
+
+// Role returns one role of the caller's tenant. It needs iam.roles.get.
+func (q *Queries) Role(ctx context.Context, caller auth.Principal, id string) (Role, error) {
+	if err := q.mayIn(caller, authz.RolesGet, "roles"); err != nil {
+		return Role{}, err
+	}
+	var row roleRow
+	err := q.db.GetContext(ctx, &row, `SELECT `+roleColumns+` FROM roles WHERE tenant = $1 AND id = $2`, caller.Tenant, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Role{}, fmt.Errorf("%w: role %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Role{}, fmt.Errorf("get role: %w", err)
+	}
+	return row.role()
+}
+
+// Group is a group as the read tables hold it.
+type Group struct {
+	ID          string `db:"id"`
+	Name        string `db:"name"`
+	Description string `db:"description"`
+}
+
+const groupColumns = "id, name, description"
+
+var groupSort = map[string]string{"id": "id", "name": "name"}
+
+// SearchGroups returns a page of the caller's tenant's groups and how
+// many match in all. It needs iam.groups.list.
+func (q *Queries) SearchGroups(ctx context.Context, caller auth.Principal, s Search) (items []Group, total int, err error) {
+	if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
+		return nil, 0, err
+	}
+	order, limit, offset, err := s.resolve(groupSort)
+	if err != nil {
+		return nil, 0, err
+	}
+	where := `tenant = $1 AND ($2 = '' OR name ILIKE $3)`
+	args := []any{caller.Tenant, s.Text, likePattern(s.Text)}
+	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM groups WHERE `+where, args...); err != nil {
+		return nil, 0, fmt.Errorf("count groups: %w", err)
+	}
+	items = []Group{}
+	err = q.db.SelectContext(ctx, &items, `SELECT `+groupColumns+` FROM groups WHERE `+where+` ORDER BY `+order+
+		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("search groups: %w", err)
+	}
+	return items, total, nil
+}
+
+// GroupsByIDs returns the groups of the caller's tenant with the given
+// ids, ordered by name; unknown ids are left out. It needs iam.groups.list.
+func (q *Queries) GroupsByIDs(ctx context.Context, caller auth.Principal, ids []string) ([]Group, error) {
+	return q.matchGroups(ctx, caller, "", ids, false)
+}
+
+// AutocompleteGroups returns up to AutocompleteLimit groups whose name
+// holds text, and every group whose id is in ids, ordered by name. It
+// needs iam.groups.list.
+func (q *Queries) AutocompleteGroups(ctx context.Context, caller auth.Principal, text string, ids []string) ([]Group, error) {
+	return q.matchGroups(ctx, caller, text, ids, true)
+}
+
+func (q *Queries) matchGroups(ctx context.Context, caller auth.Principal, text string, ids []string, byText bool) ([]Group, error) {
+	if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
+		return nil, err
+	}
+	query, args, err := matchSQL("groups", groupColumns, caller.Tenant, text, ids, byText)
+	if err != nil {
+		return nil, err
+	}
+	out := []Group{}
+	if err := q.db.SelectContext(ctx, &out, query, args...); err != nil {
+		return nil, fmt.Errorf("match groups: %w", err)
+	}
+	return out, nil
+}
+
+// Group returns one group of the caller's tenant. It needs iam.groups.get.
+func (q *Queries) Group(ctx context.Context, caller auth.Principal, id string) (Group, error) {
+	if err := q.mayIn(caller, authz.GroupsGet, "groups"); err != nil {
+		return Group{}, err
+	}
+	var g Group
+	err := q.db.GetContext(ctx, &g, `SELECT `+groupColumns+` FROM groups WHERE tenant = $1 AND id = $2`, caller.Tenant, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, fmt.Errorf("%w: group %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return g, fmt.Errorf("get group: %w", err)
+	}
+	return g, nil
+}
+
+// Membership is one group a principal belongs to.
+type Membership struct {
+	GroupID    string `db:"group_id"`
+	GroupName  string `db:"name"`
+	Membership string `db:"membership"` // events.MembershipMember or MembershipOwner
+}
+
+// Member is a principal (user or service account) of a group, with every
+// group of the tenant it belongs to.
+type Member struct {
+	ID          string `db:"id"`
+	Kind        string `db:"kind"` // events.SubjectUser or SubjectServiceAccount
+	Username    string `db:"username"`
+	DisplayName string `db:"display_name"`
+	Groups      []Membership
+}
+
+// A member's username and display name: a user's own, a service
+// account's display name for both.
+const memberSelect = `SELECT gm.member_id AS id, gm.member_kind AS kind,
+	COALESCE(u.username, sa.display_name, '') AS username,
+	COALESCE(NULLIF(u.display_name, ''), u.username, sa.display_name, '') AS display_name
+	FROM group_members gm
+	LEFT JOIN users u ON gm.member_kind = 'user' AND u.id = gm.member_id
+	LEFT JOIN service_accounts sa ON gm.member_kind = 'service_account' AND sa.tenant = gm.tenant AND sa.id = gm.member_id`
+
+var memberSort = map[string]string{"id": "id", "username": "username", "displayName": "display_name"}
+
+// GroupMembers returns a page of a group's members and how many match in
+// all; Text matches usernames and display names. It needs iam.groups.get;
+// an unknown group is ErrNotFound.
+func (q *Queries) GroupMembers(ctx context.Context, caller auth.Principal, groupID string, s Search) (items []Member, total int, err error) {
+	if _, err := q.Group(ctx, caller, groupID); err != nil {
+		return nil, 0, err
+	}
+	order, limit, offset, err := s.resolve(memberSort)
+	if err != nil {
+		return nil, 0, err
+	}
+	inner := memberSelect + ` WHERE gm.tenant = $1 AND gm.group_id = $2`
+	args := []any{caller.Tenant, groupID, s.Text, likePattern(s.Text)}
+	filter := ` WHERE ($3 = '' OR m.username ILIKE $4 OR m.display_name ILIKE $4)`
+	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM (`+inner+`) m`+filter, args...); err != nil {
+		return nil, 0, fmt.Errorf("count group members: %w", err)
+	}
+	items = []Member{}
+	err = q.db.SelectContext(ctx, &items, `SELECT * FROM (`+inner+`) m`+filter+` ORDER BY `+order+
+		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list group members: %w", err)
+	}
+	return items, total, q.withGroups(ctx, caller.Tenant, items)
+}
+
+// GroupMember returns one member of a group; a principal that is no
+// member is ErrNotFound. It needs iam.groups.get.
+func (q *Queries) GroupMember(ctx context.Context, caller auth.Principal, groupID, memberID string) (Member, error) {
+	if _, err := q.Group(ctx, caller, groupID); err != nil {
+		return Member{}, err
+	}
+	var m Member
+	err := q.db.GetContext(ctx, &m, memberSelect+` WHERE gm.tenant = $1 AND gm.group_id = $2 AND gm.member_id = $3`, caller.Tenant, groupID, memberID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("%w: member %q of group %q", ErrNotFound, memberID, groupID)
+	}
+	if err != nil {
+		return m, fmt.Errorf("get group member: %w", err)
+	}
+	ms := []Member{m}
+	err = q.withGroups(ctx, caller.Tenant, ms)
+	return ms[0], err
+}
+
+// MemberGroups returns the groups of the caller's tenant a user or
+// service account belongs to, ordered by name. It needs iam.groups.list.
+func (q *Queries) MemberGroups(ctx context.Context, caller auth.Principal, memberID string) ([]Membership, error) {
+	if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
+		return nil, err
+	}
+	ms := []Member{{ID: memberID}}
+	err := q.withGroups(ctx, caller.Tenant, ms)
+	return ms[0].Groups, err
+}
+
+// withGroups fills in the groups of each member, in one query.
+func (q *Queries) withGroups(ctx context.Context, tenant string, ms []Member) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	var rows []struct {
+		MemberID string `db:"member_id"`
+		Membership
+	}
+	err := q.db.SelectContext(ctx, &rows, `SELECT gm.member_id, gm.group_id, g.name, gm.membership
+		FROM group_members gm JOIN groups g ON g.tenant = gm.tenant AND g.id = gm.group_id
+		WHERE gm.tenant = $1 AND gm.member_id = ANY($2) ORDER BY g.name, g.id`, tenant, pq.StringArray(ids))
+	if err != nil {
+		return fmt.Errorf("member groups: %w", err)
+	}
+	byID := map[string][]Membership{}
+	for _, r := range rows {
+		byID[r.MemberID] = append(byID[r.MemberID], r.Membership)
+	}
+	for i := range ms {
+		ms[i].Groups = byID[ms[i].ID]
+		if ms[i].Groups == nil {
+			ms[i].Groups = []Membership{}
+		}
+	}
+	return nil
+}
+
+// Binding is an explicit binding with the names of its role and subject.
+type Binding struct {
+	ID          string `db:"id"`
+	Role        string `db:"role"`
+	RoleName    string `db:"role_name"`
+	SubjectKind string `db:"subject_kind"`
+	SubjectID   string `db:"subject_id"`
+	// SubjectName is a group's name, a user's username or a service
+	// account's display name; SubjectDisplayName a user's display name
+	// (its username when it has none) or a service account's.
+	SubjectName        string `db:"subject_name"`
+	SubjectDisplayName string `db:"subject_display_name"`
+	ScopeLevel         string `db:"scope_level"`
+	ScopeTarget        string `db:"scope_target"`
+}
+
+// BindingFilter narrows a binding search; empty fields match everything.
+type BindingFilter struct {
+	// SubjectKinds are the subject kinds to keep (events.SubjectUser, ...).
+	SubjectKinds []string
+	SubjectID    string
+	// Namespace keeps the bindings at exactly this namespace.
+	Namespace string
+}
+
+const bindingSelect = `SELECT b.id, b.role, COALESCE(r.name, b.role) AS role_name, b.subject_kind, b.subject_id,
+	COALESCE(g.name, u.username, sa.display_name, '') AS subject_name,
+	COALESCE(g.name, NULLIF(u.display_name, ''), u.username, sa.display_name, '') AS subject_display_name,
+	b.scope_level, b.scope_target
+	FROM bindings b
+	LEFT JOIN roles r ON r.tenant = b.tenant AND r.id = b.role
+	LEFT JOIN groups g ON b.subject_kind = 'group' AND g.tenant = b.tenant AND g.id = b.subject_id
+	LEFT JOIN users u ON b.subject_kind = 'user' AND u.id = b.subject_id
+	LEFT JOIN service_accounts sa ON b.subject_kind = 'service_account' AND sa.tenant = b.tenant AND sa.id = b.subject_id`
+
+var bindingSort = map[string]string{"id": "b.id", "role": "role_name", "namespace": "b.scope_target"}
+
+// SearchBindings returns a page of the caller's tenant's explicit bindings
+// (not the role lists of service accounts) and how many match in all;
+// Text matches role and subject names. It needs iam.bindings.list.
+func (q *Queries) SearchBindings(ctx context.Context, caller auth.Principal, f BindingFilter, s Search) (items []Binding, total int, err error) {
+	if err := q.mayIn(caller, authz.BindingsList, "bindings"); err != nil {
+		return nil, 0, err
+	}
+	order, limit, offset, err := s.resolve(bindingSort)
+	if err != nil {
+		return nil, 0, err
+	}
+	kinds := f.SubjectKinds
+	if kinds == nil {
+		kinds = []string{}
+	}
+	where := ` WHERE b.tenant = $1 AND (cardinality($2::text[]) = 0 OR b.subject_kind = ANY($2)) AND ($3 = '' OR b.subject_id = $3)
+		AND ($4 = '' OR (b.scope_level = 'namespace' AND b.scope_target = $4))
+		AND ($5 = '' OR COALESCE(r.name, b.role) ILIKE $6 OR COALESCE(g.name, u.username, sa.display_name, '') ILIKE $6)`
+	args := []any{caller.Tenant, pq.StringArray(kinds), f.SubjectID, f.Namespace, s.Text, likePattern(s.Text)}
+	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM (`+bindingSelect+where+`) c`, args...); err != nil {
+		return nil, 0, fmt.Errorf("count bindings: %w", err)
+	}
+	items = []Binding{}
+	err = q.db.SelectContext(ctx, &items, bindingSelect+where+` ORDER BY `+order+
+		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("search bindings: %w", err)
+	}
+	return items, total, nil
+}
+
+// Binding returns one explicit binding of the caller's tenant. It needs
+// iam.bindings.list.
+func (q *Queries) Binding(ctx context.Context, caller auth.Principal, id string) (Binding, error) {
+	bs, err := q.BindingsByIDs(ctx, caller, []string{id})
+	if err != nil {
+		return Binding{}, err
+	}
+	return bs[0], nil
+}
+
+// BindingsByIDs returns the explicit bindings of the caller's tenant with
+// the given ids, in the order of ids; an unknown id is ErrNotFound. It
+// needs iam.bindings.list.
+func (q *Queries) BindingsByIDs(ctx context.Context, caller auth.Principal, ids []string) ([]Binding, error) {
+	if err := q.mayIn(caller, authz.BindingsList, "bindings"); err != nil {
+		return nil, err
+	}
+	if err := checkIDs(ids); err != nil {
+		return nil, err
+	}
+	var rows []Binding
+	if err := q.db.SelectContext(ctx, &rows, bindingSelect+` WHERE b.tenant = $1 AND b.id = ANY($2)`, caller.Tenant, pq.StringArray(ids)); err != nil {
+		return nil, fmt.Errorf("get bindings: %w", err)
+	}
+	byID := make(map[string]Binding, len(rows))
+	for _, b := range rows {
+		byID[b.ID] = b
+	}
+	out := make([]Binding, len(ids))
+	for i, id := range ids {
+		b, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("%w: binding %q", ErrNotFound, id)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+var serviceAccountSort = map[string]string{"id": "id", "name": "display_name"}
+
+// SearchServiceAccounts returns a page of the caller's tenant's service
+// accounts and how many match in all; Text matches display names. Only
+// tenant administrators may list (ErrForbidden otherwise).
+func (q *Queries) SearchServiceAccounts(ctx context.Context, caller auth.Principal, s Search) (items []ServiceAccount, total int, err error) {
+	if !q.may(caller, authz.ServiceAccountsList) {
+		return nil, 0, fmt.Errorf("%w: only tenant administrators can list service accounts", ErrForbidden)
+	}
+	order, limit, offset, err := s.resolve(serviceAccountSort)
+	if err != nil {
+		return nil, 0, err
+	}
+	where := ` WHERE tenant = $1 AND ($2 = '' OR display_name ILIKE $3)`
+	args := []any{caller.Tenant, s.Text, likePattern(s.Text)}
+	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM service_accounts`+where, args...); err != nil {
+		return nil, 0, fmt.Errorf("count service accounts: %w", err)
+	}
+	items = []ServiceAccount{}
+	err = q.db.SelectContext(ctx, &items, `SELECT `+saColumns+` FROM service_accounts`+where+` ORDER BY `+order+
+		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("search service accounts: %w", err)
+	}
+	return items, total, nil
+}
+
+// ServiceAccountGroups returns the groups each of the service accounts
+// ids of the caller's tenant belongs to, ordered by name, in one query.
+// Like ServiceAccount, it answers ErrNotFound to callers who may not read
+// service accounts.
+func (q *Queries) ServiceAccountGroups(ctx context.Context, caller auth.Principal, ids ...string) (map[string][]Membership, error) {
+	if !q.may(caller, authz.ServiceAccountsGet) {
+		return nil, fmt.Errorf("%w: service account %q", ErrNotFound, strings.Join(ids, ", "))
+	}
+	ms := make([]Member, len(ids))
+	for i, id := range ids {
+		ms[i].ID = id
+	}
+	if err := q.withGroups(ctx, caller.Tenant, ms); err != nil {
+		return nil, err
+	}
+	out := make(map[string][]Membership, len(ms))
+	for _, m := range ms {
+		out[m.ID] = m.Groups
+	}
+	return out, nil
+}
+
+// PrincipalKind tells whether id is a service account of the caller's
+// tenant (events.SubjectServiceAccount) or a user with access to it
+// (events.SubjectUser); anything else is ErrNotFound. It reveals no more
+// than the commands that take such an id do.
+func (q *Queries) PrincipalKind(ctx context.Context, caller auth.Principal, id string) (string, error) {
+	var kind string
+	err := q.db.GetContext(ctx, &kind, `SELECT 'service_account' FROM service_accounts WHERE tenant = $1 AND id = $2
+		UNION ALL SELECT 'user' FROM user_tenants WHERE tenant = $1 AND user_id = $2 LIMIT 1`, caller.Tenant, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w: no user or service account %q in tenant %q", ErrNotFound, id, caller.Tenant)
+	}
+	if err != nil {
+		return "", fmt.Errorf("principal kind: %w", err)
+	}
+	return kind, nil
+}
