@@ -38,7 +38,10 @@ func NewRouter(cfg Config) (*mux.Router, error) {
 	}
 	// SkipClean: a path such as /x/../y must reach the id checks (400),
 	// not be redirected to another resource.
-	r := mux.NewRouter().SkipClean(true)
+	// UseEncodedPath: an escaped slash (%2F) in an id must stay inside
+	// the id (and fail its checks), not become a path separator that
+	// routes the request where a proxy in front would not expect it.
+	r := mux.NewRouter().SkipClean(true).UseEncodedPath()
 	mw := observe(cfg.Logger, newMetrics(cfg.Registry))
 	r.Use(mw)
 	// Unmatched requests bypass router middleware, so wrap these directly.
