@@ -89,15 +89,15 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 		if err := h.seed(ctx, c, cmd.Tenant); err != nil {
 			return err
 		}
-		if err := h.claim(ctx, c, events.InstanceTenant, "username", cmd.Username, userID); err != nil {
-			return err
-		}
-		if err := h.claim(ctx, c, events.InstanceTenant, "email", cmd.Email, userID); err != nil {
-			return err
+		personal := events.Personal{Username: cmd.Username, Email: cmd.Email}
+		for _, l := range logins(personal) {
+			if err := h.claim(ctx, c, events.InstanceTenant, l.kind, l.value, userID); err != nil {
+				return err
+			}
 		}
 		uk := key{events.InstanceTenant, events.AggregateUser, userID}
 		u := newUser(userID)
-		c.record(uk, u, 0, events.UserCreated{Personal: events.Personal{Username: cmd.Username, Email: cmd.Email}, Status: events.UserStatusActive, Superadmin: true, PasswordVerifier: verifier})
+		c.record(uk, u, 0, events.UserCreated{Personal: personal, Status: events.UserStatusActive, Superadmin: true, PasswordVerifier: verifier})
 		c.record(uk, u, 0, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		c.record(uk, u, 0, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}})
 		for _, r := range []string{authz.RoleAuditor, authz.RoleTenantAdmin, authz.RoleViewer} {

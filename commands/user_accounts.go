@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/keyhold/keyhold/auth"
@@ -121,11 +122,10 @@ func (h CreateUserHandler) Handle(ctx context.Context, cmd CreateUser) (UserResu
 				return ruleError(ErrNotFound, "tenants", "tenant %q not found", t)
 			}
 		}
-		if err := h.claim(ctx, c, events.InstanceTenant, uniqueUsername, cmd.Username, id); err != nil {
-			return err
-		}
-		if err := h.claim(ctx, c, events.InstanceTenant, uniqueEmail, cmd.Email, id); err != nil {
-			return err
+		for _, l := range logins(cmd.personal()) {
+			if err := h.claim(ctx, c, events.InstanceTenant, l.kind, l.value, id); err != nil {
+				return err
+			}
 		}
 		c.record(k, u, useq, events.UserCreated{Personal: cmd.personal(), Status: events.UserStatusActive, Superadmin: cmd.Superadmin, PasswordVerifier: verifier})
 		if cmd.Superadmin {
@@ -186,16 +186,19 @@ func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResu
 		if err := validPersonal(p); err != nil {
 			return err
 		}
-		old := u.personal
-		for _, f := range []struct{ kind, from, to string }{{uniqueUsername, old.Username, p.Username}, {uniqueEmail, old.Email, p.Email}} {
-			if uniqueID(f.kind, f.from) == uniqueID(f.kind, f.to) {
-				continue
+		before, after := logins(u.personal), logins(p)
+		for _, l := range after {
+			if !slices.ContainsFunc(before, l.same) {
+				if err := h.claim(ctx, c, events.InstanceTenant, l.kind, l.value, u.id); err != nil {
+					return err
+				}
 			}
-			if err := h.claim(ctx, c, events.InstanceTenant, f.kind, f.to, u.id); err != nil {
-				return err
-			}
-			if err := h.release(ctx, c, events.InstanceTenant, f.kind, f.from, u.id); err != nil {
-				return err
+		}
+		for _, l := range before {
+			if !slices.ContainsFunc(after, l.same) {
+				if err := h.release(ctx, c, events.InstanceTenant, l.kind, l.value, u.id); err != nil {
+					return err
+				}
 			}
 		}
 		c.record(k, u, seq, events.UserUpdated{Personal: p})
@@ -268,6 +271,23 @@ type DeleteUser struct {
 	UserID string
 }
 
+// login is a unique value a user signs in with.
+type login struct{ kind, value string }
+
+func (l login) same(o login) bool { return uniqueID(l.kind, l.value) == uniqueID(o.kind, o.value) }
+
+// logins are the values p's user claims: its username and its email, and
+// a username that looks like an email address in the email namespace
+// too, since a login is matched as either: otherwise one user's username
+// could be another's email, and signing in as it would reach the wrong one.
+func logins(p events.Personal) []login {
+	out := []login{{uniqueUsername, p.Username}, {uniqueEmail, p.Email}}
+	if strings.Contains(p.Username, "@") && !strings.EqualFold(p.Username, p.Email) {
+		out = append(out, login{uniqueEmail, p.Username})
+	}
+	return out
+}
+
 // DeleteUserHandler handles DeleteUser.
 type DeleteUserHandler struct{ base }
 
@@ -285,12 +305,10 @@ func (h DeleteUserHandler) Handle(ctx context.Context, cmd DeleteUser) (UserResu
 		return UserResult{}, invalid("", "a user cannot delete themself")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
-		p := u.personal
-		if err := h.release(ctx, c, events.InstanceTenant, uniqueUsername, p.Username, u.id); err != nil {
-			return err
-		}
-		if err := h.release(ctx, c, events.InstanceTenant, uniqueEmail, p.Email, u.id); err != nil {
-			return err
+		for _, l := range logins(u.personal) {
+			if err := h.release(ctx, c, events.InstanceTenant, l.kind, l.value, u.id); err != nil {
+				return err
+			}
 		}
 		c.record(k, u, seq, events.UserDeleted{})
 		return nil

@@ -174,3 +174,31 @@ func TestAPITokenLifetime(t *testing.T) {
 		})
 	}
 }
+
+// A username that looks like an email address cannot be another user's
+// email, nor the other way round: a login is matched as either.
+func TestUsernamesAndEmailsDoNotCollide(t *testing.T) {
+	_, cmds, _ := setup(t)
+	ctx := context.Background()
+	sys := commands.Meta{Caller: auth.System()}
+	_, err := cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "carol", Email: "carol@x.example"})
+	testenv.Must(t, err, "carol")
+	if _, err := cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "Carol@X.example", Email: "zed@x.example"}); !errors.Is(err, commands.ErrAlreadyExists) {
+		t.Fatalf("a username that is carol's email: %v", err)
+	}
+	zed, err := cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "zed@x.example", Email: "zed@x.example"})
+	testenv.Must(t, err, "a username equal to its own email")
+	if _, err := cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "yan", Email: "zed@x.example"}); !errors.Is(err, commands.ErrAlreadyExists) {
+		t.Fatalf("an email that is zed's username: %v", err)
+	}
+	// Renaming frees the old value in both namespaces.
+	name := "zed"
+	_, err = cmds.UpdateUser.Handle(ctx, commands.UpdateUser{Meta: sys, UserID: zed.User.ID(), Username: &name})
+	testenv.Must(t, err, "rename zed")
+	email := "zed2@x.example"
+	_, err = cmds.UpdateUser.Handle(ctx, commands.UpdateUser{Meta: sys, UserID: zed.User.ID(), Email: &email})
+	testenv.Must(t, err, "new email for zed")
+	if _, err := cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "yan", Email: "zed@x.example"}); err != nil {
+		t.Fatalf("zed's old login is not free again: %v", err)
+	}
+}
