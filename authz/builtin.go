@@ -31,9 +31,11 @@ const (
 	GroupsCreate = "iam.groups.create"
 	GroupsUpdate = "iam.groups.update"
 	GroupsDelete = "iam.groups.delete"
-	// GroupMembersUpdate adds, changes and removes group members (a
-	// group's owners may too, for their group).
+	// Adding, changing and removing group members (a group's owners may
+	// too, for their group).
+	GroupMembersCreate = "iam.groupMembers.create"
 	GroupMembersUpdate = "iam.groupMembers.update"
+	GroupMembersDelete = "iam.groupMembers.delete"
 
 	BindingsList   = "iam.bindings.list"
 	BindingsCreate = "iam.bindings.create"

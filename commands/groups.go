@@ -234,7 +234,8 @@ type SetGroupMember struct {
 type SetGroupMemberHandler struct{ base }
 
 // Handle checks the caller may manage the group's members (the
-// iam.groupMembers.update right, or ownership of the group) and holds what
+// iam.groupMembers.create right for a new member, .update for a changed
+// membership, or ownership of the group) and holds what
 // the group's bindings grant (scope-down: a new member gains it), then
 // records the membership. Setting what is already set records nothing.
 func (h SetGroupMemberHandler) Handle(ctx context.Context, cmd SetGroupMember) (GroupResult, error) {
@@ -255,7 +256,11 @@ func (h SetGroupMemberHandler) Handle(ctx context.Context, cmd SetGroupMember) (
 		if err != nil {
 			return err
 		}
-		if err := h.mayManageMembers(cmd.Caller, g); err != nil {
+		action := authz.GroupMembersCreate
+		if _, in := g.members[cmd.MemberID]; in {
+			action = authz.GroupMembersUpdate
+		}
+		if err := h.mayManageMembers(cmd.Caller, g, action); err != nil {
 			return err
 		}
 		out, unchanged = g, seq
@@ -295,7 +300,7 @@ func (h RemoveGroupMemberHandler) Handle(ctx context.Context, cmd RemoveGroupMem
 		if err != nil {
 			return err
 		}
-		if err := h.mayManageMembers(cmd.Caller, g); err != nil {
+		if err := h.mayManageMembers(cmd.Caller, g, authz.GroupMembersDelete); err != nil {
 			return err
 		}
 		if _, ok := g.members[cmd.MemberID]; !ok {
@@ -306,16 +311,17 @@ func (h RemoveGroupMemberHandler) Handle(ctx context.Context, cmd RemoveGroupMem
 	})
 }
 
-// mayManageMembers allows holders of iam.groupMembers.update and the
-// group's owners; both must hold what the group's bindings grant. A group
+// mayManageMembers allows holders of action (iam.groupMembers.create,
+// .update or .delete) and the group's owners; both must hold what the
+// group's bindings grant. A group
 // the caller may not see is ErrNotFound.
-func (b base) mayManageMembers(caller auth.Principal, g *Group) error {
+func (b base) mayManageMembers(caller auth.Principal, g *Group, action string) error {
 	tenant := caller.Tenant
 	if !g.exists {
 		return notFound("group", g.id)
 	}
 	if g.members[caller.ID] != events.MembershipOwner {
-		if err := b.authorize(caller, authz.GroupMembersUpdate, authz.TenantScope(tenant)); err != nil {
+		if err := b.authorize(caller, action, authz.TenantScope(tenant)); err != nil {
 			return err
 		}
 	}
