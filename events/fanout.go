@@ -34,10 +34,17 @@ type Fanout struct {
 type subscriber struct {
 	fn   func(Envelope, error)
 	from uint64
-	// While a late subscriber reads its backlog, live events wait here.
-	pending []pendingEvent
-	live    bool
+	// While a late subscriber reads its backlog, live events wait here,
+	// up to maxPending; beyond that they are dropped (overflow) and read
+	// back from the stream instead, so a slow catch-up under heavy writes
+	// cannot hold the whole log in memory.
+	pending  []pendingEvent
+	overflow bool
+	live     bool
 }
+
+// maxPending bounds the live events held for one late subscriber.
+var maxPending = 10_000
 
 type pendingEvent struct {
 	env Envelope
@@ -59,8 +66,10 @@ func (f *Fanout) deliver(env Envelope, err error) {
 	f.last = env.Sequence
 	for s := range f.subs {
 		switch {
-		case !s.live:
+		case !s.live && len(s.pending) < maxPending && !s.overflow:
 			s.pending = append(s.pending, pendingEvent{env, err})
+		case !s.live:
+			s.overflow = true
 		case env.Sequence >= s.from:
 			s.fn(env, err)
 		}
@@ -104,6 +113,31 @@ func (f *Fanout) Follow(ctx context.Context, filt Filter, fn func(Envelope, erro
 // errors, then hands it the events that arrived meanwhile and makes it live.
 func (f *Fanout) catchUp(ctx context.Context, s *subscriber, upto uint64) {
 	read := s.from - 1
+	for {
+		read = f.readBacklog(ctx, s, read, upto)
+		if ctx.Err() != nil {
+			return
+		}
+		f.mu.Lock()
+		if !s.overflow {
+			break // with f.mu held: no event is delivered meanwhile
+		}
+		// Live events were dropped: read them from the stream too.
+		s.pending, s.overflow, upto = nil, false, f.last
+		f.mu.Unlock()
+	}
+	defer f.mu.Unlock()
+	for _, p := range s.pending {
+		if p.env.Sequence > read {
+			s.fn(p.env, p.err)
+		}
+	}
+	s.pending, s.live = nil, true
+}
+
+// readBacklog hands s the stream's events after read up to upto, retrying
+// after errors until ctx ends, and returns the last sequence handed.
+func (f *Fanout) readBacklog(ctx context.Context, s *subscriber, read, upto uint64) uint64 {
 	for read < upto {
 		err := f.store.Read(ctx, Filter{StartSeq: read + 1}, func(env Envelope) error {
 			if env.Sequence > upto {
@@ -123,17 +157,10 @@ func (f *Fanout) catchUp(ctx context.Context, s *subscriber, upto uint64) {
 		if err != nil {
 			select {
 			case <-ctx.Done():
-				return
+				return read
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, p := range s.pending {
-		if p.env.Sequence > read {
-			s.fn(p.env, p.err)
-		}
-	}
-	s.pending, s.live = nil, true
+	return read
 }

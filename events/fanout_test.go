@@ -94,3 +94,38 @@ func TestFanoutDeliversInOrderToEarlyAndLateSubscribers(t *testing.T) {
 		t.Fatal("a subject filter was accepted")
 	}
 }
+
+// A late subscriber whose catch-up lags behind heavy writes holds at most
+// a bounded number of live events; the rest it reads back from the
+// stream, and it still gets every event once, in order.
+func TestFanoutBoundsWhatALateSubscriberHolds(t *testing.T) {
+	defer events.SetMaxPending(3)()
+	st, _ := testenv.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	appendN(t, st, 20)
+	f, err := st.Fanout(ctx)
+	testenv.Must(t, err, "fanout")
+	first := &collector{}
+	_, err = f.Follow(ctx, events.Filter{}, first.add)
+	testenv.Must(t, err, "follow")
+	first.waitFor(t, 20)
+	slow := &collector{}
+	_, err = f.Follow(ctx, events.Filter{}, func(env events.Envelope, err error) {
+		if env.Sequence <= 20 {
+			time.Sleep(5 * time.Millisecond) // a catch-up slower than the writes
+		}
+		slow.add(env, err)
+	})
+	testenv.Must(t, err, "follow late")
+	appendN(t, st, 30)
+	got := slow.waitFor(t, 50)
+	if len(got) != 50 {
+		t.Fatalf("got %d events: %v", len(got), got)
+	}
+	for i, seq := range got {
+		if seq != uint64(i+1) {
+			t.Fatalf("event %d has sequence %d: %v", i, seq, got)
+		}
+	}
+}
