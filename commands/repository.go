@@ -176,7 +176,7 @@ func (c *change) record(k key, st state, seq uint64, data events.Event) {
 	}
 	c.states[k] = st
 	if c.meta.IdempotencyKey != "" {
-		p.MsgID = msgID(c.meta, len(c.pending))
+		p.MsgID = msgID(c.meta, env, len(c.pending))
 	}
 	c.pending = append(c.pending, p)
 	st.apply(env, data)
@@ -189,14 +189,24 @@ func (c *change) note(k key, data events.Event) {
 	env := events.New(k.tenant, k.id, c.meta.Caller.Actor(), c.meta.RequestID, data)
 	p := events.Pending{Aggregate: k.aggregate, Envelope: env}
 	if c.meta.IdempotencyKey != "" {
-		p.MsgID = msgID(c.meta, len(c.pending))
+		p.MsgID = msgID(c.meta, env, len(c.pending))
 	}
 	c.pending = append(c.pending, p)
 }
 
-func msgID(m Meta, i int) string {
-	h := sha256.Sum256([]byte(m.Caller.Tenant + "\x00" + m.Caller.ID + "\x00" + m.IdempotencyKey))
-	return fmt.Sprintf("%s-%d", hex.EncodeToString(h[:16]), i)
+// msgID is the JetStream message id of event i of a keyed request's
+// change: a retry that decides the same events gets the same ids, and the
+// stream drops the repeats. The event itself is part of it, so that the
+// several commands of one request (a Kestra group created with members)
+// do not share ids and drop each other's events.
+func msgID(m Meta, env events.Envelope, i int) string {
+	h := sha256.New()
+	for _, s := range []string{m.Caller.Tenant, m.Caller.ID, m.IdempotencyKey, env.Tenant, env.Subject, env.Type} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	h.Write(env.Data)
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)[:16]), i)
 }
 
 // commit appends a change; on success the cache learns the new states.

@@ -204,3 +204,27 @@ func TestActingForIncludesBoundRoles(t *testing.T) {
 		t.Fatalf("credential for an account bound to a role the caller lacks: %v", err)
 	}
 }
+
+// Several commands of one keyed request (a dialect creating a group with
+// members) each land: the log must not take the later ones for repeats.
+func TestCommandsOfOneKeyedRequestAllLand(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	_, err := w.cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	admin := w.user("ops", "acme", authz.RoleTenantAdmin)
+	alice, bob := w.user("alice", "acme"), w.user("bob", "acme")
+	keyed := commands.Meta{Caller: admin, IdempotencyKey: "one-request"}
+	g, err := w.cmds.CreateGroup.Handle(ctx, commands.CreateGroup{Meta: keyed, GroupInput: commands.GroupInput{Name: "devs"}})
+	testenv.Must(t, err, "create group")
+	for _, m := range []auth.Principal{alice, bob} {
+		if _, err := w.cmds.SetGroupMember.Handle(ctx, commands.SetGroupMember{Meta: keyed, GroupID: g.Group.ID(), MemberKind: events.SubjectUser, MemberID: m.ID}); err != nil {
+			t.Fatalf("add %s under the same key: %v", m.ID, err)
+		}
+	}
+	st, _, err := w.st.Load(ctx, "acme", events.AggregateGroup, g.Group.ID())
+	testenv.Must(t, err, "load")
+	if len(st) != 3 {
+		t.Fatalf("the group has %d events, want created and two members", len(st))
+	}
+}
