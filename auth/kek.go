@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 )
 
 var (
@@ -82,7 +83,12 @@ var kekMagic = []byte("KHK1")
 
 // seal wraps a private key of signing key kid.
 func (k KEK) seal(kid string, der []byte) []byte {
-	out := make([]byte, 0, len(kekMagic)+len(k.id)+k.aead.NonceSize()+len(der)+k.aead.Overhead())
+	return k.sealAD([]byte("keyhold signing key "+kid), der)
+}
+
+// sealAD wraps plaintext with additional data ad.
+func (k KEK) sealAD(ad, plaintext []byte) []byte {
+	out := make([]byte, 0, len(kekMagic)+len(k.id)+k.aead.NonceSize()+len(plaintext)+k.aead.Overhead())
 	out = append(out, kekMagic...)
 	out = append(out, k.id[:]...)
 	nonce := make([]byte, k.aead.NonceSize())
@@ -90,7 +96,7 @@ func (k KEK) seal(kid string, der []byte) []byte {
 		panic("auth: no randomness for a nonce: " + err.Error())
 	}
 	out = append(out, nonce...)
-	return k.aead.Seal(out, nonce, der, []byte("keyhold signing key "+kid))
+	return k.aead.Seal(out, nonce, plaintext, ad)
 }
 
 // wrappedBy returns the id of the KEK that wrapped blob, or false for a
@@ -163,4 +169,50 @@ func LoadKEKFile(path string, create bool) (KEK, error) {
 		return KEK{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return k, nil
+}
+
+// ErrUnwrap means a wrapped blob was not wrapped by any of the given
+// key-encryption keys for the given purpose, or was altered. When its
+// key was not given, the error matches ErrWrongKEK too.
+var ErrUnwrap = errors.New("auth: cannot unwrap with the given key-encryption keys")
+
+// Wrap seals plaintext under k for purpose, the additional data that binds
+// the blob to its use (a row, a principal): it unwraps only for the same
+// purpose. The blob names k by ID, so a rotated key can be found.
+func (k KEK) Wrap(purpose string, plaintext []byte) []byte {
+	return k.sealAD(wrapAD(purpose), plaintext)
+}
+
+// wrapAD is the additional data of Wrap: apart from signing keys' by its
+// prefix, so no blob of one kind opens as the other.
+func wrapAD(purpose string) []byte { return []byte("keyhold wrap\x00" + purpose) }
+
+// Unwrap opens blob, wrapped by Wrap for purpose under one of keks (the
+// current key first, then previous ones). It reports whether the key that
+// opened it is not keks[0], so the caller can rewrap under the current key.
+func Unwrap(keks []KEK, purpose string, blob []byte) (plaintext []byte, rewrap bool, err error) {
+	id, ok := wrappedBy(blob)
+	if !ok {
+		return nil, false, fmt.Errorf("%w: not a wrapped blob", ErrUnwrap)
+	}
+	for i, k := range keks {
+		if !k.usable() || k.ID() != id {
+			continue
+		}
+		rest := blob[len(kekMagic)+len(k.id):]
+		if len(rest) < k.aead.NonceSize() {
+			return nil, false, fmt.Errorf("%w: truncated", ErrUnwrap)
+		}
+		p, err := k.aead.Open(nil, rest[:k.aead.NonceSize()], rest[k.aead.NonceSize():], wrapAD(purpose))
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: wrapped by key-encryption key %s for another purpose, or altered", ErrUnwrap, id)
+		}
+		return p, i > 0, nil
+	}
+	known := make([]string, 0, len(keks))
+	for _, k := range keks {
+		known = append(known, k.ID())
+	}
+	return nil, false, fmt.Errorf("%w (%w): wrapped by key-encryption key %s, and only %s were given: start with the key file it was made with (give a rotated-out one as the previous key)",
+		ErrUnwrap, ErrWrongKEK, id, strings.Join(known, ", "))
 }

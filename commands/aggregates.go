@@ -91,6 +91,7 @@ type User struct {
 	// deleted marks an id that was used and deleted: ids are never reused.
 	deleted    bool
 	personal   events.Personal
+	erased     bool // personal data erased: personal holds markers
 	status     string
 	superadmin bool
 	verifier   string
@@ -107,6 +108,10 @@ func (u *User) ID() string { return u.id }
 
 // Personal returns the user's personal data.
 func (u *User) Personal() events.Personal { return u.personal }
+
+// Erased reports whether the user's personal data was erased; Personal
+// then holds events.ErasedMarker in every field.
+func (u *User) Erased() bool { return u.erased }
 
 // Status returns active or disabled.
 func (u *User) Status() string { return u.status }
@@ -136,13 +141,17 @@ func (u *User) clone() state {
 func (u *User) apply(env events.Envelope, e events.Event) {
 	switch e := e.(type) {
 	case events.UserCreated:
-		u.exists, u.personal, u.status, u.superadmin, u.verifier = true, e.Personal, e.Status, e.Superadmin, e.PasswordVerifier
+		// The repository put the plaintext (or erased markers) into
+		// Personal when it read the event; see repository.reveal.
+		u.exists, u.personal, u.status, u.superadmin, u.verifier = true, personalOf(e.Personal), e.Status, e.Superadmin, e.PasswordVerifier
 		if u.status == "" {
 			u.status = events.UserStatusActive
 		}
 		u.createdAt = env.Time
 	case events.UserUpdated:
-		u.personal = e.Personal
+		u.personal = personalOf(e.Personal)
+	case events.PersonalDataErased:
+		u.personal, u.erased = events.ErasedPersonal(), true
 	case events.UserDisabled:
 		u.status = events.UserStatusDisabled
 	case events.UserEnabled:
@@ -150,7 +159,7 @@ func (u *User) apply(env events.Envelope, e events.Event) {
 	case events.PasswordChanged:
 		u.verifier = e.Verifier
 	case events.UserDeleted:
-		*u = User{id: u.id, deleted: true}
+		*u = User{id: u.id, deleted: true, erased: u.erased}
 		return
 	case events.UserTenantAccessGranted:
 		if !slices.Contains(u.tenants, e.Tenant) {
@@ -164,6 +173,13 @@ func (u *User) apply(env events.Envelope, e events.Event) {
 		u.tokens = slices.DeleteFunc(u.tokens, func(id string) bool { return id == e.TokenID })
 	}
 	u.updatedAt = env.Time
+}
+
+func personalOf(p *events.Personal) events.Personal {
+	if p == nil {
+		return events.Personal{}
+	}
+	return *p
 }
 
 // unique is the state of one reserved value.

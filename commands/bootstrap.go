@@ -97,7 +97,9 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 		}
 		uk := key{events.InstanceTenant, events.AggregateUser, userID}
 		u := newUser(userID)
-		c.record(uk, u, 0, events.UserCreated{Personal: personal, Status: events.UserStatusActive, Superadmin: true, PasswordVerifier: verifier})
+		if err := h.recordCreated(ctx, c, uk, u.(*User), 0, personal, true, verifier); err != nil {
+			return err
+		}
 		c.record(uk, u, 0, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		c.record(uk, u, 0, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}})
 		for _, r := range []string{authz.RoleAuditor, authz.RoleTenantAdmin, authz.RoleViewer} {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/privacy"
 )
 
 // Commands groups every command handler. Handlers are safe for concurrent use.
@@ -44,6 +45,7 @@ type Commands struct {
 	SetGroupMember       SetGroupMemberHandler
 	RemoveGroupMember    RemoveGroupMemberHandler
 	ChangeInstance       ChangeInstanceSettingsHandler
+	ErasePersonalData    ErasePersonalDataHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -54,6 +56,7 @@ type config struct {
 	retries   int
 	now       func() time.Time
 	authz     auth.Authorizer
+	personal  *privacy.Store
 }
 
 // Option configures New.
@@ -105,6 +108,19 @@ func WithAuthorizer(a auth.Authorizer) Option {
 	}
 }
 
+// WithPersonalData sets the key store that seals users' personal data
+// and blinds reservation subjects. Without it, commands that write or read
+// a user's personal data fail with ErrUnavailable.
+func WithPersonalData(s *privacy.Store) Option {
+	return func(c *config) error {
+		if s == nil {
+			return fmt.Errorf("%w: nil personal data store", ErrInvalidOption)
+		}
+		c.personal = s
+		return nil
+	}
+}
+
 // New returns the command handlers over store.
 func New(store *events.Store, opts ...Option) (*Commands, error) {
 	if store == nil {
@@ -116,8 +132,8 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 			return nil, err
 		}
 	}
-	r := newRepository(store, cfg.cacheSize, cfg.retries)
-	b := base{repo: r, now: cfg.now, authz: cfg.authz}
+	r := newRepository(store, cfg.cacheSize, cfg.retries, cfg.personal)
+	b := base{repo: r, now: cfg.now, authz: cfg.authz, personal: cfg.personal}
 	return &Commands{
 		Bootstrap:            BootstrapHandler{b},
 		ChangeTenantSettings: ChangeTenantSettingsHandler{b},
@@ -148,6 +164,7 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		SetGroupMember:       SetGroupMemberHandler{b},
 		RemoveGroupMember:    RemoveGroupMemberHandler{b},
 		ChangeInstance:       ChangeInstanceSettingsHandler{b},
+		ErasePersonalData:    ErasePersonalDataHandler{b},
 	}, nil
 }
 
@@ -157,9 +174,10 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 const tenantMaxAge = 2 * time.Second
 
 type base struct {
-	repo  *repository
-	now   func() time.Time
-	authz auth.Authorizer
+	repo     *repository
+	now      func() time.Time
+	authz    auth.Authorizer
+	personal *privacy.Store
 }
 
 func (b base) tenant(ctx context.Context, id string) (*Tenant, uint64, error) {
@@ -187,13 +205,34 @@ func (b base) serviceAccount(ctx context.Context, tenant, id string) (*ServiceAc
 // value go out in one JetStream atomic batch: both are stored or neither
 // is. The claim subject is conditional on the reservation's last sequence,
 // so two concurrent claims cannot both win.
+//
+// Personal values (usernames, emails) are reserved under a blinded
+// subject (privacy.Store.Blind); logs from before it hold them under a
+// bare hash, which is checked too: a value claimed there still
+// conflicts, and one its owner holds there stays held (release frees it).
+// Other values (service account names) are not personal and keep the
+// bare hash.
 func (b base) claim(ctx context.Context, c *change, tenant, kind, value, owner string) error {
-	k := key{tenant, events.AggregateUnique, uniqueID(kind, value)}
-	st, seq, err := b.repo.load(ctx, k, 0, func() state { return newUnique("") })
+	id, legacy, err := b.reservationIDs(kind, value)
 	if err != nil {
 		return err
 	}
-	u := st.(*unique)
+	if legacy != "" {
+		old, _, _, err := b.reservation(ctx, tenant, legacy)
+		if err != nil {
+			return err
+		}
+		if old.owner == owner {
+			return nil
+		}
+		if old.owner != "" {
+			return ruleError(ErrAlreadyExists, kind, "%s %q is already taken", kind, value)
+		}
+	}
+	u, k, seq, err := b.reservation(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
 	if u.owner != "" && u.owner != owner {
 		return ruleError(ErrAlreadyExists, kind, "%s %q is already taken", kind, value)
 	}
@@ -201,9 +240,79 @@ func (b base) claim(ctx context.Context, c *change, tenant, kind, value, owner s
 	return nil
 }
 
-// uniqueID maps a unique value to a subject token: values (emails, names)
-// may hold characters subjects cannot, and hashing keeps them out of
-// subject names.
+// release records freeing a unique value owner holds in change c, under
+// whichever subject (blinded or legacy) holds it; a value held by someone
+// else (or no one) is left alone.
+func (b base) release(ctx context.Context, c *change, tenant, kind, value, owner string) error {
+	id, legacy, err := b.reservationIDs(kind, value)
+	if err != nil {
+		return err
+	}
+	for _, id := range []string{id, legacy} {
+		if id == "" {
+			continue
+		}
+		u, k, seq, err := b.reservation(ctx, tenant, id)
+		if err != nil {
+			return err
+		}
+		if u.owner == owner {
+			c.record(k, u, seq, events.UniqueKeyReleased{Kind: kind, Owner: owner})
+		}
+	}
+	return nil
+}
+
+// reservationIDs returns the subject token a value of kind is claimed
+// under, and for personal kinds the bare-hash token older logs used.
+func (b base) reservationIDs(kind, value string) (id, legacy string, err error) {
+	switch kind {
+	case uniqueUsername, uniqueEmail:
+		if b.personal == nil {
+			return "", "", errNoKeyStore
+		}
+		return b.personal.Blind(kind, value), uniqueID(kind, value), nil
+	}
+	return uniqueID(kind, value), "", nil
+}
+
+func (b base) reservation(ctx context.Context, tenant, id string) (*unique, key, uint64, error) {
+	k := key{tenant, events.AggregateUnique, id}
+	st, seq, err := b.repo.load(ctx, k, 0, func() state { return newUnique("") })
+	if err != nil {
+		return nil, k, 0, err
+	}
+	return st.(*unique), k, seq, nil
+}
+
+// errNoKeyStore refuses a command that needs personal data or
+// reservations when New was given no key store.
+var errNoKeyStore = fmt.Errorf("%w: no personal data key store configured", ErrUnavailable)
+
+// sealPersonal makes sure user id has a data key (before any event that
+// needs it is appended) and returns p sealed for an event of type typ.
+func (b base) sealPersonal(ctx context.Context, id, typ string, p events.Personal) ([]byte, error) {
+	if b.personal == nil {
+		return nil, errNoKeyStore
+	}
+	if err := b.personal.Create(ctx, id); err != nil {
+		if errors.Is(err, privacy.ErrErased) {
+			return nil, ruleError(ErrInvalid, "", "the personal data of user %s was erased", id)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	enc, err := b.personal.Seal(ctx, id, typ, p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return enc, nil
+}
+
+// uniqueID maps a unique value to a bare-hash subject token: values
+// (names, emails) may hold characters subjects cannot, and hashing keeps
+// them out of subject names. Anyone who guesses a value can compute it:
+// personal values are claimed blinded instead (reservationIDs), and
+// this token is only read for them, for logs from before blinding.
 func uniqueID(kind, value string) string {
 	h := sha256.Sum256([]byte(kind + "\x00" + strings.ToLower(value)))
 	return hex.EncodeToString(h[:16])

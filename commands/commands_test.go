@@ -14,6 +14,7 @@ import (
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/privacy"
 	"github.com/keyhold/keyhold/query"
 )
 
@@ -24,12 +25,15 @@ type world struct {
 	st   *events.Store
 	dir  *query.Directory
 	cmds *commands.Commands
+	// personal is shared by every writer, as replicas share one key store.
+	personal *privacy.Store
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	st, _ := testenv.Store(t)
-	w := &world{t: t, st: st, dir: query.NewDirectory()}
+	personal := privacy.NewMemory()
+	w := &world{t: t, st: st, dir: query.NewDirectory(query.WithPersonal(personal)), personal: personal}
 	w.cmds = w.writer()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -42,7 +46,7 @@ func newWorld(t *testing.T) *world {
 // directory, as another replica would have.
 func (w *world) writer() *commands.Commands {
 	w.t.Helper()
-	cmds, err := commands.New(w.st, commands.WithAuthorizer(w.dir.Authorizer()))
+	cmds, err := commands.New(w.st, commands.WithAuthorizer(w.dir.Authorizer()), commands.WithPersonalData(w.personal))
 	testenv.Must(w.t, err, "commands")
 	return cmds
 }

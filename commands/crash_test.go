@@ -16,6 +16,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/privacy"
 )
 
 // TestUniquenessSurvivesCrashMidBatch runs a bootstrap whose process dies
@@ -44,7 +45,8 @@ func TestUniquenessSurvivesCrashMidBatch(t *testing.T) {
 	defer crashing.Close()
 	dying, err := events.Open(context.Background(), crashing, opts...)
 	testenv.Must(t, err, "open store through the proxy")
-	doomed, err := New(dying)
+	personal := privacy.NewMemory() // one key store for both processes, as replicas share one
+	doomed, err := New(dying, WithPersonalData(personal))
 	testenv.Must(t, err, "commands")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -74,7 +76,7 @@ func TestUniquenessSurvivesCrashMidBatch(t *testing.T) {
 	if seq, err := st.LastSequence(context.Background()); err != nil || seq != 0 {
 		t.Fatalf("stream holds %d events after an uncommitted batch (err %v), want 0", seq, err)
 	}
-	cmds, err := New(st)
+	cmds, err := New(st, WithPersonalData(personal))
 	testenv.Must(t, err, "commands")
 	_, err = cmds.Bootstrap.Handle(context.Background(), Bootstrap{Meta: Meta{Caller: auth.System()}, Tenant: "beta", Username: "alice", Email: "alice@beta.test"})
 	testenv.Must(t, err, "bootstrap after the crash")
@@ -139,8 +141,9 @@ func TestConcurrentClaimsOneWinner(t *testing.T) {
 	const n = 8
 	var wg sync.WaitGroup
 	results := make(chan error, n)
+	personal := privacy.NewMemory() // shared, as replicas share one
 	for i := range n {
-		cmds, err := New(st)
+		cmds, err := New(st, WithPersonalData(personal))
 		testenv.Must(t, err, "commands")
 		wg.Add(1)
 		go func() {

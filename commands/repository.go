@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/privacy"
 )
 
 // state is an aggregate's state folded from its events. apply is the only
@@ -36,6 +37,9 @@ type cached struct {
 type repository struct {
 	store   *events.Store
 	retries int
+	// personal reads users' personal data out of the events it loads; nil
+	// when the commands were built without a key store.
+	personal *privacy.Store
 
 	stripes [lockStripes]sync.Mutex
 
@@ -64,8 +68,8 @@ func (r *repository) stripe(k key) *sync.Mutex {
 	return &r.stripes[h.Sum32()%lockStripes]
 }
 
-func newRepository(store *events.Store, size, retries int) *repository {
-	return &repository{store: store, retries: retries, lru: list.New(), items: map[key]*entry{}, max: size}
+func newRepository(store *events.Store, size, retries int, personal *privacy.Store) *repository {
+	return &repository{store: store, retries: retries, personal: personal, lru: list.New(), items: map[key]*entry{}, max: size}
 }
 
 func (r *repository) get(k key, maxAge time.Duration) (cached, bool) {
@@ -147,10 +151,44 @@ func (r *repository) load(ctx context.Context, k key, maxAge time.Duration, fres
 		if err != nil {
 			return nil, 0, fmt.Errorf("rebuild %s/%s: %w", k.aggregate, k.id, err)
 		}
+		if e, err = r.reveal(ctx, env, e); err != nil {
+			return nil, 0, err
+		}
 		st.apply(env, e)
 	}
 	r.put(k, cached{st: st.clone(), seq: seq})
 	return st, seq, nil
+}
+
+// reveal returns e with the personal data of a UserCreated or UserUpdated
+// in the clear (Personal), read with the key store, for the aggregate to
+// apply; the event is never written back. Other events pass unchanged.
+func (r *repository) reveal(ctx context.Context, env events.Envelope, e events.Event) (events.Event, error) {
+	switch x := e.(type) {
+	case events.UserCreated:
+		p, err := r.personalOf(ctx, env, e, x.Personal, x.PersonalEnc)
+		x.Personal, x.PersonalEnc = p, nil
+		return x, err
+	case events.UserUpdated:
+		p, err := r.personalOf(ctx, env, e, x.Personal, x.PersonalEnc)
+		x.Personal, x.PersonalEnc = p, nil
+		return x, err
+	}
+	return e, nil
+}
+
+func (r *repository) personalOf(ctx context.Context, env events.Envelope, e events.Event, plain *events.Personal, sealed []byte) (*events.Personal, error) {
+	if r.personal == nil {
+		if sealed == nil {
+			return plain, nil
+		}
+		return nil, fmt.Errorf("%w: %s of %s holds encrypted personal data and no key store is configured", ErrUnavailable, env.Type, env.Subject)
+	}
+	p, err := r.personal.Personal(ctx, env.Subject, e)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read personal data of %s: %v", ErrUnavailable, env.Subject, err)
+	}
+	return &p, nil
 }
 
 // change is what a decision produces: events for one or more aggregates,
@@ -169,7 +207,13 @@ func newChange(meta Meta) *change {
 // record adds an event for aggregate k whose current state is st at seq and
 // applies it to st at once, so later decisions in the same change see it.
 func (c *change) record(k key, st state, seq uint64, data events.Event) {
-	env := events.New(k.tenant, k.id, c.meta.Caller.Actor(), c.meta.RequestID, data)
+	c.recordAs(k, st, seq, data, data)
+}
+
+// recordAs is record for an event whose stored form differs from what st
+// applies: personal data is stored sealed and applied in the clear.
+func (c *change) recordAs(k key, st state, seq uint64, stored, applied events.Event) {
+	env := events.New(k.tenant, k.id, c.meta.Caller.Actor(), c.meta.RequestID, stored)
 	p := events.Pending{Aggregate: k.aggregate, Envelope: env}
 	if _, seen := c.states[k]; !seen {
 		p.Expect, p.ExpectedSeq = true, seq
@@ -179,7 +223,7 @@ func (c *change) record(k key, st state, seq uint64, data events.Event) {
 		p.MsgID = msgID(c.meta, env, len(c.pending))
 	}
 	c.pending = append(c.pending, p)
-	st.apply(env, data)
+	st.apply(env, applied)
 }
 
 // note appends data to aggregate k unconditionally: for aggregates no

@@ -127,7 +127,9 @@ func (h CreateUserHandler) Handle(ctx context.Context, cmd CreateUser) (UserResu
 				return err
 			}
 		}
-		c.record(k, u, useq, events.UserCreated{Personal: cmd.personal(), Status: events.UserStatusActive, Superadmin: cmd.Superadmin, PasswordVerifier: verifier})
+		if err := h.recordCreated(ctx, c, k, u, useq, cmd.personal(), cmd.Superadmin, verifier); err != nil {
+			return err
+		}
 		if cmd.Superadmin {
 			c.record(k, u, useq, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}})
 		}
@@ -171,6 +173,9 @@ func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResu
 		return UserResult{}, invalid("", "nothing to update: give at least one field")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		if u.erased {
+			return ruleError(ErrInvalid, "", "the personal data of user %s was erased", u.id)
+		}
 		p := u.personal
 		set := func(dst *string, v *string) {
 			if v != nil {
@@ -201,9 +206,27 @@ func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResu
 				}
 			}
 		}
-		c.record(k, u, seq, events.UserUpdated{Personal: p})
+		enc, err := h.sealPersonal(ctx, u.id, events.UserUpdated{}.EventType(), p)
+		if err != nil {
+			return err
+		}
+		c.recordAs(k, u, seq, events.UserUpdated{PersonalEnc: enc}, events.UserUpdated{Personal: &p})
 		return nil
 	})
+}
+
+// recordCreated records UserCreated for user u with personal data p,
+// sealed in the log and in the clear for u.
+func (b base) recordCreated(ctx context.Context, c *change, k key, u *User, seq uint64, p events.Personal, superadmin bool, verifier string) error {
+	enc, err := b.sealPersonal(ctx, u.id, events.UserCreated{}.EventType(), p)
+	if err != nil {
+		return err
+	}
+	e := events.UserCreated{Status: events.UserStatusActive, Superadmin: superadmin, PasswordVerifier: verifier}
+	stored, applied := e, e
+	stored.PersonalEnc, applied.Personal = enc, &p
+	c.recordAs(k, u, seq, stored, applied)
+	return nil
 }
 
 // change runs decide on an existing user under the user's lock.
@@ -305,10 +328,8 @@ func (h DeleteUserHandler) Handle(ctx context.Context, cmd DeleteUser) (UserResu
 		return UserResult{}, invalid("", "a user cannot delete themself")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
-		for _, l := range logins(u.personal) {
-			if err := h.release(ctx, c, events.InstanceTenant, l.kind, l.value, u.id); err != nil {
-				return err
-			}
+		if err := h.releaseLogins(ctx, c, u); err != nil {
+			return err
 		}
 		c.record(k, u, seq, events.UserDeleted{})
 		return nil
@@ -408,16 +429,16 @@ func (b base) mayManageUsers(m Meta, action string) error {
 	return nil
 }
 
-// release records freeing a unique value owner holds in change c; a value
-// held by someone else (or no one) is left alone.
-func (b base) release(ctx context.Context, c *change, tenant, kind, value, owner string) error {
-	k := key{tenant, events.AggregateUnique, uniqueID(kind, value)}
-	st, seq, err := b.repo.load(ctx, k, 0, func() state { return newUnique("") })
-	if err != nil {
-		return err
+// releaseLogins records freeing every login u claimed (see logins) in
+// change c; an erased user holds none any more.
+func (b base) releaseLogins(ctx context.Context, c *change, u *User) error {
+	if u.erased {
+		return nil
 	}
-	if u := st.(*unique); u.owner == owner {
-		c.record(k, u, seq, events.UniqueKeyReleased{Kind: kind, Owner: owner})
+	for _, l := range logins(u.personal) {
+		if err := b.release(ctx, c, events.InstanceTenant, l.kind, l.value, u.id); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -26,6 +26,11 @@ var (
 	// message could not be decoded at all (see TypeUndecodable).
 	ErrUndecodable = errors.New("events: stored message is not a decodable event")
 
+	// ErrPersonalData is returned by a PersonalReader for encrypted
+	// personal data that does not open: altered, or sealed for another
+	// user or event type. Retrying does not help.
+	ErrPersonalData = errors.New("events: personal data does not decrypt")
+
 	// ErrInvalidOption is returned by Open for an option with a bad value.
 	ErrInvalidOption = errors.New("events: invalid option")
 )

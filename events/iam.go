@@ -1,6 +1,9 @@
 package events
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Scope says where a grant or a service account applies.
 type Scope struct {
@@ -73,8 +76,9 @@ func (TenantSettingsChanged) EventType() string { return "iam.tenant.settings_ch
 
 // Personal is everything that identifies a person. It is kept in one
 // struct in every event that carries it, so it can be encrypted per user
-// as a whole (and shredded by dropping the user's key); nothing personal
-// may appear outside it.
+// as a whole (and shredded by destroying the user's key); nothing personal
+// may appear outside it. Events since UserCreated v3 and UserUpdated v2
+// carry it only encrypted (PersonalEnc); a PersonalReader returns it.
 type Personal struct {
 	Username string `json:"username"`
 	// Email is lower-cased.
@@ -82,6 +86,28 @@ type Personal struct {
 	FirstName   string `json:"first_name,omitempty"`
 	LastName    string `json:"last_name,omitempty"`
 	DisplayName string `json:"display_name,omitempty"`
+	// Erased is set, never stored, when the user's data key was destroyed:
+	// every field then holds ErasedMarker.
+	Erased bool `json:"-"`
+}
+
+// ErasedMarker stands in for every personal field of an erased user.
+const ErasedMarker = "[erased]"
+
+// ErasedPersonal is what readers get for a user whose data key was
+// destroyed.
+func ErasedPersonal() Personal {
+	return Personal{Username: ErasedMarker, Email: ErasedMarker, FirstName: ErasedMarker, LastName: ErasedMarker, DisplayName: ErasedMarker, Erased: true}
+}
+
+// PersonalReader returns the personal data a UserCreated or UserUpdated
+// of user subject carries: the plaintext of events written before
+// encryption, the decrypted PersonalEnc of newer ones, ErasedPersonal once
+// the user's data key is destroyed. An error means the key store could not
+// answer (retry later), or the ciphertext does not open (a broken event).
+// Implementations are safe for concurrent use.
+type PersonalReader interface {
+	Personal(ctx context.Context, subject string, e Event) (Personal, error)
 }
 
 // User statuses.
@@ -91,11 +117,18 @@ const (
 )
 
 // UserCreated registers a human user. Aggregate: user at instance level.
-// Version 2 moved username and email into Personal.
+// Version 2 moved username and email into Personal; version 3 encrypts it
+// into PersonalEnc.
 type UserCreated struct {
-	Personal   Personal `json:"personal"`
-	Status     string   `json:"status"`
-	Superadmin bool     `json:"superadmin,omitempty"`
+	// Personal is set only in events written before version 3, which
+	// keep their plaintext; a PersonalReader reads both forms.
+	Personal *Personal `json:"personal,omitempty"`
+	// PersonalEnc is Personal as JSON sealed with AES-256-GCM under the
+	// user's data key (nonce first), with the user id and event type as
+	// additional data.
+	PersonalEnc []byte `json:"personal_enc,omitempty"`
+	Status      string `json:"status"`
+	Superadmin  bool   `json:"superadmin,omitempty"`
 	// PasswordVerifier is an argon2id PHC string (auth.HashPassword), or
 	// empty for a user without a password. Never the password.
 	PasswordVerifier string `json:"password_verifier,omitempty"`
@@ -106,8 +139,12 @@ func (UserCreated) EventType() string { return "iam.user.created" }
 
 // UserUpdated replaces a user's personal data as a whole. Username and
 // email changes are claimed (and the old values released) in the same batch.
+// Version 2 encrypts it, as UserCreated v3 does.
 type UserUpdated struct {
-	Personal Personal `json:"personal"`
+	// Personal is set only in version 1 events.
+	Personal *Personal `json:"personal,omitempty"`
+	// PersonalEnc is sealed as UserCreated's is.
+	PersonalEnc []byte `json:"personal_enc,omitempty"`
 }
 
 // EventType implements Event.
@@ -131,6 +168,15 @@ type UserDeleted struct{}
 
 // EventType implements Event.
 func (UserDeleted) EventType() string { return "iam.user.deleted" }
+
+// PersonalDataErased records that a user's personal data is erased: its
+// username and email are released in the same batch, and the user's data
+// key is destroyed right after, which makes every PersonalEnc of the user
+// unreadable. The user id and what is not personal (status, grants) stay.
+type PersonalDataErased struct{}
+
+// EventType implements Event.
+func (PersonalDataErased) EventType() string { return "iam.user.personal_data_erased" }
 
 // PasswordChanged sets a user's password verifier (argon2id PHC string);
 // the password itself is never stored. Older verifiers stop working at once.

@@ -52,8 +52,11 @@ func register(e Event, version int, upcast map[int]Upcaster) {
 func init() {
 	register(TenantCreated{}, 1, nil)
 	register(TenantSettingsChanged{}, 1, nil)
-	register(UserCreated{}, 2, map[int]Upcaster{1: upcastUserCreatedV1})
-	register(UserUpdated{}, 1, nil)
+	// UserCreated v3 and UserUpdated v2: personal data encrypted; older
+	// versions keep their plaintext, which readers take as it is.
+	register(UserCreated{}, 3, map[int]Upcaster{1: upcastUserCreatedV1, 2: same})
+	register(UserUpdated{}, 2, map[int]Upcaster{1: same})
+	register(PersonalDataErased{}, 1, nil)
 	register(UserDisabled{}, 1, nil)
 	register(UserEnabled{}, 1, nil)
 	register(UserDeleted{}, 1, nil)
@@ -102,7 +105,7 @@ func upcastUserCreatedV1(data json.RawMessage) (json.RawMessage, error) {
 	if err := json.Unmarshal(data, &v1); err != nil {
 		return nil, err
 	}
-	return json.Marshal(UserCreated{Personal: Personal{Username: v1.Username, Email: v1.Email}, Status: UserStatusActive})
+	return json.Marshal(UserCreated{Personal: &Personal{Username: v1.Username, Email: v1.Email}, Status: UserStatusActive})
 }
 
 // Types returns the registered type names with their current versions.

@@ -68,7 +68,7 @@ func TestAppendBatchIsAtomic(t *testing.T) {
 	// The second claim of k1 fails, so the user event in the same batch must not be stored.
 	_, err = st.Append(ctx,
 		pending(st, "_", events.AggregateUnique, "k1", true, 0, events.UniqueKeyClaimed{Kind: "username", Owner: "u2"}),
-		pending(st, "_", events.AggregateUser, "u2", true, 0, events.UserCreated{Personal: events.Personal{Username: "x"}}),
+		pending(st, "_", events.AggregateUser, "u2", true, 0, events.UserCreated{Personal: &events.Personal{Username: "x"}}),
 	)
 	if !errors.Is(err, events.ErrConflict) {
 		t.Fatalf("err = %v, want conflict", err)
@@ -81,7 +81,7 @@ func TestAppendBatchIsAtomic(t *testing.T) {
 
 	res, err := st.Append(ctx,
 		pending(st, "_", events.AggregateUnique, "k2", true, 0, events.UniqueKeyClaimed{Kind: "username", Owner: "u3"}),
-		pending(st, "_", events.AggregateUser, "u3", true, 0, events.UserCreated{Personal: events.Personal{Username: "y"}}),
+		pending(st, "_", events.AggregateUser, "u3", true, 0, events.UserCreated{Personal: &events.Personal{Username: "y"}}),
 	)
 	testenv.Must(t, err, "batch")
 	envs, last, err := st.Load(ctx, "_", events.AggregateUser, "u3")

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"time"
 
 	"github.com/lib/pq"
@@ -19,7 +20,12 @@ var iamIndexes string
 // IAM projects tenants, users, service accounts, credential metadata,
 // roles, bindings, groups and their members.
 // It is stateless between batches and safe to use from one runner.
-type IAM struct{}
+type IAM struct {
+	// Personal reads users' encrypted personal data; without it an event
+	// that carries some fails to apply. Plaintext events from before
+	// encryption need none.
+	Personal events.PersonalReader
+}
 
 // Name implements Projector.
 func (IAM) Name() string { return "iam" }
@@ -116,19 +122,60 @@ func (i IAM) Apply(ctx context.Context, tx Tx, batch []events.Envelope) error {
 }
 
 // Plan implements Planner. It is stateless and safe for concurrent use.
-func (IAM) Plan(batch []events.Envelope) (Plan, error) {
+//
+// Users' personal data is read with i.Personal: erased users get
+// events.ErasedMarker in every personal column. A key store that does not
+// answer fails the batch with an error that is retried.
+func (i IAM) Plan(batch []events.Envelope) (Plan, error) {
 	b := iamBatch{sas: make(map[saKey]*saRow, len(batch)), creds: make(map[credKey]*credRow, len(batch)/2)}
 	for _, env := range batch {
 		e, err := events.Decode(env)
 		if err != nil {
 			return nil, &ApplyError{Seq: env.Sequence, Err: err}
 		}
-		b.apply(env, e)
+		p, err := i.personal(env, e)
+		if err != nil {
+			return nil, err
+		}
+		b.apply(env, e, p)
 	}
 	return b.plan()
 }
 
-func (b *iamBatch) apply(env events.Envelope, e events.Event) {
+// personalWait bounds the key-store reads of one batch's events.
+const personalWait = 10 * time.Second
+
+// personal returns the personal data of a UserCreated or UserUpdated.
+func (i IAM) personal(env events.Envelope, e events.Event) (events.Personal, error) {
+	var plain *events.Personal
+	var sealed []byte
+	switch e := e.(type) {
+	case events.UserCreated:
+		plain, sealed = e.Personal, e.PersonalEnc
+	case events.UserUpdated:
+		plain, sealed = e.Personal, e.PersonalEnc
+	default:
+		return events.Personal{}, nil
+	}
+	if i.Personal == nil {
+		if sealed != nil {
+			return events.Personal{}, &ApplyError{Seq: env.Sequence, Err: errors.New("encrypted personal data and no key store to read it")}
+		}
+		if plain == nil {
+			return events.Personal{}, nil
+		}
+		return *plain, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), personalWait)
+	defer cancel()
+	p, err := i.Personal.Personal(ctx, env.Subject, e)
+	if errors.Is(err, events.ErrPersonalData) {
+		return events.Personal{}, &ApplyError{Seq: env.Sequence, Err: err}
+	}
+	return p, err
+}
+
+func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal) {
 	// They touch tables of their own only: order among them is all that counts.
 	b.stmts = append(b.stmts, rbacStatements(env, e)...)
 	switch e := e.(type) {
@@ -146,7 +193,6 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 			scope_levels = COALESCE($4, scope_levels), updated_at = $5 WHERE id = $1`,
 			env.Subject, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, stamp(env.Time))
 	case events.UserCreated:
-		p := e.Personal
 		status := e.Status
 		if status == "" {
 			status = events.UserStatusActive
@@ -154,9 +200,11 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event) {
 		b.exec(`INSERT INTO users (id, username, email, first_name, last_name, display_name, status, superadmin, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, env.Subject, p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName, status, e.Superadmin, stamp(env.Time))
 	case events.UserUpdated:
-		p := e.Personal
 		b.exec(`UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, display_name = $6 WHERE id = $1`,
 			env.Subject, p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName)
+	case events.PersonalDataErased:
+		m := events.ErasedMarker
+		b.exec(`UPDATE users SET username = $2, email = $2, first_name = $2, last_name = $2, display_name = $2 WHERE id = $1`, env.Subject, m)
 	case events.UserDisabled:
 		b.exec(`UPDATE users SET status = $2 WHERE id = $1`, env.Subject, events.UserStatusDisabled)
 	case events.UserEnabled:

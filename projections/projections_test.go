@@ -18,6 +18,7 @@ import (
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/privacy"
 	"github.com/keyhold/keyhold/projections"
 )
 
@@ -28,12 +29,14 @@ type fixture struct {
 	dsn      string
 	admin    auth.Principal
 	progress *projections.Progress
+	iam      projections.IAM
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	st, _ := testenv.Store(t)
-	cmds, err := commands.New(st)
+	personal := privacy.NewMemory()
+	cmds, err := commands.New(st, commands.WithPersonalData(personal))
 	testenv.Must(t, err, "commands")
 	dsn := testenv.DatabaseURL(t)
 	db, err := sqlx.Open("postgres", dsn)
@@ -45,14 +48,14 @@ func newFixture(t *testing.T) *fixture {
 	// authorization.
 	admin := auth.System()
 	admin.Tenant = "acme"
-	return &fixture{store: st, cmds: cmds, db: db, dsn: dsn, admin: admin, progress: projections.NewProgress()}
+	return &fixture{store: st, cmds: cmds, db: db, dsn: dsn, admin: admin, progress: projections.NewProgress(), iam: projections.IAM{Personal: personal}}
 }
 
 // start runs a runner until the test ends.
 func (f *fixture) start(t *testing.T, opts ...projections.RunnerOption) *projections.Runner {
 	t.Helper()
 	opts = append([]projections.RunnerOption{projections.WithLockRetry(50 * time.Millisecond)}, opts...)
-	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}}, opts...)
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{f.iam}, opts...)
 	testenv.Must(t, err, "runner")
 	ctx, cancel := context.WithCancel(context.Background())
 	testenv.Must(t, r.Prepare(ctx), "prepare")
@@ -241,7 +244,7 @@ func TestTwoRunnersOneLeader(t *testing.T) {
 	f := newFixture(t)
 	a := f.start(t)
 	// The second runner has its own progress tracker, like another replica.
-	other := &fixture{store: f.store, db: f.db, dsn: f.dsn, progress: projections.NewProgress()}
+	other := &fixture{store: f.store, db: f.db, dsn: f.dsn, progress: projections.NewProgress(), iam: f.iam}
 	b := other.start(t)
 	seq := f.workload(t, 6)
 	f.wait(t, seq)
@@ -257,7 +260,7 @@ func TestTwoRunnersOneLeader(t *testing.T) {
 func TestRestartResumesFromCheckpoint(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}})
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{f.iam})
 	testenv.Must(t, err, "runner")
 	testenv.Must(t, r.Prepare(ctx), "prepare")
 	done := make(chan struct{})
@@ -267,7 +270,7 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 	<-done
 
 	more := f.workload(t, 3) // appended while no projector runs
-	r2, err := projections.NewRunner(f.db, f.dsn, f.store, projections.NewProgress(), []projections.Projector{projections.IAM{}})
+	r2, err := projections.NewRunner(f.db, f.dsn, f.store, projections.NewProgress(), []projections.Projector{f.iam})
 	testenv.Must(t, err, "runner 2")
 	testenv.Must(t, r2.Prepare(context.Background()), "prepare 2")
 	testenv.Must(t, r2.CatchUp(context.Background()), "catch up")
@@ -284,7 +287,7 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 func TestLeaderCatchesUpAfterFallingBehind(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{projections.IAM{}},
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{f.iam},
 		projections.WithBatchSize(1), projections.WithLockRetry(50*time.Millisecond))
 	testenv.Must(t, err, "runner")
 	rctx, cancel := context.WithCancel(ctx)
@@ -419,7 +422,7 @@ func TestRollingUpgradeHandsOver(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	progress := projections.NewProgress()
-	upgraded, err := projections.NewRunner(f.db, f.dsn, f.store, progress, []projections.Projector{iamV2{}}, projections.WithLockRetry(50*time.Millisecond))
+	upgraded, err := projections.NewRunner(f.db, f.dsn, f.store, progress, []projections.Projector{iamV2{f.iam}}, projections.WithLockRetry(50*time.Millisecond))
 	testenv.Must(t, err, "new runner")
 	testenv.Must(t, upgraded.Prepare(ctx), "prepare the new version (rebuild)")
 	done := make(chan struct{})
@@ -445,7 +448,7 @@ func TestRollingUpgradeHandsOver(t *testing.T) {
 		t.Fatalf("%d service accounts, want %d", got, want)
 	}
 
-	late, err := projections.NewRunner(f.db, f.dsn, f.store, projections.NewProgress(), []projections.Projector{projections.IAM{}})
+	late, err := projections.NewRunner(f.db, f.dsn, f.store, projections.NewProgress(), []projections.Projector{f.iam})
 	testenv.Must(t, err, "old runner")
 	if err := late.Prepare(ctx); !errors.Is(err, projections.ErrVersionMismatch) {
 		t.Fatalf("an old binary's Prepare over newer tables: %v, want ErrVersionMismatch", err)
@@ -500,7 +503,7 @@ func TestDivisionByZeroIsNotTheFence(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{divider{}}, projections.WithLockRetry(50*time.Millisecond))
+	r, err := projections.NewRunner(f.db, f.dsn, f.store, f.progress, []projections.Projector{divider{f.iam}}, projections.WithLockRetry(50*time.Millisecond))
 	testenv.Must(t, err, "runner")
 	testenv.Must(t, r.Prepare(ctx), "prepare")
 	done := make(chan struct{})

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -56,17 +57,33 @@ func ParseAuditTime(s string, now time.Time) (*time.Time, error) {
 // table, with batched direct gets: no JetStream consumer is created, so
 // no reader, however it ends, can leave one behind.
 type Audit struct {
-	store *events.Store
-	gate  *Gate
-	authz auth.Authorizer
+	store    *events.Store
+	gate     *Gate
+	authz    auth.Authorizer
+	personal events.PersonalReader
+}
+
+// AuditOption configures NewAudit.
+type AuditOption func(*Audit)
+
+// ShowPersonal makes the trail show users' personal data in the clear
+// (data.personal, read with r, events.ErasedMarker for erased users) in
+// place of the ciphertext data.personal_enc. Without it the ciphertext is
+// shown as stored.
+func ShowPersonal(r events.PersonalReader) AuditOption {
+	return func(a *Audit) { a.personal = r }
 }
 
 // NewAudit returns an audit reader over store. A non-nil gate bounds how
 // many reads run at once: beyond it Events fails with ErrBusy.
 // Callers are decided by az (the server's directory model); a nil az lets
 // only the operator (auth.System) read.
-func NewAudit(store *events.Store, gate *Gate, az auth.Authorizer) *Audit {
-	return &Audit{store: store, gate: gate, authz: az}
+func NewAudit(store *events.Store, gate *Gate, az auth.Authorizer, opts ...AuditOption) *Audit {
+	a := &Audit{store: store, gate: gate, authz: az}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // Events returns matching events in log order (oldest first) and a cursor
@@ -147,6 +164,9 @@ func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter
 			next = strconv.FormatUint(env.Sequence, 10)
 			return events.ErrStop
 		}
+		if err := a.reveal(ctx, &env); err != nil {
+			return err
+		}
 		out = append(out, env)
 		return nil
 	})
@@ -154,4 +174,36 @@ func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter
 		return nil, "", fmt.Errorf("read audit trail: %w", err)
 	}
 	return out, next, err
+}
+
+// reveal replaces the sealed personal data of a user event by what the
+// personal reader reads from it (see ShowPersonal). Data that does not
+// decrypt is left as stored.
+func (a *Audit) reveal(ctx context.Context, env *events.Envelope) error {
+	if a.personal == nil || (env.Type != (events.UserCreated{}).EventType() && env.Type != (events.UserUpdated{}).EventType()) {
+		return nil
+	}
+	e, err := events.Decode(*env)
+	if err != nil {
+		return nil // shown as stored, as every undecodable event is
+	}
+	p, err := a.personal.Personal(ctx, env.Subject, e)
+	if errors.Is(err, events.ErrPersonalData) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(env.Data, &data); err != nil {
+		return nil
+	}
+	delete(data, "personal_enc")
+	if data["personal"], err = json.Marshal(p); err != nil {
+		return err
+	}
+	if env.Data, err = json.Marshal(data); err != nil {
+		return err
+	}
+	return nil
 }

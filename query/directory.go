@@ -223,6 +223,19 @@ type Directory struct {
 	uses *TokenUses
 	// hashing holds a slot per argon2id check running.
 	hashing chan struct{}
+	// personal reads usernames and emails out of user events (nil: only
+	// plaintext ones, from before encryption, are read).
+	personal events.PersonalReader
+}
+
+// DirectoryOption configures NewDirectory.
+type DirectoryOption func(*Directory)
+
+// WithPersonal sets what reads users' encrypted usernames and emails, for
+// logins by name; without it only events from before encryption give
+// logins.
+func WithPersonal(r events.PersonalReader) DirectoryOption {
+	return func(d *Directory) { d.personal = r }
 }
 
 // maxPasswordChecks bounds the argon2id checks running at once.
@@ -233,7 +246,7 @@ var maxPasswordChecks = max(2, runtime.NumCPU())
 func (d *Directory) TrackTokenUse(u *TokenUses) { d.uses = u }
 
 // NewDirectory returns an empty directory at sequence 0.
-func NewDirectory() *Directory {
+func NewDirectory(opts ...DirectoryOption) *Directory {
 	d := &Directory{
 		accounts:    map[string]*dirServiceAccount{},
 		clients:     map[string]*dirServiceAccount{},
@@ -250,6 +263,9 @@ func NewDirectory() *Directory {
 	}
 	if _, err := rand.Read(d.macKey[:]); err != nil {
 		panic("query: crypto/rand failed: " + err.Error())
+	}
+	for _, o := range opts {
+		o(d)
 	}
 	return d
 }
@@ -351,12 +367,16 @@ func (d *Directory) Apply(env events.Envelope) {
 			id := strings.Clone(env.Subject)
 			u := &dirUser{id: id, active: e.Status != events.UserStatusDisabled, verifier: strings.Clone(e.PasswordVerifier), superadmin: e.Superadmin}
 			d.users[id] = u
-			d.index(u, e.Personal)
+			d.index(u, d.reveal(env, e))
 			d.putUser(u)
 		}
 	case events.UserUpdated:
 		if u := d.users[env.Subject]; u != nil {
-			d.index(u, e.Personal)
+			d.index(u, d.reveal(env, e))
+		}
+	case events.PersonalDataErased:
+		if u := d.users[env.Subject]; u != nil {
+			d.index(u, events.Personal{})
 		}
 	case events.UserDisabled:
 		if u := d.users[env.Subject]; u != nil {
@@ -532,6 +552,7 @@ func relevant(typ string) bool {
 		events.GroupMemberRemoved{}.EventType(),
 		events.UserCreated{}.EventType(),
 		events.UserUpdated{}.EventType(),
+		events.PersonalDataErased{}.EventType(),
 		events.UserDisabled{}.EventType(),
 		events.UserEnabled{}.EventType(),
 		events.UserDeleted{}.EventType(),
@@ -893,6 +914,42 @@ func (d *Directory) ServiceAccountTenant(saID string) (string, bool) {
 		return "", false
 	}
 	return sa.tenant, true
+}
+
+// personalWait bounds a key-store read while applying a user event.
+const personalWait = 5 * time.Second
+
+// reveal returns the logins e carries, or none (recording a failure)
+// when they cannot be read; an erased user has none.
+func (d *Directory) reveal(env events.Envelope, e events.Event) events.Personal {
+	var p events.Personal
+	if d.personal == nil {
+		switch e := e.(type) {
+		case events.UserCreated:
+			p = personalOf(e.Personal)
+		case events.UserUpdated:
+			p = personalOf(e.Personal)
+		}
+		return p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), personalWait)
+	defer cancel()
+	p, err := d.personal.Personal(ctx, env.Subject, e)
+	if err != nil {
+		d.fail(env, err)
+		return events.Personal{}
+	}
+	if p.Erased {
+		return events.Personal{}
+	}
+	return p
+}
+
+func personalOf(p *events.Personal) events.Personal {
+	if p == nil {
+		return events.Personal{}
+	}
+	return *p
 }
 
 // index points the lower-cased username and email of p at u, dropping u's

@@ -14,6 +14,7 @@ import (
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/privacy"
 	"github.com/keyhold/keyhold/query"
 )
 
@@ -32,8 +33,9 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	store, _ := testenv.Store(t)
-	dir := query.NewDirectory()
-	cmds, err := commands.New(store, commands.WithAuthorizer(dir.Authorizer()))
+	personal := privacy.NewMemory()
+	dir := query.NewDirectory(query.WithPersonal(personal))
+	cmds, err := commands.New(store, commands.WithAuthorizer(dir.Authorizer()), commands.WithPersonalData(personal))
 	testenv.Must(t, err, "commands")
 	boot, err := cmds.Bootstrap.Handle(context.Background(), commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
 	testenv.Must(t, err, "bootstrap")
@@ -378,7 +380,7 @@ func TestAPITokenExpiryAndUserTenants(t *testing.T) {
 	orphan := auth.NewSecret(auth.PrefixAPIToken)
 	u := events.InstanceTenant
 	for _, env := range []events.Envelope{
-		applied(1, u, "01u", events.UserCreated{Personal: events.Personal{Username: "u", Email: "u@x.test"}, Status: events.UserStatusActive}),
+		applied(1, u, "01u", events.UserCreated{Personal: &events.Personal{Username: "u", Email: "u@x.test"}, Status: events.UserStatusActive}),
 		applied(2, u, "01u", events.UserTenantAccessGranted{Tenant: "t2"}),
 		applied(3, u, "01u", events.UserTenantAccessGranted{Tenant: "t1"}),
 		applied(4, u, "01u", events.UserRoleGranted{Role: authz.RoleViewer, Tenant: "t1", Scope: events.Scope{Level: events.ScopeTenant, Target: "t1"}}),
@@ -672,7 +674,7 @@ func TestTokenInvalidationFollowsTheLog(t *testing.T) {
 func TestPasswordChecksAreBounded(t *testing.T) {
 	d := query.NewDirectory()
 	verifier := auth.HashPassword("the right password", auth.DefaultPasswordParams)
-	d.Apply(applied(1, events.InstanceTenant, "01u", events.UserCreated{Personal: events.Personal{Username: "u", Email: "u@x.test"}, Status: events.UserStatusActive, PasswordVerifier: verifier}))
+	d.Apply(applied(1, events.InstanceTenant, "01u", events.UserCreated{Personal: &events.Personal{Username: "u", Email: "u@x.test"}, Status: events.UserStatusActive, PasswordVerifier: verifier}))
 	const n = 32
 	errs := make(chan error, n)
 	start := make(chan struct{})

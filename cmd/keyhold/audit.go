@@ -39,13 +39,17 @@ now (90m, 24h). --json prints one JSON envelope per line.`,
 			if f.Until, err = parseWhen("--until", until); err != nil {
 				return err
 			}
-			e, err := openLog(cmd.Context(), cfg)
+			e, err := open(cmd.Context(), cfg, false)
 			if err != nil {
 				return err
 			}
 			defer e.close()
+			personal, err := e.personalData(cmd.Context())
+			if err != nil {
+				return err
+			}
 			f.Limit = -1
-			evs, _, err := query.NewAudit(e.store, nil, nil).Events(cmd.Context(), auth.System(), f)
+			evs, _, err := query.NewAudit(e.store, nil, nil, query.ShowPersonal(personal)).Events(cmd.Context(), auth.System(), f)
 			if err != nil {
 				return err
 			}
@@ -60,7 +64,7 @@ now (90m, 24h). --json prints one JSON envelope per line.`,
 	fl.StringVar(&since, "since", "", "only events at or after this time")
 	fl.StringVar(&until, "until", "", "only events at or before this time")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON envelope per line")
-	return cfg.use(cmd, logFlags...)
+	return cfg.use(cmd, tableFlags...)
 }
 
 func parseWhen(flag, s string) (*time.Time, error) {

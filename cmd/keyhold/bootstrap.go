@@ -55,7 +55,7 @@ server on the same data dir, it joins its NATS.`,
 				return err
 			}
 			defer e.close()
-			cmds, err := commands.New(e.store)
+			cmds, err := e.commands(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -137,8 +137,9 @@ var (
 	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file", "issuer", "trusted-proxies"}
 	// logFlags: commands that only read or append to the event log.
 	logFlags = []string{"data-dir", "nats-url", "nats-listen", "stream-replicas", "log-level"}
-	// tableFlags: commands that also use the read tables.
-	tableFlags = append(slices.Clone(logFlags), "database-url")
+	// tableFlags: commands that also use the database: read tables, or the
+	// data keys of users' personal data, which the key-encryption key wraps.
+	tableFlags = append(slices.Clone(logFlags), "database-url", "key-file", "previous-key-file")
 )
 
 // use adds the named shared flags to cmd. Flags given before the

@@ -14,8 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/database"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/privacy"
 	"github.com/keyhold/keyhold/projections"
 )
 
@@ -28,6 +30,7 @@ type env struct {
 	nc       *nats.Conn
 	store    *events.Store
 	db       *database.DB
+	personal *privacy.Store // see personalData
 }
 
 // open connects to NATS and Postgres. serving decides how an embedded NATS
@@ -44,7 +47,7 @@ func open(ctx context.Context, cfg *config, serving bool) (*env, error) {
 }
 
 // openLog is open for a command that uses only the event log: it connects
-// no database.
+// no database, so it cannot read encrypted personal data.
 func openLog(ctx context.Context, cfg *config) (*env, error) {
 	log, err := openLogger(cfg)
 	if err != nil {
@@ -280,10 +283,43 @@ func (e *env) close() {
 	}
 }
 
+// personalData returns the key store of users' personal data, opened
+// once per env: it needs the database and the key-encryption key.
+func (e *env) personalData(ctx context.Context) (*privacy.Store, error) {
+	if e.personal != nil {
+		return e.personal, nil
+	}
+	if e.db == nil {
+		return nil, errors.New("personal data keys need the database")
+	}
+	kek, previous, err := e.cfg.keks()
+	if err != nil {
+		return nil, err
+	}
+	if e.personal, err = privacy.Open(ctx, e.db.SQL().DB, kek, previous...); err != nil {
+		return nil, fmt.Errorf("personal data keys: %w", err)
+	}
+	return e.personal, nil
+}
+
+// commands builds the command handlers over this env, with its personal
+// data keys.
+func (e *env) commands(ctx context.Context, opts ...commands.Option) (*commands.Commands, error) {
+	p, err := e.personalData(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return commands.New(e.store, append([]commands.Option{commands.WithPersonalData(p)}, opts...)...)
+}
+
 // runner builds the projection runner over this env.
-func (e *env) runner(progress *projections.Progress, opts ...projections.RunnerOption) (*projections.Runner, error) {
+func (e *env) runner(ctx context.Context, progress *projections.Progress, opts ...projections.RunnerOption) (*projections.Runner, error) {
+	p, err := e.personalData(ctx)
+	if err != nil {
+		return nil, err
+	}
 	opts = append([]projections.RunnerOption{projections.WithLogger(e.log)}, opts...)
-	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{}}, opts...)
+	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{Personal: p}}, opts...)
 }
 
 // openRunner opens an env for an operator command and a projection
@@ -293,7 +329,7 @@ func openRunner(ctx context.Context, cfg *config) (*env, *projections.Runner, er
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := e.runner(projections.NewProgress())
+	r, err := e.runner(ctx, projections.NewProgress())
 	if err != nil {
 		e.close()
 		return nil, nil, err

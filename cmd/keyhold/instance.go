@@ -72,6 +72,6 @@ the maximum) and print them all as one JSON object. Tokens issued before keep th
 	}
 	set.Flags().DurationVar(&def, "api-token-default-lifetime", 0, "lifetime of a personal API token issued without one")
 	set.Flags().DurationVar(&maxi, "api-token-max-lifetime", 0, "the longest lifetime a personal API token may get")
-	cmd.AddCommand(cfg.use(show, tableFlags...), cfg.use(set, logFlags...))
+	cmd.AddCommand(cfg.use(show, tableFlags...), cfg.use(set, tableFlags...))
 	return cmd
 }

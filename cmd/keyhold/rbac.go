@@ -301,7 +301,7 @@ namespaces below it. Prints the binding as JSON.`,
 		c.Flags().StringVar(&tenant, "tenant", "", "the tenant (required)")
 		_ = c.MarkFlagRequired("tenant")
 	}
-	cmd.AddCommand(cfg.use(list, tableFlags...), cfg.use(grant, logFlags...), cfg.use(revoke, logFlags...))
+	cmd.AddCommand(cfg.use(list, tableFlags...), cfg.use(grant, tableFlags...), cfg.use(revoke, tableFlags...))
 	return cmd
 }
 

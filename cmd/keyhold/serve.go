@@ -25,6 +25,7 @@ import (
 	"github.com/keyhold/keyhold/http/k0rdent"
 	"github.com/keyhold/keyhold/http/kestra"
 	"github.com/keyhold/keyhold/http/oauth2"
+	privacyhttp "github.com/keyhold/keyhold/http/privacy"
 	"github.com/keyhold/keyhold/projections"
 	"github.com/keyhold/keyhold/query"
 )
@@ -147,7 +148,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	runner, err := e.runner(progress, projections.WithFollow(fanout))
+	runner, err := e.runner(ctx, progress, projections.WithFollow(fanout))
 	if err != nil {
 		return nil, err
 	}
@@ -167,10 +168,19 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		reload = auth.KeyReload
 	}
 	go keys.Refresh(ctx, e.db.SQL(), reload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
-	dir := query.NewDirectory()
+	personal, err := e.personalData(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// One query for every key, so the directory's replay of the log does
+	// not cost a round trip per user.
+	if err := personal.Preload(ctx); err != nil {
+		return nil, err
+	}
+	dir := query.NewDirectory(query.WithPersonal(personal))
 	uses := query.NewTokenUses()
 	dir.TrackTokenUse(uses)
-	cmds, err := commands.New(e.store, commands.WithAuthorizer(dir.Authorizer()))
+	cmds, err := e.commands(ctx, commands.WithAuthorizer(dir.Authorizer()))
 	if err != nil {
 		return nil, err
 	}
@@ -202,9 +212,10 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	}
 	k0rdent.Register(router, kit, cmds, q, e.log)
 	kestra.Register(router, kit, cmds, q, e.log)
-	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer()))
+	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer(), query.ShowPersonal(personal)))
 	decisions := query.NewDecisions(dir)
 	decision.Register(router, kit, decisions)
+	privacyhttp.Register(router, kit, cmds)
 	o, err := oauth2.New(dir, keys, s.revoke, oauth2.WithLogger(e.log), oauth2.WithRegistry(reg), oauth2.WithProxies(proxies))
 	if err != nil {
 		return nil, err

@@ -101,7 +101,7 @@ if never). An aligned table, or JSON with --json. Brings the read tables up to d
 		c.Flags().StringVar(&user, "user", "", "the user's id (bootstrap printed it as user_id) (required)")
 		_ = c.MarkFlagRequired("user")
 	}
-	cmd.AddCommand(cfg.use(issue, logFlags...), cfg.use(revoke, logFlags...), cfg.use(list, tableFlags...))
+	cmd.AddCommand(cfg.use(issue, tableFlags...), cfg.use(revoke, tableFlags...), cfg.use(list, tableFlags...))
 	return cmd
 }
 
@@ -134,12 +134,12 @@ func withCommands(cmd *cobra.Command, cfg *config, validate func() error, run fu
 	if err := validate(); err != nil {
 		return refusal(err)
 	}
-	e, err := openLog(cmd.Context(), cfg)
+	e, err := open(cmd.Context(), cfg, false)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	cmds, err := commands.New(e.store)
+	cmds, err := e.commands(cmd.Context())
 	if err != nil {
 		return err
 	}

@@ -65,7 +65,7 @@ user's password, for HTTP Basic; only its argon2id verifier is stored.`,
 	for _, f := range []string{"username", "email"} {
 		_ = create.MarkFlagRequired(f)
 	}
-	cmd.AddCommand(cfg.use(create, logFlags...))
+	cmd.AddCommand(cfg.use(create, tableFlags...))
 
 	var user string
 	idOnly := func() error {
@@ -130,7 +130,7 @@ is stored.`,
 	for _, s := range []*cobra.Command{status("disable", "Disable a user", events.UserStatusDisabled), status("enable", "Enable a user", events.UserStatusActive), del, setPassword} {
 		s.Flags().StringVar(&user, "user", "", "the user's id (required)")
 		_ = s.MarkFlagRequired("user")
-		cmd.AddCommand(cfg.use(s, logFlags...))
+		cmd.AddCommand(cfg.use(s, tableFlags...))
 	}
 	cmd.AddCommand(newUsersList(cfg), newUsersShow(cfg))
 	return cmd

@@ -23,6 +23,7 @@ import (
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/http/audit"
 	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/privacy"
 	"github.com/keyhold/keyhold/projections"
 	"github.com/keyhold/keyhold/query"
 )
@@ -56,7 +57,8 @@ func newFixture(t *testing.T) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	st, nc := testenv.Store(t)
-	dir := query.NewDirectory()
+	personal := privacy.NewMemory()
+	dir := query.NewDirectory(query.WithPersonal(personal))
 	_, err := dir.Run(ctx, st, nil)
 	testenv.Must(t, err, "run directory")
 	sync := func(seq uint64) {
@@ -69,7 +71,7 @@ func newFixture(t *testing.T) *fixture {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	cmds, err := commands.New(st, commands.WithAuthorizer(dir.Authorizer()))
+	cmds, err := commands.New(st, commands.WithAuthorizer(dir.Authorizer()), commands.WithPersonalData(personal))
 	testenv.Must(t, err, "commands")
 	var adminToken string
 	for _, tenant := range []string{"acme", "beta"} {

@@ -34,6 +34,7 @@ import (
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/http/oauth2"
 	"github.com/keyhold/keyhold/internal/testenv"
+	"github.com/keyhold/keyhold/privacy"
 	"github.com/keyhold/keyhold/query"
 )
 
@@ -66,8 +67,9 @@ func newFixture(t *testing.T, opts ...oauth2.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	store, _ := testenv.Store(t)
-	dir := query.NewDirectory()
-	cmds, err := commands.New(store, commands.WithAuthorizer(dir.Authorizer()))
+	personal := privacy.NewMemory()
+	dir := query.NewDirectory(query.WithPersonal(personal))
+	cmds, err := commands.New(store, commands.WithAuthorizer(dir.Authorizer()), commands.WithPersonalData(personal))
 	testenv.Must(t, err, "commands")
 	boot, err := cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
 	testenv.Must(t, err, "bootstrap")
