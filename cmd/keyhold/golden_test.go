@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
 )
 
@@ -163,5 +167,31 @@ func TestGoldenLogLoads(t *testing.T) {
 		if !slices.Equal(types, want) {
 			t.Errorf("history %v, want %v", types, want)
 		}
+	})
+	t.Run("plaintext users, reservations under bare hashes, erase", func(t *testing.T) {
+		ids := goldenJSON(t, "ids.json")
+		globexUser := ids["globex user"]
+		username := func() string {
+			var name string
+			testenv.Must(t, h.env.db.SQL().Get(&name, `SELECT username FROM users WHERE id = $1`, globexUser), "read users")
+			return name
+		}
+		if got := username(); got != "root-globex" {
+			t.Fatalf("username %q, want the plaintext of the old event", got)
+		}
+		ctx := context.Background()
+		sys := commands.Meta{Caller: auth.System()}
+		if _, err := h.srv.cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "root-globex", Email: "new@globex.example"}); !errors.Is(err, commands.ErrAlreadyExists) {
+			t.Fatalf("username claimed by the old log: %v, want ErrAlreadyExists", err)
+		}
+		expectStatus(t, h.do(t, "DELETE", "/v1/privacy/principals/"+globexUser, acme, nil), 204, "erase")
+		if got := username(); got != events.ErasedMarker {
+			t.Fatalf("username %q after the erase, want %q", got, events.ErasedMarker)
+		}
+		if _, err := h.srv.cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "root-globex", Email: "root@globex.example"}); err != nil {
+			t.Fatalf("register the erased old user's values again: %v", err)
+		}
+		// Tokens are not personal data: the user's API token still works.
+		expectStatus(t, h.do(t, "GET", saBase, globex, nil), 200, "API token of the erased user")
 	})
 }
