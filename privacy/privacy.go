@@ -72,7 +72,9 @@ type Store struct {
 }
 
 type cachedKey struct {
-	aead   cipher.AEAD // nil when erased or none
+	// raw is the data key; nil when erased or none. The cipher is made per
+	// use: an AES-GCM instance costs far more memory than its 32 bytes.
+	raw    []byte
 	erased bool
 	none   bool // no key (a principal from before keys): plaintext events
 	at     time.Time
@@ -179,7 +181,7 @@ func (s *Store) Create(ctx context.Context, principal string) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if c, ok := s.cache[principal]; !ok || c.none {
-			s.cache[principal] = cachedKey{aead: aeadOf(raw), at: s.now()}
+			s.cache[principal] = cachedKey{raw: raw, at: s.now()}
 		}
 		return nil
 	}
@@ -226,7 +228,7 @@ func (s *Store) key(ctx context.Context, principal string) (cipher.AEAD, error) 
 		case c.none:
 			return nil, fmt.Errorf("%w: %s", ErrNoKey, principal)
 		}
-		return c.aead, nil
+		return aeadOf(c.raw), nil
 	}
 	if s.db == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNoKey, principal)
@@ -264,14 +266,15 @@ func (s *Store) key(ctx context.Context, principal string) (cipher.AEAD, error) 
 	a := aeadOf(raw)
 	s.mu.Lock()
 	if c, ok := s.cache[principal]; !ok || !c.erased {
-		s.cache[principal] = cachedKey{aead: a, at: s.now()}
+		s.cache[principal] = cachedKey{raw: raw, at: s.now()}
 	}
 	s.mu.Unlock()
 	return a, nil
 }
 
-// Preload reads every live key into the cache in one query, so replaying
-// a log of many users does not cost a round trip per user.
+// Preload reads every key into the cache in one query, so replaying a log
+// of many users does not cost a round trip per user, and rewraps under the
+// current key-encryption key those wrapped by a previous one.
 func (s *Store) Preload(ctx context.Context) error {
 	if s.db == nil {
 		return nil
@@ -283,6 +286,7 @@ func (s *Store) Preload(ctx context.Context) error {
 	defer rows.Close()
 	now := s.now()
 	loaded := map[string]cachedKey{}
+	var stale []string
 	for rows.Next() {
 		var id string
 		var wrapped []byte
@@ -293,14 +297,26 @@ func (s *Store) Preload(ctx context.Context) error {
 			loaded[id] = cachedKey{erased: true}
 			continue
 		}
-		raw, _, err := auth.Unwrap(s.keks, keyPurpose(id), wrapped)
+		raw, rewrap, err := auth.Unwrap(s.keks, keyPurpose(id), wrapped)
 		if err != nil {
 			continue // key reads it again, and reports it
 		}
-		loaded[id] = cachedKey{aead: aeadOf(raw), at: now}
+		loaded[id] = cachedKey{raw: raw, at: now}
+		if rewrap {
+			stale = append(stale, id)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	rows.Close()
+	// Rotation: keys still wrapped by a previous KEK move under the
+	// current one.
+	for _, id := range stale {
+		if _, err := s.db.ExecContext(ctx, `UPDATE privacy_keys SET wrapped = $2 WHERE principal_id = $1 AND wrapped IS NOT NULL`,
+			id, s.keks[0].Wrap(keyPurpose(id), loaded[id].raw)); err != nil {
+			return fmt.Errorf("%w: rewrap key of %s: %w", ErrUnavailable, id, err)
+		}
 	}
 	s.mu.Lock()
 	for id, c := range loaded {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"testing"
@@ -119,11 +120,16 @@ func TestKEKRotation(t *testing.T) {
 	if got := rotated.Blind("email", "ann@acme.test"); got != blind {
 		t.Fatal("the reservation secret changed with the KEK")
 	}
+	// A key not read since the rotation is rewrapped by Preload.
+	e2 := seal(t, s, "u2")
+	testenv.Must(t, rotated.Preload(ctx), "preload")
 	// Everything is rewrapped: the new KEK alone now suffices.
 	only, err := privacy.Open(ctx, db.DB, newKEKey)
 	testenv.Must(t, err, "open with the new KEK only")
-	if got, err := only.Personal(ctx, "u1", e); err != nil || got != ann {
-		t.Fatalf("new KEK only: %+v, %v", got, err)
+	for id, ev := range map[string]events.UserCreated{"u1": e, "u2": e2} {
+		if got, err := only.Personal(ctx, id, ev); err != nil || got != ann {
+			t.Fatalf("%s with the new KEK only: %+v, %v", id, got, err)
+		}
 	}
 }
 
@@ -165,5 +171,36 @@ func TestMemory(t *testing.T) {
 	testenv.Must(t, s.Erase(ctx, "u1"), "erase")
 	if got, _ := s.Personal(ctx, "u1", e); !got.Erased {
 		t.Fatalf("after erase: %+v", got)
+	}
+}
+
+// Preload reads every key at once: afterwards the store answers without
+// the database, erased keys included.
+func TestPreload(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.DatabaseURL(t)
+	kek := newKEK(t)
+	db, err := sql.Open("postgres", url)
+	testenv.Must(t, err, "open db")
+	defer db.Close()
+	s, err := privacy.Open(ctx, db, kek)
+	testenv.Must(t, err, "open")
+	live, gone := seal(t, s, "live"), seal(t, s, "gone")
+	testenv.Must(t, s.Erase(ctx, "gone"), "erase")
+
+	other, err := sql.Open("postgres", url)
+	testenv.Must(t, err, "open other db")
+	replica, err := privacy.Open(ctx, other, kek)
+	testenv.Must(t, err, "open replica")
+	testenv.Must(t, replica.Preload(ctx), "preload")
+	testenv.Must(t, other.Close(), "close the replica's database")
+	if got, err := replica.Personal(ctx, "live", live); err != nil || got != ann {
+		t.Fatalf("live key after preload: %+v, %v", got, err)
+	}
+	if got, err := replica.Personal(ctx, "gone", gone); err != nil || !got.Erased {
+		t.Fatalf("erased key after preload: %+v, %v", got, err)
+	}
+	if _, err := replica.Personal(ctx, "unknown", live); !errors.Is(err, privacy.ErrUnavailable) {
+		t.Fatalf("a key not preloaded without a database: %v, want ErrUnavailable", err)
 	}
 }
