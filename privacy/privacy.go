@@ -185,11 +185,19 @@ func (s *Store) Create(ctx context.Context, principal string) error {
 		}
 		return nil
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO privacy_keys (principal_id, wrapped) VALUES ($1, $2) ON CONFLICT (principal_id) DO NOTHING`,
-		principal, s.keks[0].Wrap(keyPurpose(principal), raw)); err != nil {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO privacy_keys (principal_id, wrapped) VALUES ($1, $2) ON CONFLICT (principal_id) DO NOTHING`,
+		principal, s.keks[0].Wrap(keyPurpose(principal), raw))
+	if err != nil {
 		return fmt.Errorf("%w: create key: %w", ErrUnavailable, err)
 	}
-	_, err := s.key(ctx, principal)
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		s.mu.Lock()
+		s.cache[principal] = cachedKey{raw: raw, at: s.now()}
+		s.mu.Unlock()
+		return nil
+	}
+	// Another call made the key first (or it was erased): use what it stored.
+	_, err = s.key(ctx, principal)
 	return err
 }
 

@@ -204,3 +204,32 @@ func TestPreload(t *testing.T) {
 		t.Fatalf("a key not preloaded without a database: %v, want ErrUnavailable", err)
 	}
 }
+
+// Replicas creating one principal's key at once end with the same key.
+func TestCreateRace(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.DB(t)
+	kek := newKEK(t)
+	stores := make([]*privacy.Store, 4)
+	for i := range stores {
+		s, err := privacy.Open(ctx, db.DB, kek)
+		testenv.Must(t, err, "open %d", i)
+		stores[i] = s
+	}
+	errs := make(chan error, len(stores))
+	for _, s := range stores {
+		go func() { errs <- s.Create(ctx, "raced") }()
+	}
+	for range stores {
+		testenv.Must(t, <-errs, "create")
+	}
+	for i, s := range stores {
+		enc, err := s.Seal(ctx, "raced", "iam.user.created", ann)
+		testenv.Must(t, err, "seal %d", i)
+		for j, o := range stores {
+			if got, err := o.Personal(ctx, "raced", events.UserCreated{PersonalEnc: enc}); err != nil || got != ann {
+				t.Fatalf("sealed by %d, opened by %d: %+v, %v", i, j, got, err)
+			}
+		}
+	}
+}
