@@ -200,6 +200,10 @@ func TestPreload(t *testing.T) {
 	if got, err := replica.Personal(ctx, "gone", gone); err != nil || !got.Erased {
 		t.Fatalf("erased key after preload: %+v, %v", got, err)
 	}
+	// A principal of an old log, with no key: its plaintext, unasked.
+	if got, err := replica.Personal(ctx, "old", events.UserCreated{Personal: &ann}); err != nil || got != ann {
+		t.Fatalf("plaintext after preload: %+v, %v", got, err)
+	}
 	if _, err := replica.Personal(ctx, "unknown", live); !errors.Is(err, privacy.ErrUnavailable) {
 		t.Fatalf("a key not preloaded without a database: %v, want ErrUnavailable", err)
 	}

@@ -312,11 +312,16 @@ func (e *env) commands(ctx context.Context, opts ...commands.Option) (*commands.
 	return commands.New(e.store, append([]commands.Option{commands.WithPersonalData(p)}, opts...)...)
 }
 
-// runner builds the projection runner over this env.
+// runner builds the projection runner over this env. It preloads every
+// data key (one query), so replaying the log, into the projections or
+// the directory, does not cost a round trip per user.
 func (e *env) runner(ctx context.Context, progress *projections.Progress, opts ...projections.RunnerOption) (*projections.Runner, error) {
 	p, err := e.personalData(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if err := p.Preload(ctx); err != nil {
+		return nil, fmt.Errorf("personal data keys: %w", err)
 	}
 	opts = append([]projections.RunnerOption{projections.WithLogger(e.log)}, opts...)
 	return projections.NewRunner(e.db.SQL(), e.db.URL(), e.store, progress, []projections.Projector{projections.IAM{Personal: p}}, opts...)

@@ -148,15 +148,6 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	personal, err := e.personalData(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// One query for every key, so replaying the log into the directory
-	// and the projections does not cost a round trip per user.
-	if err := personal.Preload(ctx); err != nil {
-		return nil, err
-	}
 	runner, err := e.runner(ctx, progress, projections.WithFollow(fanout))
 	if err != nil {
 		return nil, err
@@ -177,6 +168,10 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		reload = auth.KeyReload
 	}
 	go keys.Refresh(ctx, e.db.SQL(), reload, func(err error) { e.log.Warn("reload signing keys", "err", err) })
+	personal, err := e.personalData(ctx) // preloaded by e.runner
+	if err != nil {
+		return nil, err
+	}
 	dir := query.NewDirectory(query.WithPersonal(personal))
 	uses := query.NewTokenUses()
 	dir.TrackTokenUse(uses)
