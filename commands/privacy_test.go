@@ -165,3 +165,20 @@ func mustNew(t *testing.T, st *events.Store, p *privacy.Store) *Commands {
 	testenv.Must(t, err, "commands")
 	return c
 }
+
+// Erasing releases every login the user claimed, a username that looks
+// like an email (claimed as an email too) included.
+func TestEraseReleasesEveryLogin(t *testing.T) {
+	st, _ := testenv.Store(t)
+	cmds := mustNew(t, st, privacy.NewMemory())
+	ctx := context.Background()
+	res, err := cmds.CreateUser.Handle(ctx, CreateUser{Meta: sys, Username: "carol@x.test", Email: "carol@y.test"})
+	testenv.Must(t, err, "create")
+	if _, err := cmds.CreateUser.Handle(ctx, CreateUser{Meta: sys, Username: "other", Email: "carol@x.test"}); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("the username as another's email: %v, want ErrAlreadyExists", err)
+	}
+	_, err = cmds.ErasePersonalData.Handle(ctx, ErasePersonalData{Meta: sys, PrincipalID: res.User.ID()})
+	testenv.Must(t, err, "erase")
+	_, err = cmds.CreateUser.Handle(ctx, CreateUser{Meta: sys, Username: "other", Email: "carol@x.test"})
+	testenv.Must(t, err, "the erased username as an email")
+}
