@@ -182,3 +182,26 @@ func TestEraseReleasesEveryLogin(t *testing.T) {
 	_, err = cmds.CreateUser.Handle(ctx, CreateUser{Meta: sys, Username: "other", Email: "carol@x.test"})
 	testenv.Must(t, err, "the erased username as an email")
 }
+
+// Two attempts of a keyed request that decide the same user get the same
+// message ids, although each seals the personal data with a new nonce.
+func TestSealedEventsKeepMessageIDs(t *testing.T) {
+	ctx := context.Background()
+	personal := privacy.NewMemory()
+	b := base{personal: personal}
+	k := key{events.InstanceTenant, events.AggregateUser, "01jann00000000000000000000"}
+	p := events.Personal{Username: "ann", Email: "ann@acme.test"}
+	var ids, datas []string
+	for range 2 {
+		c := newChange(Meta{Caller: auth.System(), IdempotencyKey: "k1"})
+		testenv.Must(t, b.recordCreated(ctx, c, k, newUser(k.id).(*User), 0, p, false, ""), "record")
+		ids = append(ids, c.pending[0].MsgID)
+		datas = append(datas, string(c.pending[0].Envelope.Data))
+	}
+	if ids[0] == "" || ids[0] != ids[1] {
+		t.Fatalf("message ids %q", ids)
+	}
+	if datas[0] == datas[1] {
+		t.Fatal("both attempts sealed alike: the test would pass without the rule")
+	}
+}

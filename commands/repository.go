@@ -220,10 +220,28 @@ func (c *change) recordAs(k key, st state, seq uint64, stored, applied events.Ev
 	}
 	c.states[k] = st
 	if c.meta.IdempotencyKey != "" {
-		p.MsgID = msgID(c.meta, env, len(c.pending))
+		p.MsgID = msgID(c.meta, withoutSealed(env, stored), len(c.pending))
 	}
 	c.pending = append(c.pending, p)
 	st.apply(env, applied)
+}
+
+// withoutSealed returns env as msgID should see it: sealed personal data
+// takes a new nonce on every attempt, so it is left out, or a retry of a
+// keyed request would not get the same message ids.
+func withoutSealed(env events.Envelope, e events.Event) events.Envelope {
+	switch x := e.(type) {
+	case events.UserCreated:
+		x.PersonalEnc = nil
+		e = x
+	case events.UserUpdated:
+		x.PersonalEnc = nil
+		e = x
+	default:
+		return env
+	}
+	env.Data = events.New(env.Tenant, env.Subject, env.Actor, "", e).Data
+	return env
 }
 
 // note appends data to aggregate k unconditionally: for aggregates no
