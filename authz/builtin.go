@@ -58,6 +58,8 @@ const (
 	TenantsCreate = "iam.tenants.create"
 	// InstanceUpdate changes instance-level settings.
 	InstanceUpdate = "iam.instance.update"
+	// PersonalDataErase destroys a user's personal data (its data key).
+	PersonalDataErase = "iam.personalData.erase"
 )
 
 // Ids (and names) of the managed roles seeded in every tenant.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -39,7 +39,7 @@ type ErasePersonalDataHandler struct{ base }
 // Events written before personal data was encrypted keep their plaintext
 // in the log; readers show them as erased, but the raw log still holds it.
 func (h ErasePersonalDataHandler) Handle(ctx context.Context, cmd ErasePersonalData) (ErasePersonalDataResult, error) {
-	if !superadmin(cmd.Caller) {
+	if !cmd.Caller.Can(h.authz, authz.PersonalDataErase, "", authz.Instance).Allowed {
 		return ErasePersonalDataResult{}, ruleError(ErrForbidden, "", "only a superadmin may erase personal data")
 	}
 	if err := validUserID(cmd.PrincipalID); err != nil {
@@ -77,18 +77,4 @@ func (h ErasePersonalDataHandler) Handle(ctx context.Context, cmd ErasePersonalD
 		return ErasePersonalDataResult{}, fmt.Errorf("%w: the erase is recorded but the key is not destroyed yet (run it again): %v", ErrUnavailable, err)
 	}
 	return ErasePersonalDataResult{PrincipalID: id, Sequence: seq}, nil
-}
-
-// superadmin reports whether p holds the superadmin role at instance
-// scope (the operator does).
-func superadmin(p auth.Principal) bool {
-	if p.Roles != nil {
-		return false // a token narrowed to some roles
-	}
-	for _, b := range p.Bindings {
-		if b.Role == auth.RoleSuperadmin && b.Scope.Level == events.ScopeInstance {
-			return true
-		}
-	}
-	return false
 }
