@@ -294,6 +294,15 @@ func (d *Directory) Failures() []ApplyFailure {
 // the directory does not use are skipped; an undecodable event is recorded
 // (see Failures) and skipped.
 func (d *Directory) Apply(env events.Envelope) {
+	// A user's logins may need a key-store read: done before taking the
+	// lock, so a slow read never holds up authentication.
+	var logins events.Personal
+	var loginsErr error
+	if env.Type == (events.UserCreated{}).EventType() || env.Type == (events.UserUpdated{}).EventType() {
+		if e, err := events.Decode(env); err == nil {
+			logins, loginsErr = d.reveal(env, e)
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if env.Sequence != 0 && env.Sequence <= d.seq {
@@ -367,12 +376,12 @@ func (d *Directory) Apply(env events.Envelope) {
 			id := strings.Clone(env.Subject)
 			u := &dirUser{id: id, active: e.Status != events.UserStatusDisabled, verifier: strings.Clone(e.PasswordVerifier), superadmin: e.Superadmin}
 			d.users[id] = u
-			d.index(u, d.reveal(env, e))
+			d.indexRevealed(env, u, logins, loginsErr)
 			d.putUser(u)
 		}
 	case events.UserUpdated:
 		if u := d.users[env.Subject]; u != nil {
-			d.index(u, d.reveal(env, e))
+			d.indexRevealed(env, u, logins, loginsErr)
 		}
 	case events.PersonalDataErased:
 		if u := d.users[env.Subject]; u != nil {
@@ -919,9 +928,9 @@ func (d *Directory) ServiceAccountTenant(saID string) (string, bool) {
 // personalWait bounds a key-store read while applying a user event.
 const personalWait = 5 * time.Second
 
-// reveal returns the logins e carries, or none (recording a failure)
-// when they cannot be read; an erased user has none.
-func (d *Directory) reveal(env events.Envelope, e events.Event) events.Personal {
+// reveal returns the logins e carries; an erased user has none. It takes
+// no lock: callers call it before taking mu.
+func (d *Directory) reveal(env events.Envelope, e events.Event) (events.Personal, error) {
 	var p events.Personal
 	if d.personal == nil {
 		switch e := e.(type) {
@@ -930,19 +939,24 @@ func (d *Directory) reveal(env events.Envelope, e events.Event) events.Personal 
 		case events.UserUpdated:
 			p = personalOf(e.Personal)
 		}
-		return p
+		return p, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), personalWait)
 	defer cancel()
 	p, err := d.personal.Personal(ctx, env.Subject, e)
+	if err != nil || p.Erased {
+		return events.Personal{}, err
+	}
+	return p, nil
+}
+
+// indexRevealed indexes u's logins as reveal read them, recording its
+// failure (the user then has no logins). Callers hold mu.
+func (d *Directory) indexRevealed(env events.Envelope, u *dirUser, p events.Personal, err error) {
 	if err != nil {
 		d.fail(env, err)
-		return events.Personal{}
 	}
-	if p.Erased {
-		return events.Personal{}
-	}
-	return p
+	d.index(u, p)
 }
 
 func personalOf(p *events.Personal) events.Personal {
