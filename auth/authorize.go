@@ -11,8 +11,10 @@ import (
 type Authorizer interface {
 	Can(id string, req authz.Request) authz.Decision
 	Missing(id string, rules []authz.Rule, scope authz.Scope, roles []string) (authz.Rule, bool)
-	// Bound returns what a subject's own bindings grant.
+	// Bound returns what a subject's own bindings grant; Held adds what
+	// the bindings of its groups grant.
 	Bound(subject string) []authz.Bound
+	Held(subject string) []authz.Bound
 }
 
 // Can decides whether p may do action on resource at scope. The operator's

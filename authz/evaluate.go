@@ -253,13 +253,34 @@ type Bound struct {
 func (m *Model) Bound(subject string) []Bound {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	var out []Bound
+	return sortBound(m.bound(subject, nil))
+}
+
+// Held returns what subject's bindings and its groups' bindings grant:
+// everything a principal holds through bindings, for scope-down on acting
+// as it (a credential carries all of it).
+func (m *Model) Held(subject string) []Bound {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := m.bound(subject, nil)
+	for g := range m.groupsOf[subject] {
+		out = m.bound(g, out)
+	}
+	return sortBound(out)
+}
+
+// bound appends what subject's own bindings grant to out. Callers hold mu.
+func (m *Model) bound(subject string, out []Bound) []Bound {
 	for _, bid := range m.bySubject[subject] {
 		b := m.bindings[bid]
 		if r, ok := m.roles[b.Role]; ok {
 			out = append(out, Bound{Role: r.Name, Scope: b.Scope, Rules: cloneRules(r.Rules)})
 		}
 	}
+	return out
+}
+
+func sortBound(out []Bound) []Bound {
 	slices.SortFunc(out, func(a, b Bound) int {
 		return strings.Compare(a.Role+"\x00"+a.Scope.String(), b.Role+"\x00"+b.Scope.String())
 	})

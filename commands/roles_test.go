@@ -203,6 +203,19 @@ func TestActingForIncludesBoundRoles(t *testing.T) {
 	if _, err := w.cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: admin, ServiceAccountID: sa.ServiceAccount.ID()}); !errors.Is(err, commands.ErrForbidden) {
 		t.Fatalf("credential for an account bound to a role the caller lacks: %v", err)
 	}
+	// The same through a group the account is a member of.
+	member, err := w.cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: admin, DisplayName: "member", Scope: events.Scope{Level: "tenant"}})
+	testenv.Must(t, err, "account")
+	g, err := w.cmds.CreateGroup.Handle(ctx, commands.CreateGroup{Meta: operator("acme"), GroupInput: commands.GroupInput{Name: "flowers"}})
+	testenv.Must(t, err, "group")
+	_, err = w.cmds.CreateBinding.Handle(ctx, commands.CreateBinding{Meta: operator("acme"), Role: flows.Role.ID(), SubjectKind: events.SubjectGroup, SubjectID: g.Group.ID()})
+	testenv.Must(t, err, "bind the group")
+	m, err := w.cmds.SetGroupMember.Handle(ctx, commands.SetGroupMember{Meta: operator("acme"), GroupID: g.Group.ID(), MemberKind: events.SubjectServiceAccount, MemberID: member.ServiceAccount.ID()})
+	testenv.Must(t, err, "add to the group")
+	w.sync(m.Sequence)
+	if _, err := w.cmds.CreateCredential.Handle(ctx, commands.CreateCredential{Meta: admin, ServiceAccountID: member.ServiceAccount.ID()}); !errors.Is(err, commands.ErrForbidden) {
+		t.Fatalf("credential for an account whose group holds a role the caller lacks: %v", err)
+	}
 }
 
 // Several commands of one keyed request (a dialect creating a group with

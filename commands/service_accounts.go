@@ -122,7 +122,7 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 		return ServiceAccountResult{}, err
 	}
 	if cmd.Name != "" && !ValidServiceAccountName(cmd.Name) {
-		return ServiceAccountResult{}, invalid("name", "must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-'", MaxServiceAccountNameLength)
+		return ServiceAccountResult{}, invalid("name", "must be 1 to %d lowercase letters, digits and '-', starting with a letter and not ending with '-', and not start with %q (client ids do)", MaxServiceAccountNameLength, ClientIDPrefix)
 	}
 	if err := validText("display_name", cmd.DisplayName, saNameText); err != nil {
 		return ServiceAccountResult{}, err

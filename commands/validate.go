@@ -44,9 +44,10 @@ var serviceAccountNamePattern = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$
 
 // ValidServiceAccountName reports whether s can be a service account's
 // chosen name: 1 to 63 lowercase letters, digits and dashes, starting with
-// a letter and not ending with a dash.
+// a letter and not ending with a dash, and not starting with the client id
+// prefix (a name must never read as another account's client id).
 func ValidServiceAccountName(s string) bool {
-	return len(s) <= MaxServiceAccountNameLength && serviceAccountNamePattern.MatchString(s)
+	return len(s) <= MaxServiceAccountNameLength && serviceAccountNamePattern.MatchString(s) && !strings.HasPrefix(s, ClientIDPrefix)
 }
 
 // IsServiceAccountName reports whether ref, a reference to a service
@@ -276,8 +277,8 @@ func (b base) assignable(ctx context.Context, caller auth.Principal, tenant stri
 }
 
 // mayActFor enforces that the caller holds every rule of sa's roles
-// within sa's scope, and what roles bound to sa elsewhere grant within
-// theirs, before it obtains sa's rights, e.g. by creating a credential.
+// within sa's scope, and what roles bound to sa or its groups grant
+// within theirs, before it obtains sa's rights, e.g. by creating a credential.
 // Roles deleted since grant nothing and need not be held.
 func (b base) mayActFor(ctx context.Context, caller auth.Principal, sa *ServiceAccount) error {
 	for _, id := range sa.roles {
@@ -293,7 +294,7 @@ func (b base) mayActFor(ctx context.Context, caller auth.Principal, sa *ServiceA
 	if b.authz == nil {
 		return nil
 	}
-	for _, bound := range b.authz.Bound(sa.id) {
+	for _, bound := range b.authz.Held(sa.id) {
 		what := fmt.Sprintf("act for service account %q, which holds role %q", sa.id, bound.Role)
 		if err := b.scopeDown(caller, bound.Rules, bound.Scope, "", what); err != nil {
 			return err

@@ -61,6 +61,9 @@ func TestQuery(t *testing.T) {
 		{"semicolon alone", ";", []string{"limit"}, ";", "not ;"},
 		{"repeated", "limit=1&limit=2", []string{"limit"}, "limit", "once"},
 		{"malformed escape", "limit=%zz", []string{"limit"}, "limit", "malformed %-escape"},
+		{"NUL", "q=a%00b", []string{"q"}, "q", "without control characters"},
+		{"invalid UTF-8", "q=%c3%28", []string{"q"}, "q", "UTF-8"},
+		{"text", "q=caf%C3%A9", []string{"q"}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Query returns r's query parameters, refusing with a *FieldError any
@@ -44,6 +46,11 @@ func QueryRepeating(r *http.Request, repeatable []string, allowed ...string) (ur
 		}
 		if len(v) > 1 && !slices.Contains(repeatable, k) {
 			return nil, BadField(k, "must be given once")
+		}
+		for _, x := range v {
+			if !utf8.ValidString(x) || strings.ContainsFunc(x, unicode.IsControl) {
+				return nil, BadField(k, "must be UTF-8 text without control characters")
+			}
 		}
 	}
 	return qs, nil

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/lib/pq"
 
@@ -61,8 +63,8 @@ func (s Search) resolve(sortable map[string]string) (order string, limit, offset
 	if page < 1 || page > 1_000_000 {
 		return "", 0, 0, invalid("page", "page must be between 1 and 1000000")
 	}
-	if len(s.Text) > MaxSearchText {
-		return "", 0, 0, invalid("q", "q must be at most %d bytes", MaxSearchText)
+	if err := validSearchText(s.Text); err != nil {
+		return "", 0, 0, err
 	}
 	var parts []string
 	for _, by := range s.Sort {
@@ -213,8 +215,8 @@ func matchSQL(table, columns, tenant, text string, ids []string, byText bool) (s
 	if err := checkIDs(ids); err != nil {
 		return "", nil, err
 	}
-	if len(text) > MaxSearchText {
-		return "", nil, invalid("q", "q must be at most %d bytes", MaxSearchText)
+	if err := validSearchText(text); err != nil {
+		return "", nil, err
 	}
 	if ids == nil {
 		ids = []string{}
@@ -610,4 +612,16 @@ func (q *Queries) PrincipalKind(ctx context.Context, caller auth.Principal, id s
 		return "", fmt.Errorf("principal kind: %w", err)
 	}
 	return kind, nil
+}
+
+// validSearchText checks a search's text: bounded, UTF-8, no control
+// characters (Postgres refuses NUL and invalid UTF-8 in text).
+func validSearchText(text string) error {
+	if len(text) > MaxSearchText {
+		return invalid("q", "q must be at most %d bytes", MaxSearchText)
+	}
+	if !utf8.ValidString(text) || strings.ContainsFunc(text, unicode.IsControl) {
+		return invalid("q", "q must be UTF-8 text without control characters")
+	}
+	return nil
 }

@@ -72,8 +72,9 @@ func TestChosenServiceAccountIDs(t *testing.T) {
 		if len(e.Details) != 1 || e.Details[0].Field != "id" || !strings.Contains(e.Message, `"ci-runner" is already taken`) {
 			t.Errorf("409 %+v", e)
 		}
-		// The server's id of another account is no name to take.
+		// The server's id of another account is no name to take, nor its client id.
 		checkEnvelope(t, h.do(t, http.MethodPost, saBase, a.token, body(ulid, "x")), http.StatusBadRequest)
+		checkEnvelope(t, h.do(t, http.MethodPost, saBase, a.token, body("khc-"+ulid, "x")), http.StatusBadRequest)
 	})
 
 	t.Run("the same id in another tenant", func(t *testing.T) {
