@@ -20,6 +20,10 @@ type ErasePersonalData struct {
 // ErasePersonalDataResult says what Erase did.
 type ErasePersonalDataResult struct {
 	PrincipalID string
+	// Erased is the personal data that was erased (empty when an earlier
+	// erase had done it), so that the caller can scrub copies outside the
+	// log, such as replayable responses. Never log it.
+	Erased events.Personal
 	// Sequence is the log sequence of the erase batch, 0 when an earlier
 	// erase had recorded it and only the key was destroyed now.
 	Sequence uint64
@@ -50,6 +54,7 @@ func (h ErasePersonalDataHandler) Handle(ctx context.Context, cmd ErasePersonalD
 	}
 	id := cmd.PrincipalID
 	k := key{events.InstanceTenant, events.AggregateUser, id}
+	var erased events.Personal
 	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
 		st, useq, err := h.repo.load(ctx, k, 0, func() state { return newUser(id) })
 		if err != nil {
@@ -62,6 +67,7 @@ func (h ErasePersonalDataHandler) Handle(ctx context.Context, cmd ErasePersonalD
 		case u.erased:
 			return nil
 		}
+		erased = u.personal
 		if err := h.releaseLogins(ctx, c, u); err != nil {
 			return err
 		}
@@ -76,5 +82,5 @@ func (h ErasePersonalDataHandler) Handle(ctx context.Context, cmd ErasePersonalD
 	if err := h.personal.Erase(ctx, id); err != nil {
 		return ErasePersonalDataResult{}, fmt.Errorf("%w: the erase is recorded but the key is not destroyed yet (run it again): %v", ErrUnavailable, err)
 	}
-	return ErasePersonalDataResult{PrincipalID: id, Sequence: seq}, nil
+	return ErasePersonalDataResult{PrincipalID: id, Sequence: seq, Erased: erased}, nil
 }

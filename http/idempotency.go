@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
@@ -353,6 +355,35 @@ func scrub(v any) (any, bool) {
 		return v, found
 	}
 	return v, false
+}
+
+// Redact blanks the recorded bodies that hold any of values (in plain or
+// JSON-escaped form), for personal data just erased: the rows stay, so a
+// retry still replays the status instead of running again, but its body
+// is gone (Keyhold-Redacted says so). It returns how many rows changed.
+func (i *Idempotency) Redact(ctx context.Context, values ...string) (int64, error) {
+	var needles [][]byte
+	for _, v := range values {
+		if len(v) < 3 { // too short to tell apart from anything else
+			continue
+		}
+		needles = append(needles, []byte(v))
+		if esc, err := json.Marshal(v); err == nil {
+			if e := esc[1 : len(esc)-1]; !bytes.Equal(e, []byte(v)) {
+				needles = append(needles, e)
+			}
+		}
+	}
+	if len(needles) == 0 {
+		return 0, nil
+	}
+	res, err := i.db.ExecContext(ctx, `UPDATE idempotency_keys
+		SET body = NULL, headers = headers || '{"Keyhold-Redacted": "personal data erased since"}'::jsonb
+		WHERE body IS NOT NULL AND EXISTS (SELECT 1 FROM unnest($1::bytea[]) AS n WHERE position(n IN body) > 0)`, pq.Array(needles))
+	if err != nil {
+		return 0, fmt.Errorf("redact idempotent responses: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 func hash(parts ...string) string {

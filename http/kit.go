@@ -184,6 +184,16 @@ const (
 	basicChallenge  = `Basic realm="keyhold", charset="UTF-8"`
 )
 
+// RedactReplays blanks the recorded responses that hold any of values
+// (Idempotency.Redact); without an idempotency store it does nothing.
+func (k *Kit) RedactReplays(ctx context.Context, values ...string) error {
+	if k.idem == nil {
+		return nil
+	}
+	_, err := k.idem.Redact(ctx, values...)
+	return err
+}
+
 // Principal authenticates a bearer token as Authenticated does, for
 // handlers that are asked about a token other than the caller's own.
 func (k *Kit) Principal(ctx context.Context, token, tenant string) (auth.Principal, error) {

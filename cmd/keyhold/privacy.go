@@ -11,6 +11,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
+	khttp "github.com/keyhold/keyhold/http"
 )
 
 func newPrivacy(cfg *config) *cobra.Command {
@@ -51,6 +52,10 @@ tables up to date, waiting at most --wait (a running server does so too).`,
 			res, err := cmds.ErasePersonalData.Handle(cmd.Context(), commands.ErasePersonalData{Meta: commands.Meta{Caller: auth.System()}, PrincipalID: principal})
 			if err != nil {
 				return refusal(err)
+			}
+			p := res.Erased
+			if _, err := khttp.NewIdempotency(e.db.SQL()).Redact(cmd.Context(), p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "keyhold: personal data of %s erased, but replayable responses holding it could not be scrubbed (%v); they expire within 24 hours\n", principal, err)
 			}
 			if err := json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"principal_id": res.PrincipalID, "erased": true}); err != nil {
 				return err

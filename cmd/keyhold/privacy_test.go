@@ -70,6 +70,16 @@ func TestErasePersonalData(t *testing.T) {
 		t.Fatalf("audit before the erase: %v\n%s", err, trail)
 	}
 
+	// A keyed request whose recorded response holds the user: a Kestra
+	// group member. Its replay must not keep the values after the erase.
+	g := h.send(t, httpReq{method: http.MethodPost, path: "/api/v1/acme/groups", token: adm.token, body: map[string]any{"name": "erasers"}})
+	expectStatus(t, g, http.StatusOK, "create a group")
+	var group struct{ ID string }
+	g.decode(t, &group)
+	member := httpReq{method: http.MethodPut, path: "/api/v1/acme/groups/" + group.ID + "/members/" + u.UserID, token: adm.token,
+		header: map[string]string{"Idempotency-Key": "add-quintessa"}}
+	expectStatus(t, h.send(t, member), http.StatusOK, "add the user under a key")
+
 	_, saToken := h.principal(t, adm.token, "ops", authz.RoleTenantAdmin)
 	path := "/v1/privacy/principals/" + u.UserID
 	for _, tc := range []struct {
@@ -129,6 +139,12 @@ func TestErasePersonalData(t *testing.T) {
 				t.Errorf("%s found in the audit trail", what)
 			}
 		}
+	}
+
+	// The keyed request still replays, without the erased values.
+	again := h.send(t, member)
+	if again.Status != http.StatusOK || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay after the erase: %s", again)
 	}
 
 	// The values are free again.

@@ -34,6 +34,12 @@ func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands) {
 			writeError(w, req, err)
 			return
 		}
+		// Replayable responses may hold what was just erased.
+		p := res.Erased
+		if err := kit.RedactReplays(req.Context(), p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName); err != nil {
+			khttp.WriteProblem(w, req, http.StatusInternalServerError, "", "the personal data is erased, but replayable responses holding it could not be scrubbed; they expire within 24 hours")
+			return
+		}
 		kit.AwaitRead(req.Context(), w, res.Sequence)
 		w.WriteHeader(http.StatusNoContent)
 	}})
