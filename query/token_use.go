@@ -111,7 +111,7 @@ func (q *Queries) APITokens(ctx context.Context, caller auth.Principal, userID s
 	out := []APIToken{}
 	err := q.db.SelectContext(ctx, &out, `SELECT t.id, t.name, t.created_at, t.expires_at, u.last_used_at
 		FROM api_tokens t LEFT JOIN api_token_use u ON u.token_id = t.id
-		WHERE t.user_id = $1 ORDER BY t.id`, userID)
+		WHERE t.user_id = $1 AND (t.expires_at IS NULL OR t.expires_at > now()) ORDER BY t.id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list API tokens: %w", err)
 	}
@@ -137,7 +137,11 @@ func (q *Queries) InstanceSettings(ctx context.Context, caller auth.Principal, d
 		Max     *int64 `db:"api_token_max_lifetime_s"`
 	}
 	err := q.db.GetContext(ctx, &row, `SELECT api_token_default_lifetime_s, api_token_max_lifetime_s FROM instance_settings WHERE id = 1`)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if errors.Is(err, sql.ErrNoRows) {
+		// Nothing set yet. (sqlx fills row's pointers even then.)
+		return defaults, nil
+	}
+	if err != nil {
 		return InstanceSettings{}, fmt.Errorf("read instance settings: %w", err)
 	}
 	out := defaults

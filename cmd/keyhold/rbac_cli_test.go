@@ -162,6 +162,9 @@ func TestTokensAndInstanceCLI(t *testing.T) {
 		t.Fatalf("after a use: %+v", got)
 	}
 
+	if out := run(t, "instance", "show"); !strings.Contains(out, `"api_token_default_lifetime":"2160h0m0s"`) || !strings.Contains(out, `"api_token_max_lifetime":"8760h0m0s"`) {
+		t.Fatalf("show before any setting: %s", out)
+	}
 	if _, err := cli(t, cfg, h.natsAddr(), "instance", "set", "--api-token-default-lifetime", "30m"); err == nil || !strings.Contains(err.Error(), "--api-token-default-lifetime") {
 		t.Fatalf("too short a default: %v", err)
 	}

@@ -40,6 +40,9 @@ rotate.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := commands.IssueAPIToken{Meta: commands.Meta{Caller: auth.System()}, UserID: user, Name: name}
 			if cmd.Flags().Changed("lifetime") {
+				if lifetime <= 0 {
+					return errors.New("refused: --lifetime: must be positive; leave it out for the instance's default")
+				}
 				c.Lifetime = lifetime
 			}
 			return withCommands(cmd, cfg, c.Validate, func(cmds *commands.Commands) (any, error) {
