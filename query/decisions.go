@@ -33,8 +33,8 @@ type Decisions struct{ dir *Directory }
 func NewDecisions(dir *Directory) *Decisions { return &Decisions{dir: dir} }
 
 // Principal returns the principal with id as it acts in tenant: a service
-// account of the tenant or a user with access to it. ok is false for
-// anyone else.
+// account of the tenant (by its id or its chosen name) or a user with
+// access to it. ok is false for anyone else.
 func (d *Decisions) Principal(id, tenant string) (auth.Principal, bool) {
 	if p, ok := d.dir.UserInTenant(id, tenant); ok {
 		return p, true
@@ -42,6 +42,9 @@ func (d *Decisions) Principal(id, tenant string) (auth.Principal, bool) {
 	d.dir.mu.RLock()
 	defer d.dir.mu.RUnlock()
 	if sa := d.dir.accounts[id]; sa != nil && sa.tenant == tenant {
+		return sa.principal(), true
+	}
+	if sa := d.dir.named[[2]string{tenant, id}]; sa != nil {
 		return sa.principal(), true
 	}
 	return auth.Principal{}, false

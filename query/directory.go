@@ -97,6 +97,8 @@ type dirServiceAccount struct {
 	// bound holds the roles bound to the account by BindingCreated, by
 	// binding id; nil for most accounts.
 	bound map[string]auth.Binding
+	// name is the client-chosen name, "" if none.
+	name string
 }
 
 // principal returns the account as a principal, without allocating:
@@ -216,7 +218,9 @@ type Directory struct {
 	names       map[string]string
 	bindingSets map[string][]auth.Binding
 	// boundTo finds the account a BindingCreated bound a role to.
-	boundTo  map[string]*dirServiceAccount
+	boundTo map[string]*dirServiceAccount
+	// named finds an account by tenant and chosen name.
+	named    map[[2]string]*dirServiceAccount
 	macKey   [32]byte // per process, for the password cache
 	failures []ApplyFailure
 	// uses, when set, learns of every successful API token check.
@@ -259,6 +263,7 @@ func NewDirectory(opts ...DirectoryOption) *Directory {
 		names:       map[string]string{},
 		bindingSets: map[string][]auth.Binding{},
 		boundTo:     map[string]*dirServiceAccount{},
+		named:       map[[2]string]*dirServiceAccount{},
 		hashing:     make(chan struct{}, maxPasswordChecks),
 	}
 	if _, err := rand.Read(d.macKey[:]); err != nil {
@@ -457,6 +462,10 @@ func (d *Directory) Apply(env events.Envelope) {
 		d.rebuild(sa)
 		d.accounts[sa.id] = sa
 		d.clients[sa.clientID] = sa
+		if e.Name != "" {
+			sa.name = strings.Clone(e.Name)
+			d.named[[2]string{sa.tenant, sa.name}] = sa
+		}
 		d.model.PutPrincipal(authz.Principal{ID: sa.id, Kind: authz.KindServiceAccount, Tenant: sa.tenant, Disabled: !sa.active})
 		d.bindRoles(sa, nil)
 	case events.ServiceAccountUpdated:
@@ -497,6 +506,9 @@ func (d *Directory) Apply(env events.Envelope) {
 			d.model.RemovePrincipal(sa.id)
 			for id := range sa.bound {
 				delete(d.boundTo, id)
+			}
+			if sa.name != "" && d.named[[2]string{sa.tenant, sa.name}] == sa {
+				delete(d.named, [2]string{sa.tenant, sa.name})
 			}
 		}
 	case events.CredentialCreated:

@@ -120,3 +120,20 @@ func TestDecisionAPI(t *testing.T) {
 		t.Fatalf("ops by id: %+v", d)
 	}
 }
+
+// The decision API finds a service account by its chosen id too.
+func TestDecisionAPIResolvesChosenIDs(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.bootstrap(t, "acme")
+	body := tenantSA("named", authz.RoleTenantAdmin)
+	body["id"] = "ci-runner"
+	h.createSA(t, a.token, body)
+	r := h.do(t, http.MethodPost, "/v1/authz/check", a.token, map[string]any{"principalId": "ci-runner", "action": authz.ServiceAccountsCreate})
+	expectStatus(t, r, http.StatusOK, "check")
+	var d decisionResp
+	r.decode(t, &d)
+	if !d.Allowed || !strings.Contains(d.Reason, "tenant-admin") {
+		t.Fatalf("by chosen id: %+v", d)
+	}
+}
