@@ -66,8 +66,16 @@ func (s Search) resolve(sortable map[string]string) (order string, limit, offset
 	if err := validSearchText(s.Text); err != nil {
 		return "", 0, 0, err
 	}
+	if len(s.Sort) > len(sortable) {
+		return "", 0, 0, invalid("sort", "give at most %d sort fields, each once", len(sortable))
+	}
 	var parts []string
+	seen := map[string]bool{}
 	for _, by := range s.Sort {
+		if seen[by.Field] {
+			return "", 0, 0, invalid("sort", "sort by %q once", by.Field)
+		}
+		seen[by.Field] = true
 		col, ok := sortable[by.Field]
 		if !ok {
 			known := make([]string, 0, len(sortable))

@@ -316,7 +316,7 @@ func TestKestraRoles(t *testing.T) {
 		}
 	})
 	t.Run("malformed queries are 400", func(t *testing.T) {
-		for _, q := range []string{"?size=0", "?size=1001", "?page=0", "?sort=name:up", "?sort=tenant:asc", "?size=1&size=2", "?limit=3", "?q=%00", "?q=%c3%28"} {
+		for _, q := range []string{"?size=0", "?size=1001", "?page=0", "?sort=name:up", "?sort=tenant:asc", "?size=1&size=2", "?limit=3", "?q=%00", "?q=%c3%28", "?sort=name:asc&sort=name:desc"} {
 			r := k.do(t, http.MethodGet, "/roles/search"+q, a.token, nil)
 			kestraError(t, r, http.StatusBadRequest, k.path("/roles/search"))
 		}
