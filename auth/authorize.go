@@ -15,6 +15,8 @@ type Authorizer interface {
 	// the bindings of its groups grant.
 	Bound(subject string) []authz.Bound
 	Held(subject string) []authz.Bound
+	// IsOwner reports whether principal owns group.
+	IsOwner(group, principal string) bool
 }
 
 // Can decides whether p may do action on resource at scope. The operator's

@@ -798,3 +798,35 @@ func TestKestraRoutesRefuseStrangers(t *testing.T) {
 		t.Fatalf("walked %d Kestra operations, want %d", n, 2*(29+18))
 	}
 }
+
+// A group's owner manages its members through Kestra with no role at all:
+// ownership is the right, and it lets the owner read the group.
+func TestKestraGroupOwnerManagesMembers(t *testing.T) {
+	t.Parallel()
+	h := startServer(t, nil)
+	a := h.kestraAdmin(t, "acme")
+	ctx := context.Background()
+	sys := commands.Meta{Caller: auth.System()}
+	const pw = "a long password for olive the owner"
+	h.remember(pw, "password")
+	owner, err := h.srv.cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "olive", Email: "olive@acme.example", Password: pw, Tenants: []string{"acme"}})
+	h.applied(t, owner.Sequence, err, "create olive")
+	other, err := h.srv.cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "oscar", Email: "oscar@acme.example", Tenants: []string{"acme"}})
+	h.applied(t, other.Sequence, err, "create oscar")
+	k := newKestraAPI(t, h, "acme", "/api/v1")
+	g := k.ok(t, http.MethodPost, "/groups", a.token, map[string]any{"name": "owned"}, http.StatusOK).object(t)
+	gid := g["id"].(string)
+	k.ok(t, http.MethodPut, "/groups/"+gid+"/members/"+owner.User.ID(), a.token, nil, http.StatusOK)
+	k.ok(t, http.MethodPut, "/groups/"+gid+"/members/membership/"+owner.User.ID()+"?membership=OWNER", a.token, nil, http.StatusOK)
+
+	req, _ := http.NewRequest(http.MethodPut, h.ts.URL+k.path("/groups/"+gid+"/members/"+other.User.ID()), nil)
+	req.SetBasicAuth("olive", pw)
+	res, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("the owner adds a member: status %d, want 200", res.StatusCode)
+	}
+}
