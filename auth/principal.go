@@ -46,3 +46,11 @@ const KindSystem = "system"
 func System() Principal {
 	return Principal{ID: "system", Kind: KindSystem, Bindings: []Binding{{Role: RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}}}}
 }
+
+// SystemIn is System acting in tenant, for the operator's commands on a
+// tenant's resources (roles, bindings, service accounts).
+func SystemIn(tenant string) Principal {
+	p := System()
+	p.Tenant = tenant
+	return p
+}

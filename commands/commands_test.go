@@ -64,11 +64,7 @@ func (w *world) sync(seq uint64) {
 }
 
 // operator is the operator's principal acting in tenant.
-func operator(tenant string) commands.Meta {
-	p := auth.System()
-	p.Tenant = tenant
-	return commands.Meta{Caller: p}
-}
+func operator(tenant string) commands.Meta { return commands.Meta{Caller: auth.SystemIn(tenant)} }
 
 // user creates a user with access to tenant and the given role bindings
 // (role@namespace for a namespace, role alone for the whole tenant), and

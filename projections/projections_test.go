@@ -46,8 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	testenv.Must(t, err, "bootstrap")
 	// The operator acting in acme: these tests are about projections, not
 	// authorization.
-	admin := auth.System()
-	admin.Tenant = "acme"
+	admin := auth.SystemIn("acme")
 	return &fixture{store: st, cmds: cmds, db: db, dsn: dsn, admin: admin, progress: projections.NewProgress(), iam: projections.IAM{Personal: personal}}
 }
 

@@ -110,12 +110,17 @@ func (sa *dirServiceAccount) principal() auth.Principal {
 // rebuild sets sa's bindings from its tenant, scope and roles, sharing
 // the list of any account that has the same. Callers hold mu.
 func (d *Directory) rebuild(sa *dirServiceAccount) {
+	key := sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
+	if b, ok := d.bindingSets[key]; ok && len(sa.bound) == 0 {
+		sa.bindings = b
+		return
+	}
+	b := make([]auth.Binding, 0, len(sa.roles)+len(sa.bound))
+	for _, r := range sa.roles {
+		b = append(b, auth.Binding{Role: r, Tenant: sa.tenant, Scope: sa.scope})
+	}
 	if len(sa.bound) > 0 {
 		// Bindings of their own: not shared.
-		b := make([]auth.Binding, 0, len(sa.roles)+len(sa.bound))
-		for _, r := range sa.roles {
-			b = append(b, auth.Binding{Role: r, Tenant: sa.tenant, Scope: sa.scope})
-		}
 		for _, id := range slices.Sorted(maps.Keys(sa.bound)) {
 			if x := sa.bound[id]; !slices.Contains(b, x) {
 				b = append(b, x)
@@ -123,15 +128,6 @@ func (d *Directory) rebuild(sa *dirServiceAccount) {
 		}
 		sa.bindings = slices.Clip(b)
 		return
-	}
-	key := sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
-	if b, ok := d.bindingSets[key]; ok {
-		sa.bindings = b
-		return
-	}
-	b := make([]auth.Binding, 0, len(sa.roles))
-	for _, r := range sa.roles {
-		b = append(b, auth.Binding{Role: r, Tenant: sa.tenant, Scope: sa.scope})
 	}
 	sa.bindings = slices.Clip(b)
 	d.bindingSets[key] = sa.bindings

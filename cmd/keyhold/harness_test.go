@@ -305,20 +305,10 @@ func (h *harness) bootstrap(t *testing.T, tenant string) admin {
 // actions, and returns its id once this replica's directory knows it.
 func (h *harness) role(t *testing.T, tenant, name string, actions ...string) string {
 	t.Helper()
-	ctx := context.Background()
-	op := auth.System()
-	op.Tenant = tenant
-	res, err := h.srv.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: commands.Meta{Caller: op}, RoleInput: commands.RoleInput{
+	res, err := h.srv.cmds.CreateRole.Handle(context.Background(), commands.CreateRole{Meta: operatorIn(tenant), RoleInput: commands.RoleInput{
 		Name: name, Rules: []authz.Rule{{Effect: authz.Allow, Actions: actions}},
 	}})
-	if err != nil {
-		t.Fatalf("create role %s: %v", name, err)
-	}
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := h.srv.progress.Wait(wctx, res.Sequence, readSide...); err != nil {
-		t.Fatalf("wait for role %s: %v", name, err)
-	}
+	h.applied(t, res.Sequence, err, "create role "+name)
 	return res.Role.ID()
 }
 

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/mux"
 
@@ -169,17 +168,8 @@ func (h *harness) kestraAdmin(t *testing.T, tenant string) admin {
 
 func (h *harness) bindAsOperator(t *testing.T, tenant, role, kind, subject string, scope events.Scope) {
 	t.Helper()
-	op := auth.System()
-	op.Tenant = tenant
-	res, err := h.srv.cmds.CreateBinding.Handle(context.Background(), commands.CreateBinding{Meta: commands.Meta{Caller: op}, Role: role, SubjectKind: kind, SubjectID: subject, Scope: scope})
-	if err != nil {
-		t.Fatalf("bind %s to %s: %v", role, subject, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := h.srv.progress.Wait(ctx, res.Sequence, readSide...); err != nil {
-		t.Fatal(err)
-	}
+	res, err := h.srv.cmds.CreateBinding.Handle(context.Background(), commands.CreateBinding{Meta: operatorIn(tenant), Role: role, SubjectKind: kind, SubjectID: subject, Scope: scope})
+	h.applied(t, res.Sequence, err, "bind "+role+" to "+subject)
 }
 
 func TestKestraRoles(t *testing.T) {

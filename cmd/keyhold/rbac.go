@@ -17,12 +17,8 @@ import (
 	"github.com/keyhold/keyhold/query"
 )
 
-// operatorIn is the operator's principal acting in tenant.
-func operatorIn(tenant string) commands.Meta {
-	p := auth.System()
-	p.Tenant = tenant
-	return commands.Meta{Caller: p}
-}
+// operatorIn is the operator's command metadata acting in tenant.
+func operatorIn(tenant string) commands.Meta { return commands.Meta{Caller: auth.SystemIn(tenant)} }
 
 // validTenantFlag refuses a --tenant that cannot be a tenant id.
 func validTenantFlag(tenant string) error {
