@@ -34,10 +34,11 @@ func (IAM) Name() string { return "iam" }
 // Apply changes (2: an index per service-account list filter; 3: users'
 // names, status and superadmin flag; 4: roles, bindings, groups, API
 // token metadata and instance settings; 5: service accounts' node kind and
-// creator, credentials' creator; 6: service accounts' chosen names); the
+// creator, credentials' creator; 6: service accounts' chosen names; 7: numbers of users, service
+// accounts, roles and groups); the
 // next start rebuilds the tables from the log, which fills new columns for
 // old events too.
-func (IAM) Version() int { return 6 }
+func (IAM) Version() int { return 7 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema }
@@ -55,6 +56,7 @@ type saKey struct{ tenant, id string }
 
 type saRow struct {
 	tenant, id, name, clientID, displayName, description string
+	num                                                  uint64
 	scopeLevel, scopeTarget, scopeKind                   string
 	roles                                                []string
 	status, createdBy                                    string
@@ -197,8 +199,8 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 		if status == "" {
 			status = events.UserStatusActive
 		}
-		b.exec(`INSERT INTO users (id, username, email, first_name, last_name, display_name, status, superadmin, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, env.Subject, p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName, status, e.Superadmin, stamp(env.Time))
+		b.exec(`INSERT INTO users (id, num, username, email, first_name, last_name, display_name, status, superadmin, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, env.Subject, int64(env.Sequence), p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName, status, e.Superadmin, stamp(env.Time))
 	case events.UserUpdated:
 		b.exec(`UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, display_name = $6 WHERE id = $1`,
 			env.Subject, p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName)
@@ -235,7 +237,7 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 	case events.ServiceAccountCreated:
 		k := saKey{env.Tenant, env.Subject}
 		at := stamp(env.Time)
-		b.sas[k] = &saRow{tenant: env.Tenant, id: env.Subject, name: e.Name, clientID: e.ClientID, displayName: e.DisplayName, description: e.Description,
+		b.sas[k] = &saRow{tenant: env.Tenant, id: env.Subject, num: env.Sequence, name: e.Name, clientID: e.ClientID, displayName: e.DisplayName, description: e.Description,
 			scopeLevel: e.Scope.Level, scopeTarget: e.Scope.Target, scopeKind: e.Scope.NodeKind(), roles: e.Roles, status: e.Status,
 			createdBy: env.Actor.ID, createdAt: at, updatedAt: at}
 		b.saOrder = append(b.saOrder, k)
@@ -298,11 +300,12 @@ func (b *iamBatch) plan() (Plan, error) {
 			sas = append(sas, r)
 		}
 	}
-	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "name", "client_id", "display_name", "description",
+	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "num", "name", "client_id", "display_name", "description",
 		"scope_level", "scope_target", "scope_kind", "roles", "status", "created_by", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
 		r := sas[i]
 		e.str(r.tenant)
 		e.str(r.id)
+		e.uint(r.num)
 		e.str(r.name)
 		e.str(r.clientID)
 		e.str(r.displayName)

@@ -9,8 +9,11 @@ CREATE TABLE tenants (
 );
 
 -- Users never hold a password or its verifier.
+-- num is the aggregate's number (see Numbers in docs/architecture.md):
+-- the log sequence of its creating event.
 CREATE TABLE users (
     id           text PRIMARY KEY,
+    num          bigint NOT NULL UNIQUE,
     username     text NOT NULL,
     email        text NOT NULL,
     first_name   text NOT NULL DEFAULT '',
@@ -41,6 +44,7 @@ CREATE TABLE user_roles (
 CREATE TABLE service_accounts (
     tenant       text NOT NULL,
     id           text NOT NULL,
+    num          bigint NOT NULL,
     -- The client-chosen name, '' when none. Unique per tenant, but the
     -- write side's reservation enforces that, not this table.
     name         text NOT NULL DEFAULT '',

@@ -7,3 +7,5 @@ CREATE INDEX service_accounts_status ON service_accounts (tenant, status, scope_
 CREATE INDEX service_accounts_target ON service_accounts (tenant, scope_target, status, scope_level, scope_kind, id);
 -- Lookups by chosen name (a path's {id} may be one); most accounts have none.
 CREATE INDEX service_accounts_name ON service_accounts (tenant, name) WHERE name <> '';
+-- Lookups by number, for dialects whose ids are numeric.
+CREATE UNIQUE INDEX service_accounts_num ON service_accounts (num);

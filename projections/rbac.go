@@ -19,12 +19,13 @@ var rbacSchema string
 // they hold strings only.
 func rbacStatements(env events.Envelope, e events.Event) []statement {
 	t, id, at := env.Tenant, env.Subject, stamp(env.Time)
+	num := int64(env.Sequence)
 	one := func(q string, args ...any) []statement { return []statement{{q, args}} }
 	switch e := e.(type) {
 	case events.RoleCreated:
 		rules, _ := json.Marshal(e.Rules)
-		return one(`INSERT INTO roles (tenant, id, name, description, managed, is_default, rules, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING`, t, id, e.Name, e.Description, e.Managed, e.Default, string(rules), at)
+		return one(`INSERT INTO roles (tenant, id, num, name, description, managed, is_default, rules, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT DO NOTHING`, t, id, num, e.Name, e.Description, e.Managed, e.Default, string(rules), at)
 	case events.RoleUpdated:
 		var rules *string
 		if e.Rules != nil {
@@ -46,8 +47,8 @@ func rbacStatements(env events.Envelope, e events.Event) []statement {
 	case events.BindingDeleted:
 		return one(`DELETE FROM bindings WHERE tenant = $1 AND id = $2`, t, id)
 	case events.GroupCreated:
-		return one(`INSERT INTO groups (tenant, id, name, description, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING`, t, id, e.Name, e.Description, at)
+		return one(`INSERT INTO groups (tenant, id, num, name, description, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING`, t, id, num, e.Name, e.Description, at)
 	case events.GroupUpdated:
 		return one(`UPDATE groups SET name = COALESCE($3, name), description = COALESCE($4, description), updated_at = $5
 			WHERE tenant = $1 AND id = $2`, t, id, e.Name, e.Description, at)

@@ -2,6 +2,7 @@
 CREATE TABLE roles (
     tenant      text NOT NULL,
     id          text NOT NULL,
+    num         bigint NOT NULL UNIQUE,
     name        text NOT NULL,
     description text NOT NULL DEFAULT '',
     managed     boolean NOT NULL DEFAULT false,
@@ -30,6 +31,7 @@ CREATE INDEX bindings_subject ON bindings (subject_id);
 CREATE TABLE groups (
     tenant      text NOT NULL,
     id          text NOT NULL,
+    num         bigint NOT NULL UNIQUE,
     name        text NOT NULL,
     description text NOT NULL DEFAULT '',
     created_at  timestamptz NOT NULL,

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -47,6 +48,11 @@ func (e *encoder) str(s string) {
 	} else {
 		e.buf = append(e.buf, pq.QuoteLiteral(s)...)
 	}
+}
+
+func (e *encoder) uint(n uint64) {
+	e.sep()
+	e.buf = strconv.AppendUint(e.buf, n, 10)
 }
 
 func (e *encoder) time(t time.Time) {

@@ -32,8 +32,8 @@ func listFixture(t *testing.T) *Queries {
 	// 20000 accounts in acme: namespace accounts over 50 targets, one in
 	// ten disabled, one in five at tenant level; 2000 in other.
 	// Namespace accounts are folders, one in three a project.
-	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
-		SELECT CASE WHEN i > 20000 THEN 'other' ELSE 'acme' END, lpad(i::text, 26, '0'), 'khc-' || i, 'sa-' || i, '',
+	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, num, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
+		SELECT CASE WHEN i > 20000 THEN 'other' ELSE 'acme' END, lpad(i::text, 26, '0'), i, 'khc-' || i, 'sa-' || i, '',
 		       CASE WHEN i % 5 = 0 THEN 'tenant' ELSE 'namespace' END,
 		       CASE WHEN i % 5 = 0 THEN 'acme' ELSE 'team-' || (i % 50) END,
 		       CASE WHEN i % 5 = 0 THEN '' WHEN i % 3 = 0 THEN 'project' ELSE 'folder' END,
@@ -185,8 +185,8 @@ func TestCredentialsByStatus(t *testing.T) {
 	_, err := db.Exec(iam.Schema())
 	testenv.Must(t, err, "schema")
 	sa := strings.Repeat("1", 26)
-	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
-		VALUES ('acme', $1, 'khc-' || $1, 'sa', '', 'tenant', 'acme', '', '{}', 'active', '01admin', now(), now())`, sa)
+	_, err = db.Exec(`INSERT INTO service_accounts (tenant, id, num, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at)
+		VALUES ('acme', $1, 1, 'khc-' || $1, 'sa', '', 'tenant', 'acme', '', '{}', 'active', '01admin', now(), now())`, sa)
 	testenv.Must(t, err, "account")
 	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, expires := range []time.Time{now.Add(-time.Hour), now.Add(time.Hour), now, now.Add(48 * time.Hour)} {

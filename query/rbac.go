@@ -121,7 +121,9 @@ func (q *Queries) mayIn(caller auth.Principal, action, what string) error {
 
 // Role is a role as the read tables hold it.
 type Role struct {
-	ID          string
+	ID string
+	// Number is the role's number (see Numbered).
+	Number      uint64
 	Name        string
 	Description string
 	Managed     bool
@@ -131,6 +133,7 @@ type Role struct {
 
 type roleRow struct {
 	ID          string `db:"id"`
+	Number      uint64 `db:"num"`
 	Name        string `db:"name"`
 	Description string `db:"description"`
 	Managed     bool   `db:"managed"`
@@ -143,7 +146,7 @@ func (r roleRow) role() (Role, error) {
 	if err := json.Unmarshal(r.Rules, &rules); err != nil {
 		return Role{}, fmt.Errorf("role %s: rules: %w", r.ID, err)
 	}
-	return Role{ID: r.ID, Name: r.Name, Description: r.Description, Managed: r.Managed, Default: r.Default, Rules: auth.RulesOf(rules)}, nil
+	return Role{ID: r.ID, Number: r.Number, Name: r.Name, Description: r.Description, Managed: r.Managed, Default: r.Default, Rules: auth.RulesOf(rules)}, nil
 }
 
 func roles(rows []roleRow) ([]Role, error) {
@@ -157,7 +160,7 @@ func roles(rows []roleRow) ([]Role, error) {
 	return out, nil
 }
 
-const roleColumns = "id, name, description, managed, is_default, rules"
+const roleColumns = "id, num, name, description, managed, is_default, rules"
 
 var roleSort = map[string]string{"id": "id", "name": "name", "isDefault": "is_default", "isManaged": "managed"}
 
@@ -256,12 +259,14 @@ func (q *Queries) Role(ctx context.Context, caller auth.Principal, id string) (R
 
 // Group is a group as the read tables hold it.
 type Group struct {
-	ID          string `db:"id"`
+	ID string `db:"id"`
+	// Number is the group's number (see Numbered).
+	Number      uint64 `db:"num"`
 	Name        string `db:"name"`
 	Description string `db:"description"`
 }
 
-const groupColumns = "id, name, description"
+const groupColumns = "id, num, name, description"
 
 var groupSort = map[string]string{"id": "id", "name": "name"}
 

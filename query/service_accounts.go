@@ -107,6 +107,8 @@ func (q *Queries) may(caller auth.Principal, action string) bool {
 // ServiceAccount is a service account as read tables hold it.
 type ServiceAccount struct {
 	ID string `db:"id"`
+	// Number is the account's number (see Numbered).
+	Number uint64 `db:"num"`
 	// Name is the client-chosen name, unique in the tenant, or "".
 	Name        string `db:"name"`
 	ClientID    string `db:"client_id"`
@@ -145,7 +147,7 @@ type ServiceAccountFilter struct {
 	Status      string
 }
 
-const saColumns = "tenant, id, name, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at"
+const saColumns = "tenant, id, num, name, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at"
 
 // saLevel is a scope level with a node kind, as the read tables hold them.
 type saLevel struct{ level, kind string }
