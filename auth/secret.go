@@ -21,6 +21,10 @@ const (
 	PrefixAPIToken     = "khpat_"
 )
 
+// PrefixClientID starts every service account's client id: the prefix
+// plus the account's id. Not a secret.
+const PrefixClientID = "khc-"
+
 // ErrMalformedSecret is returned for a string that is not a Keyhold secret
 // of the expected kind (wrong prefix, length or checksum).
 var ErrMalformedSecret = errors.New("auth: malformed secret")

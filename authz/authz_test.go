@@ -497,3 +497,67 @@ func TestDefaultRoles(t *testing.T) {
 		t.Fatalf("after leaving the tenant: %s", d.Reason)
 	}
 }
+
+// A principal's own roles (a service account's role list) grant like
+// bindings at the set's scope, follow changes of the roles at once, and
+// count for Held, which scope-down on acting as the principal reads.
+func TestOwnRoles(t *testing.T) {
+	m := authz.NewModel()
+	team := authz.Scope{Tenant: "acme", Node: "company.team"}
+	if err := m.PutRole(authz.Role{ID: "acme/flows", Tenant: "acme", Name: "flows", Rules: []authz.Rule{allow([]string{"kestra.FLOW.READ"})}}); err != nil {
+		t.Fatal(err)
+	}
+	own := &authz.RoleSet{Roles: []string{"acme/flows"}, Scope: team}
+	m.PutPrincipal(authz.Principal{ID: "sa", Kind: authz.KindServiceAccount, Tenant: "acme", Own: own})
+	m.PutPrincipal(authz.Principal{ID: "twin", Kind: authz.KindServiceAccount, Tenant: "acme", Own: own})
+	read := func(id string, scope authz.Scope) bool {
+		return m.Can(id, authz.Request{Action: "kestra.FLOW.READ", Scope: scope}).Allowed
+	}
+	steps := []struct {
+		name   string
+		change func()
+		sub    bool // at company.team.app
+		tenant bool // at the whole tenant
+		held   int
+	}{
+		{"own role at its scope and below, not above", func() {}, true, false, 1},
+		{"role changed: the cached grant goes", func() {
+			if err := m.PutRole(authz.Role{ID: "acme/flows", Tenant: "acme", Name: "flows", Rules: []authz.Rule{allow([]string{"kestra.FLOW.CREATE"})}}); err != nil {
+				t.Fatal(err)
+			}
+		}, false, false, 1},
+		{"role back", func() {
+			if err := m.PutRole(authz.Role{ID: "acme/flows", Tenant: "acme", Name: "flows", Rules: []authz.Rule{allow([]string{"kestra.FLOW.READ"})}}); err != nil {
+				t.Fatal(err)
+			}
+		}, true, false, 1},
+		{"principal put without own roles", func() {
+			m.PutPrincipal(authz.Principal{ID: "sa", Kind: authz.KindServiceAccount, Tenant: "acme"})
+		}, false, false, 0},
+		{"own roles at the tenant", func() {
+			m.PutPrincipal(authz.Principal{ID: "sa", Kind: authz.KindServiceAccount, Tenant: "acme", Own: &authz.RoleSet{Roles: []string{"acme/flows"}, Scope: authz.TenantScope("acme")}})
+		}, true, true, 1},
+		{"role deleted", func() { m.DeleteRole("acme/flows") }, false, false, 0},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			s.change()
+			if got := read("sa", authz.Scope{Tenant: "acme", Node: "company.team.app"}); got != s.sub {
+				t.Errorf("below the scope: allowed %v, want %v", got, s.sub)
+			}
+			if got := read("sa", authz.TenantScope("acme")); got != s.tenant {
+				t.Errorf("at the tenant: allowed %v, want %v", got, s.tenant)
+			}
+			if got := len(m.Held("sa")); got != s.held {
+				t.Errorf("Held: %d grants, want %d", got, s.held)
+			}
+		})
+	}
+	// The twin sharing the first set was never touched by sa's changes.
+	if m.Can("twin", authz.Request{Action: "kestra.FLOW.READ", Scope: team}).Allowed {
+		t.Error("twin still reads flows after the role was deleted")
+	}
+	if m.Can("sa", authz.Request{Action: "kestra.FLOW.READ", Scope: authz.TenantScope("globex")}).Allowed {
+		t.Error("own roles reach another tenant")
+	}
+}

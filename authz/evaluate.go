@@ -100,8 +100,11 @@ type Model struct {
 	members    map[string]map[string]Membership // group -> principal -> membership
 	groupsOf   map[string]map[string]struct{}   // principal -> groups
 	principals map[string]Principal
-	access     map[string]map[string]struct{} // user -> tenants
-	defaults   map[string]map[string]struct{} // tenant -> default role ids
+	// ownHeld counts, per role, the principals holding it in Own, so a
+	// change of the role drops the grants computed from it.
+	ownHeld  map[string]int
+	access   map[string]map[string]struct{} // user -> tenants
+	defaults map[string]map[string]struct{} // tenant -> default role ids
 
 	cacheMu sync.Mutex
 	cache   map[string]*effective
@@ -117,6 +120,7 @@ func NewModel() *Model {
 		members:    map[string]map[string]Membership{},
 		groupsOf:   map[string]map[string]struct{}{},
 		principals: map[string]Principal{},
+		ownHeld:    map[string]int{},
 		access:     map[string]map[string]struct{}{},
 		defaults:   map[string]map[string]struct{}{},
 		cache:      map[string]*effective{},
@@ -172,6 +176,11 @@ func (m *Model) PutRole(r Role) error {
 	for id := range m.byRole[r.ID] {
 		m.forget(m.bindings[id].Subject)
 	}
+	if m.ownHeld[r.ID] > 0 {
+		// Roles change rarely; finding the holders would need an index
+		// as large as the bindings Own saves.
+		m.forgetAll()
+	}
 	if had && old.Default {
 		remove(m.defaults, old.Tenant, old.ID)
 	}
@@ -191,6 +200,9 @@ func (m *Model) DeleteRole(id string) {
 	defer m.mu.Unlock()
 	for bid := range m.byRole[id] {
 		m.unbind(bid)
+	}
+	if m.ownHeld[id] > 0 {
+		m.forgetAll()
 	}
 	if r, ok := m.roles[id]; ok && r.Default {
 		remove(m.defaults, r.Tenant, id)
@@ -275,6 +287,13 @@ func (m *Model) bound(subject string, out []Bound) []Bound {
 		b := m.bindings[bid]
 		if r, ok := m.roles[b.Role]; ok {
 			out = append(out, Bound{Role: r.Name, Scope: b.Scope, Rules: cloneRules(r.Rules)})
+		}
+	}
+	if own := m.principals[subject].Own; own != nil {
+		for _, rk := range own.Roles {
+			if r, ok := m.roles[rk]; ok {
+				out = append(out, Bound{Role: r.Name, Scope: own.Scope, Rules: cloneRules(r.Rules)})
+			}
 		}
 	}
 	return out
@@ -374,8 +393,24 @@ func (m *Model) PutPrincipal(p Principal) {
 	p.Endpoints = cloneStrings(p.Endpoints)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.countOwn(m.principals[p.ID].Own, -1)
+	m.countOwn(p.Own, 1)
 	m.principals[p.ID] = p
 	m.forget(p.ID)
+}
+
+// countOwn adds d to the holder count of each role of own. Callers hold mu.
+func (m *Model) countOwn(own *RoleSet, d int) {
+	if own == nil {
+		return
+	}
+	for _, r := range own.Roles {
+		if n := m.ownHeld[r] + d; n > 0 {
+			m.ownHeld[r] = n
+		} else {
+			delete(m.ownHeld, r)
+		}
+	}
 }
 
 // RemovePrincipal forgets a principal with its bindings, memberships and
@@ -392,6 +427,7 @@ func (m *Model) RemovePrincipal(id string) {
 	}
 	delete(m.groupsOf, id)
 	delete(m.access, id)
+	m.countOwn(m.principals[id].Own, -1)
 	delete(m.principals, id)
 	m.forget(id)
 }
@@ -467,6 +503,17 @@ func (m *Model) effectiveOf(id string) *effective {
 		}
 	}
 	collect(id, "")
+	if own := m.principals[id].Own; own != nil {
+		for _, rk := range own.Roles {
+			r, ok := m.roles[rk]
+			if !ok {
+				continue
+			}
+			for _, rule := range r.Rules {
+				e.add(grant{rule: rule, scope: own.Scope, role: r.ID, reason: fmt.Sprintf("role %q at %s (%s)", r.Name, own.Scope, rule)})
+			}
+		}
+	}
 	for g := range m.groupsOf[id] {
 		collect(g, g)
 	}

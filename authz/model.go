@@ -212,6 +212,18 @@ type Principal struct {
 	// request whose resource matches none is denied whatever the roles
 	// say. It only ever narrows (Fleet API-only users).
 	Endpoints []string
+	// Own, when set, are roles the principal holds without bindings of
+	// their own: a service account's role list, at its scope. Principals
+	// with the same roles at the same scope share one set, which is never
+	// written after PutPrincipal: a binding per account and role would
+	// cost some 300 bytes an account.
+	Own *RoleSet
+}
+
+// RoleSet is roles (role keys, see RoleKey) held at one scope.
+type RoleSet struct {
+	Roles []string
+	Scope Scope
 }
 
 // Request is one question: may the principal do Action on Resource at

@@ -15,7 +15,7 @@ import (
 // the prefix plus the service account id, so it is unique exactly when the
 // aggregate id is (the creating append is conditional on an empty subject)
 // and needs no reservation subject of its own.
-const ClientIDPrefix = "khc-"
+const ClientIDPrefix = auth.PrefixClientID
 
 // ServiceAccountIDFromClientID returns the service account id a client id
 // names, and false when it is not a Keyhold client id.

@@ -74,13 +74,16 @@ type dirCredential struct {
 }
 
 type dirServiceAccount struct {
-	id       string
-	tenant   string
-	clientID string
-	scope    events.Scope
-	roles    []string
-	active   bool
-	creds    []dirCredential
+	id     string
+	tenant string
+	// otherClientID is the client id when it is not auth.PrefixClientID
+	// and the id, as every client id the commands make is: those need
+	// neither a copy nor an entry in Directory.clients.
+	otherClientID string
+	scope         events.Scope
+	roles         []string
+	active        bool
+	creds         []dirCredential
 	// generation counts the times the account was disabled or lost a role.
 	// Access tokens carry the generation they were issued at and are
 	// refused once it moved on, so re-enabling the account or granting the
@@ -150,12 +153,20 @@ func (d *Directory) ownScope(s events.Scope) events.Scope {
 	return events.Scope{Level: d.name(s.Level), Target: d.name(s.Target)}
 }
 
-// ownNames returns ss with the directory's copies of its strings.
+// ownNames returns ss with the directory's copies of its strings, as a
+// list shared with every other caller that passed the same (role lists
+// repeat across most accounts). Never write its elements; len == cap, so
+// appending copies. Callers hold mu.
 func (d *Directory) ownNames(ss []string) []string {
+	key := strings.Join(ss, "\x00")
+	if out, ok := d.nameLists[key]; ok {
+		return out
+	}
 	out := make([]string, len(ss))
 	for i, s := range ss {
 		out[i] = d.name(s)
 	}
+	d.nameLists[strings.Clone(key)] = out
 	return out
 }
 
@@ -208,11 +219,13 @@ type Directory struct {
 	// model holds roles, bindings, tenant access and principals for
 	// decisions; it changes with the directory, under mu.
 	model *authz.Model
-	// names and bindingSets hold what many accounts share (see name and
-	// rebuild). Both only grow, with the distinct values ever seen: a few
+	// names, bindingSets, roleSets and nameLists hold what many accounts
+	// share (see name, rebuild, putAccount and ownNames). Both only grow, with the distinct values ever seen: a few
 	// per tenant, unless every account has a scope of its own.
 	names       map[string]string
 	bindingSets map[string][]auth.Binding
+	roleSets    map[string]*authz.RoleSet
+	nameLists   map[string][]string
 	// boundTo finds the account a BindingCreated bound a role to.
 	boundTo map[string]*dirServiceAccount
 	// named finds an account by tenant and chosen name.
@@ -258,6 +271,8 @@ func NewDirectory(opts ...DirectoryOption) *Directory {
 		model:       authz.NewModel(),
 		names:       map[string]string{},
 		bindingSets: map[string][]auth.Binding{},
+		roleSets:    map[string]*authz.RoleSet{},
+		nameLists:   map[string][]string{},
 		boundTo:     map[string]*dirServiceAccount{},
 		named:       map[[2]string]*dirServiceAccount{},
 		hashing:     make(chan struct{}, maxPasswordChecks),
@@ -452,18 +467,20 @@ func (d *Directory) Apply(env events.Envelope) {
 		}
 	case events.ServiceAccountCreated:
 		sa := &dirServiceAccount{
-			id: strings.Clone(env.Subject), tenant: d.name(env.Tenant), clientID: strings.Clone(e.ClientID), scope: d.ownScope(e.Scope),
+			id: strings.Clone(env.Subject), tenant: d.name(env.Tenant), scope: d.ownScope(e.Scope),
 			roles: d.ownNames(e.Roles), active: e.Status == statusActive,
 		}
 		d.rebuild(sa)
 		d.accounts[sa.id] = sa
-		d.clients[sa.clientID] = sa
+		if e.ClientID != auth.PrefixClientID+sa.id {
+			sa.otherClientID = strings.Clone(e.ClientID)
+			d.clients[sa.otherClientID] = sa
+		}
 		if e.Name != "" {
 			sa.name = strings.Clone(e.Name)
 			d.named[[2]string{sa.tenant, sa.name}] = sa
 		}
-		d.model.PutPrincipal(authz.Principal{ID: sa.id, Kind: authz.KindServiceAccount, Tenant: sa.tenant, Disabled: !sa.active})
-		d.bindRoles(sa, nil)
+		d.putAccount(sa)
 	case events.ServiceAccountUpdated:
 		sa := d.account(env)
 		if sa == nil {
@@ -477,7 +494,6 @@ func (d *Directory) Apply(env events.Envelope) {
 				sa.generation++
 			}
 			sa.active = *e.Status == statusActive
-			d.model.PutPrincipal(authz.Principal{ID: sa.id, Kind: authz.KindServiceAccount, Tenant: sa.tenant, Disabled: !sa.active})
 		}
 		if e.Roles != nil {
 			for _, r := range sa.roles {
@@ -486,10 +502,11 @@ func (d *Directory) Apply(env events.Envelope) {
 					break
 				}
 			}
-			old := sa.roles
 			sa.roles = d.ownNames(*e.Roles)
 			d.rebuild(sa)
-			d.bindRoles(sa, old)
+		}
+		if e.Status != nil || e.Roles != nil {
+			d.putAccount(sa)
 		}
 	case events.AccessTokensInvalidated:
 		if sa := d.account(env); sa != nil {
@@ -498,7 +515,9 @@ func (d *Directory) Apply(env events.Envelope) {
 	case events.ServiceAccountDeleted:
 		if sa := d.account(env); sa != nil {
 			delete(d.accounts, sa.id)
-			delete(d.clients, sa.clientID)
+			if sa.otherClientID != "" {
+				delete(d.clients, sa.otherClientID)
+			}
 			d.model.RemovePrincipal(sa.id)
 			for id := range sa.bound {
 				delete(d.boundTo, id)
@@ -619,18 +638,31 @@ func (d *Directory) bind(env events.Envelope, id, role, subject string, scope ev
 	}
 }
 
-// bindRoles makes the model's bindings of sa's own roles follow its role
-// list, which held old before.
-func (d *Directory) bindRoles(sa *dirServiceAccount, old []string) {
-	id := func(r string) string { return "service_account/" + sa.id + "/" + r }
-	for _, r := range old {
-		if !slices.Contains(sa.roles, r) {
-			d.model.Unbind(id(r))
+// putAccount tells the model of sa, with its role list as the principal's
+// own roles at its scope: a set shared by every account with the same
+// tenant, scope and roles. Callers hold mu.
+func (d *Directory) putAccount(sa *dirServiceAccount) {
+	key := sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
+	own, ok := d.roleSets[key]
+	if !ok {
+		own = &authz.RoleSet{Scope: auth.ScopeOf(sa.tenant, sa.scope), Roles: make([]string, len(sa.roles))}
+		for i, r := range sa.roles {
+			own.Roles[i] = d.name(authz.RoleKey(sa.tenant, r))
+		}
+		d.roleSets[key] = own
+	}
+	d.model.PutPrincipal(authz.Principal{ID: sa.id, Kind: authz.KindServiceAccount, Tenant: sa.tenant, Disabled: !sa.active, Own: own})
+}
+
+// client returns the account whose client id is clientID, or nil.
+// Callers hold mu.
+func (d *Directory) client(clientID string) *dirServiceAccount {
+	if id, ok := strings.CutPrefix(clientID, auth.PrefixClientID); ok {
+		if sa := d.accounts[id]; sa != nil && sa.otherClientID == "" {
+			return sa
 		}
 	}
-	for _, r := range sa.roles {
-		d.bind(events.Envelope{Tenant: sa.tenant}, id(r), r, sa.id, sa.scope)
-	}
+	return d.clients[clientID]
 }
 
 // Authorizer returns the directory's authorization model. It is as
@@ -767,7 +799,7 @@ func (d *Directory) AuthenticateClient(clientID, secret string, now time.Time) (
 	sum := sha256.Sum256([]byte(secret))
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	sa := d.clients[clientID]
+	sa := d.client(clientID)
 	if sa == nil {
 		return Client{}, fmt.Errorf("%w: unknown client", ErrInvalidClient)
 	}
@@ -806,7 +838,7 @@ func (d *Directory) AccessTokenPrincipal(c auth.AccessClaims, now time.Time) (au
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	sa := d.accounts[c.Subject]
-	if sa == nil || sa.tenant != c.Tenant || sa.clientID != c.ClientID {
+	if sa == nil || sa.tenant != c.Tenant || d.client(c.ClientID) != sa {
 		return auth.Principal{}, fmt.Errorf("%w: service account gone", ErrTokenRevoked)
 	}
 	if !sa.active {
