@@ -642,3 +642,42 @@ func validSearchText(text string) error {
 	}
 	return nil
 }
+
+// AllRoles returns every role of the caller's tenant, ordered by name,
+// unpaged: for operator tools (a tenant has few roles). It needs
+// iam.roles.list.
+func (q *Queries) AllRoles(ctx context.Context, caller auth.Principal) ([]Role, error) {
+	if err := q.mayIn(caller, authz.RolesList, "roles"); err != nil {
+		return nil, err
+	}
+	var rows []roleRow
+	if err := q.db.SelectContext(ctx, &rows, `SELECT `+roleColumns+` FROM roles WHERE tenant = $1 ORDER BY name, id`, caller.Tenant); err != nil {
+		return nil, fmt.Errorf("list roles: %w", err)
+	}
+	return roles(rows)
+}
+
+// AllBindings returns every binding of the caller's tenant, or of the
+// principal or group subject when set, with the service accounts' own
+// role lists as bindings with id service_account/<account>/<role>;
+// ordered by subject, role and id, unpaged: for operator tools. Only
+// the id, role, subject and scope fields are set. It needs
+// iam.bindings.list.
+func (q *Queries) AllBindings(ctx context.Context, caller auth.Principal, subject string) ([]Binding, error) {
+	if err := q.mayIn(caller, authz.BindingsList, "bindings"); err != nil {
+		return nil, err
+	}
+	out := []Binding{}
+	err := q.db.SelectContext(ctx, &out, `
+		SELECT id, role, subject_kind, subject_id, scope_level, scope_target FROM bindings
+		 WHERE tenant = $1 AND ($2 = '' OR subject_id = $2)
+		UNION ALL
+		SELECT 'service_account/' || sa.id || '/' || r, r, 'service_account', sa.id, sa.scope_level, sa.scope_target
+		  FROM service_accounts sa, unnest(sa.roles) AS r
+		 WHERE sa.tenant = $1 AND ($2 = '' OR sa.id = $2)
+		ORDER BY 4, 2, 1`, caller.Tenant, subject)
+	if err != nil {
+		return nil, fmt.Errorf("list bindings: %w", err)
+	}
+	return out, nil
+}

@@ -29,11 +29,8 @@ Both subcommands act as the operator and work whether or not keyhold serve is ru
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s query.InstanceSettings
-			err := readTables(cmd.Context(), cfg, func(e *env) error {
-				q, err := query.New(e.db.SQL(), nil)
-				if err != nil {
-					return err
-				}
+			err := readTables(cmd.Context(), cfg, func(q *query.Queries) error {
+				var err error
 				s, err = q.InstanceSettings(cmd.Context(), auth.System(), query.InstanceSettings{
 					APITokenDefaultLifetime: commands.DefaultAPITokenLifetime, APITokenMaxLifetime: commands.MaxAPITokenLifetime,
 				})

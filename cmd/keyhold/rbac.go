@@ -30,28 +30,33 @@ func validTenantFlag(tenant string) error {
 
 // roleRow is a role as keyhold roles list and show print it.
 type roleRow struct {
-	ID          string          `db:"id" json:"id"`
-	Name        string          `db:"name" json:"name"`
-	Description string          `db:"description" json:"description"`
-	Managed     bool            `db:"managed" json:"managed"`
-	Default     bool            `db:"is_default" json:"default"`
-	Rules       json.RawMessage `db:"rules" json:"rules"`
+	ID          string        `json:"id"`
+	Name        string        `json:"name"`
+	Description string        `json:"description"`
+	Managed     bool          `json:"managed"`
+	Default     bool          `json:"default"`
+	Rules       []events.Rule `json:"rules"`
+}
+
+func roleRowOf(r query.Role) roleRow {
+	return roleRow{ID: r.ID, Name: r.Name, Description: r.Description, Managed: r.Managed, Default: r.Default, Rules: auth.EventRules(r.Rules)}
 }
 
 // bindingRow is a binding as keyhold bindings list prints it. Service
 // accounts' own roles are listed as bindings with id
 // service_account/<account>/<role>.
 type bindingRow struct {
-	ID          string `db:"id" json:"id"`
-	Role        string `db:"role" json:"role"`
-	SubjectKind string `db:"subject_kind" json:"subject_kind"`
-	SubjectID   string `db:"subject_id" json:"subject_id"`
-	ScopeLevel  string `db:"scope_level" json:"scope_level"`
-	ScopeTarget string `db:"scope_target" json:"scope_target"`
+	ID          string `json:"id"`
+	Role        string `json:"role"`
+	SubjectKind string `json:"subject_kind"`
+	SubjectID   string `json:"subject_id"`
+	ScopeLevel  string `json:"scope_level"`
+	ScopeTarget string `json:"scope_target"`
 }
 
-// readTables brings the read tables up to date, then runs read.
-func readTables(ctx context.Context, cfg *config, read func(e *env) error) error {
+// readTables brings the read tables up to date, then runs read with
+// queries over them (the caller acts as the operator).
+func readTables(ctx context.Context, cfg *config, read func(q *query.Queries) error) error {
 	e, runner, err := openRunner(ctx, cfg)
 	if err != nil {
 		return err
@@ -63,7 +68,11 @@ func readTables(ctx context.Context, cfg *config, read func(e *env) error) error
 	if err := runner.CatchUp(ctx); err != nil {
 		return err
 	}
-	return read(e)
+	q, err := query.New(e.db.SQL(), nil)
+	if err != nil {
+		return err
+	}
+	return read(q)
 }
 
 func newRoles(cfg *config) *cobra.Command {
@@ -76,11 +85,16 @@ dialects and administrators add custom ones. Works whether or not keyhold serve 
 	})
 	var tenant, role string
 	var asJSON bool
-	read := func(cmd *cobra.Command, id string) ([]roleRow, error) {
-		rows := []roleRow{}
-		err := readTables(cmd.Context(), cfg, func(e *env) error {
-			return e.db.SQL().SelectContext(cmd.Context(), &rows, `SELECT id, name, description, managed, is_default, rules FROM roles
-				WHERE tenant = $1 AND ($2 = '' OR id = $2 OR name = $2) ORDER BY name`, tenant, id)
+	read := func(cmd *cobra.Command, ref string) ([]roleRow, error) {
+		var rows []roleRow
+		err := readTables(cmd.Context(), cfg, func(q *query.Queries) error {
+			roles, err := q.AllRoles(cmd.Context(), auth.SystemIn(tenant))
+			for _, r := range roles {
+				if ref == "" || r.ID == ref || r.Name == ref {
+					rows = append(rows, roleRowOf(r))
+				}
+			}
+			return err
 		})
 		return rows, err
 	}
@@ -127,10 +141,7 @@ dialects and administrators add custom ones. Works whether or not keyhold serve 
 			if err := printRoles(cmd, rows[:1], false); err != nil {
 				return err
 			}
-			var rules []events.Rule
-			if err := json.Unmarshal(rows[0].Rules, &rules); err != nil {
-				return err
-			}
+			rules := rows[0].Rules
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "\nEFFECT\tACTIONS\tRESOURCES")
 			for _, r := range rules {
@@ -189,15 +200,12 @@ service_account/<account>/<role>), as an aligned table or JSON with --json.`,
 				return err
 			}
 			rows := []bindingRow{}
-			err := readTables(cmd.Context(), cfg, func(e *env) error {
-				return e.db.SQL().SelectContext(cmd.Context(), &rows, `
-					SELECT id, role, subject_kind, subject_id, scope_level, scope_target FROM bindings
-					 WHERE tenant = $1 AND ($2 = '' OR subject_id = $2)
-					UNION ALL
-					SELECT 'service_account/' || sa.id || '/' || r, r, 'service_account', sa.id, sa.scope_level, sa.scope_target
-					  FROM service_accounts sa, unnest(sa.roles) AS r
-					 WHERE sa.tenant = $1 AND ($2 = '' OR sa.id = $2)
-					ORDER BY 4, 2, 1`, tenant, subject)
+			err := readTables(cmd.Context(), cfg, func(q *query.Queries) error {
+				bs, err := q.AllBindings(cmd.Context(), auth.SystemIn(tenant), subject)
+				for _, b := range bs {
+					rows = append(rows, bindingRow{ID: b.ID, Role: b.Role, SubjectKind: b.SubjectKind, SubjectID: b.SubjectID, ScopeLevel: b.ScopeLevel, ScopeTarget: b.ScopeTarget})
+				}
+				return err
 			})
 			if err != nil {
 				return err

@@ -85,11 +85,8 @@ if never). An aligned table, or JSON with --json. Brings the read tables up to d
 				return errors.New("refused: --user: must be a user id")
 			}
 			var tokens []query.APIToken
-			err := readTables(cmd.Context(), cfg, func(e *env) error {
-				q, err := query.New(e.db.SQL(), nil)
-				if err != nil {
-					return err
-				}
+			err := readTables(cmd.Context(), cfg, func(q *query.Queries) error {
+				var err error
 				tokens, err = q.APITokens(cmd.Context(), auth.System(), user)
 				return err
 			})
