@@ -7,6 +7,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/query"
 )
 
 // Meta travels with every command: who asks, for which request, and the
@@ -206,6 +207,7 @@ func (u *unique) apply(_ events.Envelope, e events.Event) {
 type Credential struct {
 	id        string
 	verifier  string
+	createdBy string
 	createdAt time.Time
 	expiresAt time.Time
 }
@@ -302,6 +304,21 @@ func (s *ServiceAccount) CreatedBy() string { return s.createdBy }
 // ActiveCredentials counts the credentials not yet expired at now.
 func (s *ServiceAccount) ActiveCredentials(now time.Time) int { return s.activeCredentials(now) }
 
+// View returns the account in the shape queries return it, so that a
+// dialect maps one type for both; ActiveCredentials counts the
+// credentials unexpired at now. Number is the read tables' to know: 0.
+func (s *ServiceAccount) View(now time.Time) query.ServiceAccount {
+	return query.ServiceAccount{ID: s.id, Name: s.name, ClientID: s.clientID, DisplayName: s.displayName, Description: s.description,
+		ScopeLevel: s.scope.Level, ScopeTarget: s.scope.Target, ScopeKind: s.scope.NodeKind(), Roles: slices.Clone(s.roles), Status: s.status,
+		CreatedBy: s.createdBy, CreatedAt: s.createdAt, UpdatedAt: s.updatedAt, Tenant: s.tenant, ActiveCredentials: s.activeCredentials(now)}
+}
+
+// CredentialView returns credential c of the account in the shape queries
+// return it.
+func (s *ServiceAccount) CredentialView(c Credential) query.Credential {
+	return query.Credential{ID: c.id, ServiceAccountID: s.id, ServiceAccountName: s.name, CreatedBy: c.createdBy, CreatedAt: c.createdAt, ExpiresAt: c.expiresAt}
+}
+
 // activeCredentials counts credentials not yet expired at now.
 func (s *ServiceAccount) activeCredentials(now time.Time) int {
 	n := 0
@@ -356,7 +373,7 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 	case events.ServiceAccountDeleted:
 		*s = ServiceAccount{id: s.id, tenant: s.tenant, deleted: true, deletedBy: e.RequestSeed}
 	case events.CredentialCreated:
-		s.credentials = append(s.credentials, Credential{id: e.CredentialID, verifier: e.Verifier, createdAt: env.Time, expiresAt: e.ExpiresAt})
+		s.credentials = append(s.credentials, Credential{id: e.CredentialID, verifier: e.Verifier, createdBy: env.Actor.ID, createdAt: env.Time, expiresAt: e.ExpiresAt})
 	case events.CredentialDeleted:
 		s.credentials = slices.DeleteFunc(s.credentials, func(c Credential) bool { return c.id == e.CredentialID })
 		s.deletedCredentials = append(s.deletedCredentials, e.CredentialID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keyhold/keyhold/query"
 	"net/mail"
 	"regexp"
 	"slices"
@@ -51,9 +52,9 @@ func ValidServiceAccountName(s string) bool {
 }
 
 // IsServiceAccountName reports whether ref, a reference to a service
-// account, is a chosen name rather than the account's id: names start
-// with a letter, ids with a digit.
-func IsServiceAccountName(ref string) bool { return ref != "" && ref[0] >= 'a' && ref[0] <= 'z' }
+// account, is a chosen name rather than the account's id, as the read
+// side tells them apart.
+func IsServiceAccountName(ref string) bool { return query.IsServiceAccountName(ref) }
 
 // ValidTenantID reports whether id is a usable tenant id: 1 to 63
 // lowercase letters, digits and dashes, starting with a letter or digit.

@@ -255,15 +255,16 @@ func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal
 	return items, next, nil
 }
 
-// isName tells a service account's chosen name from its id, as
-// commands.IsServiceAccountName does (query may not import commands; a
-// test keeps the two equal): names start with a letter, ids with a digit.
-func isName(ref string) bool { return ref != "" && ref[0] >= 'a' && ref[0] <= 'z' }
+// IsServiceAccountName reports whether ref, a reference to a service
+// account, is a chosen name rather than the account's id: names start
+// with a letter, ids with a digit. The write side reads references the
+// same way (commands uses this function).
+func IsServiceAccountName(ref string) bool { return ref != "" && ref[0] >= 'a' && ref[0] <= 'z' }
 
 // refColumn is the column a reference to a service account is matched
 // against: name for a chosen name, id otherwise.
 func refColumn(ref string) string {
-	if isName(ref) {
+	if IsServiceAccountName(ref) {
 		return "name"
 	}
 	return "id"

@@ -107,7 +107,7 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := serviceAccountListJSON{ServiceAccounts: make([]serviceAccountJSON, len(items)), NextPageToken: next}
 	for i, sa := range items {
-		out.ServiceAccounts[i] = fromQuery(sa)
+		out.ServiceAccounts[i] = serviceAccountOf(sa)
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
@@ -215,7 +215,7 @@ func (h handlers) create(w http.ResponseWriter, r *http.Request) {
 	if res.Replayed {
 		khttp.MarkReplayed(w)
 	}
-	out := fromCommand(res.ServiceAccount, h.q.Now())
+	out := serviceAccountOf(res.ServiceAccount.View(h.q.Now()))
 	w.Header().Set("Location", out.SelfLink)
 	khttp.WriteJSON(w, http.StatusCreated, out)
 }
@@ -234,7 +234,7 @@ func (h handlers) get(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, fromQuery(sa))
+	khttp.WriteJSON(w, http.StatusOK, serviceAccountOf(sa))
 }
 
 type updateRequest struct {
@@ -281,7 +281,7 @@ func (h handlers) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, fromCommand(res.ServiceAccount, h.q.Now()))
+	khttp.WriteJSON(w, http.StatusOK, serviceAccountOf(res.ServiceAccount.View(h.q.Now())))
 }
 
 func (h handlers) delete(w http.ResponseWriter, r *http.Request) {
@@ -369,11 +369,7 @@ func (h handlers) createCredential(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	c, sa := res.Credential, res.ServiceAccount
-	// The creator is the caller: a keyed retry that found the credential
-	// comes from the same caller, as idempotency keys are the caller's.
-	out := newCredentialJSON{credentialJSON: credentialOf(query.Credential{ID: c.ID(), ServiceAccountID: sa.ID(), ServiceAccountName: sa.Name(),
-		CreatedBy: caller(r).ID, CreatedAt: c.CreatedAt(), ExpiresAt: c.ExpiresAt()}, h.q.Now())}
+	out := newCredentialJSON{credentialJSON: credentialOf(res.ServiceAccount.CredentialView(res.Credential), h.q.Now())}
 	w.Header().Set("Location", out.SelfLink)
 	if res.Replayed {
 		khttp.MarkReplayed(w)

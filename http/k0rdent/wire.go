@@ -139,16 +139,9 @@ func nonNil(roles []string) []string {
 	return roles
 }
 
-func fromCommand(sa *commands.ServiceAccount, now time.Time) serviceAccountJSON {
-	scope, scopeID := wireScope(sa.Scope())
-	id := wireID(sa.ID(), sa.Name())
-	return serviceAccountJSON{SelfLink: serviceAccountLink(id), UID: uidOf(sa.ID()), ID: id,
-		DisplayName: sa.DisplayName(), Description: sa.Description(), ClientID: sa.ClientID(),
-		Scope: scope, ScopeID: scopeID, Roles: nonNil(sa.Roles()), Status: sa.Status(), CreatedBy: sa.CreatedBy(),
-		CreatedAt: timestamp(sa.CreatedAt()), UpdatedAt: timestamp(sa.UpdatedAt()), ActiveCredentialCount: sa.ActiveCredentials(now)}
-}
-
-func fromQuery(sa query.ServiceAccount) serviceAccountJSON {
+// serviceAccountOf maps an account, read or just written (see
+// commands.ServiceAccount.View), to the wire.
+func serviceAccountOf(sa query.ServiceAccount) serviceAccountJSON {
 	scope, scopeID := wireScope(sa.Scope())
 	id := wireID(sa.ID, sa.Name)
 	return serviceAccountJSON{SelfLink: serviceAccountLink(id), UID: uidOf(sa.ID), ID: id,
