@@ -199,3 +199,7 @@ func textOf(ctype, encoding string, body io.Reader) (string, error) {
 	b, err := io.ReadAll(body)
 	return strings.ReplaceAll(string(b), "\r\n", "\n"), err
 }
+
+// OpenOutbox returns the outbox in dir for reading (List, Read); it
+// creates nothing, and a missing directory lists no message.
+func OpenOutbox(dir string) *Outbox { return &Outbox{dir: dir} }
