@@ -385,7 +385,12 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, re Reaction) error {
 			if err := l.flush(ctx); err != nil {
 				return err
 			}
-			if ticks++; ticks%5 == 0 {
+			if ticks++; ticks%3600 == 1 {
+				if err := l.sweep(ctx); err != nil {
+					return err
+				}
+			}
+			if ticks%5 == 0 {
 				if err := conn.PingContext(ctx); err != nil {
 					return fmt.Errorf("lost reaction lock connection: %w", err)
 				}
@@ -451,6 +456,19 @@ func (l *leader) flush(ctx context.Context) error {
 	}
 	l.written = l.pos
 	return nil
+}
+
+// DoneKept is how long the record of an event performed is kept. Only
+// events at or before the position are ever read again, and only by a
+// leader that lost its lock moments ago, so old records fence nothing.
+const DoneKept = 30 * 24 * time.Hour
+
+// sweep deletes the records of events performed longer than DoneKept
+// ago; failed and unknown ones stay for the operator.
+func (l *leader) sweep(ctx context.Context) error {
+	_, err := l.conn.ExecContext(ctx, `DELETE FROM effect_attempts WHERE reaction = $1 AND state = 'done'
+		AND updated_at < now() - $2 * interval '1 second' AND seq < $3`, l.re.Name(), int64(DoneKept/time.Second), l.written)
+	return err
 }
 
 // handle takes one event of the log.

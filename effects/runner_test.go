@@ -159,8 +159,10 @@ func status(t *testing.T, r *effects.Runner, name string) effects.Status {
 
 // TestReactionRunsOncePerEventAcrossRestarts: each wanted event is
 // performed once, in log order, other events are passed over, and a
-// restarted runner goes on from its position without repeating any.
+// restarted runner goes on without repeating any, even from a position
+// that went back.
 func TestReactionRunsOncePerEventAcrossRestarts(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	p := &probe{name: "probe"}
 	r, stop := f.start(t, []effects.Reaction{p})
@@ -171,6 +173,11 @@ func TestReactionRunsOncePerEventAcrossRestarts(t *testing.T) {
 	eventually(t, "two calls", func() bool { return len(p.snapshot()) == 2 })
 	stop()
 
+	// Rewound (a leader that lost its lock and read on from where it
+	// was), the runner still performs no event twice: attempts are
+	// recorded per event.
+	_, err := f.db.Exec("UPDATE effect_positions SET seq = 0 WHERE reaction = 'probe'")
+	testenv.Must(t, err, "rewind")
 	f.other(t)
 	c := f.createSA(t) // committed while no runner runs
 	r2, _ := f.start(t, []effects.Reaction{p})
@@ -197,6 +204,7 @@ func TestReactionRunsOncePerEventAcrossRestarts(t *testing.T) {
 // TestNewReactionStartsAtTheLogsEnd: a reaction added to a log that
 // already holds events it wants acts only on later ones.
 func TestNewReactionStartsAtTheLogsEnd(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.createSA(t)
 	f.createSA(t)
@@ -215,6 +223,7 @@ func TestNewReactionStartsAtTheLogsEnd(t *testing.T) {
 // attempt is under way (as a crash would) leaves it recorded; the next
 // leader reports its outcome unknown and does not perform it again.
 func TestAttemptCutShortIsUnknownNotRepeated(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	entered := make(chan struct{}, 1)
 	blocking := &probe{name: "mailer", react: func(ctx context.Context, _ events.Envelope, _ int) error {
@@ -255,6 +264,7 @@ func TestAttemptCutShortIsUnknownNotRepeated(t *testing.T) {
 // retried after growing delays until it succeeds, while a later event is
 // performed meanwhile.
 func TestRetriesBackOffAndDoNotHoldUpLaterEvents(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	var flaky string
 	var mu sync.Mutex
@@ -298,6 +308,7 @@ func TestRetriesBackOffAndDoNotHoldUpLaterEvents(t *testing.T) {
 // TestFailuresAreRecorded: a permanent failure is recorded at once with
 // its text; a retryable one after the attempts allowed.
 func TestFailuresAreRecorded(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name      string
 		err       error
@@ -308,6 +319,7 @@ func TestFailuresAreRecorded(t *testing.T) {
 		{"retries spent", errors.New("connection refused"), 3, "gave up after 3 attempts: connection refused"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			f := newFixture(t)
 			p := &probe{name: "failing", react: func(context.Context, events.Envelope, int) error { return tt.err }}
 			reg := prometheus.NewRegistry()
@@ -338,6 +350,7 @@ func TestFailuresAreRecorded(t *testing.T) {
 // TestRetriesPendingBeyondThresholdDegrade: waiting retries are reported
 // only beyond the threshold.
 func TestRetriesPendingBeyondThresholdDegrade(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	p := &probe{name: "slow", react: func(context.Context, events.Envelope, int) error { return errors.New("busy") }}
 	r, _ := f.start(t, []effects.Reaction{p}, effects.WithBackoff(time.Hour, time.Hour), effects.WithRetryThreshold(1))
@@ -358,6 +371,7 @@ func TestRetriesPendingBeyondThresholdDegrade(t *testing.T) {
 // and log, one leads; every event is performed once, also when the leader
 // stops and the other takes over.
 func TestReplicasRunAReactionInOneProcess(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	pa, pb := &probe{name: "shared"}, &probe{name: "shared"}
 	ra, stopA := f.start(t, []effects.Reaction{pa})
@@ -393,7 +407,9 @@ func TestReplicasRunAReactionInOneProcess(t *testing.T) {
 }
 
 func TestNewRunnerRefusesBadReactions(t *testing.T) {
-	f := newFixture(t)
+	t.Parallel()
+	// NewRunner checks its arguments without using the database or the log.
+	f := &fixture{store: &events.Store{}, db: &sqlx.DB{}}
 	for _, tt := range []struct {
 		name      string
 		reactions []effects.Reaction

@@ -16,7 +16,7 @@ type Status struct {
 	Head      uint64    `json:"head" db:"-"`
 	Lag       uint64    `json:"lag" db:"-"`
 	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
-	// Done counts events performed; Retrying those waiting for a retry;
+	// Done counts events performed (in the last DoneKept); Retrying those waiting for a retry;
 	// Failed those given up on; Unknown attempts whose outcome was never
 	// recorded (the process stopped during them), never performed again.
 	Done     int `json:"done" db:"done"`
@@ -64,8 +64,15 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 // failed or of unknown outcome, or more waiting for a retry than the
 // threshold (WithRetryThreshold). It returns "" when there are none.
 func (r *Runner) Degraded(ctx context.Context) (string, error) {
-	st, err := r.Status(ctx)
-	if err != nil {
+	// Only open attempts are counted (the partial index): done ones pile
+	// up, and readiness is asked often.
+	var st []Status
+	if err := r.db.SelectContext(ctx, &st, `
+		SELECT reaction,
+		       count(*) FILTER (WHERE state = 'retry') AS retrying,
+		       count(*) FILTER (WHERE state = 'failed') AS failed,
+		       count(*) FILTER (WHERE state = 'unknown') AS unknown
+		FROM effect_attempts WHERE state <> 'done' GROUP BY reaction ORDER BY reaction`); err != nil {
 		return "", err
 	}
 	var bad []string
