@@ -115,7 +115,7 @@ func TestSMTPFailures(t *testing.T) {
 	srv := smtptest.Start(t, smtptest.Options{TLS: smtptest.StartTLS, User: user, Password: password, Reject: func(rcpt string) error {
 		switch {
 		case strings.HasPrefix(rcpt, "gone@"):
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox"}
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox: <" + strings.ToUpper(rcpt) + ">"}
 		case strings.HasPrefix(rcpt, "full@"):
 			return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
 		}
@@ -145,6 +145,13 @@ func TestSMTPFailures(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), password) {
 				t.Errorf("error shows the password: %v", err)
+			}
+			// Addresses are personal data; errors are logged and recorded.
+			if strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tt.to)) {
+				t.Errorf("error shows the recipient: %v", err)
+			}
+			if tt.permanent && !strings.Contains(err.Error(), "550") {
+				t.Errorf("error lacks the server's answer: %v", err)
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	netmail "net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -189,12 +190,33 @@ func (s *SMTP) Send(ctx context.Context, m Message) error {
 	}
 	c, err := gomail.NewClient(s.host, opts...)
 	if err != nil {
-		return s.clean(err, false)
+		return s.clean(err, false, m.To)
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return s.clean(err, permanent(err))
+		return s.clean(err, permanent(err), m.To)
 	}
 	return nil
+}
+
+// replaceFold replaces every occurrence of old in s, ignoring ASCII case
+// (servers may echo an address in another case), with repl.
+func replaceFold(s, old, repl string) string {
+	if old == "" {
+		return s
+	}
+	var b strings.Builder
+	lower, lowerOld := strings.ToLower(s), strings.ToLower(old)
+	for {
+		i := strings.Index(lower, lowerOld)
+		if i < 0 || len(lower) != len(s) {
+			break
+		}
+		b.WriteString(s[:i])
+		b.WriteString(repl)
+		s, lower = s[i+len(old):], lower[i+len(old):]
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // permanent reports a definite refusal: a 5xx reply to MAIL, RCPT or DATA.
@@ -211,10 +233,18 @@ func permanent(err error) bool {
 }
 
 // clean returns err's text as a new error, without the password in any
-// form a server or the library might echo; the original is not wrapped,
-// so no caller can reach text that holds it.
-func (s *SMTP) clean(err error, perm bool) error {
+// form a server or the library might echo, and without the recipients'
+// addresses, which are personal data: the error is logged and recorded
+// where erasing a user cannot reach. The original is not wrapped, so no
+// caller can reach text that holds them.
+func (s *SMTP) clean(err error, perm bool, to []string) error {
 	msg := err.Error()
+	for _, rcpt := range to {
+		if a, perr := netmail.ParseAddress(rcpt); perr == nil {
+			msg = replaceFold(msg, a.Address, "[recipient]")
+		}
+		msg = replaceFold(msg, rcpt, "[recipient]")
+	}
 	if s.password != "" {
 		for _, secret := range []string{s.password, base64.StdEncoding.EncodeToString([]byte(s.password)),
 			base64.StdEncoding.EncodeToString([]byte("\x00" + s.user + "\x00" + s.password))} {

@@ -111,8 +111,8 @@ func TestServeSendsMailThroughSMTP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("effects status: %v", err)
 	}
-	if strings.Contains(out, password) {
-		t.Error("effects status shows the SMTP password")
+	if strings.Contains(out, password) || strings.Contains(out, "gone@acme.example") {
+		t.Errorf("effects status shows the SMTP password or the recipient:\n%s", out)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "REACTION") {
