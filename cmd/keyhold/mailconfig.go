@@ -53,8 +53,12 @@ func (c *config) validateMail() error {
 	if c.uses != nil && !c.uses("smtp-url") {
 		return nil
 	}
-	if _, err := c.links(); err != nil {
-		return fmt.Errorf("--public-url: %w", err)
+	// Without --public-url the base comes from --http-addr, which its
+	// own checks cover.
+	if c.mail.publicURL != "" {
+		if _, err := c.links(); err != nil {
+			return fmt.Errorf("--public-url: %w", err)
+		}
 	}
 	if _, err := mail.ParseFrom(c.mailFrom()); err != nil {
 		return fmt.Errorf("--mail-from: %w", err)
