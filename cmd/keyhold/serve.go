@@ -98,11 +98,10 @@ func listen(flag, addr string) (net.Listener, error) {
 
 // server is a wired Keyhold server.
 type server struct {
-	env     *env
-	handler http.Handler
-	runner  *projections.Runner
-	// effects runs the reactions to committed events (mail).
-	effects  *effects.Runner
+	env      *env
+	handler  http.Handler
+	runner   *projections.Runner
+	effects  *effects.Runner // reactions to committed events (mail)
 	dir      *query.Directory
 	progress *projections.Progress
 	idem     *khttp.Idempotency
