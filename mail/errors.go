@@ -1,6 +1,12 @@
 package mail
 
-import "errors"
+import (
+	"fmt"
 
-// ErrPermanent marks a send failure that retrying cannot fix.
-var ErrPermanent = errors.New("mail: permanent failure")
+	"github.com/keyhold/keyhold/effects"
+)
+
+// ErrPermanent marks a send failure that retrying cannot fix. It wraps
+// effects.ErrPermanent, so a reaction that returns a send error as is
+// gets the event recorded as failed instead of retried.
+var ErrPermanent = fmt.Errorf("mail: %w", effects.ErrPermanent)

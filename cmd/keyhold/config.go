@@ -16,6 +16,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/database"
+	"github.com/keyhold/keyhold/effects"
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/http/oauth2"
 )
@@ -40,6 +41,11 @@ type config struct {
 	// keyFile and previousKeyFile hold key-encryption keys (see keks).
 	keyFile         string
 	previousKeyFile string
+	// mail holds the settings of outgoing mail (see mailconfig.go).
+	mail mailConfig
+	// reactions, when set, adds reactions to those serve runs; nil for
+	// the command line. Tests use it to run reactions of their own.
+	reactions func(reactionDeps) []effects.Reaction
 	// kek and previousKEKs are read once by keks.
 	kek          *auth.KEK
 	previousKEKs []auth.KEK
@@ -119,6 +125,7 @@ func (c *config) bind() {
 	f.StringVar(&c.issuer, "issuer", envOr("KEYHOLD_ISSUER", auth.DefaultIssuer), issuerHelp)
 	f.StringVar(&c.trustedProxies, "trusted-proxies", envOr("KEYHOLD_TRUSTED_PROXIES", ""),
 		"comma-separated addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client, for throttling failed sign-ins per address; empty trusts none (KEYHOLD_TRUSTED_PROXIES)")
+	c.bindMail(f)
 	f.DurationVar(&c.waitTimeout, "read-wait", c.envDuration("read-wait", "KEYHOLD_READ_WAIT", 2*time.Second), "how long a write waits for the read side before answering (KEYHOLD_READ_WAIT)")
 }
 
@@ -134,7 +141,8 @@ const issuerHelp = `issuer of access tokens (their iss claim) and of the OAuth2 
 // The shared flags each kind of command takes.
 var (
 	// serveFlags: serve runs everything.
-	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file", "issuer", "trusted-proxies"}
+	serveFlags = []string{"http-addr", "data-dir", "database-url", "nats-url", "nats-listen", "stream-replicas", "log-level", "read-wait", "key-file", "previous-key-file", "issuer", "trusted-proxies",
+		"smtp-url", "smtp-password-file", "smtp-ca-file", "smtp-starttls", "smtp-auth", "mail-from", "public-url"}
 	// logFlags: commands that only read or append to the event log.
 	logFlags = []string{"data-dir", "nats-url", "nats-listen", "stream-replicas", "log-level"}
 	// tableFlags: commands that also use the database: read tables, or the
@@ -194,6 +202,9 @@ func (c *config) validate() error {
 	}
 	if _, err := khttp.ParseProxies(c.trustedProxies); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if err := c.validateMail(); err != nil {
+		return err
 	}
 	// A config built in code may leave the issuer empty (tokenIssuer).
 	if (c.uses == nil || c.uses("issuer")) && (c.issuer != "" || c.flagGiven != nil) {

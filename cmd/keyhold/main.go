@@ -85,7 +85,7 @@ Each command takes the connection flags it uses; each has an environment variabl
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	group(root)
-	root.AddCommand(newServe(cfg), newBootstrap(cfg), newAudit(cfg), newProjections(cfg), newTokens(cfg), newUsers(cfg), newPrivacy(cfg), newRoles(cfg), newBindings(cfg), newAuthz(cfg), newInstance(cfg), newBench(cfg), newVersion())
+	root.AddCommand(newServe(cfg), newBootstrap(cfg), newAudit(cfg), newProjections(cfg), newTokens(cfg), newUsers(cfg), newPrivacy(cfg), newRoles(cfg), newBindings(cfg), newAuthz(cfg), newInstance(cfg), newEffects(cfg), newMail(cfg), newBench(cfg), newVersion())
 	return root
 }
 

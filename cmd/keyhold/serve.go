@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/effects"
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/http/audit"
 	"github.com/keyhold/keyhold/http/decision"
@@ -99,6 +101,7 @@ type server struct {
 	env      *env
 	handler  http.Handler
 	runner   *projections.Runner
+	effects  *effects.Runner // reactions to committed events (mail)
 	dir      *query.Directory
 	progress *projections.Progress
 	idem     *khttp.Idempotency
@@ -199,7 +202,11 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	kit.TrustProxies(proxies)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s := &server{env: e, runner: runner, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
+	fx, err := e.effectsRunner(ctx, effects.WithFollow(fanout), effects.WithRegistry(reg))
+	if err != nil {
+		return nil, err
+	}
+	s := &server{env: e, runner: runner, effects: fx, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
 		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses}
 	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
 	if err != nil {
@@ -316,14 +323,24 @@ func (s *server) checks() map[string]khttp.Check {
 			}
 			return nil
 		},
+		"effects": s.effectsCheck,
 	}
 }
 
-// background starts the projectors, the idempotency sweep and role
-// seeding until ctx ends; the channel closes when the projectors stopped.
+// background starts the projectors, the reactions, the idempotency sweep
+// and role seeding until ctx ends; the channel closes when the projectors
+// and the reactions stopped.
 func (s *server) background(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
-	go func() { defer close(done); _ = s.runner.Run(ctx) }()
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = s.runner.Run(ctx) })
+		// Reactions record the outcome of an attempt under way before the
+		// database closes.
+		wg.Go(func() { _ = s.effects.Run(ctx) })
+		wg.Wait()
+	}()
 	go s.idem.Sweep(ctx, time.Hour)
 	go s.seedRoles(ctx)
 	go s.uses.Run(ctx, s.env.db.SQL(), tokenUseFlush, s.env.log)

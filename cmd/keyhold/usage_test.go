@@ -102,6 +102,9 @@ func TestHelpListsOnlyUsedFlags(t *testing.T) {
 		{[]string{"users", "delete"}, tableFlags},
 		{[]string{"users", "set-password"}, tableFlags},
 		{[]string{"privacy", "erase"}, tableFlags},
+		{[]string{"effects", "status"}, tableFlags},
+		{[]string{"mail", "list"}, []string{"data-dir", "log-level"}},
+		{[]string{"mail", "show"}, []string{"data-dir", "log-level"}},
 		{[]string{"bench"}, []string{"database-url", "log-level", "read-wait"}},
 		{[]string{"version"}, nil},
 	} {
