@@ -189,7 +189,9 @@ func TestReadyz(t *testing.T) {
 	}{
 		{"all ok", stubChecks{"a": ok, "b": ok}, 200, `"status":"ready"`},
 		{"one failing", stubChecks{"a": ok, "b": func(context.Context) error { return io.EOF }}, 503, `"b":"EOF"`},
-		{"degraded is still ready", stubChecks{"a": func(context.Context) error { return khttp.Degraded("1 failed event") }}, 200, `degraded: 1 failed event`},
+		{"degraded is still ready", stubChecks{"a": func(context.Context) error { return khttp.Degraded("1 failed event") }, "b": ok}, 200, `"status":"degraded"`},
+		{"degraded says why", stubChecks{"a": func(context.Context) error { return khttp.Degraded("1 failed event") }}, 200, `"a":"degraded: 1 failed event"`},
+		{"failing wins over degraded", stubChecks{"a": func(context.Context) error { return khttp.Degraded("1 failed event") }, "b": func(context.Context) error { return io.EOF }}, 503, `"status":"not ready"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

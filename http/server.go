@@ -70,7 +70,7 @@ func readyz(checks map[string]Check) http.HandlerFunc {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		results := map[string]string{}
-		ready := true
+		ready, whole := true, true
 		for name, check := range checks {
 			wg.Add(1)
 			go func(name string, check Check) {
@@ -82,6 +82,7 @@ func readyz(checks map[string]Check) http.HandlerFunc {
 				switch {
 				case errors.As(err, &d):
 					results[name] = "degraded: " + err.Error()
+					whole = false
 				case err != nil:
 					results[name] = err.Error()
 					ready = false
@@ -96,8 +97,13 @@ func readyz(checks map[string]Check) http.HandlerFunc {
 			Checks map[string]string `json:"checks"`
 		}{Status: "ready", Checks: results}
 		status := http.StatusOK
-		if !ready {
+		switch {
+		case !ready:
 			body.Status, status = "not ready", http.StatusServiceUnavailable
+		case !whole:
+			// Still serving, so still 200: a load balancer keeps sending
+			// traffic, an operator reading the body sees something is off.
+			body.Status = "degraded"
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
