@@ -257,8 +257,10 @@ const (
 	StatusDisabled = "disabled"
 )
 
-// Statuses is every status a service account can have.
-var Statuses = []string{StatusActive, StatusDisabled}
+// Statuses is every status a service account can have: the list the read
+// side enumerates (query.ServiceAccountStatuses), so that no status can
+// drop out of lists.
+var Statuses = query.ServiceAccountStatuses
 
 func newServiceAccount(tenant, id string) *ServiceAccount {
 	return &ServiceAccount{id: id, tenant: tenant}

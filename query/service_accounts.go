@@ -178,8 +178,7 @@ func withActiveCredentials(list string, args []any, now time.Time) (string, []an
 }
 
 // ServiceAccountStatuses are every status the write side gives a service
-// account (commands.Statuses, which query may not import; a test keeps
-// the two equal). The list enumerates them, and the scope levels
+// account (commands.Statuses is this list). The list enumerates them, and the scope levels
 // (events.ServiceAccountScopeLevels), where a filter leaves them open.
 var ServiceAccountStatuses = []string{"active", "disabled"}
 
