@@ -3,12 +3,11 @@ package effects
 import (
 	"context"
 	"embed"
-	"fmt"
 	"io/fs"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
+
+	"github.com/keyhold/keyhold/database"
 )
 
 //go:embed migrations/*.sql
@@ -26,16 +25,5 @@ func Migrate(ctx context.Context, db *sqlx.DB) error {
 	if err != nil {
 		return err
 	}
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return fmt.Errorf("migration lock: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db.DB, sub, goose.WithSessionLocker(locker), goose.WithTableName(versionTable))
-	if err != nil {
-		return fmt.Errorf("effects migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("apply effects migrations: %w", err)
-	}
-	return nil
+	return database.Migrate(ctx, db, sub, versionTable)
 }

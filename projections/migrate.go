@@ -12,12 +12,12 @@ package projections
 import (
 	"context"
 	"embed"
-	"fmt"
 	"io/fs"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
+
+	"github.com/keyhold/keyhold/database"
 )
 
 //go:embed migrations/*.sql
@@ -30,16 +30,6 @@ func Migrate(ctx context.Context, db *sqlx.DB) error {
 	if err != nil {
 		return err
 	}
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return fmt.Errorf("migration lock: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db.DB, sub, goose.WithSessionLocker(locker))
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("apply migrations: %w", err)
-	}
-	return nil
+	// goose's default table: where every earlier version kept them.
+	return database.Migrate(ctx, db, sub, goose.DefaultTablename)
 }
