@@ -38,9 +38,18 @@ type CreateUser struct {
 	Password string
 	// Tenants the user gets access to at once.
 	Tenants []string
+	// Restricted marks the user restricted (events.UserRestrictionChanged).
+	Restricted bool
 }
 
-func (cmd *CreateUser) normalize() { cmd.Email = strings.ToLower(cmd.Email) }
+// normalize lower-cases the email and makes it the username when none is
+// given (Kestra's users sign in with their email).
+func (cmd *CreateUser) normalize() {
+	cmd.Email = strings.ToLower(cmd.Email)
+	if cmd.Username == "" {
+		cmd.Username = cmd.Email
+	}
+}
 
 func (cmd CreateUser) personal() events.Personal {
 	return events.Personal{Username: cmd.Username, Email: cmd.Email, FirstName: cmd.FirstName, LastName: cmd.LastName, DisplayName: cmd.DisplayName}
@@ -136,6 +145,9 @@ func (h CreateUserHandler) Handle(ctx context.Context, cmd CreateUser) (UserResu
 		for _, t := range cmd.Tenants {
 			c.record(k, u, useq, events.UserTenantAccessGranted{Tenant: t})
 		}
+		if cmd.Restricted {
+			c.record(k, u, useq, events.UserRestrictionChanged{Restricted: true})
+		}
 		out = u
 		return nil
 	})
@@ -160,11 +172,15 @@ type UpdateUser struct {
 type UpdateUserHandler struct{ base }
 
 // Handle records the new personal data. A changed username or email is
-// claimed and the old one released in the same atomic batch. Only an
-// instance superadmin may; an unknown user is ErrNotFound.
+// claimed and the old one released in the same atomic batch. An instance
+// superadmin may change anyone's, a user its own unless restricted; an
+// unknown user is ErrNotFound.
 func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResult, error) {
-	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
-		return UserResult{}, err
+	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
+	if !self {
+		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+			return UserResult{}, err
+		}
 	}
 	if err := validUserID(cmd.UserID); err != nil {
 		return UserResult{}, err
@@ -173,6 +189,9 @@ func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResu
 		return UserResult{}, invalid("", "nothing to update: give at least one field")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
+			return err
+		}
 		if u.erased {
 			return ruleError(ErrInvalid, "", "the personal data of user %s was erased", u.id)
 		}
@@ -341,6 +360,10 @@ type SetPassword struct {
 	Meta
 	UserID   string
 	Password string
+	// OldPassword is the current password. A user changing its own
+	// password (without the right to manage users) must give it when it
+	// has one, so a stolen session or token cannot take the account over.
+	OldPassword string
 }
 
 // SetPasswordHandler handles SetPassword.
@@ -348,7 +371,9 @@ type SetPasswordHandler struct{ base }
 
 // Handle checks the policy and records the new verifier; the old password
 // stops working as soon as readers apply the event. An instance
-// superadmin may set anyone's password, a user their own.
+// superadmin may set anyone's password, a user their own (unless
+// restricted, and with its current one; see OldPassword). A wrong old
+// password is ErrInvalid on field oldPassword.
 func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserResult, error) {
 	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
 	if !self {
@@ -363,6 +388,12 @@ func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserRe
 		return UserResult{}, invalid("password", "is required")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
+			return err
+		}
+		if h.selfService(cmd.Meta, u.id) && u.verifier != "" && !auth.PasswordMatches(cmd.OldPassword, u.verifier) {
+			return invalid("oldPassword", "does not match the current password")
+		}
 		if err := validPassword(cmd.Password, u.personal.Username, u.personal.Email); err != nil {
 			return err
 		}
