@@ -9,11 +9,13 @@ import (
 	"github.com/keyhold/keyhold/events"
 )
 
-// ReservedTenantIDs are words that name instance-level resources in the
-// dialects' paths (Kestra's /api/v1/users, /api/v1/me, ...), which a
-// tenant id shares a path segment with: a tenant with one of these ids
-// could never be reached there, so no tenant gets one. Read only.
-var ReservedTenantIDs = []string{"me", "users", "tenants", "instance", "cluster", "configs", "invitations", "service-accounts", "_"}
+// ReservedTenantIDs are the first path segments of Kestra's
+// instance-level routes (/api/v1/users, /api/v1/me, ..., and /cluster,
+// which 0.24 moved to /instance). Tenant routes take the same segment as
+// the tenant id, so a tenant with one of these ids could never be reached
+// there: no tenant gets one. Read only.
+var ReservedTenantIDs = []string{"auths", "banners", "cluster", "configs", "forgotten-password", "instance", "invitation",
+	"license-info", "me", "plugins", "reset-password", "setup", "tenants", "users"}
 
 // validNewTenantID checks the id a new tenant is created with.
 func validNewTenantID(id string) error {
@@ -191,7 +193,7 @@ func (h SetSuperadminHandler) Handle(ctx context.Context, cmd SetSuperadmin) (Us
 		return UserResult{}, err
 	}
 	if !cmd.Superadmin && cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID {
-		return UserResult{}, invalid("superAdmin", "a superadmin cannot take the role from themself")
+		return UserResult{}, invalid("superadmin", "a superadmin cannot take the role from themself")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
 		switch {

@@ -373,7 +373,7 @@ type SetPasswordHandler struct{ base }
 // stops working as soon as readers apply the event. An instance
 // superadmin may set anyone's password, a user their own (unless
 // restricted, and with its current one; see OldPassword). A wrong old
-// password is ErrInvalid on field oldPassword.
+// password is ErrInvalid on field old_password.
 func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserResult, error) {
 	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
 	if !self {
@@ -392,7 +392,7 @@ func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserRe
 			return err
 		}
 		if h.selfService(cmd.Meta, u.id) && u.verifier != "" && !auth.PasswordMatches(cmd.OldPassword, u.verifier) {
-			return invalid("oldPassword", "does not match the current password")
+			return invalid("old_password", "does not match the current password")
 		}
 		if err := validPassword(cmd.Password, u.personal.Username, u.personal.Email); err != nil {
 			return err

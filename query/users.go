@@ -75,14 +75,17 @@ func (q *Queries) SearchUsers(ctx context.Context, caller auth.Principal, s Sear
 	return items, total, q.withTenantsAndGroups(ctx, items)
 }
 
-// User returns one user. A user may read itself; superadmins anyone
-// (iam.users.get at instance level); others get ErrForbidden. An unknown
-// id is ErrNotFound.
+// User returns one user. Superadmins only (iam.users.get at instance
+// level), even for themselves: a user reads itself with Me. Others get
+// ErrForbidden; an unknown id is ErrNotFound.
 func (q *Queries) User(ctx context.Context, caller auth.Principal, id string) (User, error) {
-	self := caller.Kind == auth.KindUser && caller.ID == id
-	if !self && !caller.Can(q.authz, authz.UsersGet, "", authz.Instance).Allowed {
-		return User{}, fmt.Errorf("%w: only a superadmin may read other users", ErrForbidden)
+	if !caller.Can(q.authz, authz.UsersGet, "", authz.Instance).Allowed {
+		return User{}, fmt.Errorf("%w: only a superadmin may manage users through /users; a user reads itself at /me", ErrForbidden)
 	}
+	return q.user(ctx, id)
+}
+
+func (q *Queries) user(ctx context.Context, id string) (User, error) {
 	var u User
 	err := q.db.GetContext(ctx, &u, `SELECT `+userColumns+` FROM users u WHERE u.id = $1`, id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -186,4 +189,13 @@ func (q *Queries) Tenant(ctx context.Context, caller auth.Principal, id string) 
 		return Tenant{}, fmt.Errorf("read tenant: %w", err)
 	}
 	return t, nil
+}
+
+// Me returns the calling user itself. Only users have one: a service
+// account (or the operator) gets ErrForbidden.
+func (q *Queries) Me(ctx context.Context, caller auth.Principal) (User, error) {
+	if caller.Kind != auth.KindUser {
+		return User{}, fmt.Errorf("%w: only users have a profile; a service account is managed through its tenant's service-accounts", ErrForbidden)
+	}
+	return q.user(ctx, caller.ID)
 }
