@@ -434,8 +434,10 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 		for _, t := range u.tenants {
 			has = has || t == cmd.Tenant
 		}
-		switch {
-		case cmd.Grant && !has:
+		if cmd.Grant {
+			// Checked even when the user has access: a deleted tenant
+			// stays in its users' lists (TenantDeleted is the tenant's
+			// event), and granting it must not look like success.
 			t, _, err := h.tenant(ctx, cmd.Tenant)
 			if err != nil {
 				return err
@@ -443,6 +445,9 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 			if !t.exists {
 				return ruleError(ErrNotFound, "tenant", "tenant %q not found", cmd.Tenant)
 			}
+		}
+		switch {
+		case cmd.Grant && !has:
 			c.record(k, u, seq, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		case !cmd.Grant && has:
 			c.record(k, u, seq, events.UserTenantAccessRevoked{Tenant: cmd.Tenant})

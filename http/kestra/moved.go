@@ -36,7 +36,8 @@ func (h handlers) instanceRoutes() []route {
 // in Kestra's error shape, with a message saying where to go instead.
 type movedRoute struct {
 	path string
-	// to says where the path went; "{prefix}" is the request's prefix.
+	// to says where the path went; "{prefix}" is the request's prefix and
+	// "{tenant}" the path's tenant.
 	to string
 }
 
@@ -68,7 +69,11 @@ const usersRemoved = "the /{tenant}/users routes were removed in Kestra 0.24: us
 func (m movedRoute) handler(prefix string) http.Handler {
 	msg := strings.ReplaceAll(m.to, "{prefix}", prefix)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, http.StatusNotFound, "", msg)
+		out := msg
+		if t := pathTenant(r); t != "" {
+			out = strings.ReplaceAll(out, "{tenant}", t)
+		}
+		writeError(w, r, http.StatusNotFound, "", out)
 	})
 }
 
