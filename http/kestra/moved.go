@@ -65,16 +65,17 @@ var movedLast = []movedRoute{
 
 const usersRemoved = "the /{tenant}/users routes were removed in Kestra 0.24: use {prefix}/users (superadmins), {prefix}/{tenant}/tenant-access for tenant access, {prefix}/{tenant}/service-accounts for service accounts"
 
-// handler answers the moved path under prefix.
+// handler answers the moved path under prefix: a fallback (no endpoint)
+// whose message says where the path went.
 func (m movedRoute) handler(prefix string) http.Handler {
 	msg := strings.ReplaceAll(m.to, "{prefix}", prefix)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return khttp.Fallback{OnErr: func(w http.ResponseWriter, r *http.Request, status int, _, _ string) {
 		out := msg
 		if t := pathTenant(r); t != "" {
 			out = strings.ReplaceAll(out, "{tenant}", t)
 		}
-		writeError(w, r, http.StatusNotFound, "", out)
-	})
+		writeError(w, r, status, "", out)
+	}}
 }
 
 // registerMoved mounts routes under prefix on r, unauthenticated: where a
