@@ -220,6 +220,16 @@ func TestKestraInstanceRoutes(t *testing.T) {
 				t.Errorf("%v: path %q, want %q", tc.body, f, tc.field)
 			}
 		}
+		// A keyed retry replays the response without the token.
+		keyed := httpReq{method: http.MethodPost, path: "/api/v1/me/api-tokens", body: map[string]any{"name": "keyed"},
+			header: map[string]string{"Authorization": bobBasic, "Idempotency-Key": "token-once"}}
+		first := h.send(t, keyed)
+		expectStatus(t, first, http.StatusOK, "keyed token")
+		h.remember(first.object(t)["fullToken"].(string), "bob's keyed API token")
+		again := h.send(t, keyed)
+		if got := again.object(t); again.Status != http.StatusOK || got["fullToken"] != nil || got["id"] != first.object(t)["id"] || again.Header.Get("Keyhold-Redacted") == "" {
+			t.Fatalf("replay: %s %v", again, again.Header)
+		}
 		r = k.topOK(t, http.MethodDelete, "/me/api-tokens/"+created["id"].(string), bobBasic, nil, http.StatusOK)
 		kestraError(t, k.top(t, http.MethodGet, "/me", bearer(token), nil), http.StatusUnauthorized, "/api/v1/me")
 		kestraError(t, k.top(t, http.MethodDelete, "/me/api-tokens/"+created["id"].(string), bobBasic, nil), http.StatusNotFound, "/api/v1/me/api-tokens/"+created["id"].(string))

@@ -325,6 +325,7 @@ func (h handlers) createToken(w http.ResponseWriter, r *http.Request, userID str
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	khttp.SecretFields(r, "fullToken")
 	khttp.WriteJSON(w, status, tokenCreatedJSON{ID: res.TokenID, Name: req.Name, FullToken: res.Token})
 }
 
