@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/testenv"
@@ -88,8 +89,11 @@ func TestTenantLifecycle(t *testing.T) {
 }
 
 func TestSuperadminAndRestricted(t *testing.T) {
-	_, cmds, admin := setup(t)
+	w := newWorld(t)
 	ctx := context.Background()
+	_, err := w.cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: commands.Meta{Caller: auth.System()}, Tenant: "acme", Username: "root", Email: "root@acme.test"})
+	testenv.Must(t, err, "bootstrap")
+	cmds, admin := w.cmds, w.user("ops", "acme", authz.RoleTenantAdmin)
 	sys := commands.Meta{Caller: auth.System()}
 	bob, err := cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Email: "bob@acme.test", Password: "bob's first password", Restricted: true})
 	testenv.Must(t, err, "create bob")
@@ -149,6 +153,7 @@ func TestSuperadminAndRestricted(t *testing.T) {
 		t.Fatalf("a tenant admin unsets a superadmin: %v", err)
 	}
 	// A superadmin cannot unset itself: the instance could be left without one.
+	w.sync(res.Sequence)
 	bobSuper := auth.Principal{ID: id, Kind: auth.KindUser, Bindings: []auth.Binding{{Role: auth.RoleSuperadmin, Scope: events.Scope{Level: events.ScopeInstance}}}}
 	_, err = cmds.SetSuperadmin.Handle(ctx, commands.SetSuperadmin{Meta: commands.Meta{Caller: bobSuper}, UserID: id, Superadmin: false})
 	if !errors.Is(err, commands.ErrInvalid) {

@@ -59,6 +59,10 @@ func (cmd CreateUser) personal() events.Personal {
 // checks it too.
 func (cmd CreateUser) Validate() error {
 	cmd.normalize()
+	// The email first: it is the username when none is given.
+	if err := validEmail(cmd.Email); err != nil {
+		return err
+	}
 	if err := validPersonal(cmd.personal()); err != nil {
 		return err
 	}

@@ -96,9 +96,6 @@ type userRequest struct {
 // check refuses what the dialect cannot do: group ids alone do not say
 // which tenant's group is meant, so memberships go through the tenant.
 func (req userRequest) check() error {
-	if req.Email == "" {
-		return badBody("email", "email is required")
-	}
 	if len(req.Groups) > 0 {
 		return badBody("groups", "groups must be empty: set a user's groups in a tenant with PUT /api/v1/{tenant}/users/{id}/groups")
 	}
