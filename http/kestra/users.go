@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -63,13 +64,7 @@ func displayName(u query.User) string {
 	if u.DisplayName != "" {
 		return u.DisplayName
 	}
-	switch {
-	case u.FirstName != "" && u.LastName != "":
-		return u.FirstName + " " + u.LastName
-	case u.FirstName != "":
-		return u.FirstName
-	}
-	return u.LastName
+	return strings.TrimSpace(u.FirstName + " " + u.LastName)
 }
 
 func userOf(u query.User) userJSON {
