@@ -56,6 +56,12 @@ const (
 	UsersUpdate   = "iam.users.update"
 	UsersDelete   = "iam.users.delete"
 	TenantsCreate = "iam.tenants.create"
+	TenantsList   = "iam.tenants.list"
+	TenantsGet    = "iam.tenants.get"
+	TenantsUpdate = "iam.tenants.update"
+	TenantsDelete = "iam.tenants.delete"
+	// InstanceGet reads instance-level settings.
+	InstanceGet = "iam.instance.get"
 	// InstanceUpdate changes instance-level settings.
 	InstanceUpdate = "iam.instance.update"
 	// PersonalDataErase destroys a user's personal data (its data key).

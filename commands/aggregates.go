@@ -36,9 +36,11 @@ const (
 
 // Tenant is a tenant's state: existence and settings.
 type Tenant struct {
-	id              string
-	name            string
-	exists          bool
+	id     string
+	name   string
+	exists bool
+	// deleted marks a tenant that was deleted: its id is never used again.
+	deleted         bool
 	defaultLifetime time.Duration
 	maxLifetime     time.Duration
 	scopeLevels     []string
@@ -48,6 +50,9 @@ func newTenant(id string) state { return &Tenant{id: id} }
 
 // ID returns the tenant id.
 func (t *Tenant) ID() string { return t.id }
+
+// Name returns the tenant's display name.
+func (t *Tenant) Name() string { return t.name }
 
 // DefaultLifetime returns the default credential lifetime.
 func (t *Tenant) DefaultLifetime() time.Duration { return t.defaultLifetime }
@@ -82,6 +87,10 @@ func (t *Tenant) apply(_ events.Envelope, e events.Event) {
 		if e.ScopeLevels != nil {
 			t.scopeLevels = slices.Clone(*e.ScopeLevels)
 		}
+	case events.TenantUpdated:
+		t.name = e.Name
+	case events.TenantDeleted:
+		*t = Tenant{id: t.id, name: t.name, deleted: true}
 	}
 }
 
@@ -95,6 +104,9 @@ type User struct {
 	erased     bool // personal data erased: personal holds markers
 	status     string
 	superadmin bool
+	// restricted users may not change their own data (see
+	// events.UserRestrictionChanged).
+	restricted bool
 	verifier   string
 	tenants    []string
 	createdAt  time.Time
@@ -117,8 +129,12 @@ func (u *User) Erased() bool { return u.erased }
 // Status returns active or disabled.
 func (u *User) Status() string { return u.status }
 
-// Superadmin reports whether the user was created as an instance superadmin.
+// Superadmin reports whether the user is an instance superadmin.
 func (u *User) Superadmin() bool { return u.superadmin }
+
+// Restricted reports whether the user may not change its own personal
+// data, password or API tokens.
+func (u *User) Restricted() bool { return u.restricted }
 
 // HasPassword reports whether the user has a password set.
 func (u *User) HasPassword() bool { return u.verifier != "" }
@@ -168,6 +184,16 @@ func (u *User) apply(env events.Envelope, e events.Event) {
 		}
 	case events.UserTenantAccessRevoked:
 		u.tenants = slices.DeleteFunc(u.tenants, func(t string) bool { return t == e.Tenant })
+	case events.UserRoleGranted:
+		if e.Role == auth.RoleSuperadmin && e.Scope.Level == events.ScopeInstance {
+			u.superadmin = true
+		}
+	case events.UserRoleRevoked:
+		if e.Role == auth.RoleSuperadmin && e.Scope.Level == events.ScopeInstance {
+			u.superadmin = false
+		}
+	case events.UserRestrictionChanged:
+		u.restricted = e.Restricted
 	case events.APITokenIssued:
 		u.tokens = append(u.tokens, e.TokenID)
 	case events.APITokenRevoked:

@@ -29,8 +29,8 @@ type Bootstrap struct {
 // caller can refuse it before connecting to anything; Handle checks it
 // too.
 func (cmd Bootstrap) Validate() error {
-	if !ValidTenantID(cmd.Tenant) {
-		return invalid("tenant", "must be 1-63 lowercase letters, digits and dashes, starting with a letter or digit")
+	if err := validNewTenantID(cmd.Tenant); err != nil {
+		return err
 	}
 	if err := validUsername(cmd.Username); err != nil {
 		return err
@@ -77,7 +77,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 		if err != nil {
 			return err
 		}
-		if t.exists {
+		if t.exists || t.deleted {
 			return ruleError(ErrAlreadyExists, "tenant", "tenant %q is already bootstrapped", cmd.Tenant)
 		}
 		c.record(key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, t, tseq, events.TenantCreated{

@@ -46,6 +46,11 @@ type Commands struct {
 	RemoveGroupMember    RemoveGroupMemberHandler
 	ChangeInstance       ChangeInstanceSettingsHandler
 	ErasePersonalData    ErasePersonalDataHandler
+	CreateTenant         CreateTenantHandler
+	UpdateTenant         UpdateTenantHandler
+	DeleteTenant         DeleteTenantHandler
+	SetSuperadmin        SetSuperadminHandler
+	SetRestricted        SetRestrictedHandler
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -165,6 +170,11 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		RemoveGroupMember:    RemoveGroupMemberHandler{b},
 		ChangeInstance:       ChangeInstanceSettingsHandler{b},
 		ErasePersonalData:    ErasePersonalDataHandler{b},
+		CreateTenant:         CreateTenantHandler{b},
+		UpdateTenant:         UpdateTenantHandler{b},
+		DeleteTenant:         DeleteTenantHandler{b},
+		SetSuperadmin:        SetSuperadminHandler{b},
+		SetRestricted:        SetRestrictedHandler{b},
 	}, nil
 }
 

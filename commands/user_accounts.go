@@ -38,9 +38,18 @@ type CreateUser struct {
 	Password string
 	// Tenants the user gets access to at once.
 	Tenants []string
+	// Restricted marks the user restricted (events.UserRestrictionChanged).
+	Restricted bool
 }
 
-func (cmd *CreateUser) normalize() { cmd.Email = strings.ToLower(cmd.Email) }
+// normalize lower-cases the email and makes it the username when none is
+// given (Kestra's users sign in with their email).
+func (cmd *CreateUser) normalize() {
+	cmd.Email = strings.ToLower(cmd.Email)
+	if cmd.Username == "" {
+		cmd.Username = cmd.Email
+	}
+}
 
 func (cmd CreateUser) personal() events.Personal {
 	return events.Personal{Username: cmd.Username, Email: cmd.Email, FirstName: cmd.FirstName, LastName: cmd.LastName, DisplayName: cmd.DisplayName}
@@ -50,6 +59,10 @@ func (cmd CreateUser) personal() events.Personal {
 // checks it too.
 func (cmd CreateUser) Validate() error {
 	cmd.normalize()
+	// The email first: it is the username when none is given.
+	if err := validEmail(cmd.Email); err != nil {
+		return err
+	}
 	if err := validPersonal(cmd.personal()); err != nil {
 		return err
 	}
@@ -136,6 +149,9 @@ func (h CreateUserHandler) Handle(ctx context.Context, cmd CreateUser) (UserResu
 		for _, t := range cmd.Tenants {
 			c.record(k, u, useq, events.UserTenantAccessGranted{Tenant: t})
 		}
+		if cmd.Restricted {
+			c.record(k, u, useq, events.UserRestrictionChanged{Restricted: true})
+		}
 		out = u
 		return nil
 	})
@@ -160,11 +176,15 @@ type UpdateUser struct {
 type UpdateUserHandler struct{ base }
 
 // Handle records the new personal data. A changed username or email is
-// claimed and the old one released in the same atomic batch. Only an
-// instance superadmin may; an unknown user is ErrNotFound.
+// claimed and the old one released in the same atomic batch. An instance
+// superadmin may change anyone's, a user its own unless restricted; an
+// unknown user is ErrNotFound.
 func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResult, error) {
-	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
-		return UserResult{}, err
+	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
+	if !self {
+		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+			return UserResult{}, err
+		}
 	}
 	if err := validUserID(cmd.UserID); err != nil {
 		return UserResult{}, err
@@ -173,6 +193,9 @@ func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResu
 		return UserResult{}, invalid("", "nothing to update: give at least one field")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
+			return err
+		}
 		if u.erased {
 			return ruleError(ErrInvalid, "", "the personal data of user %s was erased", u.id)
 		}
@@ -341,6 +364,10 @@ type SetPassword struct {
 	Meta
 	UserID   string
 	Password string
+	// OldPassword is the current password. A user changing its own
+	// password (without the right to manage users) must give it when it
+	// has one, so a stolen session or token cannot take the account over.
+	OldPassword string
 }
 
 // SetPasswordHandler handles SetPassword.
@@ -348,7 +375,9 @@ type SetPasswordHandler struct{ base }
 
 // Handle checks the policy and records the new verifier; the old password
 // stops working as soon as readers apply the event. An instance
-// superadmin may set anyone's password, a user their own.
+// superadmin may set anyone's password, a user their own (unless
+// restricted, and with its current one; see OldPassword). A wrong old
+// password is ErrInvalid on field old_password.
 func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserResult, error) {
 	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
 	if !self {
@@ -363,6 +392,12 @@ func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserRe
 		return UserResult{}, invalid("password", "is required")
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
+			return err
+		}
+		if h.selfService(cmd.Meta, u.id) && u.verifier != "" && !auth.PasswordMatches(cmd.OldPassword, u.verifier) {
+			return invalid("old_password", "does not match the current password")
+		}
 		if err := validPassword(cmd.Password, u.personal.Username, u.personal.Email); err != nil {
 			return err
 		}
@@ -403,8 +438,10 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 		for _, t := range u.tenants {
 			has = has || t == cmd.Tenant
 		}
-		switch {
-		case cmd.Grant && !has:
+		if cmd.Grant {
+			// Checked even when the user has access: a deleted tenant
+			// stays in its users' lists (TenantDeleted is the tenant's
+			// event), and granting it must not look like success.
 			t, _, err := h.tenant(ctx, cmd.Tenant)
 			if err != nil {
 				return err
@@ -412,6 +449,9 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 			if !t.exists {
 				return ruleError(ErrNotFound, "tenant", "tenant %q not found", cmd.Tenant)
 			}
+		}
+		switch {
+		case cmd.Grant && !has:
 			c.record(k, u, seq, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		case !cmd.Grant && has:
 			c.record(k, u, seq, events.UserTenantAccessRevoked{Tenant: cmd.Tenant})

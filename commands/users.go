@@ -16,6 +16,8 @@ type IssueAPIToken struct {
 	UserID string
 	// Name says what the token is for; optional.
 	Name string
+	// Description says more about it; optional.
+	Description string
 	// Lifetime is how long the token works: 0 means the instance's
 	// default; at most the instance's maximum.
 	Lifetime time.Duration
@@ -34,6 +36,9 @@ func (cmd IssueAPIToken) Validate() error {
 		return err
 	}
 	if err := validText("name", cmd.Name, textKind{max: MaxDisplayName}); err != nil {
+		return err
+	}
+	if err := validText("description", cmd.Description, textKind{max: MaxDescription, multiline: true}); err != nil {
 		return err
 	}
 	if cmd.Lifetime < 0 || cmd.Lifetime > MaxAPITokenLifetimeSetting {
@@ -85,7 +90,10 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 		if err != nil {
 			return err
 		}
-		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, Name: cmd.Name, Verifier: auth.Verifier(token), ExpiresAt: &expires})
+		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
+			return err
+		}
+		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, Name: cmd.Name, Description: cmd.Description, Verifier: auth.Verifier(token), ExpiresAt: &expires})
 		return nil
 	})
 	if err != nil {
@@ -137,6 +145,9 @@ func (h RevokeAPITokensHandler) Handle(ctx context.Context, cmd RevokeAPITokens)
 	seq, err := h.repo.execute(ctx, cmd.Meta, k, func(c *change) error {
 		u, seq, err := h.existingUser(ctx, cmd.UserID)
 		if err != nil {
+			return err
+		}
+		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
 			return err
 		}
 		// A copy: recording each revocation applies it to u, which

@@ -93,7 +93,14 @@ func TestUserCommands(t *testing.T) {
 
 	t.Run("own password", func(t *testing.T) {
 		self := commands.Meta{Caller: auth.Principal{ID: id, Kind: auth.KindUser, Tenant: "acme"}}
-		res, err := cmds.SetPassword.Handle(ctx, commands.SetPassword{Meta: self, UserID: id, Password: "my own new secret"})
+		// A user changing its own password proves it knows the current one.
+		for _, old := range []string{"", "not the secret at all"} {
+			_, err := cmds.SetPassword.Handle(ctx, commands.SetPassword{Meta: self, UserID: id, Password: "my own new secret", OldPassword: old})
+			if !errors.Is(err, commands.ErrInvalid) {
+				t.Fatalf("old password %q: err = %v, want ErrInvalid", old, err)
+			}
+		}
+		res, err := cmds.SetPassword.Handle(ctx, commands.SetPassword{Meta: self, UserID: id, Password: "my own new secret", OldPassword: "a long enough secret"})
 		testenv.Must(t, err, "set own password")
 		if !res.User.HasPassword() {
 			t.Fatal("no password after set")

@@ -220,9 +220,11 @@ func (UserRoleGranted) EventType() string { return "iam.user.role_granted" }
 type APITokenIssued struct {
 	TokenID string `json:"token_id"`
 	// Name says what the token is for (empty for tokens from before names).
-	Name      string     `json:"name,omitempty"`
-	Verifier  string     `json:"verifier"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Name string `json:"name,omitempty"`
+	// Description says more about it (empty for tokens from before descriptions).
+	Description string     `json:"description,omitempty"`
+	Verifier    string     `json:"verifier"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 }
 
 // EventType implements Event.

@@ -88,6 +88,10 @@ func init() {
 	register(GroupMemberSet{}, 1, nil)
 	register(GroupMemberRemoved{}, 1, nil)
 	register(InstanceSettingsChanged{}, 1, nil)
+	register(TenantUpdated{}, 1, nil)
+	register(TenantDeleted{}, 1, nil)
+	register(UserRoleRevoked{}, 1, nil)
+	register(UserRestrictionChanged{}, 1, nil)
 }
 
 // same is the upcaster of a version whose data did not change, only its

@@ -35,10 +35,11 @@ func (IAM) Name() string { return "iam" }
 // names, status and superadmin flag; 4: roles, bindings, groups, API
 // token metadata and instance settings; 5: service accounts' node kind and
 // creator, credentials' creator; 6: service accounts' chosen names; 7: numbers of users, service
-// accounts, roles and groups); the
+// accounts, roles and groups; 8: tenant renames and deletions, superadmin revocations,
+// restricted users, API token descriptions, whether users have a password); the
 // next start rebuilds the tables from the log, which fills new columns for
 // old events too.
-func (IAM) Version() int { return 7 }
+func (IAM) Version() int { return 8 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema }
@@ -51,6 +52,9 @@ func (IAM) Tables() []string {
 	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials",
 		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings"}
 }
+
+// roleSuperadmin is auth.RoleSuperadmin: projections import events only.
+const roleSuperadmin = "superadmin"
 
 type saKey struct{ tenant, id string }
 
@@ -194,19 +198,36 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 			credential_max_lifetime_s = COALESCE($3, credential_max_lifetime_s),
 			scope_levels = COALESCE($4, scope_levels), updated_at = $5 WHERE id = $1`,
 			env.Subject, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, stamp(env.Time))
+	case events.TenantUpdated:
+		b.exec(`UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1`, env.Subject, e.Name, stamp(env.Time))
+	case events.TenantDeleted:
+		// Hidden from reads: nobody may act in a deleted tenant.
+		b.exec(`DELETE FROM tenants WHERE id = $1`, env.Subject)
+		b.exec(`DELETE FROM user_tenants WHERE tenant = $1`, env.Subject)
+		b.exec(`DELETE FROM user_roles WHERE tenant = $1`, env.Subject)
+	case events.UserRestrictionChanged:
+		b.exec(`UPDATE users SET restricted = $2 WHERE id = $1`, env.Subject, e.Restricted)
+	case events.UserRoleRevoked:
+		b.exec(`DELETE FROM user_roles WHERE user_id = $1 AND role = $2 AND tenant = $3 AND scope_level = $4 AND scope_target = $5`,
+			env.Subject, e.Role, e.Tenant, e.Scope.Level, e.Scope.Target)
+		if e.Role == roleSuperadmin && e.Scope.Level == events.ScopeInstance {
+			b.exec(`UPDATE users SET superadmin = false WHERE id = $1`, env.Subject)
+		}
 	case events.UserCreated:
 		status := e.Status
 		if status == "" {
 			status = events.UserStatusActive
 		}
-		b.exec(`INSERT INTO users (id, num, username, email, first_name, last_name, display_name, status, superadmin, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, env.Subject, int64(env.Sequence), p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName, status, e.Superadmin, stamp(env.Time))
+		b.exec(`INSERT INTO users (id, num, username, email, first_name, last_name, display_name, status, superadmin, has_password, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, env.Subject, int64(env.Sequence), p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName, status, e.Superadmin, e.PasswordVerifier != "", stamp(env.Time))
 	case events.UserUpdated:
 		b.exec(`UPDATE users SET username = $2, email = $3, first_name = $4, last_name = $5, display_name = $6 WHERE id = $1`,
 			env.Subject, p.Username, p.Email, p.FirstName, p.LastName, p.DisplayName)
 	case events.PersonalDataErased:
 		m := events.ErasedMarker
 		b.exec(`UPDATE users SET username = $2, email = $2, first_name = $2, last_name = $2, display_name = $2 WHERE id = $1`, env.Subject, m)
+	case events.PasswordChanged:
+		b.exec(`UPDATE users SET has_password = true WHERE id = $1`, env.Subject)
 	case events.UserDisabled:
 		b.exec(`UPDATE users SET status = $2 WHERE id = $1`, env.Subject, events.UserStatusDisabled)
 	case events.UserEnabled:
@@ -217,8 +238,8 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 		b.exec(`DELETE FROM user_roles WHERE user_id = $1`, env.Subject)
 		b.exec(`DELETE FROM api_tokens WHERE user_id = $1`, env.Subject)
 	case events.APITokenIssued:
-		b.exec(`INSERT INTO api_tokens (user_id, id, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-			env.Subject, e.TokenID, e.Name, stamp(env.Time), e.ExpiresAt)
+		b.exec(`INSERT INTO api_tokens (user_id, id, name, description, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+			env.Subject, e.TokenID, e.Name, e.Description, stamp(env.Time), e.ExpiresAt)
 	case events.InstanceSettingsChanged:
 		b.exec(`INSERT INTO instance_settings (id, api_token_default_lifetime_s, api_token_max_lifetime_s, updated_at) VALUES (1, $1, $2, $3)
 			ON CONFLICT (id) DO UPDATE SET
@@ -234,6 +255,9 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 	case events.UserRoleGranted:
 		b.exec(`INSERT INTO user_roles (user_id, role, tenant, scope_level, scope_target) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
 			env.Subject, e.Role, e.Tenant, e.Scope.Level, e.Scope.Target)
+		if e.Role == roleSuperadmin && e.Scope.Level == events.ScopeInstance {
+			b.exec(`UPDATE users SET superadmin = true WHERE id = $1`, env.Subject)
+		}
 	case events.ServiceAccountCreated:
 		k := saKey{env.Tenant, env.Subject}
 		at := stamp(env.Time)

@@ -8,7 +8,8 @@ CREATE TABLE tenants (
     updated_at                    timestamptz NOT NULL
 );
 
--- Users never hold a password or its verifier.
+-- Users never hold a password or its verifier: has_password only says
+-- whether one is set.
 -- num is the aggregate's number (see Numbers in docs/architecture.md):
 -- the log sequence of its creating event.
 CREATE TABLE users (
@@ -21,6 +22,8 @@ CREATE TABLE users (
     display_name text NOT NULL DEFAULT '',
     status       text NOT NULL DEFAULT 'active',
     superadmin   boolean NOT NULL DEFAULT false,
+    restricted   boolean NOT NULL DEFAULT false,
+    has_password boolean NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL
 );
 
@@ -82,6 +85,7 @@ CREATE TABLE api_tokens (
     user_id    text NOT NULL,
     id         text NOT NULL,
     name       text NOT NULL DEFAULT '',
+    description text NOT NULL DEFAULT '',
     created_at timestamptz NOT NULL,
     expires_at timestamptz,
     PRIMARY KEY (user_id, id)

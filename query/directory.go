@@ -338,6 +338,8 @@ func (d *Directory) Apply(env events.Envelope) {
 	switch e := e.(type) {
 	case events.TenantCreated:
 		d.tenantIDs[strings.Clone(env.Subject)] = struct{}{}
+	case events.TenantDeleted:
+		d.dropTenant(env.Subject)
 	case events.RoleCreated:
 		d.putRole(env, authz.Role{Name: e.Name, Managed: e.Managed, Default: e.Default, Rules: auth.RulesOf(e.Rules)})
 	case events.RoleUpdated:
@@ -453,6 +455,10 @@ func (d *Directory) Apply(env events.Envelope) {
 				d.bind(events.Envelope{Tenant: b.Tenant}, "user/"+u.id+"/"+b.Tenant+"/"+b.Role+"/"+b.Scope.Level+"/"+b.Scope.Target, b.Role, u.id, b.Scope)
 			}
 		}
+	case events.UserRoleRevoked:
+		if u := d.users[env.Subject]; u != nil {
+			d.revokeRole(u, e)
+		}
 	case events.APITokenIssued:
 		if u, ok := d.users[env.Subject]; ok {
 			v := strings.Clone(e.Verifier)
@@ -514,17 +520,7 @@ func (d *Directory) Apply(env events.Envelope) {
 		}
 	case events.ServiceAccountDeleted:
 		if sa := d.account(env); sa != nil {
-			delete(d.accounts, sa.id)
-			if sa.otherClientID != "" {
-				delete(d.clients, sa.otherClientID)
-			}
-			d.model.RemovePrincipal(sa.id)
-			for id := range sa.bound {
-				delete(d.boundTo, id)
-			}
-			if sa.name != "" && d.named[[2]string{sa.tenant, sa.name}] == sa {
-				delete(d.named, [2]string{sa.tenant, sa.name})
-			}
+			d.removeAccount(sa)
 		}
 	case events.CredentialCreated:
 		sa := d.account(env)
@@ -596,6 +592,8 @@ func relevant(typ string) bool {
 		events.UserTenantAccessRevoked{}.EventType(),
 		events.UserTenantAccessGranted{}.EventType(),
 		events.UserRoleGranted{}.EventType(),
+		events.UserRoleRevoked{}.EventType(),
+		events.TenantDeleted{}.EventType(),
 		events.APITokenIssued{}.EventType(),
 		events.APITokenRevoked{}.EventType(),
 		events.ServiceAccountCreated{}.EventType(),

@@ -93,11 +93,12 @@ func (u *TokenUses) Run(ctx context.Context, db *sqlx.DB, every time.Duration, l
 
 // APIToken is a personal API token's metadata; the token is never kept.
 type APIToken struct {
-	ID         string     `db:"id"`
-	Name       string     `db:"name"`
-	CreatedAt  time.Time  `db:"created_at"`
-	ExpiresAt  *time.Time `db:"expires_at"`
-	LastUsedAt *time.Time `db:"last_used_at"`
+	ID          string     `db:"id"`
+	Name        string     `db:"name"`
+	Description string     `db:"description"`
+	CreatedAt   time.Time  `db:"created_at"`
+	ExpiresAt   *time.Time `db:"expires_at"`
+	LastUsedAt  *time.Time `db:"last_used_at"`
 }
 
 // APITokens lists a user's live personal API tokens, oldest first, with
@@ -109,7 +110,7 @@ func (q *Queries) APITokens(ctx context.Context, caller auth.Principal, userID s
 		return nil, fmt.Errorf("%w: only the user itself or a superadmin may list a user's API tokens", ErrForbidden)
 	}
 	out := []APIToken{}
-	err := q.db.SelectContext(ctx, &out, `SELECT t.id, t.name, t.created_at, t.expires_at, u.last_used_at
+	err := q.db.SelectContext(ctx, &out, `SELECT t.id, t.name, t.description, t.created_at, t.expires_at, u.last_used_at
 		FROM api_tokens t LEFT JOIN api_token_use u ON u.token_id = t.id
 		WHERE t.user_id = $1 AND (t.expires_at IS NULL OR t.expires_at > now()) ORDER BY t.id`, userID)
 	if err != nil {

@@ -87,13 +87,16 @@ func compileKestraPattern(expr string) (openapi3.RegexMatcher, error) {
 }
 
 // kestraCanonical is the path as Kestra's document writes it: /api/v1,
-// and the tenant routes rather than their /tenants/{tenant} aliases.
+// and the tenant routes rather than their /tenants/{tenant} aliases (the
+// role and group routes; /tenants/{id} itself is a route of its own).
 func kestraCanonical(path string) string {
 	if rest, ok := strings.CutPrefix(path, "/v1/api/"); ok {
 		path = "/api/v1/" + rest
 	}
 	if rest, ok := strings.CutPrefix(path, "/api/v1/tenants/"); ok {
-		path = "/api/v1/" + rest
+		if parts := strings.SplitN(strings.SplitN(rest, "?", 2)[0], "/", 3); len(parts) >= 2 && (parts[1] == "roles" || parts[1] == "groups") {
+			path = "/api/v1/" + rest
+		}
 	}
 	return path
 }

@@ -72,13 +72,20 @@ func (h handlers) routes() []route {
 	}
 }
 
-// Register adds the dialect's routes to r under every prefix, and a
-// fallback answering any other path under them with 404 in Kestra's shape.
+// Register adds the dialect's routes to r under every prefix: the
+// instance-level ones, the tenant ones, the paths Kestra 0.24 moved (404
+// saying where they went), and a fallback answering any other path under
+// them with 404 in Kestra's shape.
 func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Queries, log *slog.Logger) {
 	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
 	for _, prefix := range Prefixes {
+		registerMoved(r, prefix, movedFirst)
 		s := r.PathPrefix(prefix).Subrouter()
 		s.Use(khttp.ErrorsAs(writeError), kit.AuthenticatedIn(writeError, pathTenant), kit.Idempotent(writeError))
+		// Instance-level routes first (see instanceRoutes).
+		for _, rt := range h.instanceRoutes() {
+			s.Handle(rt.path, rt.methods.With(writeError))
+		}
 		for _, rt := range h.routes() {
 			m := rt.methods.With(writeError)
 			s.Handle("/{tenant}"+rt.path, m)
@@ -86,6 +93,7 @@ func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Q
 				s.Handle("/tenants/{tenant}"+rt.path, m)
 			}
 		}
+		registerMoved(r, prefix, movedLast)
 		r.PathPrefix(prefix + "/").Handler(khttp.Fallback{OnErr: writeError})
 	}
 }
@@ -211,16 +219,20 @@ func commandStatus(ce *commands.Error) int {
 // wireFields names the commands' domain fields as Kestra's bodies do; a
 // field not listed keeps its domain name.
 var wireFields = map[string]string{
-	"display_name": "name",
-	"role":         "roleId",
-	"subject_id":   "externalId",
-	"subject_kind": "type",
-	"scope.target": "namespaceId",
-	"scope.level":  "namespaceId",
-	"rules":        "permissions",
-	"member_id":    "userId",
-	"role_name":    "name",
-	"group_name":   "name",
+	"display_name":               "name",
+	"role":                       "roleId",
+	"subject_id":                 "externalId",
+	"subject_kind":               "type",
+	"scope.target":               "namespaceId",
+	"scope.level":                "namespaceId",
+	"rules":                      "permissions",
+	"member_id":                  "userId",
+	"role_name":                  "name",
+	"group_name":                 "name",
+	"old_password":               "oldPassword",
+	"superadmin":                 "superAdmin",
+	"api_token_default_lifetime": "apiTokenDefaultLifetime",
+	"api_token_max_lifetime":     "apiTokenMaxLifetime",
 }
 
 // wireField maps a domain field name, possibly under an item of a bulk

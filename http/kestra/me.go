@@ -1,0 +1,345 @@
+package kestra
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyhold/keyhold/commands"
+	khttp "github.com/keyhold/keyhold/http"
+	"github.com/keyhold/keyhold/query"
+)
+
+// authJSON is IAMTenantAccessController.ApiAuthentication: one way a user
+// signs in. Keyhold's are a password and personal API tokens.
+type authJSON struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// tenantRefJSON is MeController.ApiTenant and IAMUserController.ApiTenant
+// (Keyhold keeps no tenant logos).
+type tenantRefJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// profileJSON is MeController.ApiProfile.
+type profileJSON struct {
+	Email     string `json:"email"`
+	FirstName string `json:"firstName"`
+	LastName  string `json:"lastName"`
+	Username  string `json:"username"`
+}
+
+// meJSON is MeController.ApiMe.
+type meJSON struct {
+	ID         string          `json:"id"`
+	SuperAdmin bool            `json:"superAdmin"`
+	Restricted bool            `json:"restricted"`
+	Profile    profileJSON     `json:"profile"`
+	Auths      []authJSON      `json:"auths"`
+	Tenants    []tenantRefJSON `json:"tenants"`
+}
+
+// The sign-in methods a user's auths list.
+const (
+	authPassword = "PASSWORD"
+	authAPIToken = "API_TOKEN"
+)
+
+func tenantRefs(ts []query.TenantRef) []tenantRefJSON {
+	out := make([]tenantRefJSON, len(ts))
+	for i, t := range ts {
+		out[i] = tenantRefJSON(t)
+	}
+	return out
+}
+
+func authsOf(u query.User) []authJSON {
+	out := []authJSON{}
+	if u.HasPassword {
+		out = append(out, authJSON{Name: "password", Type: authPassword})
+	}
+	return out
+}
+
+func meOf(u query.User) meJSON {
+	return meJSON{ID: u.ID, SuperAdmin: u.Superadmin, Restricted: u.Restricted,
+		Profile: profileJSON{Email: u.Email, FirstName: u.FirstName, LastName: u.LastName, Username: u.Username},
+		Auths:   authsOf(u), Tenants: tenantRefs(u.Tenants)}
+}
+
+// detailsRequest is MeController.ApiUserDetailsRequest (PATCH /me and
+// PATCH /users/{id}): absent fields stay as they are.
+type detailsRequest struct {
+	FirstName *string `json:"firstName"`
+	LastName  *string `json:"lastName"`
+	Email     *string `json:"email"`
+}
+
+// passwordRequest is MeController.ApiUpdatePasswordRequest.
+type passwordRequest struct {
+	OldPassword string `json:"oldPassword"`
+	NewPassword string `json:"newPassword"`
+}
+
+// tokenRequest is CreateApiTokenRequest.
+type tokenRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	MaxAge      string `json:"maxAge"`
+	Extended    bool   `json:"extended"`
+}
+
+// tokenCreatedJSON is CreateApiTokenResponse: fullToken is shown here only.
+type tokenCreatedJSON struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	FullToken string `json:"fullToken"`
+}
+
+// tokenJSON is one personal API token in a list: never the token.
+type tokenJSON struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Description string     `json:"description"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
+	LastUsedAt  *time.Time `json:"lastUsedAt,omitempty"`
+}
+
+// tokenListJSON is the body of a token list (Kestra's document says only
+// "object").
+type tokenListJSON struct {
+	Results []tokenJSON `json:"results"`
+}
+
+// tokenName is CreateApiTokenRequest's name pattern.
+var tokenName = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+
+// isoDuration is the subset of ISO 8601 durations Kestra's maxAge takes
+// (Java's Duration): days, hours, minutes and seconds.
+var isoDuration = regexp.MustCompile(`^P(?:(\d{1,6})D)?(?:T(?:(\d{1,8})H)?(?:(\d{1,10})M)?(?:(\d{1,12})S)?)?$`)
+
+// parseISODuration reads an ISO 8601 duration such as P30D or PT720H.
+func parseISODuration(s string) (time.Duration, bool) {
+	m := isoDuration.FindStringSubmatch(s)
+	if m == nil || s == "P" || s[len(s)-1] == 'T' {
+		return 0, false
+	}
+	var d time.Duration
+	for i, unit := range []time.Duration{24 * time.Hour, time.Hour, time.Minute, time.Second} {
+		if m[i+1] == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(m[i+1], 10, 64)
+		if err != nil || n > int64(100*365*24*time.Hour/unit) {
+			return 0, false
+		}
+		d += time.Duration(n) * unit
+	}
+	return d, true
+}
+
+// formatISODuration writes d as Java's Duration.toString does (PT2160H).
+func formatISODuration(d time.Duration) string {
+	h, rest := d/time.Hour, d%time.Hour
+	out := "PT"
+	if h > 0 {
+		out += strconv.FormatInt(int64(h), 10) + "H"
+	}
+	if m := rest / time.Minute; m > 0 {
+		out += strconv.FormatInt(int64(m), 10) + "M"
+	}
+	if s := (rest % time.Minute) / time.Second; s > 0 || out == "PT" {
+		out += strconv.FormatInt(int64(s), 10) + "S"
+	}
+	return out
+}
+
+// issueCommand reads a token request into the core's command for user.
+func (req tokenRequest) issueCommand(m commands.Meta, userID string) (commands.IssueAPIToken, error) {
+	if len(req.Name) > 63 || !tokenName.MatchString(req.Name) {
+		return commands.IssueAPIToken{}, badBody("name", "name is required: 1 to 63 lowercase letters and digits in words joined by single dashes, such as ci-deploy")
+	}
+	if req.Extended {
+		return commands.IssueAPIToken{}, badBody("extended", "extended cannot be true: Keyhold's API tokens keep the lifetime they were issued with")
+	}
+	cmd := commands.IssueAPIToken{Meta: m, UserID: userID, Name: req.Name, Description: req.Description}
+	if req.MaxAge != "" {
+		d, ok := parseISODuration(req.MaxAge)
+		if !ok || d == 0 {
+			return commands.IssueAPIToken{}, badBody("maxAge", "maxAge must be an ISO 8601 duration such as P30D or PT12H")
+		}
+		cmd.Lifetime = d
+	}
+	return cmd, nil
+}
+
+// renamed reports a core error about field from as one about field to:
+// the same core field has another name in some bodies (the new password
+// is "newPassword" in PUT /me/password, "password" elsewhere).
+func renamed(err error, from, to string) error {
+	var ce *commands.Error
+	if errors.As(err, &ce) && ce.Field == from {
+		c := *ce
+		c.Field = to
+		return &c
+	}
+	return err
+}
+
+func (h handlers) me(w http.ResponseWriter, r *http.Request) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	u, err := h.q.Me(r.Context(), caller(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, meOf(u))
+}
+
+// answerMe waits for the read side to reach seq and answers the caller's
+// ApiMe.
+func (h handlers) answerMe(w http.ResponseWriter, r *http.Request, seq uint64) {
+	h.kit.AwaitRead(r.Context(), w, seq)
+	u, err := h.q.Me(r.Context(), caller(r))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, meOf(u))
+}
+
+func (h handlers) patchMe(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.q.Me(r.Context(), caller(r)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req detailsRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.cmds.UpdateUser.Handle(r.Context(), commands.UpdateUser{Meta: meta(r), UserID: caller(r).ID,
+		FirstName: req.FirstName, LastName: req.LastName, Email: req.Email})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.answerMe(w, r, res.Sequence)
+}
+
+func (h handlers) putMyPassword(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.q.Me(r.Context(), caller(r)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req passwordRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.cmds.SetPassword.Handle(r.Context(), commands.SetPassword{Meta: meta(r), UserID: caller(r).ID,
+		Password: req.NewPassword, OldPassword: req.OldPassword})
+	if err != nil {
+		h.fail(w, r, renamed(err, "password", "newPassword"))
+		return
+	}
+	h.answerMe(w, r, res.Sequence)
+}
+
+func (h handlers) myTokens(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.q.Me(r.Context(), caller(r)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.listTokens(w, r, caller(r).ID)
+}
+
+func (h handlers) createMyToken(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.q.Me(r.Context(), caller(r)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.createToken(w, r, caller(r).ID, http.StatusOK)
+}
+
+func (h handlers) deleteMyToken(w http.ResponseWriter, r *http.Request) {
+	if _, err := h.q.Me(r.Context(), caller(r)); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	seq, err := h.revokeToken(r, caller(r).ID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	// Kestra's document gives this operation an object body.
+	khttp.WriteJSON(w, http.StatusOK, struct{}{})
+}
+
+// listTokens answers a user's live tokens (never the tokens themselves).
+func (h handlers) listTokens(w http.ResponseWriter, r *http.Request, userID string) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	list, err := h.q.APITokens(r.Context(), caller(r), userID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := tokenListJSON{Results: make([]tokenJSON, len(list))}
+	for i, t := range list {
+		out.Results[i] = tokenJSON{ID: t.ID, Name: t.Name, Description: t.Description, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
+	}
+	khttp.WriteJSON(w, http.StatusOK, out)
+}
+
+// createToken issues a token to userID and answers it, shown this once.
+func (h handlers) createToken(w http.ResponseWriter, r *http.Request, userID string, status int) {
+	var req tokenRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cmd, err := req.issueCommand(meta(r), userID)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	res, err := h.cmds.IssueAPIToken.Handle(r.Context(), cmd)
+	if err != nil {
+		h.fail(w, r, renamed(err, "lifetime", "maxAge"))
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	khttp.SecretFields(r, "fullToken")
+	khttp.WriteJSON(w, status, tokenCreatedJSON{ID: res.TokenID, Name: req.Name, FullToken: res.Token})
+}
+
+// revokeToken revokes the path's {tokenId} of userID.
+func (h handlers) revokeToken(r *http.Request, userID string) (uint64, error) {
+	if err := noQuery(r); err != nil {
+		return 0, err
+	}
+	id := mux.Vars(r)["tokenId"]
+	res, err := h.cmds.RevokeAPITokens.Handle(r.Context(), commands.RevokeAPITokens{Meta: meta(r), UserID: userID, TokenID: id})
+	var ce *commands.Error
+	if errors.As(err, &ce) && ce.Field == "token" {
+		// Not an id the core could have made: no such token.
+		return 0, fmt.Errorf("%w: API token %s", query.ErrNotFound, strconv.Quote(id))
+	}
+	return res.Sequence, err
+}
