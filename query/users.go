@@ -29,23 +29,24 @@ type GroupRef struct {
 // User is a user as the read tables hold it: never a password or its
 // verifier, only whether one is set.
 type User struct {
-	ID          string `db:"id"`
-	Username    string `db:"username"`
-	Email       string `db:"email"`
-	FirstName   string `db:"first_name"`
-	LastName    string `db:"last_name"`
-	DisplayName string `db:"display_name"`
-	Status      string `db:"status"`
-	Superadmin  bool   `db:"superadmin"`
-	Restricted  bool   `db:"restricted"`
-	HasPassword bool   `db:"has_password"`
+	ID          string    `db:"id"`
+	Username    string    `db:"username"`
+	Email       string    `db:"email"`
+	FirstName   string    `db:"first_name"`
+	LastName    string    `db:"last_name"`
+	DisplayName string    `db:"display_name"`
+	Status      string    `db:"status"`
+	Superadmin  bool      `db:"superadmin"`
+	Restricted  bool      `db:"restricted"`
+	HasPassword bool      `db:"has_password"`
+	CreatedAt   time.Time `db:"created_at"`
 	// Tenants the user has access to (live tenants only), by id.
 	Tenants []TenantRef `db:"-"`
 	// Groups the user is a member of, in every tenant.
 	Groups []GroupRef `db:"-"`
 }
 
-const userColumns = "u.id, u.username, u.email, u.first_name, u.last_name, u.display_name, u.status, u.superadmin, u.restricted, u.has_password"
+const userColumns = "u.id, u.username, u.email, u.first_name, u.last_name, u.display_name, u.status, u.superadmin, u.restricted, u.has_password, u.created_at"
 
 var userSort = map[string]string{"id": "u.id", "username": "u.username", "email": "u.email", "firstName": "u.first_name",
 	"lastName": "u.last_name", "displayName": "u.display_name", "superAdmin": "u.superadmin"}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,47 +9,62 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/lib/pq"
 	"github.com/spf13/cobra"
 
+	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/query"
 )
 
 // userRow is a user as keyhold users list and show print it.
 type userRow struct {
-	ID          string         `db:"id" json:"user_id"`
-	Username    string         `db:"username" json:"username"`
-	Email       string         `db:"email" json:"email"`
-	FirstName   string         `db:"first_name" json:"first_name"`
-	LastName    string         `db:"last_name" json:"last_name"`
-	DisplayName string         `db:"display_name" json:"display_name"`
-	Status      string         `db:"status" json:"status"`
-	Superadmin  bool           `db:"superadmin" json:"superadmin"`
-	Tenants     pq.StringArray `db:"tenants" json:"tenants"`
-	CreatedAt   time.Time      `db:"created_at" json:"created_at"`
+	ID          string    `json:"user_id"`
+	Username    string    `json:"username"`
+	Email       string    `json:"email"`
+	FirstName   string    `json:"first_name"`
+	LastName    string    `json:"last_name"`
+	DisplayName string    `json:"display_name"`
+	Status      string    `json:"status"`
+	Superadmin  bool      `json:"superadmin"`
+	Tenants     []string  `json:"tenants"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
-// readUsers brings the read tables up to date and returns the users, or
-// the one with id when id is set.
+func userRowOf(u query.User) userRow {
+	tenants := make([]string, len(u.Tenants))
+	for i, t := range u.Tenants {
+		tenants[i] = t.ID
+	}
+	return userRow{ID: u.ID, Username: u.Username, Email: u.Email, FirstName: u.FirstName, LastName: u.LastName,
+		DisplayName: u.DisplayName, Status: u.Status, Superadmin: u.Superadmin, Tenants: tenants, CreatedAt: u.CreatedAt}
+}
+
+// readUsers brings the read tables up to date and returns the users in id
+// order, or the one with id when id is set (none if it does not exist).
 func readUsers(ctx context.Context, cfg *config, id string) ([]userRow, error) {
-	e, runner, err := openRunner(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer e.close()
-	if err := runner.Prepare(ctx); err != nil {
-		return nil, err
-	}
-	if err := runner.CatchUp(ctx); err != nil {
-		return nil, err
-	}
 	rows := []userRow{}
-	err = e.db.SQL().SelectContext(ctx, &rows, `SELECT u.id, u.username, u.email, u.first_name, u.last_name, u.display_name, u.status, u.superadmin,
-		ARRAY(SELECT t.tenant FROM user_tenants t WHERE t.user_id = u.id ORDER BY t.tenant) AS tenants, u.created_at
-		FROM users u WHERE $1 = '' OR u.id = $1 ORDER BY u.id`, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = nil
-	}
+	err := readTables(ctx, cfg, func(q *query.Queries) error {
+		if id != "" {
+			u, err := q.User(ctx, auth.System(), id)
+			if errors.Is(err, query.ErrNotFound) {
+				return nil
+			}
+			rows = append(rows, userRowOf(u))
+			return err
+		}
+		for page := 1; ; page++ {
+			us, total, err := q.SearchUsers(ctx, auth.System(), query.Search{Page: page, Size: query.MaxPageSize, Sort: []query.SortBy{{Field: "id"}}})
+			if err != nil {
+				return err
+			}
+			for _, u := range us {
+				rows = append(rows, userRowOf(u))
+			}
+			if len(us) == 0 || len(rows) >= total {
+				return nil
+			}
+		}
+	})
 	return rows, err
 }
 
