@@ -37,6 +37,13 @@ const (
 	GroupMembersUpdate = "iam.groupMembers.update"
 	GroupMembersDelete = "iam.groupMembers.delete"
 
+	// Invitations into the tenant: reading them, inviting (granting what
+	// the invitation names needs the rights to grant it too), withdrawing.
+	InvitationsList   = "iam.invitations.list"
+	InvitationsGet    = "iam.invitations.get"
+	InvitationsCreate = "iam.invitations.create"
+	InvitationsDelete = "iam.invitations.delete"
+
 	BindingsList   = "iam.bindings.list"
 	BindingsCreate = "iam.bindings.create"
 	BindingsDelete = "iam.bindings.delete"
@@ -85,7 +92,7 @@ func ManagedRoles(tenant string) []Role {
 	return []Role{
 		{ID: RoleTenantAdmin, Tenant: tenant, Name: RoleTenantAdmin, Managed: true, Rules: []Rule{
 			allow("iam.serviceAccounts.*", "iam.serviceAccountCredentials.*", "iam.settings.*", "iam.roles.*", "iam.bindings.*",
-				"iam.groups.*", "iam.groupMembers.*",
+				"iam.groups.*", "iam.groupMembers.*", "iam.invitations.*",
 				TokensIntrospect, AuditEventsList),
 		}},
 		{ID: RoleAuditor, Tenant: tenant, Name: RoleAuditor, Managed: true, Rules: []Rule{allow(AuditEventsList)}},

@@ -51,6 +51,14 @@ type Commands struct {
 	DeleteTenant         DeleteTenantHandler
 	SetSuperadmin        SetSuperadminHandler
 	SetRestricted        SetRestrictedHandler
+
+	CreateInvitation       CreateInvitationHandler
+	AcceptInvitation       AcceptInvitationHandler
+	RegisterFromInvitation RegisterFromInvitationHandler
+	DeleteInvitation       DeleteInvitationHandler
+
+	// personal derives invitation tokens (InvitationToken).
+	personal *privacy.Store
 }
 
 // ErrInvalidOption is returned by New for an option with a bad value.
@@ -175,6 +183,13 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		DeleteTenant:         DeleteTenantHandler{b},
 		SetSuperadmin:        SetSuperadminHandler{b},
 		SetRestricted:        SetRestrictedHandler{b},
+
+		CreateInvitation:       CreateInvitationHandler{b},
+		AcceptInvitation:       AcceptInvitationHandler{b},
+		RegisterFromInvitation: RegisterFromInvitationHandler{b},
+		DeleteInvitation:       DeleteInvitationHandler{b},
+
+		personal: cfg.personal,
 	}, nil
 }
 

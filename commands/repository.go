@@ -160,9 +160,9 @@ func (r *repository) load(ctx context.Context, k key, maxAge time.Duration, fres
 	return st, seq, nil
 }
 
-// reveal returns e with the personal data of a UserCreated or UserUpdated
-// in the clear (Personal), read with the key store, for the aggregate to
-// apply; the event is never written back. Other events pass unchanged.
+// reveal returns e with the personal data of a UserCreated, UserUpdated
+// or InvitationCreated in the clear (Personal), read with the key store,
+// for the aggregate to apply; the event is never written back. Other events pass unchanged.
 func (r *repository) reveal(ctx context.Context, env events.Envelope, e events.Event) (events.Event, error) {
 	switch x := e.(type) {
 	case events.UserCreated:
@@ -170,6 +170,10 @@ func (r *repository) reveal(ctx context.Context, env events.Envelope, e events.E
 		x.Personal, x.PersonalEnc = p, nil
 		return x, err
 	case events.UserUpdated:
+		p, err := r.personalOf(ctx, env, e, x.Personal, x.PersonalEnc)
+		x.Personal, x.PersonalEnc = p, nil
+		return x, err
+	case events.InvitationCreated:
 		p, err := r.personalOf(ctx, env, e, x.Personal, x.PersonalEnc)
 		x.Personal, x.PersonalEnc = p, nil
 		return x, err
@@ -235,6 +239,9 @@ func withoutSealed(env events.Envelope, e events.Event) events.Envelope {
 		x.PersonalEnc = nil
 		e = x
 	case events.UserUpdated:
+		x.PersonalEnc = nil
+		e = x
+	case events.InvitationCreated:
 		x.PersonalEnc = nil
 		e = x
 	default:

@@ -92,6 +92,9 @@ func init() {
 	register(TenantDeleted{}, 1, nil)
 	register(UserRoleRevoked{}, 1, nil)
 	register(UserRestrictionChanged{}, 1, nil)
+	register(InvitationCreated{}, 1, nil)
+	register(InvitationAccepted{}, 1, nil)
+	register(InvitationDeleted{}, 1, nil)
 }
 
 // same is the upcaster of a version whose data did not change, only its

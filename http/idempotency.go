@@ -32,7 +32,7 @@ const ReplayedHeader = "Idempotent-Replayed"
 // is searched for string values with them even where no handler declared
 // a secret field: a forgotten SecretFields must not put a secret into the
 // idempotency table.
-var secretPrefixes = []string{auth.PrefixClientSecret, auth.PrefixAPIToken}
+var secretPrefixes = []string{auth.PrefixClientSecret, auth.PrefixAPIToken, auth.PrefixInvitation}
 
 // secretsKey holds the *secretSet of the request being recorded.
 type secretsKey struct{}

@@ -65,7 +65,10 @@ type Store struct {
 	db     *sql.DB // nil: keys live in memory only (NewMemory)
 	keks   []auth.KEK
 	secret []byte
-	now    func() time.Time
+	// invitationSecret makes invitations' registration tokens
+	// (InvitationToken); it serves nothing else.
+	invitationSecret []byte
+	now              func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cachedKey
@@ -104,11 +107,15 @@ func NewMemory() *Store {
 	if _, err := rand.Read(secret); err != nil {
 		panic("privacy: no randomness: " + err.Error())
 	}
-	return &Store{secret: secret, now: time.Now, cache: map[string]cachedKey{}}
+	invitation := make([]byte, 32)
+	if _, err := rand.Read(invitation); err != nil {
+		panic("privacy: no randomness: " + err.Error())
+	}
+	return &Store{secret: secret, invitationSecret: invitation, now: time.Now, cache: map[string]cachedKey{}}
 }
 
-// migrate applies the schema and loads the instance secret, creating it on
-// first use, under a lock so replicas starting together share one.
+// migrate applies the schema and loads the instance secrets, creating them
+// on first use, under a lock so replicas starting together share one.
 func (s *Store) migrate(ctx context.Context) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -121,36 +128,48 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("privacy: create tables: %w", err)
 	}
-	const name = "unique_hmac"
-	var wrapped []byte
-	err = tx.QueryRowContext(ctx, `SELECT wrapped FROM privacy_secrets WHERE name = $1`, name).Scan(&wrapped)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		s.secret = make([]byte, 32)
-		if _, err := rand.Read(s.secret); err != nil {
+	for _, sec := range []struct {
+		name string
+		to   *[]byte
+	}{{"unique_hmac", &s.secret}, {"invitation_hmac", &s.invitationSecret}} {
+		if *sec.to, err = s.loadSecret(ctx, tx, sec.name); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_secrets (name, wrapped) VALUES ($1, $2)`, name, s.keks[0].Wrap(secretPurpose(name), s.secret)); err != nil {
-			return fmt.Errorf("privacy: store secret: %w", err)
-		}
-	case err != nil:
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	default:
-		secret, rewrap, err := auth.Unwrap(s.keks, secretPurpose(name), wrapped)
-		if err != nil {
-			return fmt.Errorf("privacy: instance secret: %w", err)
-		}
-		s.secret = secret
-		if rewrap {
-			if _, err := tx.ExecContext(ctx, `UPDATE privacy_secrets SET wrapped = $2 WHERE name = $1`, name, s.keks[0].Wrap(secretPurpose(name), secret)); err != nil {
-				return fmt.Errorf("privacy: rewrap secret: %w", err)
-			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
+}
+
+// loadSecret returns the instance secret name, creating it on first use,
+// and moves it under the current key-encryption key after a rotation.
+func (s *Store) loadSecret(ctx context.Context, tx *sql.Tx, name string) ([]byte, error) {
+	var wrapped []byte
+	err := tx.QueryRowContext(ctx, `SELECT wrapped FROM privacy_secrets WHERE name = $1`, name).Scan(&wrapped)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_secrets (name, wrapped) VALUES ($1, $2)`, name, s.keks[0].Wrap(secretPurpose(name), secret)); err != nil {
+			return nil, fmt.Errorf("privacy: store secret: %w", err)
+		}
+		return secret, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	secret, rewrap, err := auth.Unwrap(s.keks, secretPurpose(name), wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("privacy: instance secret %s: %w", name, err)
+	}
+	if rewrap {
+		if _, err := tx.ExecContext(ctx, `UPDATE privacy_secrets SET wrapped = $2 WHERE name = $1`, name, s.keks[0].Wrap(secretPurpose(name), secret)); err != nil {
+			return nil, fmt.Errorf("privacy: rewrap secret: %w", err)
+		}
+	}
+	return secret, nil
 }
 
 func secretPurpose(name string) string   { return "privacy secret " + name }
@@ -385,8 +404,9 @@ func (s *Store) Seal(ctx context.Context, principal, eventType string, p events.
 	return a.Seal(nonce, nonce, plain, ad(principal, eventType)), nil
 }
 
-// Personal implements events.PersonalReader for UserCreated and
-// UserUpdated; other events have no personal data (the zero Personal).
+// Personal implements events.PersonalReader for UserCreated,
+// UserUpdated and InvitationCreated (whose subject is the invitation);
+// other events have no personal data (the zero Personal).
 func (s *Store) Personal(ctx context.Context, subject string, e events.Event) (events.Personal, error) {
 	var plain *events.Personal
 	var sealed []byte
@@ -394,6 +414,8 @@ func (s *Store) Personal(ctx context.Context, subject string, e events.Event) (e
 	case events.UserCreated:
 		plain, sealed = e.Personal, e.PersonalEnc
 	case events.UserUpdated:
+		plain, sealed = e.Personal, e.PersonalEnc
+	case events.InvitationCreated:
 		plain, sealed = e.Personal, e.PersonalEnc
 	default:
 		return events.Personal{}, nil

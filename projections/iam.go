@@ -18,7 +18,7 @@ var iamSchema string
 var iamIndexes string
 
 // IAM projects tenants, users, service accounts, credential metadata,
-// roles, bindings, groups and their members.
+// roles, bindings, groups and their members, and invitations.
 // It is stateless between batches and safe to use from one runner.
 type IAM struct {
 	// Personal reads users' encrypted personal data; without it an event
@@ -36,13 +36,13 @@ func (IAM) Name() string { return "iam" }
 // token metadata and instance settings; 5: service accounts' node kind and
 // creator, credentials' creator; 6: service accounts' chosen names; 7: numbers of users, service
 // accounts, roles and groups; 8: tenant renames and deletions, superadmin revocations,
-// restricted users, API token descriptions, whether users have a password); the
-// next start rebuilds the tables from the log, which fills new columns for
+// restricted users, API token descriptions, whether users have a password; 9: invitations);
+// the next start rebuilds the tables from the log, which fills new columns for
 // old events too.
-func (IAM) Version() int { return 8 }
+func (IAM) Version() int { return 9 }
 
 // Schema implements Projector.
-func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema }
+func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema + "\n" + invitationsSchema }
 
 // Indexes implements Indexer.
 func (IAM) Indexes() string { return iamIndexes }
@@ -50,7 +50,7 @@ func (IAM) Indexes() string { return iamIndexes }
 // Tables implements Projector.
 func (IAM) Tables() []string {
 	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials",
-		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings"}
+		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings", "invitations"}
 }
 
 // roleSuperadmin is auth.RoleSuperadmin: projections import events only.
@@ -151,7 +151,8 @@ func (i IAM) Plan(batch []events.Envelope) (Plan, error) {
 // personalWait bounds the key-store reads of one batch's events.
 const personalWait = 10 * time.Second
 
-// personal returns the personal data of a UserCreated or UserUpdated.
+// personal returns the personal data of a UserCreated, UserUpdated or
+// InvitationCreated.
 func (i IAM) personal(env events.Envelope, e events.Event) (events.Personal, error) {
 	var plain *events.Personal
 	var sealed []byte
@@ -159,6 +160,8 @@ func (i IAM) personal(env events.Envelope, e events.Event) (events.Personal, err
 	case events.UserCreated:
 		plain, sealed = e.Personal, e.PersonalEnc
 	case events.UserUpdated:
+		plain, sealed = e.Personal, e.PersonalEnc
+	case events.InvitationCreated:
 		plain, sealed = e.Personal, e.PersonalEnc
 	default:
 		return events.Personal{}, nil
@@ -184,6 +187,7 @@ func (i IAM) personal(env events.Envelope, e events.Event) (events.Personal, err
 func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal) {
 	// They touch tables of their own only: order among them is all that counts.
 	b.stmts = append(b.stmts, rbacStatements(env, e)...)
+	b.stmts = append(b.stmts, invitationStatements(env, e, p)...)
 	switch e := e.(type) {
 	case events.TenantCreated:
 		b.exec(`INSERT INTO tenants (id, name, credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, created_at, updated_at)

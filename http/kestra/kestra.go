@@ -1,7 +1,8 @@
 // Package kestra serves the IAM API of Kestra EE 0.24 (roles, groups and
-// their members, bindings, service accounts) under /api/v1 and /v1/api,
-// with the tenant named in the path, in the shapes of Kestra's OpenAPI
-// document and its JSON error body. Handlers decode, call a command or a
+// their members, bindings, service accounts, invitations) under /api/v1
+// and /v1/api, with the tenant named in the path (invitation/... and
+// me/invitations name none), in the shapes of Kestra's OpenAPI document
+// and its JSON error body. Handlers decode, call a command or a
 // query, and encode; authorization is the core's (see permissions.go for
 // how Kestra permissions become the core's rules).
 package kestra
@@ -69,6 +70,10 @@ func (h handlers) routes() []route {
 		{"/bindings/{id}", khttp.Methods{http.MethodGet: h.getBinding, http.MethodDelete: h.deleteBinding}, false},
 		{"/service-accounts", khttp.Methods{http.MethodGet: h.listServiceAccounts, http.MethodPost: h.createServiceAccount}, false},
 		{"/service-accounts/{id}", khttp.Methods{http.MethodGet: h.getServiceAccount, http.MethodPut: h.updateServiceAccount, http.MethodDelete: h.deleteServiceAccount}, false},
+		{"/invitations", khttp.Methods{http.MethodPost: h.createInvitation}, false},
+		{"/invitations/search", khttp.Methods{http.MethodGet: h.searchInvitations}, false},
+		{"/invitations/email/{email}", khttp.Methods{http.MethodGet: h.invitationsByEmail}, false},
+		{"/invitations/{id}", khttp.Methods{http.MethodGet: h.getInvitation, http.MethodDelete: h.deleteInvitation}, false},
 	}
 }
 
@@ -80,6 +85,7 @@ func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Q
 	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
 	for _, prefix := range Prefixes {
 		registerMoved(r, prefix, movedFirst)
+		h.registerInvitations(r, prefix)
 		s := r.PathPrefix(prefix).Subrouter()
 		s.Use(khttp.ErrorsAs(writeError), kit.AuthenticatedIn(writeError, pathTenant), kit.Idempotent(writeError))
 		// Instance-level routes first (see instanceRoutes).

@@ -39,6 +39,7 @@ var iamResources = map[string][]string{
 	"GROUP":            {"iam.groups"},
 	"BINDING":          {"iam.bindings"},
 	"GROUP_MEMBERSHIP": {"iam.groupMembers"},
+	"INVITATION":       {"iam.invitations"},
 }
 
 // actionsOf returns the core actions a Kestra permission and verb grant:
