@@ -3,6 +3,7 @@ package kestra
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -216,7 +217,13 @@ func (h handlers) invitationsByEmail(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	items, err := h.q.InvitationsByEmail(r.Context(), caller(r), mux.Vars(r)["email"])
+	// The router matches escaped paths: an address may come as ann%40example.com.
+	email, err := url.PathUnescape(mux.Vars(r)["email"])
+	if err != nil {
+		h.fail(w, r, khttp.BadField("email", "must be an email address, escaped as a path segment"))
+		return
+	}
+	items, err := h.q.InvitationsByEmail(r.Context(), caller(r), email)
 	if err != nil {
 		h.fail(w, r, err)
 		return
