@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -91,19 +90,16 @@ func (h *harness) rememberInvitationToken(t *testing.T, token string) {
 	h.remember(hex.EncodeToString(mac), "invitation token's MAC")
 }
 
-// send is do with request headers.
-func (k kestraAPI) send(t *testing.T, method, p, token string, body any, header map[string]string) httpResp {
+// keyed is do with an Idempotency-Key, recorded.
+func (k kestraAPI) keyed(t *testing.T, method, p, token string, body any, key string) httpResp {
 	t.Helper()
-	r := k.h.send(t, httpReq{method: method, path: k.path(p), token: token, body: body, header: header})
-	k.rec.add(kestraExchange{method: method, path: k.path(p), body: mustJSON(t, body), resp: r})
+	r := k.h.send(t, httpReq{method: method, path: k.path(p), token: token, body: body, header: map[string]string{"Idempotency-Key": key}})
+	k.rec.add(kestraExchange{method: method, path: k.path(p), body: bodyJSON(t, body), resp: r})
 	return r
 }
 
-func basicValue(login, password string) string {
-	return base64.StdEncoding.EncodeToString([]byte(login + ":" + password))
-}
-
-func mustJSON(t *testing.T, v any) []byte {
+// bodyJSON is v as a recorded request body: nil when there is none.
+func bodyJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	if v == nil {
 		return nil
@@ -113,23 +109,6 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return raw
-}
-
-// top calls a Kestra path that names no tenant (prefix included), with
-// a bearer token or Basic credentials, recording the exchange for the
-// check against Kestra's document.
-func (k kestraAPI) top(t *testing.T, method, path string, creds [2]string, body any) httpResp {
-	t.Helper()
-	req := httpReq{method: method, path: path, body: body}
-	switch {
-	case creds[1] != "":
-		req.header = map[string]string{"Authorization": "Basic " + basicValue(creds[0], creds[1])}
-	case creds[0] != "":
-		req.token = creds[0]
-	}
-	r := k.h.send(t, req)
-	k.rec.add(kestraExchange{method: method, path: path, body: mustJSON(t, body), resp: r})
-	return r
 }
 
 func TestKestraInvitations(t *testing.T) {
@@ -146,10 +125,10 @@ func TestKestraInvitations(t *testing.T) {
 	gid := k.ok(t, http.MethodPost, "/groups", a.token, map[string]any{"name": "team"}, http.StatusOK).object(t)["id"].(string)
 
 	const email = "newcomer@example.com"
-	invite := k.send(t, http.MethodPost, "/invitations", a.token, map[string]any{
+	invite := k.keyed(t, http.MethodPost, "/invitations", a.token, map[string]any{
 		"email": "Newcomer@Example.com", "createUserIfNotExist": true, "groups": []string{gid},
 		"roles": []map[string]any{{"id": reader, "namespaces": []string{"company.team"}}, {"id": "viewer"}},
-	}, map[string]string{"Idempotency-Key": "invite-newcomer"})
+	}, "invite-newcomer")
 	expectStatus(t, invite, http.StatusCreated, "invite")
 	inv := invite.object(t)
 	exactKeys(t, "created invitation", inv, invitationLinkKeys)
@@ -290,15 +269,15 @@ func TestKestraInvitations(t *testing.T) {
 			{"unknown field", map[string]any{"firstName": "Nia", "lastName": "Cole", "password": pw, "email": "x@example.com"}, "email"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				m := kestraError(t, k.top(t, http.MethodPost, create, [2]string{}, tc.body), http.StatusUnprocessableEntity, create)
+				m := kestraError(t, k.send(t, http.MethodPost, create, "", tc.body), http.StatusUnprocessableEntity, create)
 				if f := fieldOf(t, m); f != tc.field {
 					t.Fatalf("field %q, want %q", f, tc.field)
 				}
 			})
 		}
-		kestraError(t, k.top(t, http.MethodPost, "/api/v1/invitation/create/"+token[:len(token)-1]+"x", [2]string{}, map[string]any{"firstName": "Nia", "lastName": "Cole", "password": pw}),
+		kestraError(t, k.send(t, http.MethodPost, "/api/v1/invitation/create/"+token[:len(token)-1]+"x", "", map[string]any{"firstName": "Nia", "lastName": "Cole", "password": pw}),
 			http.StatusNotFound, "/api/v1/invitation/create/"+token[:len(token)-1]+"x")
-		r := k.top(t, http.MethodPost, create, [2]string{}, map[string]any{"firstName": "Nia", "lastName": "Cole", "password": pw})
+		r := k.send(t, http.MethodPost, create, "", map[string]any{"firstName": "Nia", "lastName": "Cole", "password": pw})
 		expectStatus(t, r, http.StatusOK, "register")
 		got := r.object(t)
 		exactKeys(t, "registered", got, acceptedKeys)
@@ -306,11 +285,11 @@ func TestKestraInvitations(t *testing.T) {
 			t.Fatalf("registered %v", got)
 		}
 		userID := got["userId"].(string)
-		kestraError(t, k.top(t, http.MethodPost, create, [2]string{}, map[string]any{"firstName": "Nia", "lastName": "Cole", "password": pw}), http.StatusNotFound, create)
+		kestraError(t, k.send(t, http.MethodPost, create, "", map[string]any{"firstName": "Nia", "lastName": "Cole", "password": pw}), http.StatusNotFound, create)
 
 		// Basic sign-in with the invited address: viewer's right to list
 		// roles holds across the tenant.
-		req := httpReq{method: http.MethodGet, path: k.path("/roles/search?page=1&size=10"), header: map[string]string{"Authorization": "Basic " + basicValue(email, pw)}}
+		req := httpReq{method: http.MethodGet, path: k.path("/roles/search?page=1&size=10"), header: map[string]string{"Authorization": basicAuth(email, pw)}}
 		expectStatus(t, h.send(t, req), http.StatusOK, "newcomer lists roles")
 		binds, _ := page(t, k.ok(t, http.MethodGet, "/bindings/search?page=1&size=10&id="+userID, a.token, nil, http.StatusOK), nil)
 		seen := map[string]bool{}
@@ -330,7 +309,7 @@ func TestKestraInvitations(t *testing.T) {
 		if acc["status"] != "ACCEPTED" || acc["email"] != email {
 			t.Fatalf("accepted %v", acc)
 		}
-		mine := k.top(t, http.MethodGet, "/api/v1/me/invitations", [2]string{email, pw}, nil)
+		mine := k.send(t, http.MethodGet, "/api/v1/me/invitations", basicAuth(email, pw), nil)
 		expectStatus(t, mine, http.StatusOK, "newcomer's invitations")
 		if n := len(items(t, mine)); n != 0 {
 			t.Fatalf("%d pending invitations after accepting, want 0", n)
@@ -346,7 +325,7 @@ func TestKestraInvitations(t *testing.T) {
 		annInv := r.object(t)["id"].(string)
 		annToken := h.invitationToken(t, "acme", annInv)
 		kv := newKestraAPI(t, h, "acme", "/v1/api")
-		mine := kv.top(t, http.MethodGet, "/v1/api/me/invitations", [2]string{"ann", annPW}, nil)
+		mine := kv.send(t, http.MethodGet, "/v1/api/me/invitations", basicAuth("ann", annPW), nil)
 		expectStatus(t, mine, http.StatusOK, "ann's invitations")
 		list := items(t, mine)
 		if len(list) != 1 {
@@ -361,17 +340,17 @@ func TestKestraInvitations(t *testing.T) {
 		}
 		// Not for registering: the invitation does not allow it.
 		create := "/v1/api/invitation/create/" + annToken
-		kestraError(t, kv.top(t, http.MethodPost, create, [2]string{}, map[string]any{"firstName": "A", "lastName": "B", "password": annPW}), http.StatusForbidden, create)
+		kestraError(t, kv.send(t, http.MethodPost, create, "", map[string]any{"firstName": "A", "lastName": "B", "password": annPW}), http.StatusForbidden, create)
 		accept := "/v1/api/invitation/accept/" + annToken
 		// Nor for anyone else.
-		kestraError(t, kv.top(t, http.MethodPost, accept, [2]string{email, pw}, nil), http.StatusForbidden, accept)
-		kestraError(t, kv.top(t, http.MethodPost, accept, [2]string{}, nil), http.StatusUnauthorized, accept)
-		got := kv.top(t, http.MethodPost, accept, [2]string{"ann", annPW}, nil)
+		kestraError(t, kv.send(t, http.MethodPost, accept, basicAuth(email, pw), nil), http.StatusForbidden, accept)
+		kestraError(t, kv.send(t, http.MethodPost, accept, "", nil), http.StatusUnauthorized, accept)
+		got := kv.send(t, http.MethodPost, accept, basicAuth("ann", annPW), nil)
 		expectStatus(t, got, http.StatusOK, "ann accepts")
 		exactKeys(t, "accepted", got.object(t), acceptedKeys)
-		req := httpReq{method: http.MethodGet, path: k.path("/roles/search?page=1&size=10"), header: map[string]string{"Authorization": "Basic " + basicValue("ann", annPW)}}
+		req := httpReq{method: http.MethodGet, path: k.path("/roles/search?page=1&size=10"), header: map[string]string{"Authorization": basicAuth("ann", annPW)}}
 		expectStatus(t, h.send(t, req), http.StatusOK, "ann lists acme's roles")
-		kestraError(t, kv.top(t, http.MethodPost, accept, [2]string{"ann", annPW}, nil), http.StatusNotFound, accept)
+		kestraError(t, kv.send(t, http.MethodPost, accept, basicAuth("ann", annPW), nil), http.StatusNotFound, accept)
 		// Erasing ann erases the address her accepted invitation shows.
 		er, err := h.srv.cmds.ErasePersonalData.Handle(ctx, commands.ErasePersonalData{Meta: sys, PrincipalID: ann.User.ID()})
 		h.applied(t, er.Sequence, err, "erase ann")
@@ -399,7 +378,7 @@ func TestKestraInvitations(t *testing.T) {
 			t.Fatalf("%d expired, want 1", total)
 		}
 		create := "/api/v1/invitation/create/" + oldToken
-		m := kestraError(t, k.top(t, http.MethodPost, create, [2]string{}, map[string]any{"firstName": "L", "lastName": "T", "password": pw}), http.StatusNotFound, create)
+		m := kestraError(t, k.send(t, http.MethodPost, create, "", map[string]any{"firstName": "L", "lastName": "T", "password": pw}), http.StatusNotFound, create)
 		if !strings.Contains(m["message"].(string), "expired") {
 			t.Fatalf("message %v", m["message"])
 		}
@@ -415,7 +394,7 @@ func TestKestraInvitations(t *testing.T) {
 		kestraError(t, k.do(t, http.MethodGet, "/invitations/"+del, a.token, nil), http.StatusNotFound, k.path("/invitations/"+del))
 		kestraError(t, k.do(t, http.MethodDelete, "/invitations/"+del, a.token, nil), http.StatusNotFound, k.path("/invitations/"+del))
 		create := "/api/v1/invitation/create/" + delToken
-		kestraError(t, k.top(t, http.MethodPost, create, [2]string{}, map[string]any{"firstName": "G", "lastName": "O", "password": pw}), http.StatusNotFound, create)
+		kestraError(t, k.send(t, http.MethodPost, create, "", map[string]any{"firstName": "G", "lastName": "O", "password": pw}), http.StatusNotFound, create)
 		envs, _, err := h.env.store.Load(ctx, "acme", events.AggregateInvitation, del)
 		if err != nil || len(envs) != 2 {
 			t.Fatalf("%d events, %v", len(envs), err)
