@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
+	"github.com/keyhold/keyhold/effects"
 	"github.com/keyhold/keyhold/events"
 )
 
@@ -38,6 +39,8 @@ type Invitation struct {
 	publicURL string
 	now       func() time.Time
 }
+
+var _ effects.Reaction = (*Invitation)(nil)
 
 // ErrInvalidInvitation is returned by NewInvitation for a missing sender
 // or key store, or a public URL that is not an absolute http(s) URL.
