@@ -176,11 +176,16 @@ func (a *Audit) Events(ctx context.Context, caller auth.Principal, f AuditFilter
 	return out, next, err
 }
 
-// reveal replaces the sealed personal data of a user event by what the
-// personal reader reads from it (see ShowPersonal). Data that does not
+// reveal replaces the sealed personal data of a user or invitation event
+// by what the personal reader reads from it (see ShowPersonal). Data that does not
 // decrypt is left as stored.
 func (a *Audit) reveal(ctx context.Context, env *events.Envelope) error {
-	if a.personal == nil || (env.Type != (events.UserCreated{}).EventType() && env.Type != (events.UserUpdated{}).EventType()) {
+	switch {
+	case a.personal == nil:
+		return nil
+	case env.Type == (events.UserCreated{}).EventType(), env.Type == (events.UserUpdated{}).EventType(),
+		env.Type == (events.InvitationCreated{}).EventType():
+	default:
 		return nil
 	}
 	e, err := events.Decode(*env)
