@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
-	"net/url"
 	texttemplate "text/template"
 	"time"
 
@@ -34,30 +33,25 @@ type InvitationKeys interface {
 // Invitation mails the invited address its link when an invitation is
 // created. It implements effects.Reaction.
 type Invitation struct {
-	sender    Sender
-	keys      InvitationKeys
-	publicURL string
-	now       func() time.Time
+	sender Sender
+	keys   InvitationKeys
+	links  Links
+	now    func() time.Time
 }
 
 var _ effects.Reaction = (*Invitation)(nil)
 
-// ErrInvalidInvitation is returned by NewInvitation for a missing sender
-// or key store, or a public URL that is not an absolute http(s) URL.
+// ErrInvalidInvitation is returned by NewInvitation for a missing
+// sender, key store or public URL.
 var ErrInvalidInvitation = errors.New("mail: invalid invitation mailer")
 
-// NewInvitation returns the reaction; publicURL is the server's address
-// as invitees reach it (https://iam.example.com), under which the link
-// points (auth.InvitationLink).
-func NewInvitation(sender Sender, keys InvitationKeys, publicURL string) (*Invitation, error) {
-	if sender == nil || keys == nil {
-		return nil, fmt.Errorf("%w: nil sender or key store", ErrInvalidInvitation)
+// NewInvitation returns the reaction; links is the server's public URL,
+// under which the link points (auth.InvitationPath and the token).
+func NewInvitation(sender Sender, keys InvitationKeys, links Links) (*Invitation, error) {
+	if sender == nil || keys == nil || links.Base() == "" {
+		return nil, fmt.Errorf("%w: nil sender or key store, or no public URL", ErrInvalidInvitation)
 	}
-	u, err := url.Parse(publicURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("%w: public URL %q must be an absolute http(s) URL without query or fragment", ErrInvalidInvitation, publicURL)
-	}
-	return &Invitation{sender: sender, keys: keys, publicURL: publicURL, now: time.Now}, nil
+	return &Invitation{sender: sender, keys: keys, links: links, now: time.Now}, nil
 }
 
 // Name implements effects.Reaction.
@@ -87,7 +81,7 @@ func (m *Invitation) React(ctx context.Context, env events.Envelope, ev events.E
 	}
 	data := struct {
 		Tenant, Link, Expires string
-	}{env.Tenant, auth.InvitationLink(m.publicURL, m.keys.InvitationToken(env.Tenant, env.Subject)), e.ExpiresAt.UTC().Format("2 January 2006 15:04 MST")}
+	}{env.Tenant, m.links.URL(auth.InvitationPath+m.keys.InvitationToken(env.Tenant, env.Subject), nil), e.ExpiresAt.UTC().Format("2 January 2006 15:04 MST")}
 	var text, html bytes.Buffer
 	if err := invitationText.Execute(&text, data); err != nil {
 		return fmt.Errorf("%w: render: %v", ErrPermanent, err)

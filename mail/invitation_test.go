@@ -64,7 +64,9 @@ func TestInvitationMail(t *testing.T) {
 		return res.Invitation.ID()
 	}
 	rec := &recorder{}
-	m, err := NewInvitation(rec, personal, "https://iam.example.com/")
+	links, err := NewLinks("https://iam.example.com/keyhold/")
+	testenv.Must(t, err, "links")
+	m, err := NewInvitation(rec, personal, links)
 	testenv.Must(t, err, "reaction")
 
 	t.Run("sends the link to the invited address", func(t *testing.T) {
@@ -80,7 +82,7 @@ func TestInvitationMail(t *testing.T) {
 			t.Fatalf("message to %v, id %q (event %q), subject %q", msg.To, msg.ID, env.ID, msg.Subject)
 		}
 		token := personal.InvitationToken("acme", id)
-		link := "https://iam.example.com" + auth.InvitationPath + token
+		link := "https://iam.example.com/keyhold" + auth.InvitationPath + token
 		if !strings.Contains(msg.Text, link) || !strings.Contains(msg.HTML, `href="`+link+`"`) {
 			t.Fatalf("link %s missing from\n%s\n%s", link, msg.Text, msg.HTML)
 		}
@@ -125,20 +127,20 @@ func TestInvitationMail(t *testing.T) {
 }
 
 func TestNewInvitationRefusesBadInput(t *testing.T) {
+	links, err := NewLinks("https://a.test")
+	testenv.Must(t, err, "links")
 	for _, tc := range []struct {
-		name string
-		s    Sender
-		keys InvitationKeys
-		url  string
+		name  string
+		s     Sender
+		keys  InvitationKeys
+		links Links
 	}{
-		{"no sender", nil, privacy.NewMemory(), "https://a.test"},
-		{"no keys", &recorder{}, nil, "https://a.test"},
-		{"relative URL", &recorder{}, privacy.NewMemory(), "/ui"},
-		{"other scheme", &recorder{}, privacy.NewMemory(), "ftp://a.test"},
-		{"query", &recorder{}, privacy.NewMemory(), "https://a.test/?x=1"},
+		{"no sender", nil, privacy.NewMemory(), links},
+		{"no keys", &recorder{}, nil, links},
+		{"no public URL", &recorder{}, privacy.NewMemory(), Links{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := NewInvitation(tc.s, tc.keys, tc.url); !errors.Is(err, ErrInvalidInvitation) {
+			if _, err := NewInvitation(tc.s, tc.keys, tc.links); !errors.Is(err, ErrInvalidInvitation) {
 				t.Fatalf("err %v, want ErrInvalidInvitation", err)
 			}
 		})

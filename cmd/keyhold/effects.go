@@ -27,8 +27,12 @@ type reactionDeps struct {
 }
 
 // reactions returns the reactions serve runs after events are committed.
-func reactions(d reactionDeps) []effects.Reaction {
-	return nil
+func reactions(d reactionDeps) ([]effects.Reaction, error) {
+	invitations, err := mail.NewInvitation(d.Mail, d.Personal, d.Links)
+	if err != nil {
+		return nil, err
+	}
+	return []effects.Reaction{invitations}, nil
 }
 
 // effectsRunner builds the runner of serve's reactions (and those the
@@ -48,7 +52,10 @@ func (e *env) effectsRunner(ctx context.Context, opts ...effects.Option) (*effec
 		return nil, err
 	}
 	d := reactionDeps{Mail: sender, Links: links, Personal: personal, Log: e.log}
-	rs := reactions(d)
+	rs, err := reactions(d)
+	if err != nil {
+		return nil, err
+	}
 	if e.cfg.reactions != nil {
 		rs = append(rs, e.cfg.reactions(d)...)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,50 +29,30 @@ var (
 	acceptedKeys     = []string{"id", "tenantId", "userId"}
 )
 
-// outbox is a mail.Sender that keeps the messages.
-type outbox struct {
-	mu   sync.Mutex
-	sent []mail.Message
-}
-
-func (o *outbox) Send(_ context.Context, m mail.Message) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.sent = append(o.sent, m)
-	return nil
-}
-
-// invitationToken runs the invitation mail reaction on invitation id's
-// created event, as the effects runner will, and returns the token of
-// the link the mail carries; the test remembers it as a secret.
+// invitationToken waits for the mail serve sends for invitation id
+// (into the outbox) and returns the token its link carries; the test
+// remembers it as a secret.
 func (h *harness) invitationToken(t *testing.T, tenant, id string) string {
 	t.Helper()
-	box := &outbox{}
-	m, err := mail.NewInvitation(box, h.env.personal, h.ts.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	envs, _, err := h.env.store.Load(ctx, tenant, events.AggregateInvitation, id)
+	envs, _, err := h.env.store.Load(context.Background(), tenant, events.AggregateInvitation, id)
 	if err != nil || len(envs) == 0 {
 		t.Fatalf("load invitation %s: %d events, %v", id, len(envs), err)
 	}
-	e, err := events.Decode(envs[0])
+	box := mail.OpenOutbox(h.cfg.outboxDir())
+	var raw []byte
+	eventually(t, "the invitation's mail", func() bool {
+		raw, err = box.Read(envs[0].ID)
+		return err == nil
+	})
+	text, err := mail.TextPart(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.React(ctx, envs[0], e); err != nil {
-		t.Fatalf("react: %v", err)
-	}
-	if len(box.sent) != 1 {
-		t.Fatalf("%d messages, want 1", len(box.sent))
-	}
-	text := box.sent[0].Text
-	i := strings.Index(text, h.ts.URL+auth.InvitationPath)
-	if i < 0 {
+	_, after, ok := strings.Cut(text, auth.InvitationPath)
+	if !ok {
 		t.Fatalf("no link in the mail:\n%s", text)
 	}
-	token := strings.Fields(text[i+len(h.ts.URL+auth.InvitationPath):])[0]
+	token := strings.Fields(after)[0]
 	h.rememberInvitationToken(t, token)
 	return token
 }
