@@ -392,6 +392,20 @@ func TestKestraInvitations(t *testing.T) {
 		h.rememberPersonal(t, "gone@example.com")
 	})
 
+	t.Run("a rebuild of the read tables shows the same invitations", func(t *testing.T) {
+		list := func() string {
+			t.Helper()
+			return string(k.ok(t, http.MethodGet, "/invitations/search?page=1&size=100&sort=id:asc", a.token, nil, http.StatusOK).Body)
+		}
+		before := list()
+		if out, err := cli(t, h.cfg, h.natsAddr(), "projections", "rebuild"); err != nil {
+			t.Fatalf("rebuild: %v\n%s", err, out)
+		}
+		if after := list(); after != before {
+			t.Fatalf("after a rebuild:\n%s\nbefore:\n%s", after, before)
+		}
+	})
+
 	t.Run("no token in the log, the tables or the server log", func(t *testing.T) {
 		h.assertNoSecretsStored(t)
 	})
