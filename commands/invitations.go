@@ -514,6 +514,13 @@ func (b base) verifyToken(token string) (tenant, id string, err error) {
 func (b base) accept(ctx context.Context, c *change, k key, inv *Invitation, seq uint64, u *User, useq uint64, created bool) error {
 	uk := key{events.InstanceTenant, events.AggregateUser, u.id}
 	tenant := inv.tenant
+	t, _, err := b.tenant(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if !t.exists {
+		return ruleError(ErrNotFound, "", "invitation not found: its tenant was deleted")
+	}
 	if !slices.Contains(u.tenants, tenant) {
 		c.record(uk, u, useq, events.UserTenantAccessGranted{Tenant: tenant})
 	}

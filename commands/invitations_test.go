@@ -102,3 +102,24 @@ func TestAcceptInvitation(t *testing.T) {
 		t.Fatalf("second acceptance: %v, want ErrNotFound", err)
 	}
 }
+
+// An invitation into a tenant deleted since grants nothing.
+func TestAcceptInvitationOfDeletedTenant(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	sys := commands.Meta{Caller: auth.System()}
+	_, err := w.cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: sys, Tenant: "beta", Username: "root", Email: "root@beta.test"})
+	testenv.Must(t, err, "bootstrap")
+	inv, err := w.cmds.CreateInvitation.Handle(ctx, commands.CreateInvitation{Meta: operator("beta"), Email: "ann@beta.test"})
+	testenv.Must(t, err, "invite")
+	ann, err := w.cmds.CreateUser.Handle(ctx, commands.CreateUser{Meta: sys, Username: "ann", Email: "ann@beta.test"})
+	testenv.Must(t, err, "ann")
+	_, err = w.cmds.DeleteTenant.Handle(ctx, commands.DeleteTenant{Meta: sys, TenantID: "beta"})
+	testenv.Must(t, err, "delete tenant")
+	token, err := w.cmds.InvitationToken("beta", inv.Invitation.ID())
+	testenv.Must(t, err, "token")
+	_, err = w.cmds.AcceptInvitation.Handle(ctx, commands.AcceptInvitation{Meta: commands.Meta{Caller: auth.Principal{ID: ann.User.ID(), Kind: auth.KindUser}}, Token: token})
+	if !errors.Is(err, commands.ErrNotFound) {
+		t.Fatalf("accepting into a deleted tenant: %v, want ErrNotFound", err)
+	}
+}

@@ -41,6 +41,9 @@ func invitationStatements(env events.Envelope, e events.Event, p events.Personal
 			[]any{t, id, e.UserID, at, events.ErasedMarker}}}
 	case events.InvitationDeleted:
 		return []statement{{`DELETE FROM invitations WHERE tenant = $1 AND id = $2`, []any{t, id}}}
+	case events.TenantDeleted:
+		// A deleted tenant's invitations can no longer be accepted.
+		return []statement{{`DELETE FROM invitations WHERE tenant = $1`, []any{id}}}
 	}
 	return nil
 }
