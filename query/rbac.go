@@ -363,7 +363,7 @@ type Member struct {
 // account's display name for both.
 const memberSelect = `SELECT gm.member_id AS id, gm.member_kind AS kind,
 	COALESCE(u.username, sa.display_name, '') AS username,
-	COALESCE(NULLIF(u.display_name, ''), u.username, sa.display_name, '') AS display_name
+	COALESCE(` + userShownName + `, sa.display_name, '') AS display_name
 	FROM group_members gm
 	LEFT JOIN users u ON gm.member_kind = 'user' AND u.id = gm.member_id
 	LEFT JOIN service_accounts sa ON gm.member_kind = 'service_account' AND sa.tenant = gm.tenant AND sa.id = gm.member_id`
@@ -485,7 +485,7 @@ type BindingFilter struct {
 
 const bindingSelect = `SELECT b.id, b.role, COALESCE(r.name, b.role) AS role_name, b.subject_kind, b.subject_id,
 	COALESCE(g.name, u.username, sa.display_name, '') AS subject_name,
-	COALESCE(g.name, NULLIF(u.display_name, ''), u.username, sa.display_name, '') AS subject_display_name,
+	COALESCE(g.name, ` + userShownName + `, sa.display_name, '') AS subject_display_name,
 	b.scope_level, b.scope_target
 	FROM bindings b
 	LEFT JOIN roles r ON r.tenant = b.tenant AND r.id = b.role

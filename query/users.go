@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lib/pq"
@@ -44,6 +45,23 @@ type User struct {
 	Tenants []TenantRef `db:"-"`
 	// Groups the user is a member of, in every tenant.
 	Groups []GroupRef `db:"-"`
+}
+
+// userShownName is the name a user is shown by, in SQL over users u: its
+// display name, else its first and last names, else its username (NULL
+// for no user). User.ShownName is the same rule.
+const userShownName = `COALESCE(NULLIF(u.display_name, ''), NULLIF(btrim(u.first_name || ' ' || u.last_name), ''), u.username)`
+
+// ShownName is the name the user is shown by: its display name, else its
+// first and last names, else its username.
+func (u User) ShownName() string {
+	if u.DisplayName != "" {
+		return u.DisplayName
+	}
+	if n := strings.TrimSpace(u.FirstName + " " + u.LastName); n != "" {
+		return n
+	}
+	return u.Username
 }
 
 const userColumns = "u.id, u.username, u.email, u.first_name, u.last_name, u.display_name, u.status, u.superadmin, u.restricted, u.has_password, u.created_at"

@@ -285,8 +285,12 @@ func TestKestraInvitations(t *testing.T) {
 			t.Fatalf("newcomer's bindings %v", binds)
 		}
 		members, _ := page(t, k.ok(t, http.MethodGet, "/groups/"+gid+"/members?page=1&size=10", a.token, nil, http.StatusOK), nil)
-		if len(members) != 1 || members[0]["id"] != userID || members[0]["username"] != email {
+		// Shown by first and last names, as /users shows them, having no display name.
+		if len(members) != 1 || members[0]["id"] != userID || members[0]["username"] != email || members[0]["displayName"] != "Nia Cole" {
 			t.Fatalf("group members %v", members)
+		}
+		if u := binds[0]["user"].(map[string]any); u["displayName"] != "Nia Cole" {
+			t.Fatalf("binding's user %v", u)
 		}
 		acc := k.ok(t, http.MethodGet, "/invitations/"+id, a.token, nil, http.StatusOK).object(t)
 		exactKeys(t, "accepted invitation", acc, acceptedInvitationKeys)

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -59,16 +58,8 @@ func userAuths(u query.User) []userAuthJSON {
 	return out
 }
 
-// displayName is the user's display name, else its first and last names.
-func displayName(u query.User) string {
-	if u.DisplayName != "" {
-		return u.DisplayName
-	}
-	return strings.TrimSpace(u.FirstName + " " + u.LastName)
-}
-
 func userOf(u query.User) userJSON {
-	out := userJSON{ID: u.ID, Username: u.Username, DisplayName: displayName(u), FirstName: u.FirstName, LastName: u.LastName, Email: u.Email,
+	out := userJSON{ID: u.ID, Username: u.Username, DisplayName: u.ShownName(), FirstName: u.FirstName, LastName: u.LastName, Email: u.Email,
 		Tenants: tenantRefs(u.Tenants), Auths: userAuths(u), Groups: make([]userGroupJSON, len(u.Groups)), SuperAdmin: u.Superadmin, Restricted: u.Restricted}
 	for i, g := range u.Groups {
 		out.Groups[i] = userGroupJSON{ID: g.ID, TenantID: g.Tenant}
@@ -110,7 +101,7 @@ func (h handlers) searchUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := paged[userSummaryJSON]{Results: make([]userSummaryJSON, len(items)), Total: total}
 	for i, u := range items {
-		out.Results[i] = userSummaryJSON{ID: u.ID, Username: u.Username, DisplayName: displayName(u), Tenants: tenantRefs(u.Tenants), Auths: userAuths(u), SuperAdmin: u.Superadmin}
+		out.Results[i] = userSummaryJSON{ID: u.ID, Username: u.Username, DisplayName: u.ShownName(), Tenants: tenantRefs(u.Tenants), Auths: userAuths(u), SuperAdmin: u.Superadmin}
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
