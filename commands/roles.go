@@ -9,6 +9,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/query"
 )
 
 // Role is a role's state: a named set of rules in a tenant.
@@ -42,6 +43,12 @@ func (r *Role) Default() bool { return r.isDefault }
 
 // Rules returns the role's rules.
 func (r *Role) Rules() []authz.Rule { return auth.RulesOf(slices.Clone(r.rules)) }
+
+// View returns the role in the shape queries return it, so that a dialect
+// maps one type. Number is the read tables' to know: 0.
+func (r *Role) View() query.Role {
+	return query.Role{ID: r.id, Name: r.name, Description: r.description, Managed: r.managed, Default: r.isDefault, Rules: r.Rules()}
+}
 
 func (r *Role) clone() state {
 	c := *r

@@ -5,7 +5,6 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/commands"
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/query"
@@ -36,27 +35,14 @@ type roleFull struct {
 	Deleted bool `json:"deleted"`
 }
 
-// roleView is a role as both the commands and the queries give it.
-type roleView struct {
-	id, name, description string
-	managed, isDefault    bool
-	rules                 []authz.Rule
+// summaryOf maps a role to a search or autocomplete item.
+func summaryOf(r query.Role) roleSummary {
+	return roleSummary{ID: r.ID, Name: r.Name, IsDefault: r.Default, IsManaged: r.Managed}
 }
 
-func viewOfQuery(r query.Role) roleView {
-	return roleView{id: r.ID, name: r.Name, description: r.Description, managed: r.Managed, isDefault: r.Default, rules: r.Rules}
-}
-
-func viewOfCommand(r *commands.Role) roleView {
-	return roleView{id: r.ID(), name: r.Name(), description: r.Description(), managed: r.Managed(), isDefault: r.Default(), rules: r.Rules()}
-}
-
-func (v roleView) summary() roleSummary {
-	return roleSummary{ID: v.id, Name: v.name, IsDefault: v.isDefault, IsManaged: v.managed}
-}
-
-func (v roleView) detail() roleDetail {
-	return roleDetail{ID: v.id, Name: v.name, Description: v.description, Permissions: permissionsOf(v.rules), IsDefault: v.isDefault, IsManaged: v.managed}
+// detailOf maps a role, read or just written (commands.Role.View).
+func detailOf(r query.Role) roleDetail {
+	return roleDetail{ID: r.ID, Name: r.Name, Description: r.Description, Permissions: permissionsOf(r.Rules), IsDefault: r.Default, IsManaged: r.Managed}
 }
 
 // roleRequest is IAMRoleController.ApiRoleCreateOrUpdateRequest.
@@ -100,7 +86,7 @@ func (h handlers) createRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, viewOfCommand(res.Role).detail())
+	khttp.WriteJSON(w, http.StatusOK, detailOf(res.Role.View()))
 }
 
 func (h handlers) updateRole(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +106,7 @@ func (h handlers) updateRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, viewOfCommand(res.Role).detail())
+	khttp.WriteJSON(w, http.StatusOK, detailOf(res.Role.View()))
 }
 
 func (h handlers) deleteRole(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +133,7 @@ func (h handlers) getRole(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, viewOfQuery(role).detail())
+	khttp.WriteJSON(w, http.StatusOK, detailOf(role))
 }
 
 func (h handlers) searchRoles(w http.ResponseWriter, r *http.Request) {
@@ -163,7 +149,7 @@ func (h handlers) searchRoles(w http.ResponseWriter, r *http.Request) {
 	}
 	out := paged[roleSummary]{Results: make([]roleSummary, len(items)), Total: total}
 	for i, role := range items {
-		out.Results[i] = viewOfQuery(role).summary()
+		out.Results[i] = summaryOf(role)
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
@@ -185,7 +171,7 @@ func (h handlers) autocompleteRoles(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]roleSummary, len(items))
 	for i, role := range items {
-		out[i] = viewOfQuery(role).summary()
+		out[i] = summaryOf(role)
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
@@ -203,7 +189,7 @@ func (h handlers) rolesByIDs(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]roleFull, len(items))
 	for i, role := range items {
-		out[i] = roleFull{roleDetail: viewOfQuery(role).detail()}
+		out[i] = roleFull{roleDetail: detailOf(role)}
 	}
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
