@@ -10,6 +10,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/query"
 )
 
 // MaxGroupMembers bounds one group's members, so a group's history stays
@@ -38,6 +39,10 @@ func (g *Group) Description() string { return g.description }
 
 // Members returns member ids with their memberships.
 func (g *Group) Members() map[string]string { return maps.Clone(g.members) }
+
+// View returns the group in the shape queries return it, so that a
+// dialect maps one type. Number is the read tables' to know: 0.
+func (g *Group) View() query.Group { return query.Group{ID: g.id, Name: g.name, Description: g.description} }
 
 func (g *Group) clone() state {
 	c := *g

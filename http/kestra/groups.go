@@ -21,6 +21,11 @@ type groupSummary struct {
 	Name string `json:"name"`
 }
 
+// groupDetailOf maps a group, read or just written (commands.Group.View).
+func groupDetailOf(g query.Group) groupDetail {
+	return groupDetail{ID: g.ID, Name: g.Name, Description: g.Description}
+}
+
 // groupDetail is IAMGroupController.ApiGroupDetail.
 type groupDetail struct {
 	ID          string `json:"id"`
@@ -122,7 +127,7 @@ func (h handlers) createGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	h.kit.AwaitRead(r.Context(), w, seq)
 	g := res.Group
-	khttp.WriteJSON(w, http.StatusOK, groupDetail{ID: g.ID(), Name: g.Name(), Description: g.Description()})
+	khttp.WriteJSON(w, http.StatusOK, groupDetailOf(g.View()))
 }
 
 func (h handlers) updateGroup(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +148,7 @@ func (h handlers) updateGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
 	g := res.Group
-	khttp.WriteJSON(w, http.StatusOK, groupDetail{ID: g.ID(), Name: g.Name(), Description: g.Description()})
+	khttp.WriteJSON(w, http.StatusOK, groupDetailOf(g.View()))
 }
 
 func (h handlers) deleteGroup(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +176,7 @@ func (h handlers) getGroup(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, groupDetail{ID: g.ID, Name: g.Name, Description: g.Description})
+	khttp.WriteJSON(w, http.StatusOK, groupDetailOf(g))
 }
 
 func summaries(items []query.Group) []groupSummary {
