@@ -42,7 +42,9 @@ func (g *Group) Members() map[string]string { return maps.Clone(g.members) }
 
 // View returns the group in the shape queries return it, so that a
 // dialect maps one type. Number is the read tables' to know: 0.
-func (g *Group) View() query.Group { return query.Group{ID: g.id, Name: g.name, Description: g.description} }
+func (g *Group) View() query.Group {
+	return query.Group{ID: g.id, Name: g.name, Description: g.description}
+}
 
 func (g *Group) clone() state {
 	c := *g
