@@ -48,6 +48,14 @@ const (
 	BindingsCreate = "iam.bindings.create"
 	BindingsDelete = "iam.bindings.delete"
 
+	// Tenant access: which users may act in a tenant at all. Granting
+	// and revoking it concern one tenant, so tenant administrators may.
+	TenantAccessList   = "iam.tenantAccess.list"
+	TenantAccessGet    = "iam.tenantAccess.get"
+	TenantAccessCreate = "iam.tenantAccess.create"
+	TenantAccessUpdate = "iam.tenantAccess.update"
+	TenantAccessDelete = "iam.tenantAccess.delete"
+
 	// TokensIntrospect lets a resource server introspect tokens of its
 	// tenant (RFC 7662).
 	TokensIntrospect = "iam.tokens.introspect"
@@ -86,13 +94,15 @@ const (
 // ManagedRoles returns the built-in roles of tenant, as seeded when it is
 // created (and into tenants created before a role existed). A role's id
 // is its name. tenant-admin holds everything the others hold, so an
-// administrator may grant any of them.
+// administrator may grant any of them, and every action a Kestra
+// permission maps to (kestra.* for those outside IAM), so it may do
+// everything in its tenant's Kestra API.
 func ManagedRoles(tenant string) []Role {
 	allow := func(actions ...string) Rule { return Rule{Effect: Allow, Actions: actions} }
 	return []Role{
 		{ID: RoleTenantAdmin, Tenant: tenant, Name: RoleTenantAdmin, Managed: true, Rules: []Rule{
 			allow("iam.serviceAccounts.*", "iam.serviceAccountCredentials.*", "iam.settings.*", "iam.roles.*", "iam.bindings.*",
-				"iam.groups.*", "iam.groupMembers.*", "iam.invitations.*",
+				"iam.groups.*", "iam.groupMembers.*", "iam.invitations.*", "iam.tenantAccess.*", "kestra.*",
 				TokensIntrospect, AuditEventsList),
 		}},
 		{ID: RoleAuditor, Tenant: tenant, Name: RoleAuditor, Managed: true, Rules: []Rule{allow(AuditEventsList)}},

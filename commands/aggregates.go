@@ -275,6 +275,10 @@ type ServiceAccount struct {
 	// credential it deleted. Retries of those requests succeed again.
 	deletedBy            string
 	credentialsDeletedBy map[string]string
+	// apiTokens are the ids of the account's API tokens not revoked;
+	// revokedAPITokens those revoked, never reused.
+	apiTokens        []string
+	revokedAPITokens []string
 }
 
 // Service account statuses.
@@ -373,6 +377,8 @@ func (s *ServiceAccount) clone() state {
 	c.credentials = slices.Clone(s.credentials)
 	c.deletedCredentials = slices.Clone(s.deletedCredentials)
 	c.credentialsDeletedBy = maps.Clone(s.credentialsDeletedBy)
+	c.apiTokens = slices.Clone(s.apiTokens)
+	c.revokedAPITokens = slices.Clone(s.revokedAPITokens)
 	return &c
 }
 
@@ -411,5 +417,10 @@ func (s *ServiceAccount) apply(env events.Envelope, e events.Event) {
 			}
 			s.credentialsDeletedBy[e.RequestSeed] = e.CredentialID
 		}
+	case events.APITokenIssued:
+		s.apiTokens = append(s.apiTokens, e.TokenID)
+	case events.APITokenRevoked:
+		s.apiTokens = slices.DeleteFunc(s.apiTokens, func(id string) bool { return id == e.TokenID })
+		s.revokedAPITokens = append(s.revokedAPITokens, e.TokenID)
 	}
 }

@@ -23,7 +23,7 @@ func TestCreateBindingsAllOrNothing(t *testing.T) {
 	admin := commands.Meta{Caller: w.user("ops", "acme", authz.RoleTenantAdmin)}
 	alice := w.user("alice", "acme")
 	flows, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: operator("acme"), RoleInput: commands.RoleInput{
-		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"kestra.flows.*"}}},
+		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"vault.secrets.*"}}},
 	}})
 	testenv.Must(t, err, "role")
 	viewer := commands.CreateBinding{Role: authz.RoleViewer, SubjectKind: events.SubjectUser, SubjectID: alice.ID}

@@ -105,7 +105,7 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 		for _, r := range []string{authz.RoleAuditor, authz.RoleTenantAdmin, authz.RoleViewer} {
 			c.record(uk, u, 0, events.UserRoleGranted{Role: r, Tenant: cmd.Tenant, Scope: events.Scope{Level: events.ScopeTenant, Target: cmd.Tenant}})
 		}
-		c.record(uk, u, 0, events.APITokenIssued{TokenID: events.NewID(), Verifier: auth.Verifier(token)})
+		c.record(uk, u, 0, events.APITokenIssued{TokenID: events.NewID(), PrincipalKind: events.SubjectUser, Verifier: auth.Verifier(token)})
 		return nil
 	})
 	if err != nil {

@@ -149,13 +149,13 @@ func TestServiceAccountRules(t *testing.T) {
 
 	// Scope-down: a role whose rules the tenant administrator does not hold.
 	flows, err := cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: operator("acme"), RoleInput: commands.RoleInput{
-		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"kestra.flows.*"}}},
+		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"vault.secrets.*"}}},
 	}})
 	testenv.Must(t, err, "create role")
 	roles := []string{"viewer", flows.Role.ID()}
 	_, err = cmds.UpdateServiceAccount.Handle(ctx, commands.UpdateServiceAccount{Meta: meta, ID: sa.ID(), Roles: &roles})
 	var ce *commands.Error
-	if !errors.As(err, &ce) || !errors.Is(err, commands.ErrForbidden) || ce.Field != "roles" || !strings.Contains(ce.Message, "kestra.flows.*") {
+	if !errors.As(err, &ce) || !errors.Is(err, commands.ErrForbidden) || ce.Field != "roles" || !strings.Contains(ce.Message, "vault.secrets.*") {
 		t.Fatalf("scope-down: %v", err)
 	}
 	// The administrator holds auditor's rules, so it may assign it.

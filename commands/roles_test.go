@@ -122,7 +122,7 @@ func TestGroups(t *testing.T) {
 	alice := w.user("alice", "acme")
 	bob := w.user("bob", "acme")
 	flows, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: operator("acme"), RoleInput: commands.RoleInput{
-		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"kestra.flows.*"}}},
+		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"vault.secrets.*"}}},
 	}})
 	testenv.Must(t, err, "role")
 	g, err := w.cmds.CreateGroup.Handle(ctx, commands.CreateGroup{Meta: admin, GroupInput: commands.GroupInput{Name: "devs"}})
@@ -139,7 +139,7 @@ func TestGroups(t *testing.T) {
 		return err
 	}
 	flowsCan := func(p auth.Principal) bool {
-		return p.Can(w.dir.Authorizer(), "kestra.flows.read", "", authz.Scope{Tenant: "acme", Node: "company.team"}).Allowed
+		return p.Can(w.dir.Authorizer(), "vault.secrets.read", "", authz.Scope{Tenant: "acme", Node: "company.team"}).Allowed
 	}
 
 	testenv.Must(t, set(admin, alice, events.MembershipOwner), "alice owns devs")
@@ -189,7 +189,7 @@ func TestActingForIncludesBoundRoles(t *testing.T) {
 	testenv.Must(t, err, "bootstrap")
 	admin := commands.Meta{Caller: w.user("ops", "acme", authz.RoleTenantAdmin)}
 	flows, err := w.cmds.CreateRole.Handle(ctx, commands.CreateRole{Meta: operator("acme"), RoleInput: commands.RoleInput{
-		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"kestra.flows.*"}}},
+		Name: "flows", Rules: []authz.Rule{{Effect: authz.Allow, Actions: []string{"vault.secrets.*"}}},
 	}})
 	testenv.Must(t, err, "role")
 	sa, err := w.cmds.CreateServiceAccount.Handle(ctx, commands.CreateServiceAccount{Meta: admin, DisplayName: "plain", Scope: events.Scope{Level: "tenant"}})

@@ -411,33 +411,54 @@ func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserRe
 // SetTenantAccess grants or revokes a user's access to a tenant.
 type SetTenantAccess struct {
 	Meta
+	// UserID names the user; or, when empty, Email does (matched
+	// ignoring case, as users sign in with it).
 	UserID string
+	Email  string
 	Tenant string
 	// Grant is true to grant access, false to revoke it.
 	Grant bool
+	// Strict makes a request that would change nothing an error: a grant
+	// to a user who has access is ErrAlreadyExists, a revocation from one
+	// who has none ErrNotFound.
+	Strict bool
 }
 
 // SetTenantAccessHandler handles SetTenantAccess.
 type SetTenantAccessHandler struct{ base }
 
 // Handle records the grant or revocation; one that changes nothing
-// appends nothing. Only an instance superadmin may; an unknown user or
-// tenant is ErrNotFound.
+// appends nothing (or fails, when Strict). A superadmin may, and so may
+// whoever holds iam.tenantAccess.create (to grant) or .delete (to revoke)
+// in the tenant: the tenant's administrators. An unknown user, email or
+// tenant is ErrNotFound. Revoking access takes the user's rights in the
+// tenant with it: every credential of the user (passwords, API tokens)
+// stops working there once readers apply the event.
 func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess) (UserResult, error) {
-	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
-		return UserResult{}, err
-	}
-	if err := validUserID(cmd.UserID); err != nil {
-		return UserResult{}, err
+	action := authz.TenantAccessCreate
+	if !cmd.Grant {
+		action = authz.TenantAccessDelete
 	}
 	if !ValidTenantID(cmd.Tenant) {
 		return UserResult{}, invalid("tenant", "must be a tenant id")
 	}
-	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
-		has := false
-		for _, t := range u.tenants {
-			has = has || t == cmd.Tenant
+	if !cmd.Caller.Can(h.authz, action, "", authz.TenantScope(cmd.Tenant)).Allowed {
+		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+			return UserResult{}, ruleError(ErrForbidden, "", "you may not manage access to tenant %q (%s)", cmd.Tenant, action)
 		}
+	}
+	if cmd.UserID == "" && cmd.Email != "" {
+		id, err := h.userByEmail(ctx, cmd.Email)
+		if err != nil {
+			return UserResult{}, err
+		}
+		cmd.UserID = id
+	}
+	if err := validUserID(cmd.UserID); err != nil {
+		return UserResult{}, err
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		has := slices.Contains(u.tenants, cmd.Tenant)
 		if cmd.Grant {
 			// Checked even when the user has access: a deleted tenant
 			// stays in its users' lists (TenantDeleted is the tenant's
@@ -455,9 +476,51 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 			c.record(k, u, seq, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		case !cmd.Grant && has:
 			c.record(k, u, seq, events.UserTenantAccessRevoked{Tenant: cmd.Tenant})
+		case cmd.Strict && cmd.Grant:
+			return ruleError(ErrAlreadyExists, "", "user %s already has access to tenant %q", u.id, cmd.Tenant)
+		case cmd.Strict:
+			return ruleError(ErrNotFound, "", "user %s has no access to tenant %q", u.id, cmd.Tenant)
 		}
 		return nil
 	})
+}
+
+// userByEmail returns the id of the user who signs in with email, read
+// from the email's reservation (the write side's record, under its
+// blinded subject or, in logs from before blinding, its bare hash). No
+// such user is ErrNotFound, whose message does not repeat the email.
+func (b base) userByEmail(ctx context.Context, email string) (string, error) {
+	email = strings.ToLower(email)
+	if err := validEmail(email); err != nil {
+		return "", err
+	}
+	id, legacy, err := b.reservationIDs(uniqueEmail, email)
+	if err != nil {
+		return "", err
+	}
+	for _, rid := range []string{id, legacy} {
+		k := key{events.InstanceTenant, events.AggregateUnique, rid}
+		u, _, seq, err := b.reservation(ctx, events.InstanceTenant, rid)
+		if err != nil {
+			return "", err
+		}
+		// Another replica may have claimed or released it since this
+		// process cached it.
+		stale, err := b.repo.stale(ctx, k, seq)
+		if err != nil {
+			return "", err
+		}
+		if stale {
+			b.repo.forget(k)
+			if u, _, _, err = b.reservation(ctx, events.InstanceTenant, rid); err != nil {
+				return "", err
+			}
+		}
+		if u.owner != "" {
+			return u.owner, nil
+		}
+	}
+	return "", ruleError(ErrNotFound, "email", "no user has this email")
 }
 
 // mayManageUsers decides an instance-level user action: superadmins (or

@@ -70,18 +70,10 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 	if err := cmd.Validate(); err != nil {
 		return APITokenResult{}, err
 	}
-	in, _, err := h.instance(ctx)
+	expires, err := h.apiTokenExpiry(ctx, cmd.Lifetime)
 	if err != nil {
 		return APITokenResult{}, err
 	}
-	life := cmd.Lifetime
-	if life == 0 {
-		life = in.apiTokenDefault
-	}
-	if life > in.apiTokenMax {
-		return APITokenResult{}, invalid("lifetime", "must be at most %s, the instance's maximum API token lifetime", lifetime(int64(in.apiTokenMax.Seconds())))
-	}
-	expires := h.now().Add(life).UTC().Truncate(time.Second)
 	token := auth.NewSecret(auth.PrefixAPIToken)
 	tokenID := events.NewID()
 	k := key{events.InstanceTenant, events.AggregateUser, cmd.UserID}
@@ -93,7 +85,7 @@ func (h IssueAPITokenHandler) Handle(ctx context.Context, cmd IssueAPIToken) (AP
 		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
 			return err
 		}
-		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, Name: cmd.Name, Description: cmd.Description, Verifier: auth.Verifier(token), ExpiresAt: &expires})
+		c.record(k, u, seq, events.APITokenIssued{TokenID: tokenID, PrincipalKind: events.SubjectUser, Name: cmd.Name, Description: cmd.Description, Verifier: auth.Verifier(token), ExpiresAt: &expires})
 		return nil
 	})
 	if err != nil {

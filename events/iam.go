@@ -215,10 +215,16 @@ type UserRoleGranted struct {
 // EventType implements Event.
 func (UserRoleGranted) EventType() string { return "iam.user.role_granted" }
 
-// APITokenIssued records a personal API token. Only its verifier (SHA-256 of
-// the token) is stored; the token itself is shown to the caller once.
+// APITokenIssued records an API token of a user (aggregate user) or of a
+// service account (aggregate service_account in its tenant). Only its
+// verifier (SHA-256 of the token) is stored; the token itself is shown to
+// the caller once. Version 2 adds the principal kind; a version 1 event
+// is a user's token.
 type APITokenIssued struct {
 	TokenID string `json:"token_id"`
+	// PrincipalKind is who the token authenticates as: "user" or
+	// "service_account" (empty in version 1: a user).
+	PrincipalKind string `json:"principal_kind,omitempty"`
 	// Name says what the token is for (empty for tokens from before names).
 	Name string `json:"name,omitempty"`
 	// Description says more about it (empty for tokens from before descriptions).
@@ -227,10 +233,15 @@ type APITokenIssued struct {
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 }
 
+// ServiceAccountToken reports whether the token authenticates as a
+// service account rather than a user.
+func (e APITokenIssued) ServiceAccountToken() bool { return e.PrincipalKind == SubjectServiceAccount }
+
 // EventType implements Event.
 func (APITokenIssued) EventType() string { return "iam.user.api_token_issued" }
 
-// APITokenRevoked ends a personal API token at once. Aggregate: user.
+// APITokenRevoked ends an API token at once. Aggregate: the token's
+// principal's (user or service_account).
 type APITokenRevoked struct {
 	TokenID string `json:"token_id"`
 }

@@ -64,7 +64,9 @@ func init() {
 	register(UserTenantAccessGranted{}, 1, nil)
 	register(UserTenantAccessRevoked{}, 1, nil)
 	register(UserRoleGranted{}, 1, nil)
-	register(APITokenIssued{}, 1, nil)
+	// APITokenIssued v2: tokens of service accounts too (principal_kind);
+	// v1 events are users' tokens and decode unchanged.
+	register(APITokenIssued{}, 2, map[int]Upcaster{1: same})
 	register(APITokenRevoked{}, 1, nil)
 	register(ServiceAccountCreated{}, 1, nil)
 	// v2: a change that takes rights away is followed by

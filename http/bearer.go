@@ -11,7 +11,8 @@ import (
 	"github.com/keyhold/keyhold/query"
 )
 
-// Bearer authenticates personal API tokens and OAuth2 access tokens
+// Bearer authenticates API tokens (users' and service accounts') and
+// OAuth2 access tokens
 // against the in-memory directory; no database is touched per request.
 // A deleted or disabled service account, or a deleted credential, stops
 // its unexpired access tokens as soon as the directory applied the event.
@@ -48,6 +49,9 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 		if p, err = b.dir.APITokenPrincipal(token, now); err != nil {
 			return p, refused(err)
 		}
+		if p.Kind == auth.KindServiceAccount {
+			return accountIn(p, tenant)
+		}
 		return b.userIn(p, tenant)
 	}
 	claims, err := b.keys.Verify(token, now)
@@ -57,6 +61,12 @@ func (b *Bearer) Authenticate(_ context.Context, token, tenant string) (auth.Pri
 	if p, err = b.dir.AccessTokenPrincipal(claims, now); err != nil {
 		return p, refused(err)
 	}
+	return accountIn(p, tenant)
+}
+
+// accountIn returns service account principal p for a request in tenant:
+// a service account acts only in its own.
+func accountIn(p auth.Principal, tenant string) (auth.Principal, error) {
 	if tenant != "" && tenant != p.Tenant {
 		return auth.Principal{}, fmt.Errorf("%w: %w: service accounts act only in their own tenant", ErrUnauthenticated, ErrNoTenantAccess)
 	}

@@ -36,10 +36,11 @@ func (IAM) Name() string { return "iam" }
 // token metadata and instance settings; 5: service accounts' node kind and
 // creator, credentials' creator; 6: service accounts' chosen names; 7: numbers of users, service
 // accounts, roles and groups; 8: tenant renames and deletions, superadmin revocations,
-// restricted users, API token descriptions, whether users have a password; 9: invitations);
-// the next start rebuilds the tables from the log, which fills new columns for
+// restricted users, API token descriptions, whether users have a password; 9: invitations;
+// 10: service accounts' API tokens); the next start rebuilds the tables from the log, which
+// fills new columns for
 // old events too.
-func (IAM) Version() int { return 9 }
+func (IAM) Version() int { return 10 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema + "\n" + invitationsSchema }
@@ -50,7 +51,8 @@ func (IAM) Indexes() string { return iamIndexes }
 // Tables implements Projector.
 func (IAM) Tables() []string {
 	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials",
-		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings", "invitations"}
+		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings", "invitations",
+		"service_account_api_tokens"}
 }
 
 // roleSuperadmin is auth.RoleSuperadmin: projections import events only.
@@ -242,6 +244,12 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 		b.exec(`DELETE FROM user_roles WHERE user_id = $1`, env.Subject)
 		b.exec(`DELETE FROM api_tokens WHERE user_id = $1`, env.Subject)
 	case events.APITokenIssued:
+		if e.ServiceAccountToken() {
+			b.exec(`INSERT INTO service_account_api_tokens (tenant, service_account_id, id, name, description, created_by, created_at, expires_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+				env.Tenant, env.Subject, e.TokenID, e.Name, e.Description, env.Actor.ID, stamp(env.Time), e.ExpiresAt)
+			return
+		}
 		b.exec(`INSERT INTO api_tokens (user_id, id, name, description, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
 			env.Subject, e.TokenID, e.Name, e.Description, stamp(env.Time), e.ExpiresAt)
 	case events.InstanceSettingsChanged:
@@ -251,6 +259,10 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 			api_token_max_lifetime_s = COALESCE(EXCLUDED.api_token_max_lifetime_s, instance_settings.api_token_max_lifetime_s),
 			updated_at = EXCLUDED.updated_at`, e.APITokenDefaultLifetime, e.APITokenMaxLifetime, stamp(env.Time))
 	case events.APITokenRevoked:
+		if env.Tenant != events.InstanceTenant {
+			b.exec(`DELETE FROM service_account_api_tokens WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, env.Tenant, env.Subject, e.TokenID)
+			return
+		}
 		b.exec(`DELETE FROM api_tokens WHERE user_id = $1 AND id = $2`, env.Subject, e.TokenID)
 	case events.UserTenantAccessRevoked:
 		b.exec(`DELETE FROM user_tenants WHERE user_id = $1 AND tenant = $2`, env.Subject, e.Tenant)
@@ -295,6 +307,7 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 			roles = COALESCE($5, roles), status = COALESCE($6, status), updated_at = $7
 			WHERE tenant = $1 AND id = $2`, env.Tenant, env.Subject, e.DisplayName, e.Description, roles, e.Status, stamp(env.Time))
 	case events.ServiceAccountDeleted:
+		b.exec(`DELETE FROM service_account_api_tokens WHERE tenant = $1 AND service_account_id = $2`, env.Tenant, env.Subject)
 		for k := range b.creds {
 			if k.tenant == env.Tenant && k.sa == env.Subject {
 				delete(b.creds, k)

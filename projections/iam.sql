@@ -91,6 +91,20 @@ CREATE TABLE api_tokens (
     PRIMARY KEY (user_id, id)
 );
 
+-- Service accounts' API token metadata; the token and its verifier are
+-- not here. Rows go with their account.
+CREATE TABLE service_account_api_tokens (
+    tenant             text NOT NULL,
+    service_account_id text NOT NULL,
+    id                 text NOT NULL,
+    name               text NOT NULL,
+    description        text NOT NULL DEFAULT '',
+    created_by         text NOT NULL,
+    created_at         timestamptz NOT NULL,
+    expires_at         timestamptz,
+    PRIMARY KEY (tenant, service_account_id, id)
+);
+
 -- The instance's settings: one row once any was set; a NULL column keeps
 -- its default (commands.DefaultAPITokenLifetime, MaxAPITokenLifetime).
 CREATE TABLE instance_settings (

@@ -170,9 +170,13 @@ func (d *Directory) ownNames(ss []string) []string {
 	return out
 }
 
+// dirAPIToken is an API token: a user's (personal) or a service
+// account's, told apart by account.
 type dirAPIToken struct {
-	id      string
-	userID  string
+	id string
+	// owner is the user's or the service account's id.
+	owner   string
+	account bool
 	expires *time.Time
 }
 
@@ -239,6 +243,11 @@ type Directory struct {
 	// personal reads usernames and emails out of user events (nil: only
 	// plaintext ones, from before encryption, are read).
 	personal events.PersonalReader
+
+	// accountTokens are the verifiers of service accounts' API tokens, by
+	// account id, dropped with the account: kept apart so that accounts
+	// without tokens (most) pay nothing for them. Made on first use.
+	accountTokens map[string][]string
 }
 
 // DirectoryOption configures NewDirectory.
@@ -426,8 +435,9 @@ func (d *Directory) Apply(env events.Envelope) {
 			delete(d.users, u.id)
 			d.model.RemovePrincipal(u.id)
 			for v, t := range d.tokens {
-				if t.userID == u.id {
+				if !t.account && t.owner == u.id {
 					delete(d.tokens, v)
+					delete(d.tokenIDs, t.id)
 				}
 			}
 		}
@@ -460,17 +470,34 @@ func (d *Directory) Apply(env events.Envelope) {
 			d.revokeRole(u, e)
 		}
 	case events.APITokenIssued:
-		if u, ok := d.users[env.Subject]; ok {
-			v := strings.Clone(e.Verifier)
-			id := strings.Clone(e.TokenID)
-			d.tokens[v] = dirAPIToken{id: id, userID: u.id, expires: e.ExpiresAt}
+		v, id := strings.Clone(e.Verifier), strings.Clone(e.TokenID)
+		if e.ServiceAccountToken() {
+			if sa := d.account(env); sa != nil {
+				d.tokens[v] = dirAPIToken{id: id, owner: sa.id, account: true, expires: e.ExpiresAt}
+				d.tokenIDs[id] = v
+				if d.accountTokens == nil {
+					d.accountTokens = map[string][]string{}
+				}
+				d.accountTokens[sa.id] = append(d.accountTokens[sa.id], v)
+			}
+		} else if u, ok := d.users[env.Subject]; ok {
+			d.tokens[v] = dirAPIToken{id: id, owner: u.id, expires: e.ExpiresAt}
 			d.tokenIDs[id] = v
 		}
 	case events.APITokenRevoked:
-		if v, ok := d.tokenIDs[e.TokenID]; ok && d.tokens[v].userID == env.Subject {
-			delete(d.tokens, v)
-			delete(d.tokenIDs, e.TokenID)
+		v, ok := d.tokenIDs[e.TokenID]
+		if !ok || d.tokens[v].owner != env.Subject {
+			return
 		}
+		if t := d.tokens[v]; t.account {
+			sa := d.account(env)
+			if sa == nil {
+				return
+			}
+			d.accountTokens[sa.id] = slices.DeleteFunc(d.accountTokens[sa.id], func(x string) bool { return x == v })
+		}
+		delete(d.tokens, v)
+		delete(d.tokenIDs, e.TokenID)
 	case events.ServiceAccountCreated:
 		sa := &dirServiceAccount{
 			id: strings.Clone(env.Subject), tenant: d.name(env.Tenant), scope: d.ownScope(e.Scope),
@@ -906,10 +933,12 @@ func hasScope(scope, s string) bool {
 	return false
 }
 
-// APITokenPrincipal returns the user principal of a personal API token
-// (prefix khpat_), acting in the user's first granted tenant. Failures are
-// ErrInvalidAPIToken. The lookup is by the token's SHA-256: the token has
-// 256 random bits, so the map lookup's timing reveals nothing usable.
+// APITokenPrincipal returns the principal of an API token (prefix
+// khpat_): a user's personal token acts as the user in its first granted
+// tenant, a service account's as the account in its tenant. A disabled
+// or deleted owner's tokens fail. Failures are ErrInvalidAPIToken. The
+// lookup is by the token's SHA-256: the token has 256 random bits, so the
+// map lookup's timing reveals nothing usable.
 func (d *Directory) APITokenPrincipal(token string, now time.Time) (auth.Principal, error) {
 	if d.loading.Load() {
 		return auth.Principal{}, ErrDirectoryLoading
@@ -927,7 +956,20 @@ func (d *Directory) APITokenPrincipal(token string, now time.Time) (auth.Princip
 	if t.expires != nil && !t.expires.After(now) {
 		return auth.Principal{}, fmt.Errorf("%w: expired", ErrInvalidAPIToken)
 	}
-	u := d.users[t.userID]
+	if t.account {
+		sa := d.accounts[t.owner]
+		switch {
+		case sa == nil:
+			return auth.Principal{}, fmt.Errorf("%w: service account gone", ErrInvalidAPIToken)
+		case !sa.active:
+			return auth.Principal{}, fmt.Errorf("%w: service account disabled", ErrInvalidAPIToken)
+		}
+		if d.uses != nil {
+			d.uses.Touch(t.id, now)
+		}
+		return sa.principal(), nil
+	}
+	u := d.users[t.owner]
 	if u == nil {
 		return auth.Principal{}, fmt.Errorf("%w: user gone", ErrInvalidAPIToken)
 	}

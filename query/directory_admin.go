@@ -41,6 +41,12 @@ func (d *Directory) removeAccount(sa *dirServiceAccount) {
 	if sa.name != "" && d.named[[2]string{sa.tenant, sa.name}] == sa {
 		delete(d.named, [2]string{sa.tenant, sa.name})
 	}
+	// The account's API tokens die with it.
+	for _, v := range d.accountTokens[sa.id] {
+		delete(d.tokenIDs, d.tokens[v].id)
+		delete(d.tokens, v)
+	}
+	delete(d.accountTokens, sa.id)
 }
 
 // revokeRole applies UserRoleRevoked to u. Runs under d.mu.

@@ -27,6 +27,8 @@ type benchOptions struct {
 	quick         bool
 	rebuildEvents int
 	listAccounts  int
+	// roles is how many roles the role search scenario pages through.
+	roles int
 	// scale, when positive, replaces the scenarios with the scale run:
 	// that many service accounts loaded, then memory, restart and latency.
 	scale      int
@@ -48,6 +50,8 @@ func (o benchOptions) validate() error {
 		return fmt.Errorf("--concurrency must be between 1 and 1024, not %d", o.concurrency)
 	case o.rebuildEvents < 0 || o.rebuildEvents > 10_000_000:
 		return fmt.Errorf("--rebuild-events must be between 0 and 10000000, not %d", o.rebuildEvents)
+	case o.roles < benchRolesPage || o.roles > 1_000_000:
+		return fmt.Errorf("--roles must be between %d and 1000000, not %d", benchRolesPage, o.roles)
 	case o.listAccounts < 1 || o.listAccounts > 10_000_000:
 		return fmt.Errorf("--list-accounts must be between 1 and 10000000, not %d", o.listAccounts)
 	case o.scale < 0 || o.scale > maxScaleAccounts:
@@ -63,7 +67,7 @@ func (o benchOptions) validate() error {
 }
 
 func newBench(cfg *config) *cobra.Command {
-	o := benchOptions{duration: 5 * time.Second, warmup: time.Second, rounds: 5, concurrency: 32, rebuildEvents: 50_000, listAccounts: 200_000}
+	o := benchOptions{duration: 5 * time.Second, warmup: time.Second, rounds: 5, concurrency: 32, rebuildEvents: 50_000, listAccounts: 200_000, roles: 10_000}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure throughput against baselines from the same run",
@@ -112,6 +116,11 @@ Scenarios come in pairs, a baseline and the scenario measured against it
   authz_check_http             POST /v1/authz/check of the wired server with the same
                                body: API token authentication, the subject's lookup
                                and the decision (target ratio >= 0.8)
+  kestra_roles_search_query    query.SearchRoles in process: a page of 10 from a tenant
+                               of --roles roles (10000; appended in atomic batches of
+                               100), from min(C, 8) workers
+  kestra_roles_search_http     GET /api/v1/{tenant}/roles/search?size=10, the same page
+                               over HTTP (target ratio >= 0.5, p99 < 5 ms)
 A pair alternates in --rounds rounds that share --duration (the rebuild runs once a
 round), so a change in the machine's background load hits both sides alike. Before
 each side of the rebuild pair the COPY table is emptied and Postgres is asked for a
@@ -153,6 +162,9 @@ Progress goes to stderr.`,
 				if !fl.Changed("list-accounts") {
 					o.listAccounts = 5_000
 				}
+				if !fl.Changed("roles") {
+					o.roles = 2_000
+				}
 				if !fl.Changed("rounds") {
 					o.rounds = 2
 				}
@@ -178,8 +190,9 @@ Progress goes to stderr.`,
 	fl.DurationVar(&o.warmup, "warmup", o.warmup, "unmeasured warm-up before each load scenario")
 	fl.IntVar(&o.rounds, "rounds", o.rounds, "rounds a scenario and its baseline alternate in, splitting --duration")
 	fl.IntVar(&o.concurrency, "concurrency", o.concurrency, "concurrent publishers or HTTP connections")
-	fl.BoolVar(&o.quick, "quick", false, "a smoke run: 1s scenarios in 2 rounds, 200ms warm-ups, 10000 rebuild events, 5000 list accounts (explicit flags win)")
+	fl.BoolVar(&o.quick, "quick", false, "a smoke run: 1s scenarios in 2 rounds, 200ms warm-ups, 10000 rebuild events, 5000 list accounts, 2000 roles (explicit flags win)")
 	fl.IntVar(&o.rebuildEvents, "rebuild-events", o.rebuildEvents, "events the log holds at least before the rebuild (more are generated if needed)")
+	fl.IntVar(&o.roles, "roles", o.roles, "roles the tenant holds before the role search scenario")
 	fl.IntVar(&o.listAccounts, "list-accounts", o.listAccounts, "service accounts the tenant holds at least before the list scenarios (more are generated if needed)")
 	fl.IntVar(&o.scale, "scale", 0, fmt.Sprintf("instead of the scenarios, load this many service accounts (make bench-scale: %d) and report memory, restart-to-ready and p99s at that size", DefaultScaleAccounts))
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (load generator and server together) to this file")
@@ -247,6 +260,7 @@ var benchPairs = []benchPair{
 	{baseline: "audit_aggregate_query", measured: "audit_aggregate_http", target: 0.5, run: (*bench).auditAggregate},
 	{baseline: "bearer_auth_http", measured: "basic_auth_http", target: 0.7, run: (*bench).basicAuth},
 	{baseline: "authz_check_floor", measured: "authz_check_http", target: 0.8, run: (*bench).authzCheck},
+	{baseline: "kestra_roles_search_query", measured: "kestra_roles_search_http", target: 0.5, run: (*bench).kestraRolesSearch},
 }
 
 // scenarioNames lists every scenario in output order.

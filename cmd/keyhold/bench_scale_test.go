@@ -31,7 +31,7 @@ func TestStatusField(t *testing.T) {
 }
 
 func TestScaleOption(t *testing.T) {
-	base := benchOptions{duration: 1, rounds: 1, concurrency: 1, listAccounts: 1}
+	base := benchOptions{duration: 1, rounds: 1, concurrency: 1, listAccounts: 1, roles: benchRolesPage}
 	for _, tt := range []struct {
 		name  string
 		scale int

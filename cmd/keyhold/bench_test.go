@@ -59,7 +59,7 @@ func TestBenchQuick(t *testing.T) {
 	}
 	for _, name := range []string{"jetstream_occ_publish", "create_service_account_http", "oauth2_token_floor",
 		"oauth2_token_http", "postgres_copy_baseline", "projection_rebuild", "bearer_auth_http", "basic_auth_http",
-		"authz_check_floor", "authz_check_http"} {
+		"authz_check_floor", "authz_check_http", "kestra_roles_search_query", "kestra_roles_search_http"} {
 		r, ok := results[name]
 		if !ok {
 			t.Errorf("no result for %s", name)
@@ -76,7 +76,7 @@ func TestBenchQuick(t *testing.T) {
 	}
 	for name, base := range map[string]string{"create_service_account_http": "jetstream_occ_publish",
 		"oauth2_token_http": "oauth2_token_floor", "projection_rebuild": "postgres_copy_baseline",
-		"authz_check_http": "authz_check_floor"} {
+		"authz_check_http": "authz_check_floor", "kestra_roles_search_http": "kestra_roles_search_query"} {
 		r := results[name]
 		if r == nil {
 			continue

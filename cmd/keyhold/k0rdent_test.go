@@ -707,7 +707,7 @@ func TestScopeDown(t *testing.T) {
 	a := h.bootstrap(t, "acme")
 	// ops administers the tenant and holds viewer, but not flows, whose
 	// rules tenant-admin does not hold.
-	flows := h.role(t, "acme", "flows", "kestra.flows.*")
+	flows := h.role(t, "acme", "flows", "vault.secrets.*")
 	ops, opsToken := h.principal(t, a.token, "ops", "tenant-admin", "viewer")
 	audited := h.createSA(t, a.token, tenantSA("audited", flows, "viewer"))
 	created := func() int { return len(h.auditAll(t, a.token, "type=iam.service_account.created")) }
@@ -779,7 +779,7 @@ func TestActingForNeedsEveryRole(t *testing.T) {
 	t.Parallel()
 	h := startServer(t, nil)
 	a := h.bootstrap(t, "acme")
-	flows := h.role(t, "acme", "flows", "kestra.flows.*")
+	flows := h.role(t, "acme", "flows", "vault.secrets.*")
 	ops, opsToken := h.principal(t, a.token, "ops", "tenant-admin")
 	audited := h.createSA(t, a.token, tenantSA("audited", "auditor", flows))
 	nsAudited := h.createSA(t, a.token, map[string]any{"displayName": "ns", "scope": "folder", "scopeId": "team.app", "roles": []string{flows, "viewer"}})

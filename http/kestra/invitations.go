@@ -141,12 +141,28 @@ func (h handlers) withLink(r *http.Request, v query.Invitation) (invitationDetai
 func (h handlers) registerInvitations(r *mux.Router, prefix string) {
 	open := r.PathPrefix(prefix + "/invitation/create/").Subrouter()
 	open.Use(khttp.ErrorsAs(writeError))
-	open.Handle("/{invitationId}", khttp.Methods{http.MethodPost: h.registerFromInvitation}.With(writeError))
+	for _, rt := range h.openInvitationRoutes() {
+		open.Handle(strings.TrimPrefix(rt.path, "/invitation/create"), rt.methods.With(writeError))
+	}
 
 	s := r.PathPrefix(prefix).Subrouter()
 	s.Use(khttp.ErrorsAs(writeError), h.kit.Authenticated(writeError), h.kit.Idempotent(writeError))
-	s.Handle("/invitation/accept/{invitationId}", khttp.Methods{http.MethodPost: h.acceptInvitation}.With(writeError))
-	s.Handle("/me/invitations", khttp.Methods{http.MethodGet: h.myInvitations}.With(writeError))
+	for _, rt := range h.signedInInvitationRoutes() {
+		s.Handle(rt.path, rt.methods.With(writeError))
+	}
+}
+
+// openInvitationRoutes need no authentication; signedInInvitationRoutes
+// any signed-in caller. Paths are relative to a prefix.
+func (h handlers) openInvitationRoutes() []route {
+	return []route{{"/invitation/create/{invitationId}", khttp.Methods{http.MethodPost: h.registerFromInvitation}, false}}
+}
+
+func (h handlers) signedInInvitationRoutes() []route {
+	return []route{
+		{"/invitation/accept/{invitationId}", khttp.Methods{http.MethodPost: h.acceptInvitation}, false},
+		{"/me/invitations", khttp.Methods{http.MethodGet: h.myInvitations}, false},
+	}
 }
 
 func (h handlers) createInvitation(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,9 @@
 // Package kestra serves the IAM API of Kestra EE 0.24 (roles, groups and
-// their members, bindings, service accounts, invitations) under /api/v1
-// and /v1/api, with the tenant named in the path (invitation/... and
-// me/invitations name none), in the shapes of Kestra's OpenAPI document
-// and its JSON error body. Handlers decode, call a command or a
+// their members, bindings, service accounts and their API tokens, tenant
+// access, invitations) under /api/v1 and /v1/api, with the tenant named in
+// the path (invitation/... and me/invitations name none), in the shapes of
+// Kestra's OpenAPI document and its JSON error body. Handlers decode, call
+// a command or a
 // query, and encode; authorization is the core's (see permissions.go for
 // how Kestra permissions become the core's rules).
 package kestra
@@ -14,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -74,7 +77,48 @@ func (h handlers) routes() []route {
 		{"/invitations/search", khttp.Methods{http.MethodGet: h.searchInvitations}, false},
 		{"/invitations/email/{email}", khttp.Methods{http.MethodGet: h.invitationsByEmail}, false},
 		{"/invitations/{id}", khttp.Methods{http.MethodGet: h.getInvitation, http.MethodDelete: h.deleteInvitation}, false},
+		{"/service-accounts/{id}/api-tokens", khttp.Methods{http.MethodGet: h.listServiceAccountTokens, http.MethodPost: h.createServiceAccountToken}, false},
+		{"/service-accounts/{id}/api-tokens/{tokenId}", khttp.Methods{http.MethodDelete: h.deleteServiceAccountToken}, false},
+		{"/tenant-access", khttp.Methods{http.MethodGet: h.searchTenantAccess, http.MethodPost: h.createTenantAccess}, false},
+		{"/tenant-access/autocomplete", khttp.Methods{http.MethodPost: h.autocompleteTenantAccess}, false},
+		{"/tenant-access/{userId}", khttp.Methods{http.MethodGet: h.getTenantAccess, http.MethodPut: h.putTenantAccess, http.MethodDelete: h.deleteTenantAccess}, false},
 	}
+}
+
+// Route is one operation the dialect serves: a method and a full path
+// template, such as GET /api/v1/{tenant}/roles/{id} or GET /api/v1/me.
+type Route struct {
+	Method string
+	Path   string
+}
+
+// Routes lists every operation Register serves, under every prefix and
+// alias: the instance-level ones, then the tenant ones, in route-table
+// order (methods sorted within a path). Moved paths answer 404 and are
+// not listed.
+func Routes() []Route {
+	var out []Route
+	h := handlers{}
+	for _, prefix := range Prefixes {
+		instance := append(append(h.openInvitationRoutes(), h.signedInInvitationRoutes()...), h.instanceRoutes()...)
+		for _, rt := range instance {
+			for _, m := range slices.Sorted(maps.Keys(rt.methods)) {
+				out = append(out, Route{Method: m, Path: prefix + rt.path})
+			}
+		}
+		for _, rt := range h.routes() {
+			bases := []string{"/{tenant}"}
+			if rt.alias {
+				bases = append(bases, "/tenants/{tenant}")
+			}
+			for _, base := range bases {
+				for _, m := range slices.Sorted(maps.Keys(rt.methods)) {
+					out = append(out, Route{Method: m, Path: prefix + base + rt.path})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // Register adds the dialect's routes to r under every prefix: the

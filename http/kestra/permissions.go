@@ -40,6 +40,7 @@ var iamResources = map[string][]string{
 	"BINDING":          {"iam.bindings"},
 	"GROUP_MEMBERSHIP": {"iam.groupMembers"},
 	"INVITATION":       {"iam.invitations"},
+	"TENANT_ACCESS":    {"iam.tenantAccess"},
 }
 
 // actionsOf returns the core actions a Kestra permission and verb grant:

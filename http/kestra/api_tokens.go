@@ -1,0 +1,79 @@
+package kestra
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/keyhold/keyhold/commands"
+	khttp "github.com/keyhold/keyhold/http"
+)
+
+// Service accounts' API tokens take the request and answer the shapes of
+// users' tokens (me.go): CreateApiTokenRequest, CreateApiTokenResponse,
+// and a list of metadata without the tokens.
+
+func (h handlers) createServiceAccountToken(w http.ResponseWriter, r *http.Request) {
+	cmd := commands.IssueServiceAccountToken{Meta: meta(r), ServiceAccountID: mux.Vars(r)["id"]}
+	if err := h.cmds.IssueServiceAccountToken.Authorize(cmd); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var req tokenRequest
+	if _, err := decode(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	// The same checks as a user's token: name, extended, maxAge.
+	user, err := req.issueCommand(cmd.Meta, "")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cmd.Name, cmd.Description, cmd.Lifetime = user.Name, user.Description, user.Lifetime
+	res, err := h.cmds.IssueServiceAccountToken.Handle(r.Context(), cmd)
+	if err != nil {
+		h.fail(w, r, renamed(err, "lifetime", "maxAge"))
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
+	// A keyed request's recorded answer keeps the token out.
+	khttp.SecretFields(r, "fullToken")
+	if res.Replayed {
+		khttp.MarkReplayed(w)
+	}
+	khttp.WriteJSON(w, http.StatusOK, tokenCreatedJSON{ID: res.TokenID, Name: res.Name, FullToken: res.Token})
+}
+
+func (h handlers) listServiceAccountTokens(w http.ResponseWriter, r *http.Request) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	items, err := h.q.ServiceAccountTokens(r.Context(), caller(r), mux.Vars(r)["id"])
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := tokenListJSON{Results: make([]tokenJSON, len(items))}
+	for i, t := range items {
+		out.Results[i] = tokenJSON{ID: t.ID, Name: t.Name, Description: t.Description, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
+	}
+	khttp.WriteJSON(w, http.StatusOK, out)
+}
+
+func (h handlers) deleteServiceAccountToken(w http.ResponseWriter, r *http.Request) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	seq, err := h.cmds.RevokeServiceAccountToken.Handle(r.Context(), commands.RevokeServiceAccountToken{Meta: meta(r),
+		ServiceAccountID: mux.Vars(r)["id"], TokenID: mux.Vars(r)["tokenId"]})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.kit.AwaitRead(r.Context(), w, seq)
+	// Kestra's document answers a deletion with 200 and a JSON object.
+	khttp.WriteJSON(w, http.StatusOK, struct{}{})
+}
