@@ -12,8 +12,8 @@ import (
 )
 
 // Bearer authenticates API tokens (users' and service accounts') and
-// OAuth2 access tokens
-// against the in-memory directory; no database is touched per request.
+// OAuth2 access tokens against the in-memory directory; no database is
+// touched per request.
 // A deleted or disabled service account, or a deleted credential, stops
 // its unexpired access tokens as soon as the directory applied the event.
 // Safe for concurrent use.
