@@ -71,12 +71,11 @@ func (h CreateTenantHandler) Handle(ctx context.Context, cmd CreateTenant) (Tena
 		if t.exists || t.deleted {
 			return ruleError(ErrAlreadyExists, "tenant", "tenant %q already exists or existed", cmd.TenantID)
 		}
-		c.record(k, t, tseq, events.TenantCreated{
-			Name:                      name,
-			CredentialDefaultLifetime: int64(DefaultCredentialLifetime.Seconds()),
-			CredentialMaxLifetime:     int64(MaxCredentialLifetime.Seconds()),
-			ScopeLevels:               slices.Clone(events.ServiceAccountScopeLevels),
-		})
+		in, _, err := h.instance(ctx)
+		if err != nil {
+			return err
+		}
+		c.record(k, t, tseq, in.newTenant(name))
 		out = t
 		return h.seed(ctx, c, cmd.TenantID)
 	})

@@ -3,7 +3,9 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
@@ -163,5 +165,47 @@ func TestSuperadminAndRestricted(t *testing.T) {
 	testenv.Must(t, err, "unset bob")
 	if res.User.Superadmin() {
 		t.Fatal("still a superadmin")
+	}
+}
+
+// The instance's settings for new tenants are what tenants created (or
+// bootstrapped) afterwards start with; tenants made before keep theirs.
+func TestInstanceSettingsForNewTenants(t *testing.T) {
+	_, cmds, _ := setup(t)
+	ctx := context.Background()
+	sys := commands.Meta{Caller: auth.System()}
+	before, err := cmds.CreateTenant.Handle(ctx, commands.CreateTenant{Meta: sys, TenantID: "before"})
+	testenv.Must(t, err, "tenant before")
+	week, month := 7*24*time.Hour, 30*24*time.Hour
+	levels := []string{events.ScopeNamespace}
+	for _, bad := range []commands.ChangeInstanceSettings{
+		{Meta: sys, CredentialDefaultLifetime: &month, CredentialMaxLifetime: &week},
+		{Meta: sys, ScopeLevels: &[]string{}},
+		{Meta: sys, ScopeLevels: &[]string{"planet"}},
+		{Meta: sys, CredentialMaxLifetime: new(time.Duration)},
+	} {
+		if _, err := cmds.ChangeInstance.Handle(ctx, bad); !errors.Is(err, commands.ErrInvalid) {
+			t.Errorf("%+v: err %v, want ErrInvalid", bad, err)
+		}
+	}
+	res, err := cmds.ChangeInstance.Handle(ctx, commands.ChangeInstanceSettings{Meta: sys, CredentialDefaultLifetime: &week, CredentialMaxLifetime: &month, ScopeLevels: &levels})
+	testenv.Must(t, err, "change")
+	if v := res.Instance.View(); v.CredentialDefaultLifetime != week || v.CredentialMaxLifetime != month || !slices.Equal(v.ScopeLevels, levels) {
+		t.Fatalf("settings after the change: %+v", v)
+	}
+	after, err := cmds.CreateTenant.Handle(ctx, commands.CreateTenant{Meta: sys, TenantID: "after"})
+	testenv.Must(t, err, "tenant after")
+	if tn := after.Tenant; tn.DefaultLifetime() != week || tn.MaxLifetime() != month || !slices.Equal(tn.ScopeLevels(), levels) {
+		t.Fatalf("new tenant: %s %s %v", tn.DefaultLifetime(), tn.MaxLifetime(), tn.ScopeLevels())
+	}
+	_, err = cmds.Bootstrap.Handle(ctx, commands.Bootstrap{Meta: sys, Tenant: "booted", Username: "root2", Email: "root2@booted.test"})
+	testenv.Must(t, err, "bootstrap")
+	boot, err := cmds.UpdateTenant.Handle(ctx, commands.UpdateTenant{Meta: sys, TenantID: "booted", Name: "Booted"})
+	testenv.Must(t, err, "read the bootstrapped tenant")
+	if tn := boot.Tenant; tn.DefaultLifetime() != week || !slices.Equal(tn.ScopeLevels(), levels) {
+		t.Fatalf("bootstrapped tenant: %s %v", tn.DefaultLifetime(), tn.ScopeLevels())
+	}
+	if tn := before.Tenant; tn.DefaultLifetime() != commands.DefaultCredentialLifetime || len(tn.ScopeLevels()) != 2 {
+		t.Fatalf("older tenant changed: %s %v", tn.DefaultLifetime(), tn.ScopeLevels())
 	}
 }

@@ -80,12 +80,11 @@ func (h BootstrapHandler) Handle(ctx context.Context, cmd Bootstrap) (BootstrapR
 		if t.exists || t.deleted {
 			return ruleError(ErrAlreadyExists, "tenant", "tenant %q is already bootstrapped", cmd.Tenant)
 		}
-		c.record(key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, t, tseq, events.TenantCreated{
-			Name:                      cmd.Tenant,
-			CredentialDefaultLifetime: int64(DefaultCredentialLifetime.Seconds()),
-			CredentialMaxLifetime:     int64(MaxCredentialLifetime.Seconds()),
-			ScopeLevels:               slices.Clone(events.ServiceAccountScopeLevels),
-		})
+		in, _, err := h.instance(ctx)
+		if err != nil {
+			return err
+		}
+		c.record(key{cmd.Tenant, events.AggregateTenant, cmd.Tenant}, t, tseq, in.newTenant(cmd.Tenant))
 		if err := h.seed(ctx, c, cmd.Tenant); err != nil {
 			return err
 		}
@@ -130,6 +129,22 @@ type TenantResult struct {
 	Sequence uint64
 }
 
+// scopeLevels checks a list of allowed service-account scope levels and
+// returns it sorted, without repeats.
+func scopeLevels(levels []string) ([]string, error) {
+	levels = slices.Clone(levels)
+	if len(levels) == 0 {
+		return nil, invalid("scope_levels", "must allow at least one of tenant, namespace")
+	}
+	for _, l := range levels {
+		if !slices.Contains(events.ServiceAccountScopeLevels, l) {
+			return nil, invalid("scope_levels", "unknown level %q (known: tenant, namespace)", l)
+		}
+	}
+	slices.Sort(levels)
+	return slices.Compact(levels), nil
+}
+
 // ChangeTenantSettingsHandler handles ChangeTenantSettings.
 type ChangeTenantSettingsHandler struct{ base }
 
@@ -158,17 +173,10 @@ func (h ChangeTenantSettingsHandler) Handle(ctx context.Context, cmd ChangeTenan
 		return TenantResult{}, invalid("", "nothing to update: give at least one of the settings")
 	}
 	if cmd.ScopeLevels != nil {
-		levels := slices.Clone(*cmd.ScopeLevels)
-		if len(levels) == 0 {
-			return TenantResult{}, invalid("scope_levels", "must allow at least one of tenant, namespace")
+		levels, err := scopeLevels(*cmd.ScopeLevels)
+		if err != nil {
+			return TenantResult{}, err
 		}
-		for _, l := range levels {
-			if !slices.Contains(events.ServiceAccountScopeLevels, l) {
-				return TenantResult{}, invalid("scope_levels", "unknown level %q (known: tenant, namespace)", l)
-			}
-		}
-		slices.Sort(levels)
-		levels = slices.Compact(levels)
 		cmd.ScopeLevels = &levels
 	}
 	for field, v := range map[string]*int64{"credential_default_lifetime": cmd.CredentialDefaultLifetime, "credential_max_lifetime": cmd.CredentialMaxLifetime} {

@@ -352,6 +352,12 @@ type InstanceSettingsChanged struct {
 	// APITokenDefaultLifetime and APITokenMaxLifetime are in seconds.
 	APITokenDefaultLifetime *int64 `json:"api_token_default_lifetime_s,omitempty"`
 	APITokenMaxLifetime     *int64 `json:"api_token_max_lifetime_s,omitempty"`
+	// The settings a tenant created afterwards starts with (see
+	// TenantCreated), in seconds; optional fields, absent from events
+	// written before they existed.
+	CredentialDefaultLifetime *int64    `json:"credential_default_lifetime_s,omitempty"`
+	CredentialMaxLifetime     *int64    `json:"credential_max_lifetime_s,omitempty"`
+	ScopeLevels               *[]string `json:"scope_levels,omitempty"`
 }
 
 // EventType implements Event.

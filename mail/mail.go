@@ -25,3 +25,19 @@ type Message struct {
 type Sender interface {
 	Send(ctx context.Context, m Message) error
 }
+
+// Settings is what an operator may see of how mail is sent: never a
+// password.
+type Settings struct {
+	// Transport is "smtp" or "outbox".
+	Transport string
+	// Server is the SMTP server as smtp[s]://[user@]host:port; "" for the
+	// outbox.
+	Server string
+	// StartTLS is the STARTTLS policy of an smtp:// server (StartTLSMandatory,
+	// ...), "tls" for smtps://, "" for the outbox.
+	StartTLS string
+	// From is the sender address; PublicURL the base of links in mail.
+	From      string
+	PublicURL string
+}

@@ -31,16 +31,17 @@ type IAM struct {
 func (IAM) Name() string { return "iam" }
 
 // Version implements Projector. Bump it when iam.sql, iam_indexes.sql or
-// Apply changes (2: an index per service-account list filter; 3: users'
-// names, status and superadmin flag; 4: roles, bindings, groups, API
-// token metadata and instance settings; 5: service accounts' node kind and
-// creator, credentials' creator; 6: service accounts' chosen names; 7: numbers of users, service
-// accounts, roles and groups; 8: tenant renames and deletions, superadmin revocations,
-// restricted users, API token descriptions, whether users have a password; 9: invitations;
-// 10: service accounts' API tokens); the next start rebuilds the tables from the log, which
-// fills new columns for
-// old events too.
-func (IAM) Version() int { return 10 }
+// Apply changes; the next start rebuilds the tables from the log, which
+// fills new columns for old events too. 2: an index per service-account
+// list filter; 3: users' names, status and superadmin flag; 4: roles,
+// bindings, groups, API token metadata and instance settings; 5: service
+// accounts' node kind and creator, credentials' creator; 6: service
+// accounts' chosen names; 7: numbers of users, service accounts, roles and
+// groups; 8: tenant renames and deletions, superadmin revocations,
+// restricted users, API token descriptions, whether users have a
+// password; 9: invitations; 10: service accounts' API tokens; 11: the
+// instance's settings for new tenants.
+func (IAM) Version() int { return 11 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema + "\n" + invitationsSchema }
@@ -253,11 +254,19 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 		b.exec(`INSERT INTO api_tokens (user_id, id, name, description, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
 			env.Subject, e.TokenID, e.Name, e.Description, stamp(env.Time), e.ExpiresAt)
 	case events.InstanceSettingsChanged:
-		b.exec(`INSERT INTO instance_settings (id, api_token_default_lifetime_s, api_token_max_lifetime_s, updated_at) VALUES (1, $1, $2, $3)
+		var levels any
+		if e.ScopeLevels != nil {
+			levels = pq.StringArray(*e.ScopeLevels)
+		}
+		b.exec(`INSERT INTO instance_settings (id, api_token_default_lifetime_s, api_token_max_lifetime_s,
+			credential_default_lifetime_s, credential_max_lifetime_s, scope_levels, updated_at) VALUES (1, $1, $2, $3, $4, $5, $6)
 			ON CONFLICT (id) DO UPDATE SET
 			api_token_default_lifetime_s = COALESCE(EXCLUDED.api_token_default_lifetime_s, instance_settings.api_token_default_lifetime_s),
 			api_token_max_lifetime_s = COALESCE(EXCLUDED.api_token_max_lifetime_s, instance_settings.api_token_max_lifetime_s),
-			updated_at = EXCLUDED.updated_at`, e.APITokenDefaultLifetime, e.APITokenMaxLifetime, stamp(env.Time))
+			credential_default_lifetime_s = COALESCE(EXCLUDED.credential_default_lifetime_s, instance_settings.credential_default_lifetime_s),
+			credential_max_lifetime_s = COALESCE(EXCLUDED.credential_max_lifetime_s, instance_settings.credential_max_lifetime_s),
+			scope_levels = COALESCE(EXCLUDED.scope_levels, instance_settings.scope_levels),
+			updated_at = EXCLUDED.updated_at`, e.APITokenDefaultLifetime, e.APITokenMaxLifetime, e.CredentialDefaultLifetime, e.CredentialMaxLifetime, levels, stamp(env.Time))
 	case events.APITokenRevoked:
 		if env.Tenant != events.InstanceTenant {
 			b.exec(`DELETE FROM service_account_api_tokens WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, env.Tenant, env.Subject, e.TokenID)

@@ -111,5 +111,9 @@ CREATE TABLE instance_settings (
     id                           int PRIMARY KEY CHECK (id = 1),
     api_token_default_lifetime_s bigint,
     api_token_max_lifetime_s     bigint,
+    -- What tenants created from now on start with; NULL: the default.
+    credential_default_lifetime_s bigint,
+    credential_max_lifetime_s     bigint,
+    scope_levels                  text[],
     updated_at                   timestamptz NOT NULL
 );

@@ -124,6 +124,10 @@ func (q *Queries) APITokens(ctx context.Context, caller auth.Principal, userID s
 type InstanceSettings struct {
 	APITokenDefaultLifetime time.Duration
 	APITokenMaxLifetime     time.Duration
+	// What tenants created from now on start with.
+	CredentialDefaultLifetime time.Duration
+	CredentialMaxLifetime     time.Duration
+	ScopeLevels               []string
 }
 
 // InstanceSettings returns the instance's settings, with defaults (given
@@ -134,10 +138,14 @@ func (q *Queries) InstanceSettings(ctx context.Context, caller auth.Principal, d
 		return InstanceSettings{}, fmt.Errorf("%w: only a superadmin may read the instance's settings", ErrForbidden)
 	}
 	var row struct {
-		Default *int64 `db:"api_token_default_lifetime_s"`
-		Max     *int64 `db:"api_token_max_lifetime_s"`
+		Default     *int64         `db:"api_token_default_lifetime_s"`
+		Max         *int64         `db:"api_token_max_lifetime_s"`
+		CredDefault *int64         `db:"credential_default_lifetime_s"`
+		CredMax     *int64         `db:"credential_max_lifetime_s"`
+		Levels      pq.StringArray `db:"scope_levels"`
 	}
-	err := q.db.GetContext(ctx, &row, `SELECT api_token_default_lifetime_s, api_token_max_lifetime_s FROM instance_settings WHERE id = 1`)
+	err := q.db.GetContext(ctx, &row, `SELECT api_token_default_lifetime_s, api_token_max_lifetime_s,
+		credential_default_lifetime_s, credential_max_lifetime_s, scope_levels FROM instance_settings WHERE id = 1`)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Nothing set yet. (sqlx fills row's pointers even then.)
 		return defaults, nil
@@ -151,6 +159,15 @@ func (q *Queries) InstanceSettings(ctx context.Context, caller auth.Principal, d
 	}
 	if row.Max != nil {
 		out.APITokenMaxLifetime = time.Duration(*row.Max) * time.Second
+	}
+	if row.CredDefault != nil {
+		out.CredentialDefaultLifetime = time.Duration(*row.CredDefault) * time.Second
+	}
+	if row.CredMax != nil {
+		out.CredentialMaxLifetime = time.Duration(*row.CredMax) * time.Second
+	}
+	if row.Levels != nil {
+		out.ScopeLevels = []string(row.Levels)
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -417,9 +418,34 @@ func TestKestraInstanceRoutes(t *testing.T) {
 		r := h.do(t, http.MethodGet, "/api/v1/instance/settings", root.token, nil)
 		expectStatus(t, r, http.StatusOK, "instance settings")
 		got := r.object(t)
-		exactKeys(t, "instance settings", got, []string{"apiTokenDefaultLifetime", "apiTokenMaxLifetime"})
-		if got["apiTokenDefaultLifetime"] != "PT2160H" || got["apiTokenMaxLifetime"] != "PT8760H" {
+		exactKeys(t, "instance settings", got, []string{"apiTokenDefaultLifetime", "apiTokenMaxLifetime", "credentialDefaultLifetime", "credentialMaxLifetime", "mail", "serviceAccountScopeLevels"})
+		if got["apiTokenDefaultLifetime"] != "PT2160H" || got["apiTokenMaxLifetime"] != "PT8760H" || got["credentialDefaultLifetime"] != "PT2160H" {
 			t.Fatalf("defaults: %s", r.Body)
+		}
+		if levels := fmt.Sprint(got["serviceAccountScopeLevels"]); levels != "[NAMESPACE TENANT]" {
+			t.Fatalf("scope levels %s", levels)
+		}
+		// How mail is sent is shown, never set here: the server's flags say.
+		m := got["mail"].(map[string]any)
+		exactKeys(t, "mail settings", m, []string{"from", "publicUrl", "transport"})
+		if m["transport"] != "OUTBOX" || !strings.HasPrefix(m["publicUrl"].(string), "http://") {
+			t.Fatalf("mail settings %v", m)
+		}
+		if same := h.do(t, http.MethodGet, "/v1/api/instance", root.token, nil); same.Status != http.StatusOK || string(same.Body) != string(r.Body) {
+			t.Fatalf("/instance differs from /instance/settings: %d %s", same.Status, same.Body)
+		}
+		r = h.do(t, http.MethodPut, "/api/v1/instance", root.token, map[string]any{"mail": map[string]any{"transport": "SMTP"}})
+		if f := fieldOf(t, kestraError(t, r, http.StatusUnprocessableEntity, "/api/v1/instance")); f != "mail" {
+			t.Errorf("mail settings set through the API: path %q", f)
+		}
+		r = h.do(t, http.MethodPut, "/api/v1/instance", root.token, map[string]any{"serviceAccountScopeLevels": []string{"PLANET"}})
+		if f := fieldOf(t, kestraError(t, r, http.StatusUnprocessableEntity, "/api/v1/instance")); f != "serviceAccountScopeLevels" {
+			t.Errorf("unknown scope level: path %q", f)
+		}
+		r = h.do(t, http.MethodPut, "/api/v1/instance", root.token, map[string]any{"credentialDefaultLifetime": "P7D", "credentialMaxLifetime": "P30D", "serviceAccountScopeLevels": []string{"NAMESPACE"}})
+		expectStatus(t, r, http.StatusOK, "settings for new tenants")
+		if got := r.object(t); got["credentialDefaultLifetime"] != "PT168H" || got["credentialMaxLifetime"] != "PT720H" || fmt.Sprint(got["serviceAccountScopeLevels"]) != "[NAMESPACE]" {
+			t.Fatalf("after setting new tenants' settings: %s", r.Body)
 		}
 		r = h.do(t, http.MethodPut, "/v1/api/instance/settings", root.token, map[string]any{"apiTokenMaxLifetime": "P30D"})
 		if f := fieldOf(t, kestraError(t, r, http.StatusUnprocessableEntity, "/v1/api/instance/settings")); f != "apiTokenDefaultLifetime" {

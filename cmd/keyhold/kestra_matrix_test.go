@@ -109,6 +109,8 @@ var matrix = map[string]matrixCase{
 	"GET /tenants/{id}":      {nil, fixed("/tenants/acme", nil), superOnly(200)},
 	"PUT /tenants/{id}":      {nil, fixed("/tenants/nosuch", map[string]any{"id": "nosuch", "name": "x", "deleted": false}), superOnly(404)},
 	"DELETE /tenants/{id}":   {nil, fixed("/tenants/nosuch", nil), superOnly(404)},
+	"GET /instance":          {nil, fixed("/instance", nil), superOnly(200)},
+	"PUT /instance":          {nil, fixed("/instance", map[string]any{}), superOnly(200)},
 	"GET /instance/settings": {nil, fixed("/instance/settings", nil), superOnly(200)},
 	"PUT /instance/settings": {nil, fixed("/instance/settings", map[string]any{}), superOnly(200)},
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,4 +174,29 @@ func (c *config) mailSender() (mail.Sender, string, error) {
 		return nil, "", err
 	}
 	return s, s.String(), nil
+}
+
+// mailSettings describes how serve sends mail, without the password, for
+// the instance's settings.
+func (c *config) mailSettings() (mail.Settings, error) {
+	links, err := c.links()
+	if err != nil {
+		return mail.Settings{}, err
+	}
+	s := mail.Settings{Transport: "outbox", From: c.mailFrom(), PublicURL: links.Base()}
+	if c.mail.smtpURL == "" {
+		return s, nil
+	}
+	u, err := url.Parse(c.mail.smtpURL)
+	if err != nil {
+		return mail.Settings{}, errors.New("--smtp-url does not parse")
+	}
+	if u.User != nil {
+		u.User = url.User(u.User.Username()) // a password here is refused anyway
+	}
+	s.Transport, s.Server, s.StartTLS = "smtp", u.String(), c.mail.startTLS
+	if u.Scheme == "smtps" {
+		s.StartTLS = "tls"
+	}
+	return s, nil
 }

@@ -168,6 +168,13 @@ func TestTokensAndInstanceCLI(t *testing.T) {
 	if _, err := cli(t, cfg, h.natsAddr(), "instance", "set", "--api-token-default-lifetime", "30m"); err == nil || !strings.Contains(err.Error(), "--api-token-default-lifetime") {
 		t.Fatalf("too short a default: %v", err)
 	}
+	if _, err := cli(t, cfg, h.natsAddr(), "instance", "set", "--scope-levels", "planet"); err == nil || !strings.Contains(err.Error(), "--scope-levels") {
+		t.Fatalf("unknown scope level: %v", err)
+	}
+	run(t, "instance", "set", "--credential-default-lifetime", "168h", "--scope-levels", "namespace")
+	if out := run(t, "instance", "show"); !strings.Contains(out, `"credential_default_lifetime":"168h0m0s"`) || !strings.Contains(out, `"scope_levels":["namespace"]`) {
+		t.Fatalf("show settings for new tenants: %s", out)
+	}
 	run(t, "instance", "set", "--api-token-default-lifetime", "24h")
 	if out := run(t, "instance", "show"); !strings.Contains(out, `"api_token_default_lifetime":"24h0m0s"`) || !strings.Contains(out, `"api_token_max_lifetime":"8760h0m0s"`) {
 		t.Fatalf("show: %s", out)

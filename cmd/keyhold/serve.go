@@ -213,7 +213,11 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		return nil, err
 	}
 	k0rdent.Register(router, kit, cmds, q, e.log)
-	kestra.Register(router, kit, cmds, q, e.log)
+	mailSettings, err := e.cfg.mailSettings()
+	if err != nil {
+		return nil, err
+	}
+	kestra.Register(router, kit, cmds, q, e.log, kestra.WithMail(mailSettings))
 	audit.Register(router, kit, query.NewAudit(e.store, s.auditGate, dir.Authorizer(), query.ShowPersonal(personal)))
 	decisions := query.NewDecisions(dir)
 	decision.Register(router, kit, decisions)

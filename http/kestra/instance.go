@@ -2,45 +2,78 @@ package kestra
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyhold/keyhold/commands"
 	khttp "github.com/keyhold/keyhold/http"
+	"github.com/keyhold/keyhold/mail"
 	"github.com/keyhold/keyhold/query"
 )
 
 // instanceSettingsJSON is the instance's IAM settings, a Keyhold
 // extension (Kestra's /instance routes are about its cluster): the
-// default and maximum lifetimes of personal API tokens, as ISO 8601
-// durations like CreateApiTokenRequest's maxAge.
+// default and maximum lifetimes of personal API tokens; the credential
+// lifetimes and service-account scope levels a tenant created from now
+// on starts with (each tenant then keeps its own); and, read only, how
+// mail is sent. Durations are ISO 8601 like CreateApiTokenRequest's
+// maxAge.
 type instanceSettingsJSON struct {
-	APITokenDefaultLifetime string `json:"apiTokenDefaultLifetime"`
-	APITokenMaxLifetime     string `json:"apiTokenMaxLifetime"`
+	APITokenDefaultLifetime   string           `json:"apiTokenDefaultLifetime"`
+	APITokenMaxLifetime       string           `json:"apiTokenMaxLifetime"`
+	CredentialDefaultLifetime string           `json:"credentialDefaultLifetime"`
+	CredentialMaxLifetime     string           `json:"credentialMaxLifetime"`
+	ServiceAccountScopeLevels []string         `json:"serviceAccountScopeLevels"`
+	Mail                      mailSettingsJSON `json:"mail"`
+}
+
+// mailSettingsJSON is how mail is sent, set by the server's flags and
+// environment, never the SMTP password.
+type mailSettingsJSON struct {
+	Transport string `json:"transport"`
+	Server    string `json:"server,omitempty"`
+	StartTLS  string `json:"starttls,omitempty"`
+	From      string `json:"from"`
+	PublicURL string `json:"publicUrl"`
 }
 
 // instanceSettingsRequest changes the settings given; absent ones stay.
+// Mail settings are the server's flags: a body naming mail is refused.
 type instanceSettingsRequest struct {
-	APITokenDefaultLifetime *string `json:"apiTokenDefaultLifetime"`
-	APITokenMaxLifetime     *string `json:"apiTokenMaxLifetime"`
+	APITokenDefaultLifetime   *string   `json:"apiTokenDefaultLifetime"`
+	APITokenMaxLifetime       *string   `json:"apiTokenMaxLifetime"`
+	CredentialDefaultLifetime *string   `json:"credentialDefaultLifetime"`
+	CredentialMaxLifetime     *string   `json:"credentialMaxLifetime"`
+	ServiceAccountScopeLevels *[]string `json:"serviceAccountScopeLevels"`
 }
 
-func instanceSettingsOf(def, maxi time.Duration) instanceSettingsJSON {
-	return instanceSettingsJSON{APITokenDefaultLifetime: formatISODuration(def), APITokenMaxLifetime: formatISODuration(maxi)}
+func (h handlers) instanceSettingsOf(s query.InstanceSettings) instanceSettingsJSON {
+	levels := make([]string, len(s.ScopeLevels))
+	for i, l := range s.ScopeLevels {
+		levels[i] = strings.ToUpper(l)
+	}
+	slices.Sort(levels)
+	m := h.mail
+	return instanceSettingsJSON{
+		APITokenDefaultLifetime: formatISODuration(s.APITokenDefaultLifetime), APITokenMaxLifetime: formatISODuration(s.APITokenMaxLifetime),
+		CredentialDefaultLifetime: formatISODuration(s.CredentialDefaultLifetime), CredentialMaxLifetime: formatISODuration(s.CredentialMaxLifetime),
+		ServiceAccountScopeLevels: levels,
+		Mail:                      mailSettingsJSON{Transport: strings.ToUpper(m.Transport), Server: m.Server, StartTLS: strings.ToUpper(m.StartTLS), From: m.From, PublicURL: m.PublicURL},
+	}
 }
-
-var instanceDefaults = query.InstanceSettings{APITokenDefaultLifetime: commands.DefaultAPITokenLifetime, APITokenMaxLifetime: commands.MaxAPITokenLifetime}
 
 func (h handlers) instanceSettings(w http.ResponseWriter, r *http.Request) {
 	if err := noQuery(r); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	s, err := h.q.InstanceSettings(r.Context(), caller(r), instanceDefaults)
+	s, err := h.q.InstanceSettings(r.Context(), caller(r), commands.InstanceDefaults())
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, instanceSettingsOf(s.APITokenDefaultLifetime, s.APITokenMaxLifetime))
+	khttp.WriteJSON(w, http.StatusOK, h.instanceSettingsOf(s))
 }
 
 func (h handlers) putInstanceSettings(w http.ResponseWriter, r *http.Request) {
@@ -54,7 +87,12 @@ func (h handlers) putInstanceSettings(w http.ResponseWriter, r *http.Request) {
 		field string
 		in    *string
 		out   **time.Duration
-	}{{"apiTokenDefaultLifetime", req.APITokenDefaultLifetime, &cmd.APITokenDefaultLifetime}, {"apiTokenMaxLifetime", req.APITokenMaxLifetime, &cmd.APITokenMaxLifetime}} {
+	}{
+		{"apiTokenDefaultLifetime", req.APITokenDefaultLifetime, &cmd.APITokenDefaultLifetime},
+		{"apiTokenMaxLifetime", req.APITokenMaxLifetime, &cmd.APITokenMaxLifetime},
+		{"credentialDefaultLifetime", req.CredentialDefaultLifetime, &cmd.CredentialDefaultLifetime},
+		{"credentialMaxLifetime", req.CredentialMaxLifetime, &cmd.CredentialMaxLifetime},
+	} {
 		if f.in == nil {
 			continue
 		}
@@ -65,12 +103,29 @@ func (h handlers) putInstanceSettings(w http.ResponseWriter, r *http.Request) {
 		}
 		*f.out = &d
 	}
+	if req.ServiceAccountScopeLevels != nil {
+		levels := make([]string, len(*req.ServiceAccountScopeLevels))
+		for i, l := range *req.ServiceAccountScopeLevels {
+			if l != strings.ToUpper(l) {
+				h.fail(w, r, badBody("serviceAccountScopeLevels", "serviceAccountScopeLevels holds TENANT and NAMESPACE (upper case)"))
+				return
+			}
+			levels[i] = strings.ToLower(l)
+		}
+		cmd.ScopeLevels = &levels
+	}
 	res, err := h.cmds.ChangeInstance.Handle(r.Context(), cmd)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	in := res.Instance
-	khttp.WriteJSON(w, http.StatusOK, instanceSettingsOf(in.APITokenDefaultLifetime(), in.APITokenMaxLifetime()))
+	khttp.WriteJSON(w, http.StatusOK, h.instanceSettingsOf(res.Instance.View()))
 }
+
+// Option configures Register.
+type Option func(*handlers)
+
+// WithMail shows s, how the server sends mail, in the instance's
+// settings (read only).
+func WithMail(s mail.Settings) Option { return func(h *handlers) { h.mail = s } }

@@ -27,6 +27,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
 	khttp "github.com/keyhold/keyhold/http"
+	"github.com/keyhold/keyhold/mail"
 	"github.com/keyhold/keyhold/query"
 )
 
@@ -39,6 +40,7 @@ type handlers struct {
 	q    *query.Queries
 	kit  *khttp.Kit
 	log  *slog.Logger
+	mail mail.Settings
 }
 
 // route is one path of the dialect, relative to a prefix and a tenant base.
@@ -125,8 +127,11 @@ func Routes() []Route {
 // instance-level ones, the tenant ones, the paths Kestra 0.24 moved (404
 // saying where they went), and a fallback answering any other path under
 // them with 404 in Kestra's shape.
-func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Queries, log *slog.Logger) {
+func Register(r *mux.Router, kit *khttp.Kit, cmds *commands.Commands, q *query.Queries, log *slog.Logger, opts ...Option) {
 	h := handlers{cmds: cmds, q: q, kit: kit, log: log}
+	for _, o := range opts {
+		o(&h)
+	}
 	for _, prefix := range Prefixes {
 		registerMoved(r, prefix, movedFirst)
 		h.registerInvitations(r, prefix)
@@ -269,20 +274,23 @@ func commandStatus(ce *commands.Error) int {
 // wireFields names the commands' domain fields as Kestra's bodies do; a
 // field not listed keeps its domain name.
 var wireFields = map[string]string{
-	"display_name":               "name",
-	"role":                       "roleId",
-	"subject_id":                 "externalId",
-	"subject_kind":               "type",
-	"scope.target":               "namespaceId",
-	"scope.level":                "namespaceId",
-	"rules":                      "permissions",
-	"member_id":                  "userId",
-	"role_name":                  "name",
-	"group_name":                 "name",
-	"old_password":               "oldPassword",
-	"superadmin":                 "superAdmin",
-	"api_token_default_lifetime": "apiTokenDefaultLifetime",
-	"api_token_max_lifetime":     "apiTokenMaxLifetime",
+	"display_name":                "name",
+	"role":                        "roleId",
+	"subject_id":                  "externalId",
+	"subject_kind":                "type",
+	"scope.target":                "namespaceId",
+	"scope.level":                 "namespaceId",
+	"rules":                       "permissions",
+	"member_id":                   "userId",
+	"role_name":                   "name",
+	"group_name":                  "name",
+	"old_password":                "oldPassword",
+	"superadmin":                  "superAdmin",
+	"api_token_default_lifetime":  "apiTokenDefaultLifetime",
+	"api_token_max_lifetime":      "apiTokenMaxLifetime",
+	"credential_default_lifetime": "credentialDefaultLifetime",
+	"credential_max_lifetime":     "credentialMaxLifetime",
+	"scope_levels":                "serviceAccountScopeLevels",
 }
 
 // wireField maps a domain field name, possibly under an item of a bulk

@@ -28,6 +28,7 @@ func (h handlers) instanceRoutes() []route {
 		{"/tenants", khttp.Methods{http.MethodPost: h.createTenant}, false},
 		{"/tenants/search", khttp.Methods{http.MethodGet: h.searchTenants}, false},
 		{"/tenants/{id}", khttp.Methods{http.MethodGet: h.getTenant, http.MethodPut: h.updateTenant, http.MethodDelete: h.deleteTenant}, false},
+		{"/instance", khttp.Methods{http.MethodGet: h.instanceSettings, http.MethodPut: h.putInstanceSettings}, false},
 		{"/instance/settings", khttp.Methods{http.MethodGet: h.instanceSettings, http.MethodPut: h.putInstanceSettings}, false},
 	}
 }
