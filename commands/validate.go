@@ -21,7 +21,8 @@ const (
 	MaxDisplayName = 128
 	MaxDescription = 1024
 	MaxRoles       = 32
-	MaxNamespace   = 253
+	// MaxNamespace bounds a namespace node's name (query.ValidNamespace).
+	MaxNamespace = query.MaxNamespace
 )
 
 // MaxServiceAccountName is longer than MaxDisplayName: k0rdent's contract
@@ -29,9 +30,8 @@ const (
 const MaxServiceAccountName = 255
 
 var (
-	tenantPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	usernamePattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$`)
-	namespacePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$`)
+	tenantPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$`)
 )
 
 // MaxServiceAccountNameLength bounds a service account's chosen name
@@ -64,7 +64,7 @@ func ValidTenantID(id string) bool { return tenantPattern.MatchString(id) }
 // or a namespace name. A filter on anything else matches nothing, so a
 // query can refuse it as bad input.
 func ValidScopeTarget(s string) bool {
-	return ValidTenantID(s) || len(s) <= MaxNamespace && namespacePattern.MatchString(s)
+	return ValidTenantID(s) || query.ValidNamespace(s)
 }
 
 // Reasons a text field (a name or a description) is refused. Each comes
@@ -208,7 +208,7 @@ func validEmail(s string) error {
 }
 
 func validNamespace(target string) error {
-	if len(target) > MaxNamespace || !namespacePattern.MatchString(target) {
+	if !query.ValidNamespace(target) {
 		return invalid("scope.target", "must be a namespace like team.app (lowercase letters, digits, _ and -, dot-separated, at most %d characters)", MaxNamespace)
 	}
 	return nil

@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/keyhold/keyhold/auth"
@@ -96,28 +97,22 @@ func validCheck(i int, c Check) error {
 		return invalid(field("action"), "%s must be an action such as %s: 1 to %d characters, no wildcards or spaces", field("action"), authz.ServiceAccountsCreate, authz.MaxPatternLength)
 	case len(c.Resource) > authz.MaxPatternLength || strings.ContainsAny(c.Resource, "* \t\n"):
 		return invalid(field("resource"), "%s must be at most %d characters, no wildcards or spaces", field("resource"), authz.MaxPatternLength)
-	case c.Node != "" && !validNode(c.Node):
-		return invalid(field("scope"), "%s must be a node such as team.app: dot-separated names of lowercase letters, digits, _ and -, at most 255 characters", field("scope"))
+	case c.Node != "" && !ValidNamespace(c.Node):
+		return invalid(field("scope"), "%s must be a node such as team.app: dot-separated names of lowercase letters, digits, _ and -, each starting with a letter or digit, at most %d characters", field("scope"), MaxNamespace)
 	}
 	return nil
 }
 
-func validNode(n string) bool {
-	if len(n) > 255 {
-		return false
-	}
-	for _, seg := range strings.Split(n, ".") {
-		if seg == "" {
-			return false
-		}
-		for _, r := range seg {
-			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
+// MaxNamespace bounds a namespace node's name.
+const MaxNamespace = 253
+
+var namespacePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$`)
+
+// ValidNamespace reports whether s can name a namespace node: dot-separated
+// segments of lowercase letters, digits, '_' and '-', each starting with a
+// letter or digit, at most MaxNamespace characters. The write side names
+// nodes by the same rule.
+func ValidNamespace(s string) bool { return len(s) <= MaxNamespace && namespacePattern.MatchString(s) }
 
 // ServiceAccountScope returns where the service account id of tenant
 // applies (the scope its own roles are bound at); ok is false for an
