@@ -195,6 +195,9 @@ func (h CreateInvitationHandler) Handle(ctx context.Context, cmd CreateInvitatio
 		if err := h.notMember(ctx, tenant, cmd.Email); err != nil {
 			return err
 		}
+		if err := h.mayRestoreEmail(ctx, cmd.Caller, tenant, cmd.Email); err != nil {
+			return err
+		}
 		if err := h.claimInvitation(ctx, c, tenant, cmd.Email, id); err != nil {
 			return err
 		}

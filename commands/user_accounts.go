@@ -433,7 +433,9 @@ type SetTenantAccessHandler struct{ base }
 // in the tenant: the tenant's administrators. An unknown user, email or
 // tenant is ErrNotFound. Revoking access takes the user's rights in the
 // tenant with it: every credential of the user (passwords, API tokens)
-// stops working there once readers apply the event.
+// stops working there once readers apply the event. Granting it gives back
+// the bindings and memberships the user kept in the tenant, so the caller
+// must hold what they grant (ErrForbidden otherwise).
 func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess) (UserResult, error) {
 	action := authz.TenantAccessCreate
 	if !cmd.Grant {
@@ -473,6 +475,9 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 		}
 		switch {
 		case cmd.Grant && !has:
+			if err := h.mayRestore(cmd.Caller, u.id, cmd.Tenant); err != nil {
+				return err
+			}
 			c.record(k, u, seq, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		case !cmd.Grant && has:
 			c.record(k, u, seq, events.UserTenantAccessRevoked{Tenant: cmd.Tenant})
