@@ -24,8 +24,9 @@ type TenantMember struct {
 	Kind string `db:"kind"`
 	// Username is a user's username, a service account's display name.
 	Username string `db:"username"`
-	// DisplayName is a user's display name (its username when it has
-	// none), a service account's display name.
+	// DisplayName is a user's shown name (User.ShownName: its display
+	// name, else its first and last names, else its username), a service
+	// account's display name.
 	DisplayName string `db:"display_name"`
 	// Description is a service account's; users have none.
 	Description string `db:"description"`
@@ -37,7 +38,7 @@ type TenantMember struct {
 }
 
 // The members of tenant $1: users with access, then service accounts.
-const tenantMembersSelect = `SELECT u.id, 'user' AS kind, u.username, COALESCE(NULLIF(u.display_name, ''), u.username) AS display_name,
+const tenantMembersSelect = `SELECT u.id, 'user' AS kind, u.username, ` + userShownName + ` AS display_name,
 		'' AS description, u.superadmin, u.has_password
 	FROM user_tenants ut JOIN users u ON u.id = ut.user_id WHERE ut.tenant = $1
 	UNION ALL
@@ -45,7 +46,7 @@ const tenantMembersSelect = `SELECT u.id, 'user' AS kind, u.username, COALESCE(N
 	FROM service_accounts sa WHERE sa.tenant = $1`
 
 // The users with access to tenant $1.
-const tenantUsersSelect = `SELECT u.id, 'user' AS kind, u.username, COALESCE(NULLIF(u.display_name, ''), u.username) AS display_name,
+const tenantUsersSelect = `SELECT u.id, 'user' AS kind, u.username, ` + userShownName + ` AS display_name,
 		'' AS description, u.superadmin, u.has_password
 	FROM user_tenants ut JOIN users u ON u.id = ut.user_id WHERE ut.tenant = $1`
 
