@@ -73,7 +73,11 @@ type myInvitation struct {
 	Deleted    bool                `json:"deleted"`
 	UserType   string              `json:"userType"`
 	SuperAdmin bool                `json:"superAdmin"`
-	Link       string              `json:"link"`
+	// Link is never set here: the token is the proof that the invited
+	// mailbox was reached, and a user can set its own email to any address
+	// (PATCH /me), so showing a caller the links of the invitations to its
+	// address would hand any invitation to whoever claims the address.
+	Link string `json:"link,omitempty"`
 }
 
 // registerRequest is AuthController.InvitationUserRequest.
@@ -332,14 +336,9 @@ func (h handlers) myInvitations(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]myInvitation, len(items))
 	for i, v := range items {
-		link, err := h.link(r, v.Tenant, v.ID)
-		if err != nil {
-			h.fail(w, r, err)
-			return
-		}
 		m := myInvitation{IsExpired: v.Status == query.InvitationExpired, Email: v.Email, ID: v.ID, TenantID: v.Tenant,
 			Status: wireStatus(v.Status), SentAt: v.SentAt, ExpiredAt: v.ExpiresAt, AcceptedAt: v.AcceptedAt,
-			UserType: "STANDARD", SuperAdmin: v.Superadmin, Link: link, Bindings: []invitationBinding{}, GroupIDs: make([]string, len(v.Groups))}
+			UserType: "STANDARD", SuperAdmin: v.Superadmin, Bindings: []invitationBinding{}, GroupIDs: make([]string, len(v.Groups))}
 		for _, role := range v.Roles {
 			if len(role.Namespaces) == 0 {
 				m.Bindings = append(m.Bindings, invitationBinding{Type: "USER", ExternalID: p.ID, RoleID: role.ID})
