@@ -17,6 +17,10 @@ type Authorizer interface {
 	Held(subject string) []authz.Bound
 	// IsOwner reports whether principal owns group.
 	IsOwner(group, principal string) bool
+	// BindingsOf returns a subject's own bindings; GroupsOf the groups a
+	// principal is a member of.
+	BindingsOf(subject string) []authz.Binding
+	GroupsOf(principal string) []string
 }
 
 // Can decides whether p may do action on resource at scope. The operator's

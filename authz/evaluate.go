@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -379,6 +380,25 @@ func (m *Model) dropMember(group, principal string) {
 			delete(m.members, group)
 		}
 	}
+}
+
+// BindingsOf returns subject's own bindings (not its groups'), sorted by id.
+func (m *Model) BindingsOf(subject string) []Binding {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]Binding, 0, len(m.bySubject[subject]))
+	for _, id := range m.bySubject[subject] {
+		out = append(out, m.bindings[id])
+	}
+	slices.SortFunc(out, func(a, b Binding) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// GroupsOf returns the groups principal is a member of, sorted.
+func (m *Model) GroupsOf(principal string) []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Sorted(maps.Keys(m.groupsOf[principal]))
 }
 
 // IsOwner reports whether principal owns group.

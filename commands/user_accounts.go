@@ -481,6 +481,7 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 			c.record(k, u, seq, events.UserTenantAccessGranted{Tenant: cmd.Tenant})
 		case !cmd.Grant && has:
 			c.record(k, u, seq, events.UserTenantAccessRevoked{Tenant: cmd.Tenant})
+			return h.leaveTenant(ctx, c, u.id, cmd.Tenant)
 		case cmd.Strict && cmd.Grant:
 			return ruleError(ErrAlreadyExists, "", "user %s already has access to tenant %q", u.id, cmd.Tenant)
 		case cmd.Strict:
