@@ -416,10 +416,14 @@ func (q *Queries) GroupMember(ctx context.Context, caller auth.Principal, groupI
 }
 
 // MemberGroups returns the groups of the caller's tenant a user or
-// service account belongs to, ordered by name. It needs iam.groups.list.
+// service account belongs to, ordered by name. It needs iam.groups.list,
+// or a right to change group members: setting a principal's groups
+// starts from the ones it has.
 func (q *Queries) MemberGroups(ctx context.Context, caller auth.Principal, memberID string) ([]Membership, error) {
-	if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
-		return nil, err
+	if !q.mayChangeMembers(caller) {
+		if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
+			return nil, err
+		}
 	}
 	ms := []Member{{ID: memberID}}
 	err := q.withGroups(ctx, caller.Tenant, ms)
@@ -543,11 +547,15 @@ func (q *Queries) BindingsByIDs(ctx context.Context, caller auth.Principal, ids 
 	if err := q.mayIn(caller, authz.BindingsList, "bindings"); err != nil {
 		return nil, err
 	}
+	return q.bindingsByIDs(ctx, caller.Tenant, ids)
+}
+
+func (q *Queries) bindingsByIDs(ctx context.Context, tenant string, ids []string) ([]Binding, error) {
 	if err := checkIDs(ids); err != nil {
 		return nil, err
 	}
 	var rows []Binding
-	if err := q.db.SelectContext(ctx, &rows, bindingSelect+` WHERE b.tenant = $1 AND b.id = ANY($2)`, caller.Tenant, pq.StringArray(ids)); err != nil {
+	if err := q.db.SelectContext(ctx, &rows, bindingSelect+` WHERE b.tenant = $1 AND b.id = ANY($2)`, tenant, pq.StringArray(ids)); err != nil {
 		return nil, fmt.Errorf("get bindings: %w", err)
 	}
 	byID := make(map[string]Binding, len(rows))
@@ -594,10 +602,11 @@ func (q *Queries) SearchServiceAccounts(ctx context.Context, caller auth.Princip
 
 // ServiceAccountGroups returns the groups each of the service accounts
 // ids of the caller's tenant belongs to, ordered by name, in one query.
-// Like ServiceAccount, it answers ErrNotFound to callers who may not read
-// service accounts.
+// Like ServiceAccount, it answers ErrNotFound to callers who may neither
+// read nor update service accounts (an update replaces the groups, so it
+// starts from the ones the account has).
 func (q *Queries) ServiceAccountGroups(ctx context.Context, caller auth.Principal, ids ...string) (map[string][]Membership, error) {
-	if !q.may(caller, authz.ServiceAccountsGet) {
+	if !q.may(caller, authz.ServiceAccountsGet) && !q.may(caller, authz.ServiceAccountsUpdate) {
 		return nil, fmt.Errorf("%w: service account %q", ErrNotFound, strings.Join(ids, ", "))
 	}
 	ms := make([]Member, len(ids))
