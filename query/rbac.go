@@ -36,7 +36,9 @@ type SortBy struct {
 }
 
 // Search asks for one numbered page of a listing: Page counts from 1,
-// Size items per page (0: DefaultPageSize), ordered by Sort (then by id),
+// Size items per page (0: DefaultPageSize), ordered by Sort then by id,
+// in the direction of Sort's last field (so that an index on the field
+// and id serves the order either way),
 // narrowed by Text, matched case-insensitively as a substring of the
 // listing's name field.
 type Search struct {
@@ -91,8 +93,45 @@ func (s Search) resolve(sortable map[string]string) (order string, limit, offset
 		}
 		parts = append(parts, col+dir)
 	}
-	parts = append(parts, sortable["id"]+" ASC")
+	last := " ASC"
+	if n := len(s.Sort); n > 0 && s.Sort[n-1].Desc {
+		last = " DESC"
+	}
+	parts = append(parts, sortable["id"]+last)
 	return strings.Join(parts, ", "), size, (page - 1) * size, nil
+}
+
+// textWhere is the condition of a tenant's rows whose column holds text
+// (all of them for ""), with its arguments; the condition is left out
+// rather than made always true, so that a plan never weighs it.
+func textWhere(column, tenant, text string) (string, []any) {
+	if text == "" {
+		return `tenant = $1`, []any{tenant}
+	}
+	return `tenant = $1 AND ` + column + ` ILIKE $2`, []any{tenant, likePattern(text)}
+}
+
+// pageSQL selects one page of table's rows matching where.
+func pageSQL(table, columns, where, order string, limit, offset int) string {
+	return `SELECT ` + columns + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + order +
+		` LIMIT ` + strconv.Itoa(limit) + ` OFFSET ` + strconv.Itoa(offset)
+}
+
+// count returns how many rows of a counted table (see row_counts in
+// projections/rbac.sql) match where: the tenant's kept count when all
+// (where is the tenant's rows, args[0] the tenant), else by counting.
+func (q *Queries) count(ctx context.Context, table, where string, args []any, all bool) (int, error) {
+	var n int
+	var err error
+	if all {
+		err = q.db.GetContext(ctx, &n, `SELECT COALESCE((SELECT n FROM row_counts WHERE tbl = $1 AND tenant = $2), 0)`, table, args[0])
+	} else {
+		err = q.db.GetContext(ctx, &n, `SELECT count(*) FROM `+table+` WHERE `+where, args...)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", table, err)
+	}
+	return n, nil
 }
 
 // likePattern is a case-insensitive substring pattern for text, with
@@ -174,14 +213,12 @@ func (q *Queries) SearchRoles(ctx context.Context, caller auth.Principal, s Sear
 	if err != nil {
 		return nil, 0, err
 	}
-	where := `tenant = $1 AND ($2 = '' OR name ILIKE $3)`
-	args := []any{caller.Tenant, s.Text, likePattern(s.Text)}
-	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM roles WHERE `+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("count roles: %w", err)
+	where, args := textWhere("name", caller.Tenant, s.Text)
+	if total, err = q.count(ctx, "roles", where, args, s.Text == ""); err != nil {
+		return nil, 0, err
 	}
 	var rows []roleRow
-	err = q.db.SelectContext(ctx, &rows, `SELECT `+roleColumns+` FROM roles WHERE `+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	err = q.db.SelectContext(ctx, &rows, pageSQL("roles", roleColumns, where, order, limit, offset), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search roles: %w", err)
 	}
@@ -280,14 +317,12 @@ func (q *Queries) SearchGroups(ctx context.Context, caller auth.Principal, s Sea
 	if err != nil {
 		return nil, 0, err
 	}
-	where := `tenant = $1 AND ($2 = '' OR name ILIKE $3)`
-	args := []any{caller.Tenant, s.Text, likePattern(s.Text)}
-	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM groups WHERE `+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("count groups: %w", err)
+	where, args := textWhere("name", caller.Tenant, s.Text)
+	if total, err = q.count(ctx, "groups", where, args, s.Text == ""); err != nil {
+		return nil, 0, err
 	}
 	items = []Group{}
-	err = q.db.SelectContext(ctx, &items, `SELECT `+groupColumns+` FROM groups WHERE `+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	err = q.db.SelectContext(ctx, &items, pageSQL("groups", groupColumns, where, order, limit, offset), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search groups: %w", err)
 	}
@@ -518,7 +553,12 @@ func (q *Queries) SearchBindings(ctx context.Context, caller auth.Principal, f B
 		AND ($4 = '' OR (b.scope_level = 'namespace' AND b.scope_target = $4))
 		AND ($5 = '' OR COALESCE(r.name, b.role) ILIKE $6 OR COALESCE(g.name, u.username, sa.display_name, '') ILIKE $6)`
 	args := []any{caller.Tenant, pq.StringArray(kinds), f.SubjectID, f.Namespace, s.Text, likePattern(s.Text)}
-	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM (`+bindingSelect+where+`) c`, args...); err != nil {
+	if len(kinds) == 0 && f.SubjectID == "" && f.Namespace == "" && s.Text == "" {
+		total, err = q.count(ctx, "bindings", "tenant = $1", args[:1], true)
+	} else {
+		err = q.db.GetContext(ctx, &total, `SELECT count(*) FROM (`+bindingSelect+where+`) c`, args...)
+	}
+	if err != nil {
 		return nil, 0, fmt.Errorf("count bindings: %w", err)
 	}
 	items = []Binding{}
