@@ -431,25 +431,6 @@ func (q *Queries) GroupMembers(ctx context.Context, caller auth.Principal, group
 	return items, total, q.withGroups(ctx, caller.Tenant, items)
 }
 
-// GroupMember returns one member of a group; a principal that is no
-// member is ErrNotFound. It needs iam.groups.get.
-func (q *Queries) GroupMember(ctx context.Context, caller auth.Principal, groupID, memberID string) (Member, error) {
-	if _, err := q.Group(ctx, caller, groupID); err != nil {
-		return Member{}, err
-	}
-	var m Member
-	err := q.db.GetContext(ctx, &m, memberSelect+` WHERE gm.tenant = $1 AND gm.group_id = $2 AND gm.member_id = $3`, caller.Tenant, groupID, memberID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return m, fmt.Errorf("%w: member %q of group %q", ErrNotFound, memberID, groupID)
-	}
-	if err != nil {
-		return m, fmt.Errorf("get group member: %w", err)
-	}
-	ms := []Member{m}
-	err = q.withGroups(ctx, caller.Tenant, ms)
-	return ms[0], err
-}
-
 // MemberGroups returns the groups of the caller's tenant a user or
 // service account belongs to, ordered by name. It needs iam.groups.list,
 // or a right to change group members: setting a principal's groups
