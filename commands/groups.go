@@ -226,6 +226,25 @@ func (h DeleteGroupHandler) Handle(ctx context.Context, cmd DeleteGroup) (uint64
 	})
 }
 
+// ErrNotMember is the Reason of the ErrNotFound a membership change
+// answers when the principal is no member of the group.
+var ErrNotMember = errors.New("not a member of the group")
+
+// Presence is what a membership change requires of the principal before it.
+type Presence int
+
+// Presences of SetGroupMember.
+const (
+	// AnyPresence adds a principal or changes its membership.
+	AnyPresence Presence = iota
+	// NewMember refuses a principal that is a member already
+	// (ErrAlreadyExists).
+	NewMember
+	// ExistingMember refuses a principal that is no member (ErrNotFound
+	// with ErrNotMember).
+	ExistingMember
+)
+
 // SetGroupMember adds a user (with access to the tenant) or a service
 // account of the tenant to a group, or changes its membership.
 type SetGroupMember struct {
@@ -235,6 +254,13 @@ type SetGroupMember struct {
 	MemberID   string
 	// Membership is events.MembershipMember (default) or MembershipOwner.
 	Membership string
+	// Require is what the principal must be beforehand.
+	Require Presence
+}
+
+// notMember is the error for a principal that is no member of g.
+func notMember(g *Group, id string) error {
+	return &Error{Kind: ErrNotFound, Field: "member_id", Message: fmt.Sprintf("%s is not a member of group %q", id, g.name), Reason: ErrNotMember}
 }
 
 // SetGroupMemberHandler handles SetGroupMember.
@@ -263,12 +289,23 @@ func (h SetGroupMemberHandler) Handle(ctx context.Context, cmd SetGroupMember) (
 		if err != nil {
 			return err
 		}
+		_, in := g.members[cmd.MemberID]
+		// A required presence names the right asked for, so that the
+		// answer does not depend on whether the principal is a member.
 		action := authz.GroupMembersCreate
-		if _, in := g.members[cmd.MemberID]; in {
+		if cmd.Require == ExistingMember || cmd.Require == AnyPresence && in {
 			action = authz.GroupMembersUpdate
 		}
 		if err := h.mayManageMembers(cmd.Caller, g, action); err != nil {
 			return err
+		}
+		// Checked after the right, so that only those who may change the
+		// members learn who is one.
+		switch {
+		case cmd.Require == NewMember && in:
+			return ruleError(ErrAlreadyExists, "member_id", "%s is already a member of group %q", cmd.MemberID, g.name)
+		case cmd.Require == ExistingMember && !in:
+			return notMember(g, cmd.MemberID)
 		}
 		out, unchanged = g, seq
 		if g.members[cmd.MemberID] == cmd.Membership {
@@ -299,7 +336,8 @@ type RemoveGroupMember struct {
 // RemoveGroupMemberHandler handles RemoveGroupMember.
 type RemoveGroupMemberHandler struct{ base }
 
-// Handle records the removal; a principal that is no member is ErrNotFound.
+// Handle records the removal; a principal that is no member is
+// ErrNotFound with ErrNotMember.
 func (h RemoveGroupMemberHandler) Handle(ctx context.Context, cmd RemoveGroupMember) (uint64, error) {
 	tenant := cmd.Caller.Tenant
 	return h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.GroupID}, func(c *change) error {
@@ -311,7 +349,7 @@ func (h RemoveGroupMemberHandler) Handle(ctx context.Context, cmd RemoveGroupMem
 			return err
 		}
 		if _, ok := g.members[cmd.MemberID]; !ok {
-			return notFound("member", cmd.MemberID)
+			return notMember(g, cmd.MemberID)
 		}
 		c.record(k, g, seq, events.GroupMemberRemoved{MemberID: cmd.MemberID})
 		return nil

@@ -40,8 +40,9 @@ func (IAM) Name() string { return "iam" }
 // groups; 8: tenant renames and deletions, superadmin revocations,
 // restricted users, API token descriptions, whether users have a
 // password; 9: invitations; 10: service accounts' API tokens; 11: the
-// instance's settings for new tenants.
-func (IAM) Version() int { return 11 }
+// instance's settings for new tenants; 12: row counts and the search
+// indexes of roles and groups.
+func (IAM) Version() int { return 12 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema + "\n" + invitationsSchema }
@@ -53,7 +54,7 @@ func (IAM) Indexes() string { return iamIndexes }
 func (IAM) Tables() []string {
 	return []string{"tenants", "users", "user_tenants", "user_roles", "service_accounts", "credentials",
 		"roles", "bindings", "groups", "group_members", "api_tokens", "instance_settings", "invitations",
-		"service_account_api_tokens"}
+		"service_account_api_tokens", "row_counts"}
 }
 
 // roleSuperadmin is auth.RoleSuperadmin: projections import events only.

@@ -9,3 +9,9 @@ CREATE INDEX service_accounts_target ON service_accounts (tenant, scope_target, 
 CREATE INDEX service_accounts_name ON service_accounts (tenant, name) WHERE name <> '';
 -- Lookups by number, for dialects whose ids are numeric.
 CREATE UNIQUE INDEX service_accounts_num ON service_accounts (num);
+-- Role and group searches page by each sortable field, then by id in the
+-- same direction (query.Search), forwards or backwards along these.
+CREATE INDEX roles_name ON roles (tenant, name, id);
+CREATE INDEX roles_default ON roles (tenant, is_default, id);
+CREATE INDEX roles_managed ON roles (tenant, managed, id);
+CREATE INDEX groups_name ON groups (tenant, name, id);

@@ -36,7 +36,9 @@ type SortBy struct {
 }
 
 // Search asks for one numbered page of a listing: Page counts from 1,
-// Size items per page (0: DefaultPageSize), ordered by Sort (then by id),
+// Size items per page (0: DefaultPageSize), ordered by Sort then by id,
+// in the direction of Sort's last field (so that an index on the field
+// and id serves the order either way),
 // narrowed by Text, matched case-insensitively as a substring of the
 // listing's name field.
 type Search struct {
@@ -91,8 +93,45 @@ func (s Search) resolve(sortable map[string]string) (order string, limit, offset
 		}
 		parts = append(parts, col+dir)
 	}
-	parts = append(parts, sortable["id"]+" ASC")
+	last := " ASC"
+	if n := len(s.Sort); n > 0 && s.Sort[n-1].Desc {
+		last = " DESC"
+	}
+	parts = append(parts, sortable["id"]+last)
 	return strings.Join(parts, ", "), size, (page - 1) * size, nil
+}
+
+// textWhere is the condition of a tenant's rows whose column holds text
+// (all of them for ""), with its arguments; the condition is left out
+// rather than made always true, so that a plan never weighs it.
+func textWhere(column, tenant, text string) (string, []any) {
+	if text == "" {
+		return `tenant = $1`, []any{tenant}
+	}
+	return `tenant = $1 AND ` + column + ` ILIKE $2`, []any{tenant, likePattern(text)}
+}
+
+// pageSQL selects one page of table's rows matching where.
+func pageSQL(table, columns, where, order string, limit, offset int) string {
+	return `SELECT ` + columns + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + order +
+		` LIMIT ` + strconv.Itoa(limit) + ` OFFSET ` + strconv.Itoa(offset)
+}
+
+// count returns how many rows of a counted table (see row_counts in
+// projections/rbac.sql) match where: the tenant's kept count when all
+// (where is the tenant's rows, args[0] the tenant), else by counting.
+func (q *Queries) count(ctx context.Context, table, where string, args []any, all bool) (int, error) {
+	var n int
+	var err error
+	if all {
+		err = q.db.GetContext(ctx, &n, `SELECT COALESCE((SELECT n FROM row_counts WHERE tbl = $1 AND tenant = $2), 0)`, table, args[0])
+	} else {
+		err = q.db.GetContext(ctx, &n, `SELECT count(*) FROM `+table+` WHERE `+where, args...)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", table, err)
+	}
+	return n, nil
 }
 
 // likePattern is a case-insensitive substring pattern for text, with
@@ -174,14 +213,12 @@ func (q *Queries) SearchRoles(ctx context.Context, caller auth.Principal, s Sear
 	if err != nil {
 		return nil, 0, err
 	}
-	where := `tenant = $1 AND ($2 = '' OR name ILIKE $3)`
-	args := []any{caller.Tenant, s.Text, likePattern(s.Text)}
-	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM roles WHERE `+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("count roles: %w", err)
+	where, args := textWhere("name", caller.Tenant, s.Text)
+	if total, err = q.count(ctx, "roles", where, args, s.Text == ""); err != nil {
+		return nil, 0, err
 	}
 	var rows []roleRow
-	err = q.db.SelectContext(ctx, &rows, `SELECT `+roleColumns+` FROM roles WHERE `+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	err = q.db.SelectContext(ctx, &rows, pageSQL("roles", roleColumns, where, order, limit, offset), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search roles: %w", err)
 	}
@@ -280,14 +317,12 @@ func (q *Queries) SearchGroups(ctx context.Context, caller auth.Principal, s Sea
 	if err != nil {
 		return nil, 0, err
 	}
-	where := `tenant = $1 AND ($2 = '' OR name ILIKE $3)`
-	args := []any{caller.Tenant, s.Text, likePattern(s.Text)}
-	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM groups WHERE `+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("count groups: %w", err)
+	where, args := textWhere("name", caller.Tenant, s.Text)
+	if total, err = q.count(ctx, "groups", where, args, s.Text == ""); err != nil {
+		return nil, 0, err
 	}
 	items = []Group{}
-	err = q.db.SelectContext(ctx, &items, `SELECT `+groupColumns+` FROM groups WHERE `+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+	err = q.db.SelectContext(ctx, &items, pageSQL("groups", groupColumns, where, order, limit, offset), args...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search groups: %w", err)
 	}
@@ -396,30 +431,15 @@ func (q *Queries) GroupMembers(ctx context.Context, caller auth.Principal, group
 	return items, total, q.withGroups(ctx, caller.Tenant, items)
 }
 
-// GroupMember returns one member of a group; a principal that is no
-// member is ErrNotFound. It needs iam.groups.get.
-func (q *Queries) GroupMember(ctx context.Context, caller auth.Principal, groupID, memberID string) (Member, error) {
-	if _, err := q.Group(ctx, caller, groupID); err != nil {
-		return Member{}, err
-	}
-	var m Member
-	err := q.db.GetContext(ctx, &m, memberSelect+` WHERE gm.tenant = $1 AND gm.group_id = $2 AND gm.member_id = $3`, caller.Tenant, groupID, memberID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return m, fmt.Errorf("%w: member %q of group %q", ErrNotFound, memberID, groupID)
-	}
-	if err != nil {
-		return m, fmt.Errorf("get group member: %w", err)
-	}
-	ms := []Member{m}
-	err = q.withGroups(ctx, caller.Tenant, ms)
-	return ms[0], err
-}
-
 // MemberGroups returns the groups of the caller's tenant a user or
-// service account belongs to, ordered by name. It needs iam.groups.list.
+// service account belongs to, ordered by name. It needs iam.groups.list,
+// or a right to change group members: setting a principal's groups
+// starts from the ones it has.
 func (q *Queries) MemberGroups(ctx context.Context, caller auth.Principal, memberID string) ([]Membership, error) {
-	if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
-		return nil, err
+	if !q.mayChangeMembers(caller) {
+		if err := q.mayIn(caller, authz.GroupsList, "groups"); err != nil {
+			return nil, err
+		}
 	}
 	ms := []Member{{ID: memberID}}
 	err := q.withGroups(ctx, caller.Tenant, ms)
@@ -514,7 +534,12 @@ func (q *Queries) SearchBindings(ctx context.Context, caller auth.Principal, f B
 		AND ($4 = '' OR (b.scope_level = 'namespace' AND b.scope_target = $4))
 		AND ($5 = '' OR COALESCE(r.name, b.role) ILIKE $6 OR COALESCE(g.name, u.username, sa.display_name, '') ILIKE $6)`
 	args := []any{caller.Tenant, pq.StringArray(kinds), f.SubjectID, f.Namespace, s.Text, likePattern(s.Text)}
-	if err := q.db.GetContext(ctx, &total, `SELECT count(*) FROM (`+bindingSelect+where+`) c`, args...); err != nil {
+	if len(kinds) == 0 && f.SubjectID == "" && f.Namespace == "" && s.Text == "" {
+		total, err = q.count(ctx, "bindings", "tenant = $1", args[:1], true)
+	} else {
+		err = q.db.GetContext(ctx, &total, `SELECT count(*) FROM (`+bindingSelect+where+`) c`, args...)
+	}
+	if err != nil {
 		return nil, 0, fmt.Errorf("count bindings: %w", err)
 	}
 	items = []Binding{}
@@ -543,11 +568,15 @@ func (q *Queries) BindingsByIDs(ctx context.Context, caller auth.Principal, ids 
 	if err := q.mayIn(caller, authz.BindingsList, "bindings"); err != nil {
 		return nil, err
 	}
+	return q.bindingsByIDs(ctx, caller.Tenant, ids)
+}
+
+func (q *Queries) bindingsByIDs(ctx context.Context, tenant string, ids []string) ([]Binding, error) {
 	if err := checkIDs(ids); err != nil {
 		return nil, err
 	}
 	var rows []Binding
-	if err := q.db.SelectContext(ctx, &rows, bindingSelect+` WHERE b.tenant = $1 AND b.id = ANY($2)`, caller.Tenant, pq.StringArray(ids)); err != nil {
+	if err := q.db.SelectContext(ctx, &rows, bindingSelect+` WHERE b.tenant = $1 AND b.id = ANY($2)`, tenant, pq.StringArray(ids)); err != nil {
 		return nil, fmt.Errorf("get bindings: %w", err)
 	}
 	byID := make(map[string]Binding, len(rows))
@@ -594,10 +623,11 @@ func (q *Queries) SearchServiceAccounts(ctx context.Context, caller auth.Princip
 
 // ServiceAccountGroups returns the groups each of the service accounts
 // ids of the caller's tenant belongs to, ordered by name, in one query.
-// Like ServiceAccount, it answers ErrNotFound to callers who may not read
-// service accounts.
+// Like ServiceAccount, it answers ErrNotFound to callers who may neither
+// read nor update service accounts (an update replaces the groups, so it
+// starts from the ones the account has).
 func (q *Queries) ServiceAccountGroups(ctx context.Context, caller auth.Principal, ids ...string) (map[string][]Membership, error) {
-	if !q.may(caller, authz.ServiceAccountsGet) {
+	if !q.may(caller, authz.ServiceAccountsGet) && !q.may(caller, authz.ServiceAccountsUpdate) {
 		return nil, fmt.Errorf("%w: service account %q", ErrNotFound, strings.Join(ids, ", "))
 	}
 	ms := make([]Member, len(ids))

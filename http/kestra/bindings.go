@@ -111,17 +111,13 @@ func (h handlers) bindingCommand(ctx context.Context, r *http.Request, req bindi
 	return cmd, nil
 }
 
-// readBindings reads bindings back, in the order of ids.
-func (h handlers) readBindings(ctx context.Context, r *http.Request, ids []string) ([]bindingJSON, error) {
-	bs, err := h.q.BindingsByIDs(ctx, caller(r), ids)
-	if err != nil {
-		return nil, err
-	}
+// bindingsOf maps bindings, read or just written.
+func bindingsOf(bs []query.Binding) []bindingJSON {
 	out := make([]bindingJSON, len(bs))
 	for i, b := range bs {
 		out[i] = bindingOf(b)
 	}
-	return out, nil
+	return out
 }
 
 func (h handlers) createBinding(w http.ResponseWriter, r *http.Request) {
@@ -141,12 +137,13 @@ func (h handlers) createBinding(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	out, err := h.readBindings(r.Context(), r, []string{res.Binding.ID()})
+	// Creating a binding does not take reading bindings.
+	bs, err := h.q.WrittenBindings(r.Context(), caller(r), []string{res.Binding.ID()})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, out[0])
+	khttp.WriteJSON(w, http.StatusOK, bindingOf(bs[0]))
 }
 
 func (h handlers) createBindings(w http.ResponseWriter, r *http.Request) {
@@ -176,12 +173,12 @@ func (h handlers) createBindings(w http.ResponseWriter, r *http.Request) {
 	for i, b := range res.Bindings {
 		ids[i] = b.ID()
 	}
-	out, err := h.readBindings(r.Context(), r, ids)
+	bs, err := h.q.WrittenBindings(r.Context(), caller(r), ids)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, out)
+	khttp.WriteJSON(w, http.StatusOK, bindingsOf(bs))
 }
 
 func (h handlers) searchBindings(w http.ResponseWriter, r *http.Request) {
@@ -220,12 +217,12 @@ func (h handlers) getBinding(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out, err := h.readBindings(r.Context(), r, []string{mux.Vars(r)["id"]})
+	b, err := h.q.Binding(r.Context(), caller(r), mux.Vars(r)["id"])
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	khttp.WriteJSON(w, http.StatusOK, out[0])
+	khttp.WriteJSON(w, http.StatusOK, bindingOf(b))
 }
 
 func (h handlers) deleteBinding(w http.ResponseWriter, r *http.Request) {

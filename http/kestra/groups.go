@@ -251,34 +251,28 @@ func (h handlers) groupMembers(w http.ResponseWriter, r *http.Request) {
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
 
-// membership reads the member of the path's group named by the path's
-// userId, if it is one; isMember is false when the principal exists but
-// is no member.
-func (h handlers) membership(r *http.Request) (m query.Member, kind string, isMember bool, err error) {
+// setMember records a membership of the path's userId in the path's
+// group, as require allows, and answers with the member as it is now.
+func (h handlers) setMember(w http.ResponseWriter, r *http.Request, membership string, require commands.Presence) {
 	groupID, userID := mux.Vars(r)["id"], mux.Vars(r)["userId"]
-	if _, err := h.q.Group(r.Context(), caller(r), groupID); err != nil {
-		return m, "", false, err
+	kind, err := h.principal(r.Context(), r, userID, "userId")
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	if kind, err = h.principal(r.Context(), r, userID, "userId"); err != nil {
-		return m, "", false, err
-	}
-	m, err = h.q.GroupMember(r.Context(), caller(r), groupID, userID)
-	if errors.Is(err, query.ErrNotFound) {
-		return m, kind, false, nil
-	}
-	return m, kind, err == nil, err
-}
-
-// setMember records a membership and answers with the member as it is now.
-func (h handlers) setMember(w http.ResponseWriter, r *http.Request, kind, membership string) {
-	groupID, userID := mux.Vars(r)["id"], mux.Vars(r)["userId"]
-	res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: meta(r), GroupID: groupID, MemberKind: kind, MemberID: userID, Membership: membership})
+	res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: meta(r), GroupID: groupID, MemberKind: kind, MemberID: userID,
+		Membership: membership, Require: require})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	m, err := h.q.GroupMember(r.Context(), caller(r), groupID, userID)
+	h.writtenMember(w, r, userID)
+}
+
+// writtenMember answers a membership change with the member and its groups.
+func (h handlers) writtenMember(w http.ResponseWriter, r *http.Request, id string) {
+	m, err := h.q.WrittenMember(r.Context(), caller(r), id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -286,25 +280,12 @@ func (h handlers) setMember(w http.ResponseWriter, r *http.Request, kind, member
 	khttp.WriteJSON(w, http.StatusOK, memberOf(m))
 }
 
-func notMember(userID string) error {
-	return &conflictError{field: "userId", message: userID + " is not a member of the group"}
-}
-
 func (h handlers) addMember(w http.ResponseWriter, r *http.Request) {
 	if err := noQuery(r); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	_, kind, isMember, err := h.membership(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if isMember {
-		h.fail(w, r, &conflictError{field: "userId", message: mux.Vars(r)["userId"] + " is already a member of the group"})
-		return
-	}
-	h.setMember(w, r, kind, events.MembershipMember)
+	h.setMember(w, r, events.MembershipMember, commands.NewMember)
 }
 
 func (h handlers) setMembership(w http.ResponseWriter, r *http.Request) {
@@ -323,16 +304,7 @@ func (h handlers) setMembership(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, khttp.BadField("membership", "must be OWNER or MEMBER"))
 		return
 	}
-	_, kind, isMember, err := h.membership(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if !isMember {
-		h.fail(w, r, notMember(mux.Vars(r)["userId"]))
-		return
-	}
-	h.setMember(w, r, kind, membership)
+	h.setMember(w, r, membership, commands.ExistingMember)
 }
 
 func (h handlers) removeMember(w http.ResponseWriter, r *http.Request) {
@@ -340,31 +312,19 @@ func (h handlers) removeMember(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	m, _, isMember, err := h.membership(r)
-	if err != nil {
+	groupID, userID := mux.Vars(r)["id"], mux.Vars(r)["userId"]
+	if _, err := h.principal(r.Context(), r, userID, "userId"); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if !isMember {
-		h.fail(w, r, notMember(mux.Vars(r)["userId"]))
-		return
-	}
-	groupID := mux.Vars(r)["id"]
-	seq, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: meta(r), GroupID: groupID, MemberID: m.ID})
+	seq, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: meta(r), GroupID: groupID, MemberID: userID})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, seq)
 	// The member as it is now: without this group.
-	kept := m.Groups[:0]
-	for _, g := range m.Groups {
-		if g.GroupID != groupID {
-			kept = append(kept, g)
-		}
-	}
-	m.Groups = kept
-	khttp.WriteJSON(w, http.StatusOK, memberOf(m))
+	h.writtenMember(w, r, userID)
 }
 
 // userGroupsRequest is IAMUserGroupController.ApiUpdateUserGroupsRequest.
@@ -389,14 +349,13 @@ func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	var want []string
 	for _, g := range req.GroupIDs {
-		if slices.Contains(want, g) {
-			continue
+		if !slices.Contains(want, g) {
+			want = append(want, g)
 		}
-		if _, err := h.q.Group(r.Context(), caller(r), g); err != nil {
-			h.fail(w, r, err)
-			return
-		}
-		want = append(want, g)
+	}
+	if err := h.q.GroupsExist(r.Context(), caller(r), want); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	had, err := h.q.MemberGroups(r.Context(), caller(r), id)
 	if err != nil {

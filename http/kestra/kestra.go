@@ -234,6 +234,10 @@ func (h handlers) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ce):
 		field, detail = wireField(ce.Field), ce.Message
 		status = commandStatus(ce)
+		if errors.Is(err, commands.ErrNotMember) {
+			// Kestra refuses changing a non-member as a conflict.
+			status = http.StatusConflict
+		}
 		if status == http.StatusUnprocessableEntity && field != "" && !strings.HasPrefix(detail, field) {
 			// The core's messages leave the field to the error's field.
 			detail = field + ": " + detail

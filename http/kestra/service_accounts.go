@@ -85,12 +85,10 @@ func groupIDs(ms []query.Membership) []string {
 // checkGroups makes sure every group exists before anything is written:
 // Kestra answers an unknown group with 404.
 func (h handlers) checkGroups(ctx context.Context, r *http.Request, ids []string) error {
-	for _, id := range ids {
-		if _, err := h.q.Group(ctx, caller(r), id); err != nil {
-			return err
-		}
+	if len(ids) == 0 {
+		return nil
 	}
-	return nil
+	return h.q.GroupsExist(ctx, caller(r), ids)
 }
 
 func (h handlers) listServiceAccounts(w http.ResponseWriter, r *http.Request) {
@@ -223,10 +221,8 @@ func (h handlers) updateServiceAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if _, err := h.q.ServiceAccount(r.Context(), caller(r), id); err != nil {
-		h.fail(w, r, err)
-		return
-	}
+	// An unknown account has no groups; the update below refuses it
+	// before any membership is written.
 	if err := h.checkGroups(r.Context(), r, groups); err != nil {
 		h.fail(w, r, err)
 		return
