@@ -279,21 +279,10 @@ type superAdminRequest struct {
 
 func (h handlers) patchSuperAdmin(w http.ResponseWriter, r *http.Request) {
 	var req superAdminRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if req.SuperAdmin == nil {
-		h.fail(w, r, badBody("superAdmin", "superAdmin is required"))
-		return
-	}
-	id := mux.Vars(r)["id"]
-	res, err := h.cmds.SetSuperadmin.Handle(r.Context(), commands.SetSuperadmin{Meta: meta(r), UserID: id, Superadmin: *req.SuperAdmin})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.answerUser(w, r, id, res.Sequence, http.StatusOK)
+	h.patchUserFlag(w, r, &req, "superAdmin", func() *bool { return req.SuperAdmin }, func(id string, v bool) (uint64, error) {
+		res, err := h.cmds.SetSuperadmin.Handle(r.Context(), commands.SetSuperadmin{Meta: meta(r), UserID: id, Superadmin: v})
+		return res.Sequence, err
+	})
 }
 
 // restrictedRequest is IAMUserController.ApiPatchRestrictedRequest.
@@ -303,21 +292,31 @@ type restrictedRequest struct {
 
 func (h handlers) patchRestricted(w http.ResponseWriter, r *http.Request) {
 	var req restrictedRequest
-	if _, err := decode(w, r, &req); err != nil {
+	h.patchUserFlag(w, r, &req, "restricted", func() *bool { return req.Restricted }, func(id string, v bool) (uint64, error) {
+		res, err := h.cmds.SetRestricted.Handle(r.Context(), commands.SetRestricted{Meta: meta(r), UserID: id, Restricted: v})
+		return res.Sequence, err
+	})
+}
+
+// patchUserFlag decodes req, a body of one required boolean (field, read
+// back by flag), sets it on the path's user with set and answers the user.
+func (h handlers) patchUserFlag(w http.ResponseWriter, r *http.Request, req any, field string, flag func() *bool, set func(id string, v bool) (uint64, error)) {
+	if _, err := decode(w, r, req); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if req.Restricted == nil {
-		h.fail(w, r, badBody("restricted", "restricted is required"))
+	v := flag()
+	if v == nil {
+		h.fail(w, r, badBody(field, field+" is required"))
 		return
 	}
 	id := mux.Vars(r)["id"]
-	res, err := h.cmds.SetRestricted.Handle(r.Context(), commands.SetRestricted{Meta: meta(r), UserID: id, Restricted: *req.Restricted})
+	seq, err := set(id, *v)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.answerUser(w, r, id, res.Sequence, http.StatusOK)
+	h.answerUser(w, r, id, seq, http.StatusOK)
 }
 
 // userOnly answers 403 unless the caller may manage the path's user
