@@ -255,7 +255,7 @@ func (b base) claim(ctx context.Context, c *change, tenant, kind, value, owner s
 			return nil
 		}
 		if old.owner != "" {
-			return ruleError(ErrAlreadyExists, kind, "%s %q is already taken", kind, value)
+			return ruleError(ErrAlreadyExists, kind, "%s %q is already taken", strings.ReplaceAll(kind, "_", " "), value)
 		}
 	}
 	u, k, seq, err := b.reservation(ctx, tenant, id)
@@ -263,7 +263,7 @@ func (b base) claim(ctx context.Context, c *change, tenant, kind, value, owner s
 		return err
 	}
 	if u.owner != "" && u.owner != owner {
-		return ruleError(ErrAlreadyExists, kind, "%s %q is already taken", kind, value)
+		return ruleError(ErrAlreadyExists, kind, "%s %q is already taken", strings.ReplaceAll(kind, "_", " "), value)
 	}
 	c.record(k, u, seq, events.UniqueKeyClaimed{Kind: kind, Owner: owner})
 	return nil
