@@ -30,7 +30,6 @@ const (
 const MaxServiceAccountName = 255
 
 var (
-	tenantPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$`)
 )
 
@@ -58,14 +57,7 @@ func IsServiceAccountName(ref string) bool { return query.IsServiceAccountName(r
 
 // ValidTenantID reports whether id is a usable tenant id: 1 to 63
 // lowercase letters, digits and dashes, starting with a letter or digit.
-func ValidTenantID(id string) bool { return tenantPattern.MatchString(id) }
-
-// ValidScopeTarget reports whether s can be a scope's target: a tenant id
-// or a namespace name. A filter on anything else matches nothing, so a
-// query can refuse it as bad input.
-func ValidScopeTarget(s string) bool {
-	return ValidTenantID(s) || query.ValidNamespace(s)
-}
+func ValidTenantID(id string) bool { return query.ValidTenantID(id) }
 
 // Reasons a text field (a name or a description) is refused. Each comes
 // inside an *Error of kind ErrInvalid naming the field, so errors.Is

@@ -103,6 +103,13 @@ func validCheck(i int, c Check) error {
 	return nil
 }
 
+var tenantPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// ValidTenantID reports whether id can be a tenant's: 1 to 63 lowercase
+// letters, digits and dashes, starting with a letter or digit. The write
+// side creates tenants by the same rule.
+func ValidTenantID(id string) bool { return tenantPattern.MatchString(id) }
+
 // MaxNamespace bounds a namespace node's name.
 const MaxNamespace = 253
 

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,6 +148,20 @@ type ServiceAccountFilter struct {
 	Status      string
 }
 
+// check refuses a filter naming a status no account can have or a scope
+// target that cannot be one (a tenant id or a namespace): as bad input
+// (ErrInvalid naming status or scope_target), rather than as a filter
+// that matches nothing.
+func (f ServiceAccountFilter) check() error {
+	if f.Status != "" && !slices.Contains(ServiceAccountStatuses, f.Status) {
+		return invalid("status", "status must be %s", strings.Join(ServiceAccountStatuses, " or "))
+	}
+	if f.ScopeTarget != "" && !ValidTenantID(f.ScopeTarget) && !ValidNamespace(f.ScopeTarget) {
+		return invalid("scope_target", "must be an organization id or a folder or project path (lowercase letters, digits, '-', '_' and '.')")
+	}
+	return nil
+}
+
 const saColumns = "tenant, id, num, name, client_id, display_name, description, scope_level, scope_target, scope_kind, roles, status, created_by, created_at, updated_at"
 
 // saLevel is a scope level with a node kind, as the read tables hold them.
@@ -236,6 +251,9 @@ func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal
 	}
 	limit, after, err := p.resolve()
 	if err != nil {
+		return nil, "", err
+	}
+	if err := f.check(); err != nil {
 		return nil, "", err
 	}
 	list, args := listServiceAccountsSQL(caller.Tenant, after, f, limit+1)

@@ -92,14 +92,6 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 		f.ScopeLevel, f.ScopeKind = s.Level, s.Kind
 	}
 	f.ScopeTarget, f.Status = qs.Get("scopeId"), qs.Get("status")
-	if f.ScopeTarget != "" && !commands.ValidScopeTarget(f.ScopeTarget) {
-		h.fail(w, r, khttp.BadField("scopeId", "must be an organization id or a folder or project path (lowercase letters, digits, '-', '_' and '.')"))
-		return
-	}
-	if f.Status != "" && f.Status != commands.StatusActive && f.Status != commands.StatusDisabled {
-		h.fail(w, r, khttp.BadField("status", "must be active or disabled"))
-		return
-	}
 	items, next, err := h.q.ListServiceAccounts(r.Context(), caller(r), f, page)
 	if err != nil {
 		h.fail(w, r, err)

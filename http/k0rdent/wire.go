@@ -192,6 +192,8 @@ func wireQueryField(field string) string {
 		return "pageSize"
 	case "cursor":
 		return "pageToken"
+	case "scope_target":
+		return "scopeId"
 	}
 	return field
 }
