@@ -237,6 +237,15 @@ func TestFailedEventIsRecordedAndSkipped(t *testing.T) {
 		t.Fatalf("status = %+v, want one failure", st[0])
 	}
 	f.expectSkipped(t, res.Sequence, 2)
+	// Ready, degraded by the failure; not ready for a head beyond it.
+	head, err := f.store.LastSequence(ctx)
+	testenv.Must(t, err, "head")
+	if degraded, err := r.Readiness(ctx, f.progress, head); err != nil || !strings.Contains(degraded, "1 event(s) could not be applied") {
+		t.Fatalf("readiness = %q, %v; want degraded", degraded, err)
+	}
+	if _, err := r.Readiness(ctx, f.progress, head+1); err == nil || !strings.Contains(err.Error(), "catching up") {
+		t.Fatalf("readiness before reaching the head: %v", err)
+	}
 }
 
 func TestTwoRunnersOneLeader(t *testing.T) {

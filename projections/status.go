@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -43,4 +44,27 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		}
 	}
 	return out, nil
+}
+
+// Readiness is the projections' part of a server's readiness: an error
+// while a projector has not applied the log up to head (its end when the
+// server started), else a reason to report the server degraded (events a
+// projector could not apply: one bad event must not take every replica
+// out of service), else "".
+func (r *Runner) Readiness(ctx context.Context, progress *Progress, head uint64) (degraded string, err error) {
+	for _, n := range r.Names() {
+		if pos := progress.Position(n); pos < head {
+			return "", fmt.Errorf("%s catching up: at %d of %d", n, pos, head)
+		}
+	}
+	st, err := r.Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range st {
+		if p.Failures > 0 {
+			return fmt.Sprintf("%s: %d event(s) could not be applied; see keyhold projections status", p.Name, p.Failures), nil
+		}
+	}
+	return "", nil
 }

@@ -302,6 +302,21 @@ func (d *Directory) Sequence() uint64 {
 	return d.seq
 }
 
+// Readiness is the directory's part of a server's readiness: an error
+// while it loads the log (its answers would reflect a past state), else a
+// reason to report the server degraded (events it could not apply: a
+// skipped credential deletion keeps a secret working), else "".
+func (d *Directory) Readiness() (degraded string, err error) {
+	if d.loading.Load() {
+		return "", errors.New("directory still loading the log")
+	}
+	if f := d.Failures(); len(f) > 0 {
+		last := f[len(f)-1]
+		return fmt.Sprintf("directory: %d event(s) could not be applied, last at sequence %d (%s): %v", len(f), last.Sequence, last.Type, last.Err), nil
+	}
+	return "", nil
+}
+
 // Failures returns the most recent events the directory could not decode
 // (up to 100), oldest first. Such an event is skipped, not retried: the
 // operator must look, since a skipped credential deletion keeps a secret

@@ -513,6 +513,9 @@ func TestRunCatchesUpAndReportsProgress(t *testing.T) {
 		d := query.NewDirectory()
 		var mu sync.Mutex
 		var seen []uint64
+		if degraded, err := d.Readiness(); err != nil || degraded != "" {
+			t.Fatalf("readiness of an empty directory = %q, %v", degraded, err)
+		}
 		ready, err := d.Run(ctx, f.store, func(seq uint64) {
 			mu.Lock()
 			seen = append(seen, seq)
@@ -531,6 +534,10 @@ func TestRunCatchesUpAndReportsProgress(t *testing.T) {
 		fails := d.Failures()
 		if len(fails) != 1 || fails[0].Sequence != res.Sequence || !errors.Is(fails[0].Err, events.ErrUnknownVersion) {
 			t.Fatalf("failures %+v, want the bad event at %d", fails, res.Sequence)
+		}
+		// Loaded: ready, but degraded by the event it skipped.
+		if degraded, err := d.Readiness(); err != nil || !strings.Contains(degraded, "1 event(s) could not be applied") {
+			t.Fatalf("readiness = %q, %v; want degraded by the skipped event", degraded, err)
 		}
 		if _, ok := d.ServiceAccountTenant("01bad"); ok {
 			t.Fatalf("undecodable event was applied")

@@ -298,32 +298,24 @@ func (s *server) checks() map[string]khttp.Check {
 		"postgres": func(ctx context.Context) error { return s.env.db.SQL().PingContext(ctx) },
 		"projections": func(ctx context.Context) error {
 			select {
-			case <-s.dirReady:
-			default:
-				return errors.New("directory still loading the log")
-			}
-			select {
 			case <-s.seeded:
 			default:
+				if _, err := s.dir.Readiness(); err != nil {
+					return err
+				}
 				return errors.New("seeding managed roles")
 			}
-			for _, n := range s.runner.Names() {
-				if pos := s.progress.Position(n); pos < startHead {
-					return fmt.Errorf("%s catching up: at %d of %d", n, pos, startHead)
-				}
-			}
-			st, err := s.runner.Status(ctx)
+			degraded, err := s.runner.Readiness(ctx, s.progress, startHead)
 			if err != nil {
 				return err
 			}
-			for _, p := range st {
-				if p.Failures > 0 {
-					return khttp.Degraded(fmt.Sprintf("%s: %d event(s) could not be applied; see keyhold projections status", p.Name, p.Failures))
+			if degraded == "" {
+				if degraded, err = s.dir.Readiness(); err != nil {
+					return err
 				}
 			}
-			if f := s.dir.Failures(); len(f) > 0 {
-				last := f[len(f)-1]
-				return khttp.Degraded(fmt.Sprintf("directory: %d event(s) could not be applied, last at sequence %d (%s): %v", len(f), last.Sequence, last.Type, last.Err))
+			if degraded != "" {
+				return khttp.Degraded(degraded)
 			}
 			return nil
 		},
