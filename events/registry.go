@@ -169,6 +169,22 @@ func NewID() string {
 	return lower(id.String())
 }
 
+// ValidID reports whether id has the shape of the ids NewID makes: 26
+// characters of Crockford base32 in lower case. Dialects check ids in
+// paths with it before asking for them.
+func ValidID(id string) bool {
+	if len(id) != 26 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
 func lower(s string) string {
 	b := []byte(s)
 	for i, c := range b {

@@ -58,3 +58,24 @@ func TestPlaintextPersonalVersionsDecode(t *testing.T) {
 		t.Fatalf("encoded %s", env.Data)
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{events.NewID(), true},
+		{"01m8bwn9bmf8bvrrbfke65f19r", true},
+		{"01M8BWN9BMF8BVRRBFKE65F19R", false}, // ids are lower case
+		{"01m8bwn9bmf8bvrrbfke65f19", false},
+		{"01m8bwn9bmf8bvrrbfke65f19r0", false},
+		{"01m8bwn9bmf8bvrrbfke65f1-r", false},
+		{"", false},
+	} {
+		t.Run(tt.id, func(t *testing.T) {
+			if got := events.ValidID(tt.id); got != tt.want {
+				t.Fatalf("ValidID(%q) = %v, want %v", tt.id, got, tt.want)
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
+	"github.com/keyhold/keyhold/events"
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/query"
 )
@@ -436,7 +437,7 @@ func pageOf(qs url.Values) (query.Page, error) {
 // 26-character ULID.
 func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	id := mux.Vars(r)[name]
-	if !validID(id) {
+	if !events.ValidID(id) {
 		WriteError(w, r, http.StatusBadRequest, name, "must be a 26-character id as returned by this API")
 		return "", false
 	}
@@ -448,7 +449,7 @@ func (h handlers) pathID(w http.ResponseWriter, r *http.Request, name string) (s
 // 26-character server id (both are accepted).
 func (h handlers) pathRef(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
 	ref := mux.Vars(r)[name]
-	if !validID(ref) && !commands.ValidServiceAccountName(ref) {
+	if !events.ValidID(ref) && !commands.ValidServiceAccountName(ref) {
 		WriteError(w, r, http.StatusBadRequest, name, "must be a service account id as returned by this API")
 		return "", false
 	}
@@ -463,17 +464,4 @@ func (h handlers) credentialPath(w http.ResponseWriter, r *http.Request) (saRef,
 	}
 	id, ok = h.pathID(w, r, "id")
 	return saRef, id, ok
-}
-
-func validID(id string) bool {
-	if len(id) != 26 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'z') {
-			return false
-		}
-	}
-	return true
 }
