@@ -214,16 +214,40 @@ func (q *Queries) SearchRoles(ctx context.Context, caller auth.Principal, s Sear
 		return nil, 0, err
 	}
 	where, args := textWhere("name", caller.Tenant, s.Text)
-	if total, err = q.count(ctx, "roles", where, args, s.Text == ""); err != nil {
-		return nil, 0, err
-	}
 	var rows []roleRow
-	err = q.db.SelectContext(ctx, &rows, pageSQL("roles", roleColumns, where, order, limit, offset), args...)
-	if err != nil {
-		return nil, 0, fmt.Errorf("search roles: %w", err)
+	if s.Text == "" {
+		// The kept total rides along with the page: one round trip.
+		var counted []struct {
+			roleRow
+			Total int `db:"total_rows"`
+		}
+		err = q.db.SelectContext(ctx, &counted, pageSQL("roles", roleColumns+`, `+keptCount("roles"), where, order, limit, offset), args...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("search roles: %w", err)
+		}
+		for _, c := range counted {
+			rows, total = append(rows, c.roleRow), c.Total
+		}
+	} else {
+		err = q.db.SelectContext(ctx, &rows, pageSQL("roles", roleColumns, where, order, limit, offset), args...)
+		if err != nil {
+			return nil, 0, fmt.Errorf("search roles: %w", err)
+		}
+	}
+	if len(rows) == 0 || s.Text != "" {
+		// A page past the end, or a filtered search: counted apart.
+		if total, err = q.count(ctx, "roles", where, args, s.Text == ""); err != nil {
+			return nil, 0, err
+		}
 	}
 	items, err = roles(rows)
 	return items, total, err
+}
+
+// keptCount is a select-list column, total_rows, holding the kept row
+// count of table (see count) for the tenant of $1.
+func keptCount(table string) string {
+	return `COALESCE((SELECT n FROM row_counts WHERE tbl = '` + table + `' AND tenant = $1), 0) AS total_rows`
 }
 
 // RolesByIDs returns the roles of the caller's tenant with the given ids,

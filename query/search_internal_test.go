@@ -114,6 +114,12 @@ func TestSearchTotalsAreExact(t *testing.T) {
 	}
 	check(t, "")
 	check(t, "ab")
+	// A page past the end holds no row to carry the total: still exact.
+	var want int
+	testenv.Must(t, db.Get(&want, `SELECT count(*) FROM roles WHERE tenant = 'acme'`), "count")
+	if items, total, err := q.SearchRoles(ctx, admin(), Search{Page: 100000, Size: 10}); err != nil || len(items) != 0 || total != want {
+		t.Fatalf("past the end: %d items, total %d (want %d), %v", len(items), total, want, err)
+	}
 	for _, stmt := range []string{
 		`DELETE FROM roles WHERE tenant = 'acme' AND num % 3 = 0`,
 		`DELETE FROM groups WHERE tenant = 'acme' AND id = lpad('17', 26, '0')`,
