@@ -514,6 +514,11 @@ const iamPrefix = "/v1/regions/global/iam/"
 // endpoints, with the same envelope.
 const authPrefix = "/v1/regions/global/auth/"
 
+// kestraPath reports whether path is the Kestra dialect's.
+func kestraPath(path string) bool {
+	return strings.HasPrefix(path, "/api/v1/") || strings.HasPrefix(path, "/v1/api/")
+}
+
 // k0rdentPath reports whether path is the k0rdent dialect's.
 func k0rdentPath(path string) bool {
 	return strings.HasPrefix(path, iamPrefix) || strings.HasPrefix(path, authPrefix)

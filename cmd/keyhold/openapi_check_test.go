@@ -39,6 +39,8 @@ type apiCheck struct {
 	next     http.RoundTripper
 	router   routers.Router
 	errorDoc *openapi3.Schema
+	// kestraErrorDoc is the error body of paths no Kestra operation has.
+	kestraErrorDoc *openapi3.Schema
 }
 
 // newAPICheck loads spec, validates it as a document, and serves it as if
@@ -62,13 +64,17 @@ func newAPICheck(next http.RoundTripper, spec []byte, baseURL string) (*apiCheck
 	if !ok || s.Value == nil {
 		return nil, errors.New("the OpenAPI document has no Error schema")
 	}
-	return &apiCheck{next: next, router: router, errorDoc: s.Value}, nil
+	ks, ok := doc.Components.Schemas["KestraError"]
+	if !ok || ks.Value == nil {
+		return nil, errors.New("the OpenAPI document has no KestraError schema")
+	}
+	return &apiCheck{next: next, router: router, errorDoc: s.Value, kestraErrorDoc: ks.Value}, nil
 }
 
 // RoundTrip implements http.RoundTripper.
 func (c *apiCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := c.next.RoundTrip(req)
-	if err != nil || !k0rdentPath(req.URL.Path) {
+	if err != nil || !k0rdentPath(req.URL.Path) && !kestraPath(req.URL.Path) {
 		return res, err
 	}
 	body, err := io.ReadAll(res.Body)
@@ -84,6 +90,12 @@ func (c *apiCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (c *apiCheck) check(req *http.Request, res *http.Response, body []byte) error {
+	if len(body) == 0 && res.Header.Get("Keyhold-Redacted") != "" {
+		// A replay whose recorded body was erased with personal data in
+		// it: status and headers only, as the document's introduction and
+		// the README say for every keyed request.
+		return nil
+	}
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
 		// No operation: only an error in the envelope will do.
@@ -96,6 +108,9 @@ func (c *apiCheck) check(req *http.Request, res *http.Response, body []byte) err
 		var v any
 		if err := json.Unmarshal(body, &v); err != nil {
 			return err
+		}
+		if kestraPath(req.URL.Path) {
+			return c.kestraErrorDoc.VisitJSON(v, openapi3.EnableJSONSchema2020())
 		}
 		return c.errorDoc.VisitJSON(v, openapi3.EnableJSONSchema2020())
 	}

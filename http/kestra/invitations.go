@@ -187,9 +187,12 @@ func (h handlers) createInvitation(w http.ResponseWriter, r *http.Request) {
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
 	v, err := h.q.GetInvitation(r.Context(), caller(r), res.Invitation.ID())
 	if errors.Is(err, query.ErrForbidden) {
-		// Inviting does not need reading invitations; Kestra's 201 has no body.
+		// Inviting does not need reading invitations: the caller learns
+		// the id of what it made, no more (Kestra's 201 has no body).
 		w.Header().Set("Location", r.URL.Path+"/"+res.Invitation.ID())
-		w.WriteHeader(http.StatusCreated)
+		khttp.WriteJSON(w, http.StatusCreated, struct {
+			ID string `json:"id"`
+		}{res.Invitation.ID()})
 		return
 	}
 	if err != nil {
