@@ -174,11 +174,12 @@ func (q *Queries) InvitationsByEmail(ctx context.Context, caller auth.Principal,
 }
 
 // MyInvitations returns the pending invitations, in every tenant, to the
-// address of the calling user, newest first; none for a caller that is no
-// user or whose address was erased.
+// address of the calling user, newest first; none for a user whose
+// address was erased. A caller that is no user gets ErrForbidden.
 func (q *Queries) MyInvitations(ctx context.Context, caller auth.Principal) ([]Invitation, error) {
 	if caller.Kind != auth.KindUser {
-		return []Invitation{}, nil
+		// As for Me: only users have an email to be invited at.
+		return nil, fmt.Errorf("%w: only users are invited; a service account has no invitations", ErrForbidden)
 	}
 	var rows []invitationRow
 	if err := q.db.SelectContext(ctx, &rows, `SELECT `+invitationColumns+` FROM `+invitationsFrom+`

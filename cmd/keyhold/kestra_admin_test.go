@@ -147,6 +147,8 @@ func TestKestraInstanceRoutes(t *testing.T) {
 		_, saToken := h.principalIn(t, "acme", root.token, "robot")
 		r = k.top(t, http.MethodGet, "/me", bearer(saToken), nil)
 		kestraError(t, r, http.StatusForbidden, "/api/v1/me")
+		// Nor has it invitations: a service account has no address.
+		kestraError(t, k.top(t, http.MethodGet, "/me/invitations", bearer(saToken), nil), http.StatusForbidden, "/api/v1/me/invitations")
 	})
 
 	t.Run("password", func(t *testing.T) {
