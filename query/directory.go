@@ -111,9 +111,9 @@ func (sa *dirServiceAccount) principal() auth.Principal {
 }
 
 // rebuild sets sa's bindings from its tenant, scope and roles, sharing
-// the list of any account that has the same. Callers hold mu.
-func (d *Directory) rebuild(sa *dirServiceAccount) {
-	key := sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
+// the list of any account that has the same (key is shareKey(sa)).
+// Callers hold mu.
+func (d *Directory) rebuild(sa *dirServiceAccount, key string) {
 	if b, ok := d.bindingSets[key]; ok && len(sa.bound) == 0 {
 		sa.bindings = b
 		return
@@ -394,14 +394,14 @@ func (d *Directory) Apply(env events.Envelope) {
 			}
 			sa.bound[id] = auth.Binding{Role: d.name(e.Role), Tenant: sa.tenant, Scope: events.Scope{Level: d.name(e.Scope.Level), Target: d.name(e.Scope.Target)}}
 			d.boundTo[id] = sa
-			d.rebuild(sa)
+			d.rebuild(sa, shareKey(sa))
 		}
 	case events.BindingDeleted:
 		d.model.Unbind(env.Subject)
 		if sa := d.boundTo[env.Subject]; sa != nil {
 			delete(sa.bound, env.Subject)
 			delete(d.boundTo, env.Subject)
-			d.rebuild(sa)
+			d.rebuild(sa, shareKey(sa))
 		}
 	case events.GroupDeleted:
 		d.model.RemoveGroup(env.Subject)
@@ -518,7 +518,8 @@ func (d *Directory) Apply(env events.Envelope) {
 			id: strings.Clone(env.Subject), tenant: d.name(env.Tenant), scope: d.ownScope(e.Scope),
 			roles: d.ownNames(e.Roles), active: e.Status == statusActive,
 		}
-		d.rebuild(sa)
+		key := shareKey(sa)
+		d.rebuild(sa, key)
 		d.accounts[sa.id] = sa
 		if e.ClientID != auth.PrefixClientID+sa.id {
 			sa.otherClientID = strings.Clone(e.ClientID)
@@ -528,7 +529,7 @@ func (d *Directory) Apply(env events.Envelope) {
 			sa.name = strings.Clone(e.Name)
 			d.named[[2]string{sa.tenant, sa.name}] = sa
 		}
-		d.putAccount(sa)
+		d.putAccount(sa, key)
 	case events.ServiceAccountUpdated:
 		sa := d.account(env)
 		if sa == nil {
@@ -551,10 +552,13 @@ func (d *Directory) Apply(env events.Envelope) {
 				}
 			}
 			sa.roles = d.ownNames(*e.Roles)
-			d.rebuild(sa)
 		}
 		if e.Status != nil || e.Roles != nil {
-			d.putAccount(sa)
+			key := shareKey(sa)
+			if e.Roles != nil {
+				d.rebuild(sa, key)
+			}
+			d.putAccount(sa, key)
 		}
 	case events.AccessTokensInvalidated:
 		if sa := d.account(env); sa != nil {
@@ -678,11 +682,17 @@ func (d *Directory) bind(env events.Envelope, id, role, subject string, scope ev
 	}
 }
 
-// putAccount tells the model of sa, with its role list as the principal's
+// shareKey names what accounts with the same tenant, scope and roles share
+// (their bindings, their role set): computed once per change, it is the
+// key of both rebuild and putAccount.
+func shareKey(sa *dirServiceAccount) string {
+	return sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
+}
+
+// putAccount tells the model of sa, key being shareKey(sa), with its role list as the principal's
 // own roles at its scope: a set shared by every account with the same
 // tenant, scope and roles. Callers hold mu.
-func (d *Directory) putAccount(sa *dirServiceAccount) {
-	key := sa.tenant + "\x00" + sa.scope.Level + "\x00" + sa.scope.Target + "\x00" + strings.Join(sa.roles, "\x00")
+func (d *Directory) putAccount(sa *dirServiceAccount, key string) {
 	own, ok := d.roleSets[key]
 	if !ok {
 		own = &authz.RoleSet{Scope: auth.ScopeOf(sa.tenant, sa.scope), Roles: make([]string, len(sa.roles))}
