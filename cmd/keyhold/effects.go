@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"text/tabwriter"
@@ -102,13 +101,7 @@ event is never performed again), with the newest error.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				for _, s := range st {
-					if err := enc.Encode(s); err != nil {
-						return err
-					}
-				}
-				return nil
+				return jsonLines(cmd.OutOrStdout(), st)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "REACTION\tPOSITION\tHEAD\tLAG\tDONE\tRETRYING\tFAILED\tUNKNOWN\tLAST ERROR")

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -33,13 +34,7 @@ func newProjections(cfg *config) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				for _, s := range st {
-					if err := enc.Encode(s); err != nil {
-						return err
-					}
-				}
-				return nil
+				return jsonLines(cmd.OutOrStdout(), st)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "PROJECTOR\tGENERATION\tVERSION\tCHECKPOINT\tHEAD\tLAG\tFAILURES\tLAST FAILURE")
@@ -92,4 +87,16 @@ new events meanwhile. Prints progress as it goes.`,
 	}
 	cmd.AddCommand(cfg.use(status, tableFlags...), cfg.use(rebuild, tableFlags...))
 	return cmd
+}
+
+// jsonLines writes items as JSON, one per line, for --json output that
+// scripts read a line at a time.
+func jsonLines[T any](w io.Writer, items []T) error {
+	enc := json.NewEncoder(w)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return err
+		}
+	}
+	return nil
 }
