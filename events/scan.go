@@ -59,15 +59,14 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(Envelope) error) err
 	if len(subjects) == 0 {
 		subjects = []string{s.opts.prefix + ".>"}
 	}
-	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	in, err := s.newInbox(scanMaxBatch + 1)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer in.close()
 	cursors := make([]*scanCursor, len(subjects))
 	for i, subj := range subjects {
-		cursors[i] = &scanCursor{store: s, sub: sub, subject: subj, next: f.StartSeq, batch: scanFirstBatch}
+		cursors[i] = &scanCursor{store: s, in: in, subject: subj, next: f.StartSeq, batch: scanFirstBatch}
 		if f.StartSeq <= 1 && f.StartTime != nil {
 			t := *f.StartTime
 			cursors[i].startTime = &t
@@ -104,7 +103,7 @@ func (s *Store) Scan(ctx context.Context, f Filter, fn func(Envelope) error) err
 // scanCursor pages through one subject.
 type scanCursor struct {
 	store     *Store
-	sub       *nats.Subscription
+	in        *inbox
 	subject   string
 	next      uint64     // first sequence of the next batch
 	startTime *time.Time // for the first batch only
@@ -130,11 +129,11 @@ func (c *scanCursor) fill(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scan %s: %w", c.subject, err)
 	}
-	if err := c.store.nc.PublishRequest(directGetPrefix+c.store.opts.stream, c.sub.Subject, body); err != nil {
+	if err := c.store.nc.PublishRequest(directGetPrefix+c.store.opts.stream, c.in.sub.Subject, body); err != nil {
 		return fmt.Errorf("scan %s: %w", c.subject, err)
 	}
 	for {
-		msg, err := c.sub.NextMsgWithContext(ctx)
+		msg, err := c.in.next(ctx)
 		if err != nil {
 			return fmt.Errorf("scan %s: %w", c.subject, err)
 		}
@@ -181,18 +180,17 @@ func (s *Store) Subjects(ctx context.Context, filter string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subjects %s: %w", filter, err)
 	}
-	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	in, err := s.newInbox(maxSubjects + 1)
 	if err != nil {
 		return nil, fmt.Errorf("subjects %s: %w", filter, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := s.nc.PublishRequest(directGetPrefix+s.opts.stream, inbox, body); err != nil {
+	defer in.close()
+	if err := s.nc.PublishRequest(directGetPrefix+s.opts.stream, in.sub.Subject, body); err != nil {
 		return nil, fmt.Errorf("subjects %s: %w", filter, err)
 	}
 	var out []string
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
+		msg, err := in.next(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("subjects %s: %w", filter, err)
 		}
@@ -206,3 +204,37 @@ func (s *Store) Subjects(ctx context.Context, filter string) ([]string, error) {
 		}
 	}
 }
+
+// inbox is a reply subscription delivering into a channel with room for
+// one whole answer. SubscribeSync would give every request nats.go's
+// default 64k-message channel, half a megabyte to allocate and zero per
+// read, which dominated an aggregate's audit read. A direct get answers at
+// most its batch plus an end-of-batch status, and the cursors of a Scan
+// ask one at a time, so room for the largest batch plus one never
+// overflows (an overflow would drop a message: a slow consumer).
+type inbox struct {
+	sub *nats.Subscription
+	ch  chan *nats.Msg
+}
+
+// newInbox subscribes a new reply inbox with room for room messages.
+func (s *Store) newInbox(room int) (*inbox, error) {
+	ch := make(chan *nats.Msg, room)
+	sub, err := s.nc.ChanSubscribe(s.nc.NewRespInbox(), ch)
+	if err != nil {
+		return nil, err
+	}
+	return &inbox{sub: sub, ch: ch}, nil
+}
+
+// next returns the next reply, or ctx's error when ctx ends first.
+func (in *inbox) next(ctx context.Context) (*nats.Msg, error) {
+	select {
+	case msg := <-in.ch:
+		return msg, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (in *inbox) close() { _ = in.sub.Unsubscribe() }
