@@ -214,7 +214,7 @@ func (i *Idempotency) middleware(onErr ErrorWriter) func(http.Handler) http.Hand
 			}
 			hj, _ := json.Marshal(hdr)
 			_, err = i.db.ExecContext(context.WithoutCancel(ctx), `UPDATE idempotency_keys SET status = $2, headers = $3, body = $4, completed_at = now() WHERE key_hash = $1`,
-				kh, bw.status, hj, stored)
+				kh, bw.status, string(hj), stored)
 			completed = err == nil
 		})
 	}

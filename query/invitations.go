@@ -127,7 +127,7 @@ func (q *Queries) SearchInvitations(ctx context.Context, caller auth.Principal, 
 	}
 	var rows []invitationRow
 	if err := q.db.SelectContext(ctx, &rows, `SELECT `+invitationColumns+` FROM `+invitationsFrom+where+
-		` ORDER BY `+order+` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...); err != nil {
+		` ORDER BY `+order+pageClause(limit, offset, len(args)), pageArgs(args, offset)...); err != nil {
 		return nil, 0, fmt.Errorf("search invitations: %w", err)
 	}
 	out, err := q.invitations(ctx, rows)

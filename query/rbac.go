@@ -111,10 +111,33 @@ func textWhere(column, tenant, text string) (string, []any) {
 	return `tenant = $1 AND ` + column + ` ILIKE $2`, []any{tenant, likePattern(text)}
 }
 
-// pageSQL selects one page of table's rows matching where.
-func pageSQL(table, columns, where, order string, limit, offset int) string {
-	return `SELECT ` + columns + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + order +
-		` LIMIT ` + strconv.Itoa(limit) + ` OFFSET ` + strconv.Itoa(offset)
+// pageSQL selects one page of table's rows matching where, whose
+// arguments number nargs (pass pageArgs(args, offset) with it).
+func pageSQL(table, columns, where, order string, limit, offset, nargs int) string {
+	return `SELECT ` + columns + ` FROM ` + table + ` WHERE ` + where + ` ORDER BY ` + order + pageClause(limit, offset, nargs)
+}
+
+// pageClause is the LIMIT and OFFSET of a page for a query with nargs
+// arguments. The limit is part of the text: reads are prepared (see
+// reads), and Postgres plans a prepared statement once only when no
+// argument can change its plan, which a limit can; page sizes are bounded,
+// so the texts are few. An offset past the first page is an argument
+// (pageArgs), so that deep pages do not each make a statement of their own.
+func pageClause(limit, offset, nargs int) string {
+	s := ` LIMIT ` + strconv.Itoa(limit)
+	if offset > 0 {
+		s += ` OFFSET $` + strconv.Itoa(nargs+1)
+	}
+	return s
+}
+
+// pageArgs returns args with offset added when pageClause refers to it,
+// leaving args itself as it was.
+func pageArgs(args []any, offset int) []any {
+	if offset == 0 {
+		return args
+	}
+	return append(slices.Clip(args), offset)
 }
 
 // count returns how many rows of a counted table (see row_counts in
@@ -221,7 +244,7 @@ func (q *Queries) SearchRoles(ctx context.Context, caller auth.Principal, s Sear
 			roleRow
 			Total int `db:"total_rows"`
 		}
-		err = q.db.SelectContext(ctx, &counted, pageSQL("roles", roleColumns+`, `+keptCount("roles"), where, order, limit, offset), args...)
+		err = q.db.SelectContext(ctx, &counted, pageSQL("roles", roleColumns+`, `+keptCount("roles"), where, order, limit, offset, len(args)), pageArgs(args, offset)...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("search roles: %w", err)
 		}
@@ -229,7 +252,7 @@ func (q *Queries) SearchRoles(ctx context.Context, caller auth.Principal, s Sear
 			rows, total = append(rows, c.roleRow), c.Total
 		}
 	} else {
-		err = q.db.SelectContext(ctx, &rows, pageSQL("roles", roleColumns, where, order, limit, offset), args...)
+		err = q.db.SelectContext(ctx, &rows, pageSQL("roles", roleColumns, where, order, limit, offset, len(args)), pageArgs(args, offset)...)
 		if err != nil {
 			return nil, 0, fmt.Errorf("search roles: %w", err)
 		}
@@ -346,7 +369,7 @@ func (q *Queries) SearchGroups(ctx context.Context, caller auth.Principal, s Sea
 		return nil, 0, err
 	}
 	items = []Group{}
-	err = q.db.SelectContext(ctx, &items, pageSQL("groups", groupColumns, where, order, limit, offset), args...)
+	err = q.db.SelectContext(ctx, &items, pageSQL("groups", groupColumns, where, order, limit, offset, len(args)), pageArgs(args, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search groups: %w", err)
 	}
@@ -448,7 +471,7 @@ func (q *Queries) GroupMembers(ctx context.Context, caller auth.Principal, group
 	}
 	items = []Member{}
 	err = q.db.SelectContext(ctx, &items, `SELECT * FROM (`+inner+`) m`+filter+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+		pageClause(limit, offset, len(args)), pageArgs(args, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list group members: %w", err)
 	}
@@ -568,7 +591,7 @@ func (q *Queries) SearchBindings(ctx context.Context, caller auth.Principal, f B
 	}
 	items = []Binding{}
 	err = q.db.SelectContext(ctx, &items, bindingSelect+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+		pageClause(limit, offset, len(args)), pageArgs(args, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search bindings: %w", err)
 	}
@@ -638,7 +661,7 @@ func (q *Queries) SearchServiceAccounts(ctx context.Context, caller auth.Princip
 	}
 	items = []ServiceAccount{}
 	err = q.db.SelectContext(ctx, &items, `SELECT `+saColumns+` FROM service_accounts`+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+		pageClause(limit, offset, len(args)), pageArgs(args, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search service accounts: %w", err)
 	}

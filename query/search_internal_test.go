@@ -50,7 +50,7 @@ func TestSearchPagesUseAnIndex(t *testing.T) {
 					order, limit, offset, err := Search{Page: 3, Sort: []SortBy{{Field: field, Desc: desc}}}.resolve(tt.sortable)
 					testenv.Must(t, err, "resolve")
 					where, args := textWhere("name", "acme", "")
-					scans := planScans(t, q, pageSQL(tt.table, tt.columns, where, order, limit, offset), args)
+					scans := planScans(t, q, pageSQL(tt.table, tt.columns, where, order, limit, offset, len(args)), pageArgs(args, offset))
 					for _, s := range scans {
 						if s.Type == "Seq Scan" || s.Type == "Sort" {
 							t.Fatalf("plan has a %s: %+v", s.Type, scans)

@@ -87,7 +87,7 @@ func (q *Queries) SearchTenantAccess(ctx context.Context, caller auth.Principal,
 	}
 	items = []TenantMember{}
 	err = q.db.SelectContext(ctx, &items, `SELECT * FROM (`+inner+`) m`+filter+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+		pageClause(limit, offset, len(args)), pageArgs(args, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search tenant access: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -87,7 +86,7 @@ func (q *Queries) SearchUsers(ctx context.Context, caller auth.Principal, s Sear
 	}
 	items = []User{}
 	err = q.db.SelectContext(ctx, &items, `SELECT `+userColumns+` FROM users u WHERE `+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+		pageClause(limit, offset, len(args)), pageArgs(args, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search users: %w", err)
 	}
@@ -186,7 +185,7 @@ func (q *Queries) SearchTenants(ctx context.Context, caller auth.Principal, s Se
 	}
 	items = []Tenant{}
 	err = q.db.SelectContext(ctx, &items, `SELECT id, name, created_at FROM tenants WHERE `+where+` ORDER BY `+order+
-		` LIMIT `+strconv.Itoa(limit)+` OFFSET `+strconv.Itoa(offset), args...)
+		pageClause(limit, offset, len(args)), pageArgs(args, offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("search tenants: %w", err)
 	}

@@ -36,6 +36,9 @@ type benchOptions struct {
 	// profileScenario limits the CPU profile to the measured part of one
 	// scenario; empty profiles the whole run.
 	profileScenario string
+	// only names the pairs to run (by either scenario of a pair); empty
+	// runs them all.
+	only []string
 }
 
 func (o benchOptions) validate() error {
@@ -62,8 +65,31 @@ func (o benchOptions) validate() error {
 		return errors.New("--cpuprofile-scenario needs --cpuprofile")
 	case o.profileScenario != "" && !slices.Contains(scenarioNames(), o.profileScenario):
 		return fmt.Errorf("--cpuprofile-scenario: no scenario %q (one of %v)", o.profileScenario, scenarioNames())
+	case o.scale > 0 && len(o.only) > 0:
+		return errors.New("--only picks scenarios; --scale runs none")
+	}
+	for _, name := range o.only {
+		if !slices.Contains(scenarioNames(), name) {
+			return fmt.Errorf("--only: no scenario %q (one of %v)", name, scenarioNames())
+		}
+	}
+	if o.profileScenario != "" && len(o.only) > 0 && !o.runs(o.profileScenario) {
+		return fmt.Errorf("--cpuprofile-scenario %s is not among --only %v", o.profileScenario, o.only)
 	}
 	return nil
+}
+
+// runs reports whether the pair holding scenario name runs.
+func (o benchOptions) runs(name string) bool {
+	if len(o.only) == 0 {
+		return true
+	}
+	for _, p := range benchPairs {
+		if p.baseline == name || p.measured == name {
+			return slices.Contains(o.only, p.baseline) || slices.Contains(o.only, p.measured)
+		}
+	}
+	return false
 }
 
 func newBench(cfg *config) *cobra.Command {
@@ -145,6 +171,7 @@ transaction, for a rebuild per chunk (500 events at first, doubling up to 5000).
 Progress goes to stderr.`,
 		Example: `  keyhold bench --quick
   keyhold bench --scale 200000
+  keyhold bench --only list_service_accounts_http,audit_aggregate_http
   keyhold bench --duration 10s --concurrency 16`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -197,6 +224,7 @@ Progress goes to stderr.`,
 	fl.IntVar(&o.scale, "scale", 0, fmt.Sprintf("instead of the scenarios, load this many service accounts (make bench-scale: %d) and report memory, restart-to-ready and p99s at that size", DefaultScaleAccounts))
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (load generator and server together) to this file")
 	fl.StringVar(&o.profileScenario, "cpuprofile-scenario", "", "profile only the measured part of this scenario (implies --rounds 1)")
+	fl.StringSliceVar(&o.only, "only", nil, "run only the pairs holding these scenarios (comma-separated names from the list above)")
 	return cfg.use(cmd, "database-url", "log-level", "read-wait")
 }
 
@@ -346,6 +374,9 @@ func runBench(ctx context.Context, cfg *config, o benchOptions, stdout, stderr i
 		return b.runScale(ctx, o.scale, enc)
 	}
 	for _, pair := range benchPairs {
+		if !o.runs(pair.measured) {
+			continue
+		}
 		fmt.Fprintf(stderr, "bench: %s against %s ...\n", pair.measured, pair.baseline)
 		base, meas, rounds, err := pair.run(b, ctx)
 		if err != nil {

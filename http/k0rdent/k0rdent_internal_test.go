@@ -150,6 +150,12 @@ func TestUID(t *testing.T) {
 	if other := uidOf(events.NewID()); other == uid {
 		t.Error("two ids, one uid")
 	}
+	// The same bits in UUID notation, whichever case the id is written in.
+	for _, id := range []string{"01arz3ndektsv4rrffq69g5fav", "01ARZ3NDEKTSV4RRFFQ69G5FAV"} {
+		if got := uidOf(id); got != "01563e3a-b5d3-d676-4c61-efb99302bd5b" {
+			t.Errorf("uidOf(%q) = %q", id, got)
+		}
+	}
 	if got := uidOf("not-an-id"); got != "" {
 		t.Errorf("uidOf(malformed) = %q", got)
 	}

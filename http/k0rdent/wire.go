@@ -1,8 +1,7 @@
 package k0rdent
 
 import (
-	"fmt"
-	"strings"
+	"encoding/hex"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -111,11 +110,18 @@ func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.
 // so the uid is the same bits in UUID notation (not a version 4 or 7
 // UUID), immutable and unique as the id is.
 func uidOf(id string) string {
-	u, err := ulid.ParseStrict(strings.ToUpper(id))
+	u, err := ulid.ParseStrict(id) // either case: Crockford base32
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	hex.Encode(b[9:13], u[4:6])
+	hex.Encode(b[14:18], u[6:8])
+	hex.Encode(b[19:23], u[8:10])
+	hex.Encode(b[24:36], u[10:16])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	return string(b[:])
 }
 
 // wireID is a service account's id on the wire: its chosen name if it has
