@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,27 +166,35 @@ func TestKestraServiceAccountTokens(t *testing.T) {
 	h.bindAsOperator(t, "acme", "viewer", events.SubjectServiceAccount, id, events.Scope{})
 	base := "/service-accounts/" + id + "/api-tokens"
 
+	// A lifetime too long is refused naming the bound, in days.
+	const malformed, tooLong = "ISO 8601 duration", " days"
 	for _, c := range []struct {
 		name  string
 		body  map[string]any
 		field string
+		says  string
 	}{
-		{"capital name", map[string]any{"name": "CI"}, "name"},
-		{"no name", map[string]any{"maxAge": "PT1H"}, "name"},
-		{"hours without T", map[string]any{"name": "ci", "maxAge": "P1H"}, "maxAge"},
-		{"months", map[string]any{"name": "ci", "maxAge": "P1M"}, "maxAge"},
-		{"years", map[string]any{"name": "ci", "maxAge": "P1Y"}, "maxAge"},
-		{"negative", map[string]any{"name": "ci", "maxAge": "PT-1H"}, "maxAge"},
-		{"fraction", map[string]any{"name": "ci", "maxAge": "PT1.5H"}, "maxAge"},
-		{"zero", map[string]any{"name": "ci", "maxAge": "PT0S"}, "maxAge"},
-		{"empty T", map[string]any{"name": "ci", "maxAge": "P1DT"}, "maxAge"},
-		{"beyond the instance's maximum", map[string]any{"name": "ci", "maxAge": "P400D"}, "maxAge"},
-		{"extended", map[string]any{"name": "ci", "extended": true}, "extended"},
+		{"capital name", map[string]any{"name": "CI"}, "name", ""},
+		{"no name", map[string]any{"maxAge": "PT1H"}, "name", ""},
+		{"hours without T", map[string]any{"name": "ci", "maxAge": "P1H"}, "maxAge", malformed},
+		{"months", map[string]any{"name": "ci", "maxAge": "P1M"}, "maxAge", malformed},
+		{"years", map[string]any{"name": "ci", "maxAge": "P1Y"}, "maxAge", malformed},
+		{"negative", map[string]any{"name": "ci", "maxAge": "PT-1H"}, "maxAge", malformed},
+		{"fraction", map[string]any{"name": "ci", "maxAge": "PT1.5H"}, "maxAge", malformed},
+		{"zero", map[string]any{"name": "ci", "maxAge": "PT0S"}, "maxAge", malformed},
+		{"empty T", map[string]any{"name": "ci", "maxAge": "P1DT"}, "maxAge", malformed},
+		{"beyond the instance's maximum", map[string]any{"name": "ci", "maxAge": "P400D"}, "maxAge", tooLong},
+		{"beyond a century", map[string]any{"name": "ci", "maxAge": "P99999D"}, "maxAge", tooLong},
+		{"more seconds than a duration holds", map[string]any{"name": "ci", "maxAge": "PT999999999999S"}, "maxAge", tooLong},
+		{"extended", map[string]any{"name": "ci", "extended": true}, "extended", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := kestraError(t, k.do(t, http.MethodPost, base, a.token, c.body), http.StatusUnprocessableEntity, k.path(base))
 			if f := fieldOf(t, m); f != c.field {
 				t.Errorf("field %q, want %q", f, c.field)
+			}
+			if msg, _ := m["message"].(string); !strings.Contains(msg, c.says) {
+				t.Errorf("message %q does not say %q", msg, c.says)
 			}
 		})
 	}

@@ -127,7 +127,14 @@ var tokenName = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 // (Java's Duration): days, hours, minutes and seconds.
 var isoDuration = regexp.MustCompile(`^P(?:(\d{1,6})D)?(?:T(?:(\d{1,8})H)?(?:(\d{1,10})M)?(?:(\d{1,12})S)?)?$`)
 
-// parseISODuration reads an ISO 8601 duration such as P30D or PT720H.
+// longerThanAny stands for a well-formed duration beyond every lifetime
+// Keyhold allows (the settings' bound is far below it): it is passed on,
+// so the core refuses it with the maximum in its message, rather than
+// overflowing or being called malformed.
+const longerThanAny = 100 * 365 * 24 * time.Hour
+
+// parseISODuration reads an ISO 8601 duration such as P30D or PT720H; a
+// well-formed one longer than a century reads as longerThanAny.
 func parseISODuration(s string) (time.Duration, bool) {
 	m := isoDuration.FindStringSubmatch(s)
 	if m == nil || s == "P" || s[len(s)-1] == 'T' {
@@ -139,12 +146,12 @@ func parseISODuration(s string) (time.Duration, bool) {
 			continue
 		}
 		n, err := strconv.ParseInt(m[i+1], 10, 64)
-		if err != nil || n > int64(100*365*24*time.Hour/unit) {
-			return 0, false
+		if err != nil || n > int64(longerThanAny/unit) {
+			return longerThanAny, true
 		}
 		d += time.Duration(n) * unit
 	}
-	return d, true
+	return min(d, longerThanAny), true
 }
 
 // formatISODuration writes d as Java's Duration.toString does (PT2160H).
