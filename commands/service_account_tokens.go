@@ -65,20 +65,21 @@ type ServiceAccountTokenResult struct {
 }
 
 // IssueServiceAccountTokenHandler handles IssueServiceAccountToken.
-type IssueServiceAccountTokenHandler struct{ base }
+type IssueServiceAccountTokenHandler struct{ actAs }
 
 // Authorize decides from cmd's Meta and ServiceAccountID alone whether
-// the caller may issue tokens at all; non-administrators get ErrNotFound.
+// the caller may issue tokens at all (the first half of the rule for
+// acting as an account, see actAs); non-administrators get ErrNotFound.
 // Handle calls it too; a dialect calls it before reading the request body.
 func (h IssueServiceAccountTokenHandler) Authorize(cmd IssueServiceAccountToken) error {
-	return h.hidden(cmd.Caller, authz.CredentialsCreate, authz.TenantScope(cmd.Caller.Tenant), "service account", cmd.ServiceAccountID)
+	return h.authorize(cmd.Caller, cmd.ServiceAccountID)
 }
 
 // Handle issues the token. A token is the account's rights in the
-// caller's hands, so it takes what a client secret takes: the right to
-// create credentials (non-administrators get ErrNotFound) and scope-down
-// (the caller holds every role of the account within its scope). Only
-// the token's verifier is recorded. The token dies with the account.
+// caller's hands, so it takes what a client secret takes: the rule for
+// acting as the account (actAs: non-administrators get ErrNotFound, and
+// the caller holds every role of the account within its scope). Only the
+// token's verifier is recorded. The token dies with the account.
 func (h IssueServiceAccountTokenHandler) Handle(ctx context.Context, cmd IssueServiceAccountToken) (ServiceAccountTokenResult, error) {
 	tenantID := cmd.Caller.Tenant
 	if err := h.Authorize(cmd); err != nil {
@@ -101,14 +102,8 @@ func (h IssueServiceAccountTokenHandler) Handle(ctx context.Context, cmd IssueSe
 	}
 	replayed := false
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
-		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
+		sa, k, seq, err := h.account(ctx, cmd.Caller, cmd.ServiceAccountID)
 		if err != nil {
-			return err
-		}
-		if !sa.exists {
-			return notFound("service account", cmd.ServiceAccountID)
-		}
-		if err := h.mayActFor(ctx, cmd.Caller, sa); err != nil {
 			return err
 		}
 		switch {

@@ -437,20 +437,21 @@ type CredentialResult struct {
 }
 
 // CreateCredentialHandler handles CreateCredential.
-type CreateCredentialHandler struct{ base }
+type CreateCredentialHandler struct{ actAs }
 
 // Authorize decides from cmd's Meta and ServiceAccountID alone whether the
-// caller may create credentials at all; non-administrators get
-// ErrNotFound. Handle calls it too; a dialect calls it before reading the
-// request body.
+// caller may create credentials at all (the first half of the rule for
+// acting as an account, see actAs); non-administrators get ErrNotFound.
+// Handle calls it too; a dialect calls it before reading the request body.
 func (h CreateCredentialHandler) Authorize(cmd CreateCredential) error {
-	return h.hidden(cmd.Caller, authz.CredentialsCreate, authz.TenantScope(cmd.Caller.Tenant), "service account", cmd.ServiceAccountID)
+	return h.authorize(cmd.Caller, cmd.ServiceAccountID)
 }
 
-// Handle enforces scope-down (the caller must hold every role of the
-// account within its scope: the credential carries them), the
-// active-credential limit and the tenant's lifetime bounds, then records
-// the credential's verifier (never the secret).
+// Handle enforces the rule for acting as the account (actAs: the caller
+// must hold every role of the account within its scope, since the
+// credential carries them), the active-credential limit and the tenant's
+// lifetime bounds, then records the credential's verifier (never the
+// secret).
 func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredential) (CredentialResult, error) {
 	tenantID := cmd.Caller.Tenant
 	if err := h.Authorize(cmd); err != nil {
@@ -483,15 +484,9 @@ func (h CreateCredentialHandler) Handle(ctx context.Context, cmd CreateCredentia
 	var out *ServiceAccount
 	replayed := false
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenantID, events.AggregateServiceAccount, cmd.ServiceAccountID}, func(c *change) error {
-		sa, k, seq, err := h.serviceAccount(ctx, tenantID, cmd.ServiceAccountID)
-		if err != nil {
-			return err
-		}
-		if !sa.exists {
-			return notFound("service account", cmd.ServiceAccountID)
-		}
 		// A credential is the account's rights in the caller's hands.
-		if err := h.mayActFor(ctx, cmd.Caller, sa); err != nil {
+		sa, k, seq, err := h.account(ctx, cmd.Caller, cmd.ServiceAccountID)
+		if err != nil {
 			return err
 		}
 		if _, ok := sa.credential(credID); ok {

@@ -269,33 +269,6 @@ func (b base) assignable(ctx context.Context, caller auth.Principal, tenant stri
 	return nil
 }
 
-// mayActFor enforces that the caller holds every rule of sa's roles
-// within sa's scope, and what roles bound to sa or its groups grant
-// within theirs, before it obtains sa's rights, e.g. by creating a credential.
-// Roles deleted since grant nothing and need not be held.
-func (b base) mayActFor(ctx context.Context, caller auth.Principal, sa *ServiceAccount) error {
-	for _, id := range sa.roles {
-		r, _, _, err := b.role(ctx, sa.tenant, id)
-		if err != nil {
-			return err
-		}
-		what := fmt.Sprintf("act for service account %q, which holds role %q", sa.id, id)
-		if err := b.scopeDown(caller, r.Rules(), auth.ScopeOf(sa.tenant, sa.scope), "", what); err != nil {
-			return err
-		}
-	}
-	if b.authz == nil {
-		return nil
-	}
-	for _, bound := range b.authz.Held(sa.id) {
-		what := fmt.Sprintf("act for service account %q, which holds role %q", sa.id, bound.Role)
-		if err := b.scopeDown(caller, bound.Rules, bound.Scope, "", what); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func validStatus(s string) error {
 	if !slices.Contains(Statuses, s) {
 		return invalid("status", "must be active or disabled, not %q", s)
