@@ -19,30 +19,24 @@ func (h handlers) createServiceAccountToken(w http.ResponseWriter, r *http.Reque
 		h.fail(w, r, err)
 		return
 	}
-	var req tokenRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	// The same checks as a user's token: name, extended, maxAge.
-	user, err := req.issueCommand(cmd.Meta, "")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	cmd.Name, cmd.Description, cmd.Lifetime = user.Name, user.Description, user.Lifetime
-	res, err := h.cmds.IssueServiceAccountToken.Handle(r.Context(), cmd)
-	if err != nil {
-		h.fail(w, r, renamed(err, "lifetime", "maxAge"))
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	// A keyed request's recorded answer keeps the token out.
-	khttp.SecretFields(r, "fullToken")
-	if res.Replayed {
-		khttp.MarkReplayed(w)
-	}
-	khttp.WriteJSON(w, http.StatusOK, tokenCreatedJSON{ID: res.TokenID, Name: res.Name, FullToken: res.Token})
+	write(h, w, r, func(req tokenRequest) (uint64, answer, error) {
+		// The same checks as a user's token: name, extended, maxAge.
+		user, err := req.issueCommand(cmd.Meta, "")
+		if err != nil {
+			return 0, nil, err
+		}
+		cmd.Name, cmd.Description, cmd.Lifetime = user.Name, user.Description, user.Lifetime
+		res, err := h.cmds.IssueServiceAccountToken.Handle(r.Context(), cmd)
+		if err != nil {
+			return 0, nil, renamed(err, "lifetime", "maxAge")
+		}
+		// A keyed request's recorded answer keeps the token out.
+		khttp.SecretFields(r, "fullToken")
+		if res.Replayed {
+			khttp.MarkReplayed(w)
+		}
+		return res.Sequence, withJSON(http.StatusOK, tokenCreatedJSON{ID: res.TokenID, Name: res.Name, FullToken: res.Token}), nil
+	})
 }
 
 func (h handlers) listServiceAccountTokens(w http.ResponseWriter, r *http.Request) {
@@ -63,17 +57,10 @@ func (h handlers) listServiceAccountTokens(w http.ResponseWriter, r *http.Reques
 }
 
 func (h handlers) deleteServiceAccountToken(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.cmds.RevokeServiceAccountToken.Handle(r.Context(), commands.RevokeServiceAccountToken{Meta: meta(r),
-		ServiceAccountID: mux.Vars(r)["id"], TokenID: mux.Vars(r)["tokenId"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	// Kestra's document answers a deletion with 200 and a JSON object.
-	khttp.WriteJSON(w, http.StatusOK, struct{}{})
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		seq, err := h.cmds.RevokeServiceAccountToken.Handle(r.Context(), commands.RevokeServiceAccountToken{Meta: meta(r),
+			ServiceAccountID: mux.Vars(r)["id"], TokenID: mux.Vars(r)["tokenId"]})
+		// Kestra's document answers a deletion with 200 and a JSON object.
+		return seq, withJSON(http.StatusOK, struct{}{}), err
+	})
 }

@@ -121,64 +121,53 @@ func bindingsOf(bs []query.Binding) []bindingJSON {
 }
 
 func (h handlers) createBinding(w http.ResponseWriter, r *http.Request) {
-	var req bindingRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	cmd, err := h.bindingCommand(r.Context(), r, req, "")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.CreateBinding.Handle(r.Context(), cmd)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	// Creating a binding does not take reading bindings.
-	bs, err := h.q.WrittenBindings(r.Context(), caller(r), []string{res.Binding.ID()})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, bindingOf(bs[0]))
+	write(h, w, r, func(req bindingRequest) (uint64, answer, error) {
+		cmd, err := h.bindingCommand(r.Context(), r, req, "")
+		if err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.CreateBinding.Handle(r.Context(), cmd)
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, h.withBindings([]string{res.Binding.ID()}, func(bs []query.Binding) any { return bindingOf(bs[0]) }), nil
+	})
 }
 
 func (h handlers) createBindings(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Items []bindingRequest `json:"items"`
-	}
-	if err := decodeArray(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	cmd := commands.CreateBindings{Meta: meta(r), Bindings: make([]commands.CreateBinding, len(req.Items))}
-	for i, item := range req.Items {
-		b, err := h.bindingCommand(r.Context(), r, item, "["+strconv.Itoa(i)+"].")
+	write(h, w, r, func(req items[bindingRequest]) (uint64, answer, error) {
+		cmd := commands.CreateBindings{Meta: meta(r), Bindings: make([]commands.CreateBinding, len(req.Items))}
+		for i, item := range req.Items {
+			b, err := h.bindingCommand(r.Context(), r, item, "["+strconv.Itoa(i)+"].")
+			if err != nil {
+				return 0, nil, err
+			}
+			cmd.Bindings[i] = b
+		}
+		res, err := h.cmds.CreateBindings.Handle(r.Context(), cmd)
+		if err != nil {
+			return 0, nil, err
+		}
+		ids := make([]string, len(res.Bindings))
+		for i, b := range res.Bindings {
+			ids[i] = b.ID()
+		}
+		return res.Sequence, h.withBindings(ids, func(bs []query.Binding) any { return bindingsOf(bs) }), nil
+	})
+}
+
+// withBindings answers with the bindings ids as the read side has them,
+// in the shape body gives them. Creating bindings does not take reading
+// bindings.
+func (h handlers) withBindings(ids []string, body func([]query.Binding) any) answer {
+	return func(w http.ResponseWriter, r *http.Request) {
+		bs, err := h.q.WrittenBindings(r.Context(), caller(r), ids)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		cmd.Bindings[i] = b
+		khttp.WriteJSON(w, http.StatusOK, body(bs))
 	}
-	res, err := h.cmds.CreateBindings.Handle(r.Context(), cmd)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	ids := make([]string, len(res.Bindings))
-	for i, b := range res.Bindings {
-		ids[i] = b.ID()
-	}
-	bs, err := h.q.WrittenBindings(r.Context(), caller(r), ids)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, bindingsOf(bs))
 }
 
 func (h handlers) searchBindings(w http.ResponseWriter, r *http.Request) {
@@ -226,15 +215,8 @@ func (h handlers) getBinding(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) deleteBinding(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.cmds.DeleteBinding.Handle(r.Context(), commands.DeleteBinding{Meta: meta(r), ID: mux.Vars(r)["id"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		seq, err := h.cmds.DeleteBinding.Handle(r.Context(), commands.DeleteBinding{Meta: meta(r), ID: mux.Vars(r)["id"]})
+		return seq, withStatus(http.StatusNoContent), err
+	})
 }

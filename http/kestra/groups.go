@@ -87,83 +87,60 @@ func (h handlers) principal(ctx context.Context, r *http.Request, id, field stri
 }
 
 func (h handlers) createGroup(w http.ResponseWriter, r *http.Request) {
-	var req groupCreateRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	// Members are looked up first, so an unknown one creates nothing.
-	kinds := make([]string, len(req.MembersID))
-	for i, id := range req.MembersID {
-		kind, err := h.principal(r.Context(), r, id, "membersId")
-		if err != nil {
-			h.fail(w, r, err)
-			return
+	write(h, w, r, func(req groupCreateRequest) (uint64, answer, error) {
+		if err := req.check(); err != nil {
+			return 0, nil, err
 		}
-		kinds[i] = kind
-	}
-	res, err := h.cmds.CreateGroup.Handle(r.Context(), commands.CreateGroup{Meta: meta(r), GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq := res.Sequence
-	for i, id := range req.MembersID {
-		m, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "member "+id), GroupID: res.Group.ID(), MemberKind: kinds[i], MemberID: id})
-		if err != nil {
-			// Undo the group, so that a refused member leaves nothing
-			// behind (the log keeps both events).
-			if _, derr := h.cmds.DeleteGroup.Handle(context.WithoutCancel(r.Context()), commands.DeleteGroup{Meta: stepMeta(r, "undo"), ID: res.Group.ID()}); derr != nil {
-				h.log.Error("undo group creation", "request_id", khttp.RequestID(r.Context()), "group", res.Group.ID(), "err", derr)
+		// Members are looked up first, so an unknown one creates nothing.
+		kinds := make([]string, len(req.MembersID))
+		for i, id := range req.MembersID {
+			kind, err := h.principal(r.Context(), r, id, "membersId")
+			if err != nil {
+				return 0, nil, err
 			}
-			h.fail(w, r, err)
-			return
+			kinds[i] = kind
 		}
-		seq = max(seq, m.Sequence)
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	g := res.Group
-	khttp.WriteJSON(w, http.StatusOK, groupDetailOf(g.View()))
+		res, err := h.cmds.CreateGroup.Handle(r.Context(), commands.CreateGroup{Meta: meta(r), GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
+		if err != nil {
+			return 0, nil, err
+		}
+		seq := res.Sequence
+		for i, id := range req.MembersID {
+			m, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "member "+id), GroupID: res.Group.ID(), MemberKind: kinds[i], MemberID: id})
+			if err != nil {
+				// Undo the group, so that a refused member leaves nothing
+				// behind (the log keeps both events).
+				if _, derr := h.cmds.DeleteGroup.Handle(context.WithoutCancel(r.Context()), commands.DeleteGroup{Meta: stepMeta(r, "undo"), ID: res.Group.ID()}); derr != nil {
+					h.log.Error("undo group creation", "request_id", khttp.RequestID(r.Context()), "group", res.Group.ID(), "err", derr)
+				}
+				return 0, nil, err
+			}
+			seq = max(seq, m.Sequence)
+		}
+		return seq, withJSON(http.StatusOK, groupDetailOf(res.Group.View())), nil
+	})
 }
 
 func (h handlers) updateGroup(w http.ResponseWriter, r *http.Request) {
-	var req groupUpdateRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.UpdateGroup.Handle(r.Context(), commands.UpdateGroup{Meta: meta(r), ID: mux.Vars(r)["id"],
-		GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	g := res.Group
-	khttp.WriteJSON(w, http.StatusOK, groupDetailOf(g.View()))
+	write(h, w, r, func(req groupUpdateRequest) (uint64, answer, error) {
+		if err := req.check(); err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.UpdateGroup.Handle(r.Context(), commands.UpdateGroup{Meta: meta(r), ID: mux.Vars(r)["id"],
+			GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, withJSON(http.StatusOK, groupDetailOf(res.Group.View())), nil
+	})
 }
 
 func (h handlers) deleteGroup(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.cmds.DeleteGroup.Handle(r.Context(), commands.DeleteGroup{Meta: meta(r), ID: mux.Vars(r)["id"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	// Kestra answers a deleted group with 200 and no body.
-	w.WriteHeader(http.StatusOK)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		seq, err := h.cmds.DeleteGroup.Handle(r.Context(), commands.DeleteGroup{Meta: meta(r), ID: mux.Vars(r)["id"]})
+		// Kestra answers a deleted group with 200 and no body.
+		return seq, withStatus(http.StatusOK), err
+	})
 }
 
 func (h handlers) getGroup(w http.ResponseWriter, r *http.Request) {
@@ -267,17 +244,19 @@ func (h handlers) setMember(w http.ResponseWriter, r *http.Request, membership s
 		return
 	}
 	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	h.writtenMember(w, r, userID)
+	h.withMember(userID)(w, r)
 }
 
-// writtenMember answers a membership change with the member and its groups.
-func (h handlers) writtenMember(w http.ResponseWriter, r *http.Request, id string) {
-	m, err := h.q.WrittenMember(r.Context(), caller(r), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+// withMember answers a membership change with the member and its groups.
+func (h handlers) withMember(id string) answer {
+	return func(w http.ResponseWriter, r *http.Request) {
+		m, err := h.q.WrittenMember(r.Context(), caller(r), id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		khttp.WriteJSON(w, http.StatusOK, memberOf(m))
 	}
-	khttp.WriteJSON(w, http.StatusOK, memberOf(m))
 }
 
 func (h handlers) addMember(w http.ResponseWriter, r *http.Request) {
@@ -308,23 +287,15 @@ func (h handlers) setMembership(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) removeMember(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	groupID, userID := mux.Vars(r)["id"], mux.Vars(r)["userId"]
-	if _, err := h.principal(r.Context(), r, userID, "userId"); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: meta(r), GroupID: groupID, MemberID: userID})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	// The member as it is now: without this group.
-	h.writtenMember(w, r, userID)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		groupID, userID := mux.Vars(r)["id"], mux.Vars(r)["userId"]
+		if _, err := h.principal(r.Context(), r, userID, "userId"); err != nil {
+			return 0, nil, err
+		}
+		seq, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: meta(r), GroupID: groupID, MemberID: userID})
+		// The member as it is now: without this group.
+		return seq, h.withMember(userID), err
+	})
 }
 
 // userGroupsRequest is IAMUserGroupController.ApiUpdateUserGroupsRequest.
@@ -336,55 +307,46 @@ type userGroupsRequest struct {
 // account) belongs to exactly those listed: it joins the new ones (as a
 // member) and leaves the others, one command each.
 func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
-	var req userGroupsRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	id := mux.Vars(r)["id"]
-	kind, err := h.principal(r.Context(), r, id, "id")
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var want []string
-	for _, g := range req.GroupIDs {
-		if !slices.Contains(want, g) {
-			want = append(want, g)
-		}
-	}
-	if err := h.q.GroupsExist(r.Context(), caller(r), want); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	had, err := h.q.MemberGroups(r.Context(), caller(r), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	var seq uint64
-	for _, g := range want {
-		if slices.ContainsFunc(had, func(m query.Membership) bool { return m.GroupID == g }) {
-			continue
-		}
-		res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "join "+g), GroupID: g, MemberKind: kind, MemberID: id})
+	write(h, w, r, func(req userGroupsRequest) (uint64, answer, error) {
+		id := mux.Vars(r)["id"]
+		kind, err := h.principal(r.Context(), r, id, "id")
 		if err != nil {
-			h.fail(w, r, err)
-			return
+			return 0, nil, err
 		}
-		seq = max(seq, res.Sequence)
-	}
-	for _, m := range had {
-		if slices.Contains(want, m.GroupID) {
-			continue
+		var want []string
+		for _, g := range req.GroupIDs {
+			if !slices.Contains(want, g) {
+				want = append(want, g)
+			}
 		}
-		s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: stepMeta(r, "leave "+m.GroupID), GroupID: m.GroupID, MemberID: id})
+		if err := h.q.GroupsExist(r.Context(), caller(r), want); err != nil {
+			return 0, nil, err
+		}
+		had, err := h.q.MemberGroups(r.Context(), caller(r), id)
 		if err != nil {
-			h.fail(w, r, err)
-			return
+			return 0, nil, err
 		}
-		seq = max(seq, s)
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	w.WriteHeader(http.StatusNoContent)
+		var seq uint64
+		for _, g := range want {
+			if slices.ContainsFunc(had, func(m query.Membership) bool { return m.GroupID == g }) {
+				continue
+			}
+			res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "join "+g), GroupID: g, MemberKind: kind, MemberID: id})
+			if err != nil {
+				return 0, nil, err
+			}
+			seq = max(seq, res.Sequence)
+		}
+		for _, m := range had {
+			if slices.Contains(want, m.GroupID) {
+				continue
+			}
+			s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: stepMeta(r, "leave "+m.GroupID), GroupID: m.GroupID, MemberID: id})
+			if err != nil {
+				return 0, nil, err
+			}
+			seq = max(seq, s)
+		}
+		return seq, withStatus(http.StatusNoContent), nil
+	})
 }

@@ -77,50 +77,43 @@ func (h handlers) instanceSettings(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) putInstanceSettings(w http.ResponseWriter, r *http.Request) {
-	var req instanceSettingsRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	cmd := commands.ChangeInstanceSettings{Meta: meta(r)}
-	for _, f := range []struct {
-		field string
-		in    *string
-		out   **time.Duration
-	}{
-		{"apiTokenDefaultLifetime", req.APITokenDefaultLifetime, &cmd.APITokenDefaultLifetime},
-		{"apiTokenMaxLifetime", req.APITokenMaxLifetime, &cmd.APITokenMaxLifetime},
-		{"credentialDefaultLifetime", req.CredentialDefaultLifetime, &cmd.CredentialDefaultLifetime},
-		{"credentialMaxLifetime", req.CredentialMaxLifetime, &cmd.CredentialMaxLifetime},
-	} {
-		if f.in == nil {
-			continue
-		}
-		d, ok := parseISODuration(*f.in)
-		if !ok {
-			h.fail(w, r, badBody(f.field, f.field+" must be an ISO 8601 duration such as P90D or PT2160H"))
-			return
-		}
-		*f.out = &d
-	}
-	if req.ServiceAccountScopeLevels != nil {
-		levels := make([]string, len(*req.ServiceAccountScopeLevels))
-		for i, l := range *req.ServiceAccountScopeLevels {
-			if l != strings.ToUpper(l) {
-				h.fail(w, r, badBody("serviceAccountScopeLevels", "serviceAccountScopeLevels holds TENANT and NAMESPACE (upper case)"))
-				return
+	write(h, w, r, func(req instanceSettingsRequest) (uint64, answer, error) {
+		cmd := commands.ChangeInstanceSettings{Meta: meta(r)}
+		for _, f := range []struct {
+			field string
+			in    *string
+			out   **time.Duration
+		}{
+			{"apiTokenDefaultLifetime", req.APITokenDefaultLifetime, &cmd.APITokenDefaultLifetime},
+			{"apiTokenMaxLifetime", req.APITokenMaxLifetime, &cmd.APITokenMaxLifetime},
+			{"credentialDefaultLifetime", req.CredentialDefaultLifetime, &cmd.CredentialDefaultLifetime},
+			{"credentialMaxLifetime", req.CredentialMaxLifetime, &cmd.CredentialMaxLifetime},
+		} {
+			if f.in == nil {
+				continue
 			}
-			levels[i] = strings.ToLower(l)
+			d, ok := parseISODuration(*f.in)
+			if !ok {
+				return 0, nil, badBody(f.field, f.field+" must be an ISO 8601 duration such as P90D or PT2160H")
+			}
+			*f.out = &d
 		}
-		cmd.ScopeLevels = &levels
-	}
-	res, err := h.cmds.ChangeInstance.Handle(r.Context(), cmd)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, h.instanceSettingsOf(res.Instance.View()))
+		if req.ServiceAccountScopeLevels != nil {
+			levels := make([]string, len(*req.ServiceAccountScopeLevels))
+			for i, l := range *req.ServiceAccountScopeLevels {
+				if l != strings.ToUpper(l) {
+					return 0, nil, badBody("serviceAccountScopeLevels", "serviceAccountScopeLevels holds TENANT and NAMESPACE (upper case)")
+				}
+				levels[i] = strings.ToLower(l)
+			}
+			cmd.ScopeLevels = &levels
+		}
+		res, err := h.cmds.ChangeInstance.Handle(r.Context(), cmd)
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, withJSON(http.StatusOK, h.instanceSettingsOf(res.Instance.View())), nil
+	})
 }
 
 // Option configures Register.

@@ -170,43 +170,46 @@ func (h handlers) signedInInvitationRoutes() []route {
 }
 
 func (h handlers) createInvitation(w http.ResponseWriter, r *http.Request) {
-	var req invitationRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
+	write(h, w, r, func(req invitationRequest) (uint64, answer, error) {
+		cmd := commands.CreateInvitation{Meta: meta(r), Email: req.Email, Groups: req.Groups, Superadmin: req.SuperAdmin, CreateUser: req.CreateUserIfNotExist}
+		for _, role := range req.Roles {
+			cmd.Roles = append(cmd.Roles, events.InvitationRole{Role: role.ID, Namespaces: role.Namespaces})
+		}
+		res, err := h.cmds.CreateInvitation.Handle(r.Context(), cmd)
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, h.withInvitation(res.Invitation.ID()), nil
+	})
+}
+
+// withInvitation answers a new invitation: 201 with it as the read side
+// has it, its link included.
+func (h handlers) withInvitation(id string) answer {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := h.q.GetInvitation(r.Context(), caller(r), id)
+		if errors.Is(err, query.ErrForbidden) {
+			// Inviting does not need reading invitations: the caller learns
+			// the id of what it made, no more (Kestra's 201 has no body).
+			w.Header().Set("Location", r.URL.Path+"/"+id)
+			khttp.WriteJSON(w, http.StatusCreated, struct {
+				ID string `json:"id"`
+			}{id})
+			return
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		out, err := h.withLink(r, v)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		khttp.SecretFields(r, "link")
+		w.Header().Set("Location", r.URL.Path+"/"+v.ID)
+		khttp.WriteJSON(w, http.StatusCreated, out)
 	}
-	cmd := commands.CreateInvitation{Meta: meta(r), Email: req.Email, Groups: req.Groups, Superadmin: req.SuperAdmin, CreateUser: req.CreateUserIfNotExist}
-	for _, role := range req.Roles {
-		cmd.Roles = append(cmd.Roles, events.InvitationRole{Role: role.ID, Namespaces: role.Namespaces})
-	}
-	res, err := h.cmds.CreateInvitation.Handle(r.Context(), cmd)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	v, err := h.q.GetInvitation(r.Context(), caller(r), res.Invitation.ID())
-	if errors.Is(err, query.ErrForbidden) {
-		// Inviting does not need reading invitations: the caller learns
-		// the id of what it made, no more (Kestra's 201 has no body).
-		w.Header().Set("Location", r.URL.Path+"/"+res.Invitation.ID())
-		khttp.WriteJSON(w, http.StatusCreated, struct {
-			ID string `json:"id"`
-		}{res.Invitation.ID()})
-		return
-	}
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	out, err := h.withLink(r, v)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.SecretFields(r, "link")
-	w.Header().Set("Location", r.URL.Path+"/"+v.ID)
-	khttp.WriteJSON(w, http.StatusCreated, out)
 }
 
 func (h handlers) searchInvitations(w http.ResponseWriter, r *http.Request) {
@@ -277,17 +280,10 @@ func (h handlers) getInvitation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) deleteInvitation(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.DeleteInvitation.Handle(r.Context(), commands.DeleteInvitation{Meta: meta(r), ID: mux.Vars(r)["id"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		res, err := h.cmds.DeleteInvitation.Handle(r.Context(), commands.DeleteInvitation{Meta: meta(r), ID: mux.Vars(r)["id"]})
+		return res.Sequence, withStatus(http.StatusNoContent), err
+	})
 }
 
 func (h handlers) acceptInvitation(w http.ResponseWriter, r *http.Request) {

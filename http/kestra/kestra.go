@@ -3,9 +3,9 @@
 // access, invitations) under /api/v1 and /v1/api, with the tenant named in
 // the path (invitation/... and me/invitations name none), in the shapes of
 // Kestra's OpenAPI document and its JSON error body. Handlers decode, call
-// a command or a
-// query, and encode; authorization is the core's (see permissions.go for
-// how Kestra permissions become the core's rules).
+// a command or a query, and encode (writes through write, which waits for
+// the read side before answering); authorization is the core's (see
+// permissions.go for how Kestra permissions become the core's rules).
 package kestra
 
 import (

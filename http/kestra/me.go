@@ -215,16 +215,16 @@ func (h handlers) me(w http.ResponseWriter, r *http.Request) {
 	khttp.WriteJSON(w, http.StatusOK, meOf(u))
 }
 
-// answerMe waits for the read side to reach seq and answers the caller's
-// ApiMe.
-func (h handlers) answerMe(w http.ResponseWriter, r *http.Request, seq uint64) {
-	h.kit.AwaitRead(r.Context(), w, seq)
-	u, err := h.q.Me(r.Context(), caller(r))
-	if err != nil {
-		h.fail(w, r, err)
-		return
+// withMe answers with the caller's ApiMe as the read side has it.
+func (h handlers) withMe() answer {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := h.q.Me(r.Context(), caller(r))
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		khttp.WriteJSON(w, http.StatusOK, meOf(u))
 	}
-	khttp.WriteJSON(w, http.StatusOK, meOf(u))
 }
 
 func (h handlers) patchMe(w http.ResponseWriter, r *http.Request) {
@@ -232,18 +232,11 @@ func (h handlers) patchMe(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var req detailsRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.UpdateUser.Handle(r.Context(), commands.UpdateUser{Meta: meta(r), UserID: caller(r).ID,
-		FirstName: req.FirstName, LastName: req.LastName, Email: req.Email})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.answerMe(w, r, res.Sequence)
+	write(h, w, r, func(req detailsRequest) (uint64, answer, error) {
+		res, err := h.cmds.UpdateUser.Handle(r.Context(), commands.UpdateUser{Meta: meta(r), UserID: caller(r).ID,
+			FirstName: req.FirstName, LastName: req.LastName, Email: req.Email})
+		return res.Sequence, h.withMe(), err
+	})
 }
 
 func (h handlers) putMyPassword(w http.ResponseWriter, r *http.Request) {
@@ -251,18 +244,11 @@ func (h handlers) putMyPassword(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var req passwordRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.SetPassword.Handle(r.Context(), commands.SetPassword{Meta: meta(r), UserID: caller(r).ID,
-		Password: req.NewPassword, OldPassword: req.OldPassword})
-	if err != nil {
-		h.fail(w, r, renamed(err, "password", "newPassword"))
-		return
-	}
-	h.answerMe(w, r, res.Sequence)
+	write(h, w, r, func(req passwordRequest) (uint64, answer, error) {
+		res, err := h.cmds.SetPassword.Handle(r.Context(), commands.SetPassword{Meta: meta(r), UserID: caller(r).ID,
+			Password: req.NewPassword, OldPassword: req.OldPassword})
+		return res.Sequence, h.withMe(), renamed(err, "password", "newPassword")
+	})
 }
 
 func (h handlers) myTokens(w http.ResponseWriter, r *http.Request) {
@@ -286,14 +272,11 @@ func (h handlers) deleteMyToken(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	seq, err := h.revokeToken(r, caller(r).ID)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	// Kestra's document gives this operation an object body.
-	khttp.WriteJSON(w, http.StatusOK, struct{}{})
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		seq, err := h.revokeToken(r, caller(r).ID)
+		// Kestra's document gives this operation an object body.
+		return seq, withJSON(http.StatusOK, struct{}{}), err
+	})
 }
 
 // listTokens answers a user's live tokens (never the tokens themselves).
@@ -316,31 +299,23 @@ func (h handlers) listTokens(w http.ResponseWriter, r *http.Request, userID stri
 
 // createToken issues a token to userID and answers it, shown this once.
 func (h handlers) createToken(w http.ResponseWriter, r *http.Request, userID string, status int) {
-	var req tokenRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	cmd, err := req.issueCommand(meta(r), userID)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.IssueAPIToken.Handle(r.Context(), cmd)
-	if err != nil {
-		h.fail(w, r, renamed(err, "lifetime", "maxAge"))
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.SecretFields(r, "fullToken")
-	khttp.WriteJSON(w, status, tokenCreatedJSON{ID: res.TokenID, Name: req.Name, FullToken: res.Token})
+	write(h, w, r, func(req tokenRequest) (uint64, answer, error) {
+		cmd, err := req.issueCommand(meta(r), userID)
+		if err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.IssueAPIToken.Handle(r.Context(), cmd)
+		if err != nil {
+			return 0, nil, renamed(err, "lifetime", "maxAge")
+		}
+		khttp.SecretFields(r, "fullToken")
+		return res.Sequence, withJSON(status, tokenCreatedJSON{ID: res.TokenID, Name: req.Name, FullToken: res.Token}), nil
+	})
 }
 
-// revokeToken revokes the path's {tokenId} of userID.
+// revokeToken revokes the path's {tokenId} of userID; the route refuses
+// query parameters (write with noBody).
 func (h handlers) revokeToken(r *http.Request, userID string) (uint64, error) {
-	if err := noQuery(r); err != nil {
-		return 0, err
-	}
 	id := mux.Vars(r)["tokenId"]
 	res, err := h.cmds.RevokeAPITokens.Handle(r.Context(), commands.RevokeAPITokens{Meta: meta(r), UserID: userID, TokenID: id})
 	var ce *commands.Error

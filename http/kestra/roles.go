@@ -70,57 +70,38 @@ func (req roleRequest) input() (commands.RoleInput, error) {
 }
 
 func (h handlers) createRole(w http.ResponseWriter, r *http.Request) {
-	var req roleRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	in, err := req.input()
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.CreateRole.Handle(r.Context(), commands.CreateRole{Meta: meta(r), RoleInput: in})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, detailOf(res.Role.View()))
+	write(h, w, r, func(req roleRequest) (uint64, answer, error) {
+		in, err := req.input()
+		if err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.CreateRole.Handle(r.Context(), commands.CreateRole{Meta: meta(r), RoleInput: in})
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, withJSON(http.StatusOK, detailOf(res.Role.View())), nil
+	})
 }
 
 func (h handlers) updateRole(w http.ResponseWriter, r *http.Request) {
-	var req roleRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	in, err := req.input()
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.UpdateRole.Handle(r.Context(), commands.UpdateRole{Meta: meta(r), ID: mux.Vars(r)["id"], RoleInput: in})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, detailOf(res.Role.View()))
+	write(h, w, r, func(req roleRequest) (uint64, answer, error) {
+		in, err := req.input()
+		if err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.UpdateRole.Handle(r.Context(), commands.UpdateRole{Meta: meta(r), ID: mux.Vars(r)["id"], RoleInput: in})
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, withJSON(http.StatusOK, detailOf(res.Role.View())), nil
+	})
 }
 
 func (h handlers) deleteRole(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.cmds.DeleteRole.Handle(r.Context(), commands.DeleteRole{Meta: meta(r), ID: mux.Vars(r)["id"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		seq, err := h.cmds.DeleteRole.Handle(r.Context(), commands.DeleteRole{Meta: meta(r), ID: mux.Vars(r)["id"]})
+		return seq, withStatus(http.StatusNoContent), err
+	})
 }
 
 func (h handlers) getRole(w http.ResponseWriter, r *http.Request) {

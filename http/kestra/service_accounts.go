@@ -123,40 +123,32 @@ func (h handlers) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var req serviceAccountRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	groups, err := req.check()
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := h.checkGroups(r.Context(), r, groups); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
-		Meta: meta(r), DisplayName: req.Name, Description: req.Description, Scope: events.Scope{Level: events.ScopeTenant},
-	})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	sa := res.ServiceAccount
-	seq, err := h.setGroups(r, sa.ID(), nil, groups)
-	if err != nil {
-		// Undo the account, so that a refused membership leaves nothing
-		// behind (the log keeps both events).
-		if _, derr := h.cmds.DeleteServiceAccount.Handle(context.WithoutCancel(r.Context()), commands.DeleteServiceAccount{Meta: stepMeta(r, "undo"), ID: sa.ID()}); derr != nil {
-			h.log.Error("undo service account creation", "request_id", khttp.RequestID(r.Context()), "service_account", sa.ID(), "err", derr)
+	write(h, w, r, func(req serviceAccountRequest) (uint64, answer, error) {
+		groups, err := req.check()
+		if err != nil {
+			return 0, nil, err
 		}
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, max(res.Sequence, seq))
-	khttp.WriteJSON(w, http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups))
+		if err := h.checkGroups(r.Context(), r, groups); err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
+			Meta: meta(r), DisplayName: req.Name, Description: req.Description, Scope: events.Scope{Level: events.ScopeTenant},
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		sa := res.ServiceAccount
+		seq, err := h.setGroups(r, sa.ID(), nil, groups)
+		if err != nil {
+			// Undo the account, so that a refused membership leaves nothing
+			// behind (the log keeps both events).
+			if _, derr := h.cmds.DeleteServiceAccount.Handle(context.WithoutCancel(r.Context()), commands.DeleteServiceAccount{Meta: stepMeta(r, "undo"), ID: sa.ID()}); derr != nil {
+				h.log.Error("undo service account creation", "request_id", khttp.RequestID(r.Context()), "service_account", sa.ID(), "err", derr)
+			}
+			return 0, nil, err
+		}
+		return max(res.Sequence, seq), withJSON(http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups)), nil
+	})
 }
 
 // setGroups adds the service account to the groups in want and takes it
@@ -211,55 +203,39 @@ func (h handlers) updateServiceAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	var req serviceAccountRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	groups, err := req.check()
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	// An unknown account has no groups; the update below refuses it
-	// before any membership is written.
-	if err := h.checkGroups(r.Context(), r, groups); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	had, err := h.q.ServiceAccountGroups(r.Context(), caller(r), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	// PUT replaces the name and the description; the k0rdent fields
-	// (scope, roles, status) stay as they are.
-	res, err := h.cmds.UpdateServiceAccount.Handle(r.Context(), commands.UpdateServiceAccount{Meta: meta(r), ID: id, DisplayName: &req.Name, Description: &req.Description})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.setGroups(r, id, groupIDs(had[id]), groups)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, max(res.Sequence, seq))
-	sa := res.ServiceAccount
-	khttp.WriteJSON(w, http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups))
+	write(h, w, r, func(req serviceAccountRequest) (uint64, answer, error) {
+		groups, err := req.check()
+		if err != nil {
+			return 0, nil, err
+		}
+		// An unknown account has no groups; the update below refuses it
+		// before any membership is written.
+		if err := h.checkGroups(r.Context(), r, groups); err != nil {
+			return 0, nil, err
+		}
+		had, err := h.q.ServiceAccountGroups(r.Context(), caller(r), id)
+		if err != nil {
+			return 0, nil, err
+		}
+		// PUT replaces the name and the description; the k0rdent fields
+		// (scope, roles, status) stay as they are.
+		res, err := h.cmds.UpdateServiceAccount.Handle(r.Context(), commands.UpdateServiceAccount{Meta: meta(r), ID: id, DisplayName: &req.Name, Description: &req.Description})
+		if err != nil {
+			return 0, nil, err
+		}
+		seq, err := h.setGroups(r, id, groupIDs(had[id]), groups)
+		if err != nil {
+			return 0, nil, err
+		}
+		sa := res.ServiceAccount
+		return max(res.Sequence, seq), withJSON(http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups)), nil
+	})
 }
 
 func (h handlers) deleteServiceAccount(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.cmds.DeleteServiceAccount.Handle(r.Context(), commands.DeleteServiceAccount{Meta: meta(r), ID: mux.Vars(r)["id"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	// Kestra answers a deleted service account with 200 and no body.
-	w.WriteHeader(http.StatusOK)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		seq, err := h.cmds.DeleteServiceAccount.Handle(r.Context(), commands.DeleteServiceAccount{Meta: meta(r), ID: mux.Vars(r)["id"]})
+		// Kestra answers a deleted service account with 200 and no body.
+		return seq, withStatus(http.StatusOK), err
+	})
 }

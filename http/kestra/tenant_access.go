@@ -162,23 +162,14 @@ func (h handlers) autocompleteTenantAccess(w http.ResponseWriter, r *http.Reques
 // createTenantAccess grants access to the user with the body's email:
 // 204, 404 for no such user, 409 for one who has access already.
 func (h handlers) createTenantAccess(w http.ResponseWriter, r *http.Request) {
-	var req createAccessRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if req.Email == "" {
-		h.fail(w, r, badBody("email", "email is required"))
-		return
-	}
-	res, err := h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: meta(r), Email: req.Email,
-		Tenant: caller(r).Tenant, Grant: true, Strict: true})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(req createAccessRequest) (uint64, answer, error) {
+		if req.Email == "" {
+			return 0, nil, badBody("email", "email is required")
+		}
+		res, err := h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: meta(r), Email: req.Email,
+			Tenant: caller(r).Tenant, Grant: true, Strict: true})
+		return res.Sequence, withStatus(http.StatusNoContent), err
+	})
 }
 
 func (h handlers) getTenantAccess(w http.ResponseWriter, r *http.Request) {
@@ -197,33 +188,19 @@ func (h handlers) getTenantAccess(w http.ResponseWriter, r *http.Request) {
 // putTenantAccess grants access to the user with the path's id: 201,
 // also when the user had it already (PUT is idempotent).
 func (h handlers) putTenantAccess(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: meta(r), UserID: mux.Vars(r)["userId"],
-		Tenant: caller(r).Tenant, Grant: true})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	w.WriteHeader(http.StatusCreated)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		res, err := h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: meta(r), UserID: mux.Vars(r)["userId"],
+			Tenant: caller(r).Tenant, Grant: true})
+		return res.Sequence, withStatus(http.StatusCreated), err
+	})
 }
 
 // deleteTenantAccess revokes the access of the user with the path's id:
 // 204, 404 for a user without it.
 func (h handlers) deleteTenantAccess(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: meta(r), UserID: mux.Vars(r)["userId"],
-		Tenant: caller(r).Tenant, Grant: false, Strict: true})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		res, err := h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: meta(r), UserID: mux.Vars(r)["userId"],
+			Tenant: caller(r).Tenant, Grant: false, Strict: true})
+		return res.Sequence, withStatus(http.StatusNoContent), err
+	})
 }

@@ -37,22 +37,16 @@ func (req tenantRequest) check() error {
 func tenantOf(t query.Tenant) tenantJSON { return tenantJSON{ID: t.ID, Name: t.Name} }
 
 func (h handlers) createTenant(w http.ResponseWriter, r *http.Request) {
-	var req tenantRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.CreateTenant.Handle(r.Context(), commands.CreateTenant{Meta: meta(r), TenantID: req.ID, Name: req.Name})
-	if err != nil {
-		h.fail(w, r, renamed(err, "tenant", "id"))
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, tenantJSON{ID: res.Tenant.ID(), Name: res.Tenant.Name()})
+	write(h, w, r, func(req tenantRequest) (uint64, answer, error) {
+		if err := req.check(); err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.CreateTenant.Handle(r.Context(), commands.CreateTenant{Meta: meta(r), TenantID: req.ID, Name: req.Name})
+		if err != nil {
+			return 0, nil, renamed(err, "tenant", "id")
+		}
+		return res.Sequence, withJSON(http.StatusOK, tenantJSON{ID: res.Tenant.ID(), Name: res.Tenant.Name()}), nil
+	})
 }
 
 func (h handlers) searchTenants(w http.ResponseWriter, r *http.Request) {
@@ -88,38 +82,24 @@ func (h handlers) getTenant(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) updateTenant(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
-	var req tenantRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if req.ID != "" && req.ID != id {
-		h.fail(w, r, badBody("id", "id cannot change: it must be the path's tenant id or left out"))
-		return
-	}
-	res, err := h.cmds.UpdateTenant.Handle(r.Context(), commands.UpdateTenant{Meta: meta(r), TenantID: id, Name: req.Name})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	khttp.WriteJSON(w, http.StatusOK, tenantJSON{ID: res.Tenant.ID(), Name: res.Tenant.Name()})
+	write(h, w, r, func(req tenantRequest) (uint64, answer, error) {
+		if err := req.check(); err != nil {
+			return 0, nil, err
+		}
+		if req.ID != "" && req.ID != id {
+			return 0, nil, badBody("id", "id cannot change: it must be the path's tenant id or left out")
+		}
+		res, err := h.cmds.UpdateTenant.Handle(r.Context(), commands.UpdateTenant{Meta: meta(r), TenantID: id, Name: req.Name})
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, withJSON(http.StatusOK, tenantJSON{ID: res.Tenant.ID(), Name: res.Tenant.Name()}), nil
+	})
 }
 
 func (h handlers) deleteTenant(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.DeleteTenant.Handle(r.Context(), commands.DeleteTenant{Meta: meta(r), TenantID: mux.Vars(r)["id"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		res, err := h.cmds.DeleteTenant.Handle(r.Context(), commands.DeleteTenant{Meta: meta(r), TenantID: mux.Vars(r)["id"]})
+		return res.Sequence, withStatus(http.StatusNoContent), err
+	})
 }

@@ -106,35 +106,31 @@ func (h handlers) searchUsers(w http.ResponseWriter, r *http.Request) {
 	khttp.WriteJSON(w, http.StatusOK, out)
 }
 
-// answerUser waits for the read side to reach seq and answers user id.
-func (h handlers) answerUser(w http.ResponseWriter, r *http.Request, id string, seq uint64, status int) {
-	h.kit.AwaitRead(r.Context(), w, seq)
-	u, err := h.q.User(r.Context(), caller(r), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+// withUser answers with user id as the read side has it.
+func (h handlers) withUser(id string, status int) answer {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := h.q.User(r.Context(), caller(r), id)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		khttp.WriteJSON(w, status, userOf(u))
 	}
-	khttp.WriteJSON(w, status, userOf(u))
 }
 
 func (h handlers) createUser(w http.ResponseWriter, r *http.Request) {
-	var req userRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := req.check(); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.CreateUser.Handle(r.Context(), commands.CreateUser{Meta: meta(r), Email: req.Email, FirstName: req.FirstName, LastName: req.LastName,
-		Password: req.Password, Superadmin: req.SuperAdmin, Restricted: req.Restricted, Tenants: req.Tenants})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.Header().Set("Location", r.URL.Path+"/"+res.User.ID())
-	h.answerUser(w, r, res.User.ID(), res.Sequence, http.StatusCreated)
+	write(h, w, r, func(req userRequest) (uint64, answer, error) {
+		if err := req.check(); err != nil {
+			return 0, nil, err
+		}
+		res, err := h.cmds.CreateUser.Handle(r.Context(), commands.CreateUser{Meta: meta(r), Email: req.Email, FirstName: req.FirstName, LastName: req.LastName,
+			Password: req.Password, Superadmin: req.SuperAdmin, Restricted: req.Restricted, Tenants: req.Tenants})
+		if err != nil {
+			return 0, nil, err
+		}
+		w.Header().Set("Location", r.URL.Path+"/"+res.User.ID())
+		return res.Sequence, h.withUser(res.User.ID(), http.StatusCreated), nil
+	})
 }
 
 func (h handlers) getUser(w http.ResponseWriter, r *http.Request) {
@@ -212,7 +208,8 @@ func (h handlers) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	h.answerUser(w, r, id, seq, http.StatusOK)
+	h.kit.AwaitRead(r.Context(), w, seq)
+	h.withUser(id, http.StatusOK)(w, r)
 }
 
 func (h handlers) patchUser(w http.ResponseWriter, r *http.Request) {
@@ -220,31 +217,17 @@ func (h handlers) patchUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req detailsRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.UpdateUser.Handle(r.Context(), commands.UpdateUser{Meta: meta(r), UserID: id, FirstName: req.FirstName, LastName: req.LastName, Email: req.Email})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.answerUser(w, r, id, res.Sequence, http.StatusOK)
+	write(h, w, r, func(req detailsRequest) (uint64, answer, error) {
+		res, err := h.cmds.UpdateUser.Handle(r.Context(), commands.UpdateUser{Meta: meta(r), UserID: id, FirstName: req.FirstName, LastName: req.LastName, Email: req.Email})
+		return res.Sequence, h.withUser(id, http.StatusOK), err
+	})
 }
 
 func (h handlers) deleteUser(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.DeleteUser.Handle(r.Context(), commands.DeleteUser{Meta: meta(r), UserID: mux.Vars(r)["id"]})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		res, err := h.cmds.DeleteUser.Handle(r.Context(), commands.DeleteUser{Meta: meta(r), UserID: mux.Vars(r)["id"]})
+		return res.Sequence, withStatus(http.StatusNoContent), err
+	})
 }
 
 // userPasswordRequest is IAMUserController.ApiPatchUserPasswordRequest.
@@ -257,19 +240,11 @@ func (h handlers) patchUserPassword(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req userPasswordRequest
-	if _, err := decode(w, r, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	res, err := h.cmds.SetPassword.Handle(r.Context(), commands.SetPassword{Meta: meta(r), UserID: id, Password: req.Password})
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, res.Sequence)
-	// Kestra's document gives this operation an object body.
-	khttp.WriteJSON(w, http.StatusOK, struct{}{})
+	write(h, w, r, func(req userPasswordRequest) (uint64, answer, error) {
+		res, err := h.cmds.SetPassword.Handle(r.Context(), commands.SetPassword{Meta: meta(r), UserID: id, Password: req.Password})
+		// Kestra's document gives this operation an object body.
+		return res.Sequence, withJSON(http.StatusOK, struct{}{}), err
+	})
 }
 
 // superAdminRequest is IAMUserController.ApiPatchSuperAdminRequest.
@@ -278,8 +253,7 @@ type superAdminRequest struct {
 }
 
 func (h handlers) patchSuperAdmin(w http.ResponseWriter, r *http.Request) {
-	var req superAdminRequest
-	h.patchUserFlag(w, r, &req, "superAdmin", func() *bool { return req.SuperAdmin }, func(id string, v bool) (uint64, error) {
+	patchUserFlag(h, w, r, "superAdmin", func(req superAdminRequest) *bool { return req.SuperAdmin }, func(id string, v bool) (uint64, error) {
 		res, err := h.cmds.SetSuperadmin.Handle(r.Context(), commands.SetSuperadmin{Meta: meta(r), UserID: id, Superadmin: v})
 		return res.Sequence, err
 	})
@@ -291,32 +265,24 @@ type restrictedRequest struct {
 }
 
 func (h handlers) patchRestricted(w http.ResponseWriter, r *http.Request) {
-	var req restrictedRequest
-	h.patchUserFlag(w, r, &req, "restricted", func() *bool { return req.Restricted }, func(id string, v bool) (uint64, error) {
+	patchUserFlag(h, w, r, "restricted", func(req restrictedRequest) *bool { return req.Restricted }, func(id string, v bool) (uint64, error) {
 		res, err := h.cmds.SetRestricted.Handle(r.Context(), commands.SetRestricted{Meta: meta(r), UserID: id, Restricted: v})
 		return res.Sequence, err
 	})
 }
 
-// patchUserFlag decodes req, a body of one required boolean (field, read
-// back by flag), sets it on the path's user with set and answers the user.
-func (h handlers) patchUserFlag(w http.ResponseWriter, r *http.Request, req any, field string, flag func() *bool, set func(id string, v bool) (uint64, error)) {
-	if _, err := decode(w, r, req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	v := flag()
-	if v == nil {
-		h.fail(w, r, badBody(field, field+" is required"))
-		return
-	}
-	id := mux.Vars(r)["id"]
-	seq, err := set(id, *v)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.answerUser(w, r, id, seq, http.StatusOK)
+// patchUserFlag decodes a Req, a body of one required boolean (field,
+// read by flag), sets it on the path's user with set and answers the user.
+func patchUserFlag[Req any](h handlers, w http.ResponseWriter, r *http.Request, field string, flag func(Req) *bool, set func(id string, v bool) (uint64, error)) {
+	write(h, w, r, func(req Req) (uint64, answer, error) {
+		v := flag(req)
+		if v == nil {
+			return 0, nil, badBody(field, field+" is required")
+		}
+		id := mux.Vars(r)["id"]
+		seq, err := set(id, *v)
+		return seq, h.withUser(id, http.StatusOK), err
+	})
 }
 
 // userOnly answers 403 unless the caller may manage the path's user
@@ -349,11 +315,8 @@ func (h handlers) deleteUserToken(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	seq, err := h.revokeToken(r, id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
-	w.WriteHeader(http.StatusNoContent)
+	write(h, w, r, func(noBody) (uint64, answer, error) {
+		seq, err := h.revokeToken(r, id)
+		return seq, withStatus(http.StatusNoContent), err
+	})
 }
