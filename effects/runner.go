@@ -3,20 +3,17 @@ package effects
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/leader"
 )
 
 var (
@@ -28,10 +25,6 @@ var (
 	// ErrInvalidOption is returned by NewRunner for a bad reaction or option.
 	ErrInvalidOption = errors.New("effects: invalid option")
 )
-
-// errBehind means a leader fell more than its buffer behind the live feed
-// and starts again from its position.
-var errBehind = errors.New("effects: leader fell behind the live feed")
 
 // errAbandoned means the runner stopped while an attempt was under way and
 // did not wait for it any longer: its outcome is unknown.
@@ -64,7 +57,8 @@ var errAbandoned = errors.New("effects: attempt abandoned at shutdown")
 // later. One attempt runs at a time per reaction, each bounded by the
 // attempt timeout (default 30s).
 //
-// Leadership. In each process one goroutine per reaction competes for a
+// Leadership. Each reaction is a consumer of a leader.Group of kind
+// "reaction": in each process one goroutine per reaction competes for a
 // Postgres advisory lock; the holder runs the reaction, the others stand
 // by, so one process runs a reaction at a time. The attempt record is the
 // fence: even a leader that lost its lock unnoticed cannot start an event
@@ -72,10 +66,9 @@ var errAbandoned = errors.New("effects: attempt abandoned at shutdown")
 type Runner struct {
 	db             *sqlx.DB
 	store          *events.Store
-	follow         events.Log
+	group          *leader.Group
 	reactions      []Reaction
 	log            *slog.Logger
-	lockRetry      time.Duration
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
 	maxAttempts    int
@@ -83,9 +76,6 @@ type Runner struct {
 	grace          time.Duration
 	retryThreshold int
 	metrics        *metrics
-
-	mu      sync.Mutex
-	leading map[string]bool
 }
 
 // Option configures NewRunner.
@@ -94,8 +84,8 @@ type Option func(*Runner) error
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(r *Runner) error {
-		if l == nil {
-			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		if err := groupOption(r, leader.WithLogger(l)); err != nil {
+			return err
 		}
 		r.log = l
 		return nil
@@ -105,24 +95,20 @@ func WithLogger(l *slog.Logger) Option {
 // WithFollow makes leaders follow the log through l (for example the
 // process's fan-out) instead of a consumer of their own.
 func WithFollow(l events.Log) Option {
-	return func(r *Runner) error {
-		if l == nil {
-			return fmt.Errorf("%w: nil log", ErrInvalidOption)
-		}
-		r.follow = l
-		return nil
-	}
+	return func(r *Runner) error { return groupOption(r, leader.WithFollow(l)) }
 }
 
 // WithLockRetry sets how often a standby tries to take over a reaction (default 1s).
 func WithLockRetry(d time.Duration) Option {
-	return func(r *Runner) error {
-		if d < 10*time.Millisecond || d > time.Minute {
-			return fmt.Errorf("%w: lock retry %s", ErrInvalidOption, d)
-		}
-		r.lockRetry = d
-		return nil
+	return func(r *Runner) error { return groupOption(r, leader.WithLockRetry(d)) }
+}
+
+// groupOption applies o to the runner's leader group.
+func groupOption(r *Runner, o leader.Option) error {
+	if err := o(r.group); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
+	return nil
 }
 
 // WithBackoff sets the first retry's delay and the longest one (default 1s and 5m).
@@ -201,10 +187,14 @@ func NewRunner(db *sqlx.DB, store *events.Store, reactions []Reaction, opts ...O
 	if db == nil || store == nil {
 		return nil, fmt.Errorf("%w: nil dependency", ErrInvalidOption)
 	}
-	r := &Runner{db: db, store: store, follow: store, reactions: reactions, log: slog.Default(),
-		lockRetry: time.Second, minBackoff: time.Second, maxBackoff: 5 * time.Minute, maxAttempts: 10,
+	g, err := leader.New(db, store, "reaction")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	r := &Runner{db: db, store: store, group: g, reactions: reactions, log: g.Logger(),
+		minBackoff: time.Second, maxBackoff: 5 * time.Minute, maxAttempts: 10,
 		attemptTimeout: 30 * time.Second, grace: 10 * time.Second, retryThreshold: 5,
-		metrics: newMetrics(), leading: map[string]bool{}}
+		metrics: newMetrics()}
 	seen := map[string]bool{}
 	for _, re := range reactions {
 		if re == nil || !validName(re.Name()) {
@@ -238,12 +228,6 @@ func validName(s string) bool {
 	return true
 }
 
-func lockKey(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("keyhold.reaction." + name))
-	return int64(h.Sum64())
-}
-
 // Prepare applies the migrations and gives each reaction that has no
 // position yet the log's current end as its position: a reaction acts only
 // on events committed after its first Prepare. Call it before the server
@@ -270,60 +254,20 @@ func (r *Runner) Prepare(ctx context.Context) error {
 // Run runs the reactions (or stands by while another process does) until
 // ctx ends. Call Prepare first.
 func (r *Runner) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, re := range r.reactions {
-		wg.Add(1)
-		go func() { defer wg.Done(); r.compete(ctx, re) }()
+	consumers := make([]leader.Consumer, len(r.reactions))
+	for i, re := range r.reactions {
+		consumers[i] = leader.Consumer{Name: re.Name(), Lead: func(ctx context.Context, s *leader.Session) error { return r.lead(ctx, s, re) }}
 	}
-	wg.Wait()
+	r.group.Run(ctx, consumers)
 	<-ctx.Done()
 	return ctx.Err()
 }
 
 // Leading reports whether this process currently runs reaction name.
-func (r *Runner) Leading(name string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.leading[name]
-}
+func (r *Runner) Leading(name string) bool { return r.group.Leading(name) }
 
-func (r *Runner) setLeading(name string, v bool) {
-	r.mu.Lock()
-	r.leading[name] = v
-	r.mu.Unlock()
-}
-
-// compete takes the reaction's advisory lock when it can and runs the
-// reaction while holding it.
-func (r *Runner) compete(ctx context.Context, re Reaction) {
-	for ctx.Err() == nil {
-		conn, err := r.db.Connx(ctx)
-		if err == nil {
-			var got bool
-			if err = conn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", lockKey(re.Name())); err == nil && got {
-				r.setLeading(re.Name(), true)
-				err = r.lead(ctx, conn, re)
-				r.setLeading(re.Name(), false)
-				discard(conn)
-				if errors.Is(err, errBehind) {
-					continue
-				}
-			} else {
-				conn.Close()
-			}
-		}
-		if err != nil && ctx.Err() == nil {
-			r.log.Warn("reaction stopped, will retry", "reaction", re.Name(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(r.lockRetry):
-		}
-	}
-}
-
-// leader runs one reaction on conn, the connection holding its lock.
-type leader struct {
+// turn is one reaction led on conn, the connection holding its lock.
+type turn struct {
 	r       *Runner
 	conn    *sqlx.Conn
 	re      Reaction
@@ -336,38 +280,22 @@ type leader struct {
 	rearm   bool
 }
 
-// lead follows the log from the reaction's position: a callback that never
-// blocks the shared feed fills a channel; the loop handles events from it
-// and, between them, the retries that are due.
-func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, re Reaction) error {
-	l := &leader{r: r, conn: conn, re: re, types: map[string]bool{}}
+// lead follows the log live from the reaction's position on s, the
+// session holding its lock, and handles each event and, between them, the
+// retries that are due.
+func (r *Runner) lead(ctx context.Context, s *leader.Session, re Reaction) error {
+	l := &turn{r: r, conn: s.Conn(), re: re, types: map[string]bool{}}
 	for _, t := range re.Types() {
 		l.types[t] = true
 	}
 	if err := l.start(ctx); err != nil {
 		return err
 	}
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := make(chan events.Envelope, 1024)
-	var overflow atomic.Bool
-	stop, err := r.follow.Follow(fctx, events.Filter{StartSeq: l.pos + 1}, func(env events.Envelope, err error) {
-		if err != nil {
-			env.Type = events.TypeUndecodable
-		}
-		if overflow.Load() {
-			return
-		}
-		select {
-		case ch <- env:
-		default:
-			overflow.Store(true)
-		}
-	})
+	feed, err := s.Follow(ctx, l.pos, 1024)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer feed.Stop()
 	defer l.flush(ctx)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -375,8 +303,8 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, re Reaction) error {
 	defer retry.Stop()
 	ticks := 0
 	for {
-		if overflow.Load() && len(ch) == 0 {
-			return errBehind
+		if err := feed.Err(); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -391,8 +319,8 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, re Reaction) error {
 				}
 			}
 			if ticks%5 == 0 {
-				if err := conn.PingContext(ctx); err != nil {
-					return fmt.Errorf("lost reaction lock connection: %w", err)
+				if err := s.Ping(ctx); err != nil {
+					return err
 				}
 			}
 			continue
@@ -403,7 +331,7 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, re Reaction) error {
 			if err := l.armRetry(ctx); err != nil {
 				return err
 			}
-		case env := <-ch:
+		case env := <-feed.Events():
 			if err := l.handle(ctx, env); err != nil {
 				return err
 			}
@@ -417,7 +345,7 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, re Reaction) error {
 
 // start reads the position and marks the attempts a stopped leader left
 // running as unknown.
-func (l *leader) start(ctx context.Context) error {
+func (l *turn) start(ctx context.Context) error {
 	name := l.re.Name()
 	if _, err := l.conn.ExecContext(ctx, "INSERT INTO effect_positions (reaction, seq) VALUES ($1, 0) ON CONFLICT (reaction) DO NOTHING", name); err != nil {
 		return err
@@ -445,7 +373,7 @@ func (l *leader) start(ctx context.Context) error {
 
 // flush writes the position if it moved. Events the reaction does not want
 // move it only here, once a second, so a busy log costs one write a second.
-func (l *leader) flush(ctx context.Context) error {
+func (l *turn) flush(ctx context.Context) error {
 	if l.pos == l.written {
 		return nil
 	}
@@ -465,14 +393,14 @@ const DoneKept = 30 * 24 * time.Hour
 
 // sweep deletes the records of events performed longer than DoneKept
 // ago; failed and unknown ones stay for the operator.
-func (l *leader) sweep(ctx context.Context) error {
+func (l *turn) sweep(ctx context.Context) error {
 	_, err := l.conn.ExecContext(ctx, `DELETE FROM effect_attempts WHERE reaction = $1 AND state = 'done'
 		AND updated_at < now() - $2 * interval '1 second' AND seq < $3`, l.re.Name(), int64(DoneKept/time.Second), l.written)
 	return err
 }
 
 // handle takes one event of the log.
-func (l *leader) handle(ctx context.Context, env events.Envelope) error {
+func (l *turn) handle(ctx context.Context, env events.Envelope) error {
 	if env.Sequence <= l.pos {
 		return nil
 	}
@@ -496,7 +424,7 @@ func (l *leader) handle(ctx context.Context, env events.Envelope) error {
 
 // record writes the first attempt at env and moves the position past it
 // in one transaction. started is false when the event was recorded before.
-func (l *leader) record(ctx context.Context, env events.Envelope) (started bool, err error) {
+func (l *turn) record(ctx context.Context, env events.Envelope) (started bool, err error) {
 	tx, err := l.conn.BeginTxx(ctx, nil)
 	if err != nil {
 		return false, err
@@ -523,7 +451,7 @@ func (l *leader) record(ctx context.Context, env events.Envelope) (started bool,
 
 // attempt calls React (its attempt-th try at env, already recorded as
 // running) and records the outcome.
-func (l *leader) attempt(ctx context.Context, env events.Envelope, ev events.Event, n int) error {
+func (l *turn) attempt(ctx context.Context, env events.Envelope, ev events.Event, n int) error {
 	err := l.call(ctx, env, ev)
 	if errors.Is(err, errAbandoned) {
 		l.r.log.Warn("reaction attempt abandoned at shutdown; its outcome is unknown", "reaction", l.re.Name(), "seq", env.Sequence, "type", env.Type)
@@ -534,7 +462,7 @@ func (l *leader) attempt(ctx context.Context, env events.Envelope, ev events.Eve
 
 // call runs React with the attempt timeout. When ctx ends meanwhile it
 // waits up to the shutdown grace for React to return, then gives up on it.
-func (l *leader) call(ctx context.Context, env events.Envelope, ev events.Event) error {
+func (l *turn) call(ctx context.Context, env events.Envelope, ev events.Event) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.r.attemptTimeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -561,7 +489,7 @@ func (l *leader) call(ctx context.Context, env events.Envelope, ev events.Event)
 
 // finish records the outcome of the n-th attempt at env: done, a retry
 // after back-off, or failed.
-func (l *leader) finish(ctx context.Context, env events.Envelope, n int, failure error) error {
+func (l *turn) finish(ctx context.Context, env events.Envelope, n int, failure error) error {
 	// The outcome is recorded even when the runner is stopping: the effect
 	// has happened (or not) already.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -615,7 +543,7 @@ func (r *Runner) backoff(n int) time.Duration {
 // armRetry sets retryAt to when the next retry is due (zero: none
 // waits). The delay is measured by the database's clock, which decides
 // what is due, so clocks that differ cannot make the leader spin.
-func (l *leader) armRetry(ctx context.Context) error {
+func (l *turn) armRetry(ctx context.Context) error {
 	var ms sql.NullInt64
 	if err := l.conn.GetContext(ctx, &ms, `SELECT ceil(EXTRACT(EPOCH FROM (min(next_at) - now())) * 1000)::bigint
 		FROM effect_attempts WHERE reaction = $1 AND state = 'retry'`, l.re.Name()); err != nil {
@@ -629,7 +557,7 @@ func (l *leader) armRetry(ctx context.Context) error {
 }
 
 // retryDue tries again the events whose retry is due, a few at a time.
-func (l *leader) retryDue(ctx context.Context) error {
+func (l *turn) retryDue(ctx context.Context) error {
 	var due []struct {
 		EventID  string `db:"event_id"`
 		Seq      uint64 `db:"seq"`
@@ -677,7 +605,7 @@ func (l *leader) retryDue(ctx context.Context) error {
 }
 
 // load reads the event stored at seq, or nil when the log no longer holds it.
-func (l *leader) load(ctx context.Context, seq uint64, id string) (*events.Envelope, error) {
+func (l *turn) load(ctx context.Context, seq uint64, id string) (*events.Envelope, error) {
 	var found *events.Envelope
 	err := l.r.store.Scan(ctx, events.Filter{StartSeq: seq}, func(env events.Envelope) error {
 		if env.Sequence == seq && env.ID == id {
@@ -686,11 +614,4 @@ func (l *leader) load(ctx context.Context, seq uint64, id string) (*events.Envel
 		return events.ErrStop
 	})
 	return found, err
-}
-
-// discard closes a leader's connection instead of returning it to the
-// pool: ending the session releases the advisory lock.
-func discard(conn *sqlx.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-	conn.Close()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/leader"
 )
 
 // RebuildProgress reports how a rebuild is going.
@@ -73,13 +74,13 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 	}
 	defer lockConn.Close()
 	var got bool
-	if err := lockConn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", lockKey("rebuild", p.Name())); err != nil {
+	if err := lockConn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", leader.Key("rebuild", p.Name())); err != nil {
 		return err
 	}
 	if !got {
 		return fmt.Errorf("%w: %s", ErrRebuildRunning, p.Name())
 	}
-	defer lockConn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", lockKey("rebuild", p.Name()))
+	defer lockConn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", leader.Key("rebuild", p.Name()))
 
 	var oldGen int
 	if err := r.db.GetContext(ctx, &oldGen, "SELECT generation FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
@@ -111,7 +112,7 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 	if err != nil {
 		return err
 	}
-	defer discard(wc)
+	defer leader.Discard(wc)
 
 	start := time.Now()
 	var applied, count uint64

@@ -3,21 +3,19 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/leader"
 )
 
 // Projector folds events into tables it owns.
@@ -114,7 +112,8 @@ var ErrVersionMismatch = errors.New("projections: read tables of another project
 // ErrRebuildRunning is returned when another process is rebuilding the same projector.
 var ErrRebuildRunning = errors.New("projections: a rebuild of this projector is already running")
 
-// Runner applies projectors to the log. In each process one goroutine per
+// Runner applies projectors to the log. Each projector is a consumer of a
+// leader.Group of kind "projector": in each process one goroutine per
 // projector competes for a Postgres advisory lock; the holder applies
 // events, the others stand by, so only one process applies a projector at a
 // time. The checkpoint row is locked in every batch transaction as well, so
@@ -123,15 +122,13 @@ type Runner struct {
 	db         *sqlx.DB
 	dsn        string
 	store      *events.Store
-	follow     events.Log
+	group      *leader.Group
 	progress   *Progress
 	projectors []Projector
 	log        *slog.Logger
 	batchSize  int
-	lockRetry  time.Duration
 
 	mu       sync.Mutex
-	leading  map[string]bool
 	prepared bool
 }
 
@@ -141,12 +138,20 @@ type RunnerOption func(*Runner) error
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) RunnerOption {
 	return func(r *Runner) error {
-		if l == nil {
-			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+		if err := groupOption(r, leader.WithLogger(l)); err != nil {
+			return err
 		}
 		r.log = l
 		return nil
 	}
+}
+
+// groupOption applies o to the runner's leader group.
+func groupOption(r *Runner, o leader.Option) error {
+	if err := o(r.group); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	return nil
 }
 
 // WithBatchSize caps how many events one live transaction applies (default 500).
@@ -164,24 +169,12 @@ func WithBatchSize(n int) RunnerOption {
 // fan-out shared with other followers in the process) instead of a
 // consumer of their own.
 func WithFollow(l events.Log) RunnerOption {
-	return func(r *Runner) error {
-		if l == nil {
-			return fmt.Errorf("%w: nil log", ErrInvalidOption)
-		}
-		r.follow = l
-		return nil
-	}
+	return func(r *Runner) error { return groupOption(r, leader.WithFollow(l)) }
 }
 
 // WithLockRetry sets how often a standby tries to take over a projector (default 1s).
 func WithLockRetry(d time.Duration) RunnerOption {
-	return func(r *Runner) error {
-		if d < 10*time.Millisecond || d > time.Minute {
-			return fmt.Errorf("%w: lock retry %s", ErrInvalidOption, d)
-		}
-		r.lockRetry = d
-		return nil
-	}
+	return func(r *Runner) error { return groupOption(r, leader.WithLockRetry(d)) }
 }
 
 // NewRunner returns a runner over db (whose connection string is dsn, used
@@ -190,8 +183,12 @@ func NewRunner(db *sqlx.DB, dsn string, store *events.Store, progress *Progress,
 	if db == nil || store == nil || progress == nil {
 		return nil, fmt.Errorf("%w: nil dependency", ErrInvalidOption)
 	}
-	r := &Runner{db: db, dsn: dsn, store: store, follow: store, progress: progress, projectors: projectors,
-		log: slog.Default(), batchSize: 500, lockRetry: time.Second, leading: map[string]bool{}}
+	g, err := leader.New(db, store, "projector")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	r := &Runner{db: db, dsn: dsn, store: store, group: g, progress: progress, projectors: projectors,
+		log: g.Logger(), batchSize: 500}
 	for _, p := range projectors {
 		if !validName(p.Name()) {
 			return nil, fmt.Errorf("%w: projector name %q", ErrInvalidOption, p.Name())
@@ -205,6 +202,8 @@ func NewRunner(db *sqlx.DB, dsn string, store *events.Store, progress *Progress,
 	return r, nil
 }
 
+// validName accepts the names that make schema names (name_gN) and lock
+// keys.
 func validName(s string) bool {
 	if s == "" || len(s) > 40 {
 		return false
@@ -227,12 +226,6 @@ func (r *Runner) Names() []string {
 }
 
 func schemaName(name string, gen int) string { return name + "_g" + strconv.Itoa(gen) }
-
-func lockKey(kind, name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("keyhold." + kind + "." + name))
-	return int64(h.Sum64())
-}
 
 // Prepare applies migrations and gives every projector an active
 // generation of its current version, creating or rebuilding it as needed
@@ -276,7 +269,7 @@ func (r *Runner) ensureGeneration(ctx context.Context, p Projector) (version int
 		return 0, false, err
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("prepare", p.Name())); err != nil {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", leader.Key("prepare", p.Name())); err != nil {
 		return 0, false, err
 	}
 	err = tx.GetContext(ctx, &version, "SELECT version FROM projection_checkpoints WHERE name = $1", p.Name())
@@ -384,26 +377,17 @@ func (r *Runner) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.listen(ctx) }()
 	}
-	for _, p := range r.projectors {
-		wg.Add(1)
-		go func(p Projector) { defer wg.Done(); r.compete(ctx, p) }(p)
+	consumers := make([]leader.Consumer, len(r.projectors))
+	for i, p := range r.projectors {
+		consumers[i] = r.consumer(p)
 	}
+	r.group.Run(ctx, consumers)
 	wg.Wait()
 	return ctx.Err()
 }
 
 // Leading reports whether this process currently applies projector name.
-func (r *Runner) Leading(name string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.leading[name]
-}
-
-func (r *Runner) setLeading(name string, v bool) {
-	r.mu.Lock()
-	r.leading[name] = v
-	r.mu.Unlock()
-}
+func (r *Runner) Leading(name string) bool { return r.group.Leading(name) }
 
 // listen feeds other processes' checkpoint moves into the progress tracker.
 func (r *Runner) listen(ctx context.Context) {
@@ -438,55 +422,39 @@ func (r *Runner) listen(ctx context.Context) {
 	}
 }
 
-// compete takes the projector's advisory lock when it can and applies
-// events while holding it.
-func (r *Runner) compete(ctx context.Context, p Projector) {
-	backoff := r.lockRetry
+// consumer runs p as a consumer of the group: it applies events while
+// this process holds p's lock.
+func (r *Runner) consumer(p Projector) leader.Consumer {
 	standingBy := false
-	for ctx.Err() == nil {
-		conn, err := r.db.Connx(ctx)
-		if err == nil {
-			var got bool
-			if err = conn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", lockKey("projector", p.Name())); err == nil && got {
-				r.setLeading(p.Name(), true)
-				err = r.lead(ctx, conn, p)
-				r.setLeading(p.Name(), false)
-				discard(conn)
-				if errors.Is(err, errBehind) {
-					r.log.Info("projector fell behind the live feed; catching up from its checkpoint", "projector", p.Name())
-					continue
+	return leader.Consumer{
+		Name: p.Name(),
+		Lead: func(ctx context.Context, s *leader.Session) error { return r.lead(ctx, s, p) },
+		Ended: func(err error) bool {
+			switch {
+			case errors.Is(err, leader.ErrBehind):
+				r.log.Info("projector fell behind the live feed; catching up from its checkpoint", "projector", p.Name())
+				return true
+			case errors.Is(err, ErrVersionMismatch):
+				// Said once: the condition lasts until a rebuild or a restart.
+				if !standingBy {
+					r.log.Warn("projector standing by: its tables belong to another version", "projector", p.Name(), "err", err)
 				}
-			} else {
-				conn.Close()
+				standingBy = true
+				return true
 			}
-		}
-		switch {
-		case errors.Is(err, ErrVersionMismatch):
-			// Said once: the condition lasts until a rebuild or a restart.
-			if !standingBy {
-				r.log.Warn("projector standing by: its tables belong to another version", "projector", p.Name(), "err", err)
-			}
-			standingBy = true
-		case err != nil && ctx.Err() == nil:
-			r.log.Warn("projector stopped, will retry", "projector", p.Name(), "err", err)
 			standingBy = false
-		default:
-			standingBy = false
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
+			return false
+		},
 	}
 }
 
-// lead streams events from the checkpoint on: a consumer callback feeds a
-// channel that is drained into batches, so a projector that is behind
+// lead streams events from the checkpoint on: the live feed is drained
+// into batches, so a projector that is behind
 // catches up many events per transaction and one that is current applies
-// each event as soon as it arrives. Batches are applied on conn, the
-// connection holding the projector's lock.
-func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
-	lv, err := r.openLive(ctx, conn, p)
+// each event as soon as it arrives. Batches are applied on the session
+// holding the projector's lock.
+func (r *Runner) lead(ctx context.Context, s *leader.Session, p Projector) error {
+	lv, err := r.openLive(ctx, s.Conn(), p)
 	if err != nil {
 		return err
 	}
@@ -501,53 +469,35 @@ func (r *Runner) lead(ctx context.Context, conn *sqlx.Conn, p Projector) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The callback never blocks: a follower shared with others (the
-	// fan-out) must not wait on Postgres. When the channel is full the
-	// leader drops the rest, applies what it holds, and starts again from
-	// its checkpoint, reading the backlog from the stream.
-	ch := make(chan events.Envelope, 4*r.batchSize)
-	var overflow atomic.Bool
-	stop, err := r.follow.Follow(ctx, events.Filter{StartSeq: lv.seq + 1}, func(env events.Envelope, err error) {
-		if err != nil {
-			env.Type = events.TypeUndecodable
-		}
-		if overflow.Load() {
-			return
-		}
-		select {
-		case ch <- env:
-		default:
-			overflow.Store(true)
-		}
-	})
+	// When the feed's buffer is full the leader applies what it holds and
+	// starts again from its checkpoint, reading the backlog from the stream.
+	feed, err := s.Follow(ctx, lv.seq, 4*r.batchSize)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer feed.Stop()
 	ping := time.NewTicker(5 * time.Second)
 	defer ping.Stop()
 	batch := make([]events.Envelope, 0, r.batchSize)
 	for {
-		if overflow.Load() && len(ch) == 0 {
-			return errBehind
+		if err := feed.Err(); err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-ping.C:
-			if err := conn.PingContext(ctx); err != nil {
-				return fmt.Errorf("lost projector lock connection: %w", err)
+			if err := s.Ping(ctx); err != nil {
+				return err
 			}
 			continue
-		case env := <-ch:
+		case env := <-feed.Events():
 			batch = append(batch[:0], env)
 		}
 	drain:
 		for len(batch) < r.batchSize {
 			select {
-			case env := <-ch:
+			case env := <-feed.Events():
 				batch = append(batch, env)
 			default:
 				break drain
@@ -573,10 +523,6 @@ type live struct {
 	generation int
 	seq        uint64
 }
-
-// errBehind means a leader fell more than its buffer behind the live feed
-// and restarts from its checkpoint.
-var errBehind = errors.New("projections: leader fell behind the live feed")
 
 // errFenced means the checkpoint row moved under the leader (a rebuild
 // switched generations, or another process applied events after this one
@@ -779,21 +725,15 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 // session releases its lock a moment after the process let go).
 func (r *Runner) catchUp(ctx context.Context, p Projector, head uint64) error {
 	for {
-		conn, err := r.db.Connx(ctx)
+		s, err := r.group.TryLock(ctx, p.Name())
 		if err != nil {
 			return err
 		}
-		var got bool
-		if err := conn.GetContext(ctx, &got, "SELECT pg_try_advisory_lock($1)", lockKey("projector", p.Name())); err != nil {
-			conn.Close()
+		if s != nil {
+			err = r.catchUpLocked(ctx, s.Conn(), p, head)
+			s.Close()
 			return err
 		}
-		if got {
-			err = r.catchUpLocked(ctx, conn, p, head)
-			discard(conn)
-			return err
-		}
-		conn.Close()
 		var cur uint64
 		if err := r.db.GetContext(ctx, &cur, "SELECT seq FROM projection_checkpoints WHERE name = $1", p.Name()); err != nil {
 			return err
@@ -845,13 +785,4 @@ func (lv *live) catchUp(ctx context.Context, head uint64) error {
 		return lv.apply(ctx, batch)
 	}
 	return nil
-}
-
-// discard closes a leader's connection instead of returning it to the
-// pool: its session settings (search_path, synchronous_commit) must not
-// leak into other queries, and ending the session releases the advisory
-// lock even if a transaction was left open.
-func discard(conn *sqlx.Conn) {
-	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-	conn.Close()
 }
