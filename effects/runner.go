@@ -323,7 +323,13 @@ func (r *Runner) lead(ctx context.Context, s *leader.Session, re Reaction) error
 					return err
 				}
 			}
-			continue
+			if ticks%int(RearmEvery/time.Second) != 0 {
+				continue
+			}
+			// Retries made due by someone else (Retry, from the CLI).
+			if err := l.armRetry(ctx); err != nil {
+				return err
+			}
 		case <-retry.C:
 			if err := l.retryDue(ctx); err != nil {
 				return err

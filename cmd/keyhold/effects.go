@@ -70,7 +70,7 @@ func (e *env) effectsRunner(ctx context.Context, opts ...effects.Option) (*effec
 }
 
 func newEffects(cfg *config) *cobra.Command {
-	cmd := group(&cobra.Command{Use: "effects", Short: "Inspect the reactions to events (mail)"})
+	cmd := group(&cobra.Command{Use: "effects", Short: "Inspect the reactions to events (mail), retry or dismiss failed ones"})
 	var asJSON bool
 	status := &cobra.Command{
 		Use:   "status",
@@ -119,8 +119,61 @@ event is never performed again), with the newest error.`,
 		},
 	}
 	status.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per reaction")
-	cmd.AddCommand(cfg.use(status, tableFlags...))
+	cmd.AddCommand(cfg.use(status, tableFlags...),
+		resolveEffects(cfg, "retry", "Attempt a reaction's failed or unknown-outcome events again",
+			`Give the failed and unknown-outcome events of REACTION (only the one at --seq when given)
+a fresh set of attempts, due at once; the server leading the reaction takes them up within
+seconds. An unknown outcome may already have been performed (its mail may have gone out):
+retrying it may perform it twice, which is why Keyhold never does so by itself.`,
+			(*effects.Runner).Retry),
+		resolveEffects(cfg, "dismiss", "Record a reaction's failed or unknown-outcome events as handled",
+			`Record the failed and unknown-outcome events of REACTION (only the one at --seq when
+given) as handled without performing them, for events taken care of by hand or not needed any
+more. They stop counting as failed and stop degrading /readyz.`,
+			(*effects.Runner).Dismiss))
 	return cmd
+}
+
+// resolveEffects is effects retry or effects dismiss: resolve applied to
+// one reaction's failed and unknown-outcome events.
+func resolveEffects(cfg *config, use, short, long string, resolve func(*effects.Runner, context.Context, string, uint64) (int64, error)) *cobra.Command {
+	var seq uint64
+	cmd := &cobra.Command{
+		Use:   use + " REACTION",
+		Short: short,
+		Long:  long,
+		Example: fmt.Sprintf(`  keyhold effects %[1]s mail.invitation
+  keyhold effects %[1]s mail.invitation --seq 4812`, use),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
+				return &usageError{err}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := open(cmd.Context(), cfg, false)
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			if err := effects.Migrate(cmd.Context(), e.db.SQL()); err != nil {
+				return err
+			}
+			r, err := effects.NewRunner(e.db.SQL(), e.store, nil)
+			if err != nil {
+				return err
+			}
+			n, err := resolve(r, cmd.Context(), args[0], seq)
+			if err != nil {
+				return err
+			}
+			verb := map[string]string{"retry": "put back for a retry", "dismiss": "recorded as handled"}[use]
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d event(s) %s\n", args[0], n, verb)
+			return nil
+		},
+	}
+	cmd.Flags().Uint64Var(&seq, "seq", 0, "only the event at this log sequence (keyhold effects status shows the newest)")
+	return cfg.use(cmd, tableFlags...)
 }
 
 // effectsCheck is the readiness check of the reactions: degraded, not

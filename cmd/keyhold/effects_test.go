@@ -146,6 +146,27 @@ func TestServeSendsMailThroughSMTP(t *testing.T) {
 		}
 	}
 
+	// The operator asks for the refused mail again (refused again: the
+	// server's answer stands), then records it as handled.
+	if out, err := cli(t, cfg, h.natsAddr(), "effects", "retry", "welcome"); err != nil || !strings.Contains(out, "welcome: 1 event(s) put back for a retry") {
+		t.Fatalf("effects retry: %v\n%s", err, out)
+	}
+	eventually(t, "the retry refused again", func() bool {
+		m := h.do(t, http.MethodGet, "/metrics", "", nil)
+		return strings.Contains(string(m.Body), `keyhold_effects_failed_total{reaction="welcome"} 2`)
+	})
+	if out, err := cli(t, cfg, h.natsAddr(), "effects", "dismiss", "welcome"); err != nil || !strings.Contains(out, "welcome: 1 event(s) recorded as handled") {
+		t.Fatalf("effects dismiss: %v\n%s", err, out)
+	}
+	if out, err := cli(t, cfg, h.natsAddr(), "effects", "dismiss", "welcome"); err == nil || !strings.Contains(out+err.Error(), "no failed or unknown-outcome event") {
+		t.Fatalf("a second dismiss: %v\n%s", err, out)
+	}
+	r = h.do(t, http.MethodGet, "/readyz", "", nil)
+	r.decode(t, &ready)
+	if c := ready.Checks["effects"]; c != "ok" {
+		t.Fatalf("readyz effects check %q after the dismissal, want ok", c)
+	}
+
 	if out, err := cli(t, cfg, h.natsAddr(), "projections", "rebuild"); err != nil {
 		t.Fatalf("rebuild: %v\n%s", err, out)
 	}

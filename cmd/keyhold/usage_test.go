@@ -103,6 +103,8 @@ func TestHelpListsOnlyUsedFlags(t *testing.T) {
 		{[]string{"users", "set-password"}, tableFlags},
 		{[]string{"privacy", "erase"}, tableFlags},
 		{[]string{"effects", "status"}, tableFlags},
+		{[]string{"effects", "retry"}, tableFlags},
+		{[]string{"effects", "dismiss"}, tableFlags},
 		{[]string{"mail", "list"}, []string{"data-dir", "log-level"}},
 		{[]string{"mail", "show"}, []string{"data-dir", "log-level"}},
 		{[]string{"bench"}, []string{"database-url", "log-level", "read-wait"}},
