@@ -24,13 +24,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // eventually polls cond for up to 10 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, what, cond)
 }
 
 func newGroup(t *testing.T, db *sqlx.DB, st *events.Store, opts ...leader.Option) *leader.Group {

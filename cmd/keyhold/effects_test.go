@@ -17,6 +17,7 @@ import (
 	"github.com/keyhold/keyhold/effects"
 	"github.com/keyhold/keyhold/events"
 	"github.com/keyhold/keyhold/internal/smtptest"
+	"github.com/keyhold/keyhold/internal/testenv"
 	"github.com/keyhold/keyhold/mail"
 )
 
@@ -42,13 +43,7 @@ func withWelcome(cfg *config) *config {
 // eventually polls cond for up to 15 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 15*time.Second, what, cond)
 }
 
 // TestServeSendsMailThroughSMTP runs a reaction in serve against an SMTP
