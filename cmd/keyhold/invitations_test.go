@@ -380,10 +380,19 @@ func TestKestraInvitations(t *testing.T) {
 	})
 
 	t.Run("deleting ends the link and erases the address", func(t *testing.T) {
-		r := k.ok(t, http.MethodPost, "/invitations", a.token, map[string]any{"email": "gone@example.com", "createUserIfNotExist": true}, http.StatusCreated)
+		body := map[string]any{"email": "gone@example.com", "createUserIfNotExist": true}
+		r := k.keyed(t, http.MethodPost, "/invitations", a.token, body, "invite-gone")
+		expectStatus(t, r, http.StatusCreated, "invite")
 		del := r.object(t)["id"].(string)
 		delToken := h.invitationToken(t, "acme", del)
 		k.ok(t, http.MethodDelete, "/invitations/"+del, a.token, nil, http.StatusNoContent)
+		// A retry of the keyed create still replays its status, without
+		// the erased address.
+		replay := k.keyed(t, http.MethodPost, "/invitations", a.token, body, "invite-gone")
+		if replay.Status != http.StatusCreated || replay.Header.Get("Idempotent-Replayed") != "true" ||
+			strings.Contains(string(replay.Body), "gone@example.com") || replay.Header.Get("Keyhold-Redacted") == "" {
+			t.Fatalf("replay after the deletion %s, headers %v: want 201 without the address", replay, replay.Header)
+		}
 		kestraError(t, k.do(t, http.MethodGet, "/invitations/"+del, a.token, nil), http.StatusNotFound, k.path("/invitations/"+del))
 		kestraError(t, k.do(t, http.MethodDelete, "/invitations/"+del, a.token, nil), http.StatusNotFound, k.path("/invitations/"+del))
 		create := "/api/v1/invitation/create/" + delToken

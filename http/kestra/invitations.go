@@ -282,7 +282,15 @@ func (h handlers) getInvitation(w http.ResponseWriter, r *http.Request) {
 func (h handlers) deleteInvitation(w http.ResponseWriter, r *http.Request) {
 	write(h, w, r, func(noBody) (uint64, answer, error) {
 		res, err := h.cmds.DeleteInvitation.Handle(r.Context(), commands.DeleteInvitation{Meta: meta(r), ID: mux.Vars(r)["id"]})
-		return res.Sequence, withStatus(http.StatusNoContent), err
+		if err != nil {
+			return 0, nil, err
+		}
+		// The deletion erased the address: recorded answers of keyed
+		// requests must not keep it for their retention either.
+		if err := h.kit.RedactReplays(r.Context(), res.Invitation.Email()); err != nil {
+			return 0, nil, err
+		}
+		return res.Sequence, withStatus(http.StatusNoContent), nil
 	})
 }
 
