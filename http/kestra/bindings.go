@@ -202,16 +202,13 @@ func (h handlers) searchBindings(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getBinding(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	b, err := h.q.Binding(r.Context(), caller(r), mux.Vars(r)["id"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, bindingOf(b))
+	read(h, w, r, func() (any, error) {
+		b, err := h.q.Binding(r.Context(), caller(r), mux.Vars(r)["id"])
+		if err != nil {
+			return nil, err
+		}
+		return bindingOf(b), nil
+	})
 }
 
 func (h handlers) deleteBinding(w http.ResponseWriter, r *http.Request) {

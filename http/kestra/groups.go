@@ -144,16 +144,13 @@ func (h handlers) deleteGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getGroup(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	g, err := h.q.Group(r.Context(), caller(r), mux.Vars(r)["id"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, groupDetailOf(g))
+	read(h, w, r, func() (any, error) {
+		g, err := h.q.Group(r.Context(), caller(r), mux.Vars(r)["id"])
+		if err != nil {
+			return nil, err
+		}
+		return groupDetailOf(g), nil
+	})
 }
 
 func summaries(items []query.Group) []groupSummary {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/keyhold/keyhold/commands"
-	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/mail"
 	"github.com/keyhold/keyhold/query"
 )
@@ -64,16 +63,13 @@ func (h handlers) instanceSettingsOf(s query.InstanceSettings) instanceSettingsJ
 }
 
 func (h handlers) instanceSettings(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	s, err := h.q.InstanceSettings(r.Context(), caller(r), commands.InstanceDefaults())
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, h.instanceSettingsOf(s))
+	read(h, w, r, func() (any, error) {
+		s, err := h.q.InstanceSettings(r.Context(), caller(r), commands.InstanceDefaults())
+		if err != nil {
+			return nil, err
+		}
+		return h.instanceSettingsOf(s), nil
+	})
 }
 
 func (h handlers) putInstanceSettings(w http.ResponseWriter, r *http.Request) {

@@ -203,16 +203,13 @@ func renamed(err error, from, to string) error {
 }
 
 func (h handlers) me(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	u, err := h.q.Me(r.Context(), caller(r))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, meOf(u))
+	read(h, w, r, func() (any, error) {
+		u, err := h.q.Me(r.Context(), caller(r))
+		if err != nil {
+			return nil, err
+		}
+		return meOf(u), nil
+	})
 }
 
 // withMe answers with the caller's ApiMe as the read side has it.

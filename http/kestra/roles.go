@@ -105,16 +105,13 @@ func (h handlers) deleteRole(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getRole(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	role, err := h.q.Role(r.Context(), caller(r), mux.Vars(r)["id"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, detailOf(role))
+	read(h, w, r, func() (any, error) {
+		role, err := h.q.Role(r.Context(), caller(r), mux.Vars(r)["id"])
+		if err != nil {
+			return nil, err
+		}
+		return detailOf(role), nil
+	})
 }
 
 func (h handlers) searchRoles(w http.ResponseWriter, r *http.Request) {

@@ -173,16 +173,13 @@ func (h handlers) createTenantAccess(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getTenantAccess(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	a, err := h.q.TenantAccess(r.Context(), caller(r), mux.Vars(r)["userId"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, tenantAccessOf(caller(r).Tenant, a))
+	read(h, w, r, func() (any, error) {
+		a, err := h.q.TenantAccess(r.Context(), caller(r), mux.Vars(r)["userId"])
+		if err != nil {
+			return nil, err
+		}
+		return tenantAccessOf(caller(r).Tenant, a), nil
+	})
 }
 
 // putTenantAccess grants access to the user with the path's id: 201,

@@ -68,16 +68,13 @@ func (h handlers) searchTenants(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getTenant(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	t, err := h.q.Tenant(r.Context(), caller(r), mux.Vars(r)["id"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, tenantOf(t))
+	read(h, w, r, func() (any, error) {
+		t, err := h.q.Tenant(r.Context(), caller(r), mux.Vars(r)["id"])
+		if err != nil {
+			return nil, err
+		}
+		return tenantOf(t), nil
+	})
 }
 
 func (h handlers) updateTenant(w http.ResponseWriter, r *http.Request) {

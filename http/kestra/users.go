@@ -134,16 +134,13 @@ func (h handlers) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getUser(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	u, err := h.q.User(r.Context(), caller(r), mux.Vars(r)["id"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, userOf(u))
+	read(h, w, r, func() (any, error) {
+		u, err := h.q.User(r.Context(), caller(r), mux.Vars(r)["id"])
+		if err != nil {
+			return nil, err
+		}
+		return userOf(u), nil
+	})
 }
 
 // updateUser replaces a user's email, names, flags and tenants, and its

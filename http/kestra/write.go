@@ -64,3 +64,19 @@ func write[Req any](h handlers, w http.ResponseWriter, r *http.Request, do func(
 	h.kit.AwaitRead(r.Context(), w, seq)
 	ans(w, r)
 }
+
+// read is a read route's course for a route without query parameters:
+// get reads the read side and maps what it found to the answer, which is
+// the 200 JSON response; its error goes to fail.
+func read(h handlers, w http.ResponseWriter, r *http.Request, get func() (any, error)) {
+	if err := noQuery(r); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	v, err := get()
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	khttp.WriteJSON(w, http.StatusOK, v)
+}

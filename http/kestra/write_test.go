@@ -89,6 +89,24 @@ func TestWrite(t *testing.T) {
 				return 9, withStatus(http.StatusNoContent), refused
 			})
 		}, http.StatusNotFound, "ran", 0},
+		{"read", "/x", "", func(h handlers, w http.ResponseWriter, r *http.Request, got *string) {
+			read(h, w, r, func() (any, error) {
+				*got = "ran"
+				return nameRequest{Name: "a"}, nil
+			})
+		}, http.StatusOK, "ran", 0},
+		{"read with a query parameter", "/x?fields=all", "", func(h handlers, w http.ResponseWriter, r *http.Request, got *string) {
+			read(h, w, r, func() (any, error) {
+				*got = "ran"
+				return nameRequest{}, nil
+			})
+		}, http.StatusBadRequest, "", 0},
+		{"read of nothing", "/x", "", func(h handlers, w http.ResponseWriter, r *http.Request, got *string) {
+			read(h, w, r, func() (any, error) {
+				*got = "ran"
+				return nil, refused
+			})
+		}, http.StatusNotFound, "ran", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
