@@ -29,7 +29,8 @@ var (
 
 	// ErrBehind is returned by Feed.Err when the leader fell more than the
 	// feed's buffer behind the live log. A Lead returning it is run again
-	// at once, starting from its stored position.
+	// at once on the same session (the lock kept), starting from its
+	// stored position.
 	ErrBehind = errors.New("leader: fell behind the live feed")
 )
 
@@ -138,8 +139,8 @@ type Consumer struct {
 	// returns: the session is closed then, which releases the lock.
 	Lead func(ctx context.Context, s *Session) error
 	// Ended, when set, is told how each turn ended: nil when the lock was
-	// held elsewhere or ctx ended, ErrBehind before the turn starts again
-	// at once, or the error that ended it. It returns whether it reported
+	// held elsewhere or ctx ended, ErrBehind before Lead runs again at once
+	// on the same session, or the error that ended it. It returns whether it reported
 	// err itself; if not, the group warns that the consumer stopped.
 	Ended func(err error) (reported bool)
 }
@@ -175,7 +176,15 @@ func (g *Group) compete(ctx context.Context, c Consumer) {
 		s, err := g.TryLock(ctx, c.Name)
 		if s != nil {
 			g.setLeading(c.Name, true)
-			err = c.Lead(ctx, s)
+			// A lead that fell behind starts again at once on the same
+			// session: the lock never leaves this process, so no standby
+			// takes the consumer over in between and no retry waits for
+			// Postgres to release the old session's lock.
+			for err = c.Lead(ctx, s); errors.Is(err, ErrBehind) && ctx.Err() == nil; err = c.Lead(ctx, s) {
+				if c.Ended != nil {
+					c.Ended(err)
+				}
+			}
 			g.setLeading(c.Name, false)
 			s.Close()
 		}
@@ -183,9 +192,6 @@ func (g *Group) compete(ctx context.Context, c Consumer) {
 			err = nil
 		}
 		reported := c.Ended != nil && c.Ended(err)
-		if errors.Is(err, ErrBehind) {
-			continue
-		}
 		if err != nil && !reported {
 			g.log.Warn(g.kind+" stopped, will retry", g.kind, c.Name, "err", err)
 		}

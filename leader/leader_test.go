@@ -171,29 +171,37 @@ func TestOneLeadsAndTheOtherTakesOver(t *testing.T) {
 
 // TestFeedOverflowRestartsFromThePosition fills a small feed while the
 // leader is busy: the lead gets ErrBehind once it has taken what the feed
-// held, and the next turn, started without a warning, follows from the
-// position without losing or repeating an event.
+// held, and the next turn, started at once without a warning on the same
+// session (the lock never left: with a minute between lock retries, a new
+// session would not come in time), follows from the position without
+// losing or repeating an event.
 func TestFeedOverflowRestartsFromThePosition(t *testing.T) {
 	st, _ := testenv.Store(t)
 	db := testenv.DB(t)
 	var logs testenv.SyncBuffer
-	g := newGroup(t, db, st, leader.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	g := newGroup(t, db, st, leader.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), leader.WithLockRetry(time.Minute))
 	var (
-		mu    sync.Mutex
-		seen  []uint64
-		pos   uint64 // the consumer's stored position
-		turns int
-		ended []error
+		mu       sync.Mutex
+		seen     []uint64
+		pos      uint64 // the consumer's stored position
+		turns    int
+		ended    []error
+		backends []int // the lock session's backend, per turn
 	)
 	busy := make(chan struct{})
 	const n = 40
 	run(t, g, leader.Consumer{
 		Name: "overflow",
 		Lead: func(ctx context.Context, s *leader.Session) error {
+			var backend int
+			if err := s.Conn().GetContext(ctx, &backend, "SELECT pg_backend_pid()"); err != nil {
+				return err
+			}
 			mu.Lock()
 			from := pos
 			turns++
 			first := turns == 1
+			backends = append(backends, backend)
 			mu.Unlock()
 			feed, err := s.Follow(ctx, from, 4)
 			if err != nil {
@@ -237,6 +245,12 @@ func TestFeedOverflowRestartsFromThePosition(t *testing.T) {
 	defer mu.Unlock()
 	if turns < 2 {
 		t.Errorf("%d turns, want a restart after the overflow", turns)
+	}
+	for _, b := range backends {
+		if b != backends[0] {
+			t.Errorf("turns ran on the sessions of backends %v, want one session throughout", backends)
+			break
+		}
 	}
 	if len(ended) == 0 || !errors.Is(ended[0], leader.ErrBehind) {
 		t.Errorf("turns ended with %v, want ErrBehind first", ended)
