@@ -12,8 +12,11 @@ import (
 )
 
 // maxPrepared bounds the statements reads keeps prepared. Query texts
-// carry no values (those are arguments), so the read side has a few dozen;
-// the bound only matters if that ever stops being true.
+// carry no values but a page's size (see pageClause): a few dozen texts in
+// common use, more for a client that varies its page size. Beyond the
+// bound a new text runs unprepared, as every read did before, so a client
+// that fills the cache costs others the preparation's gain, not
+// correctness.
 const maxPrepared = 512
 
 // reads runs the read side's queries as prepared statements. Postgres then
