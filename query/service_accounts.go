@@ -229,12 +229,17 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 		// A kind at a level that has none: nothing matches.
 		return `SELECT ` + saColumns + ` FROM service_accounts WHERE false`, args[:0]
 	}
+	// The statuses, levels and kinds are written into the text as
+	// literals: they come from closed vocabularies (f.check refused
+	// anything else), so the texts are few, and with them fixed Postgres
+	// settles on one plan per text instead of planning every run (with
+	// them as arguments it kept custom plans: 0.4 ms of planning a page).
 	var parts []string
 	for _, st := range statuses {
-		sp := arg(st)
 		for _, lv := range levels {
 			parts = append(parts, `(SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1`+fixed+
-				` AND status = `+sp+` AND scope_level = `+arg(lv.level)+` AND scope_kind = `+arg(lv.kind)+` AND id > $2 ORDER BY id`+lim+`)`)
+				` AND status = `+pq.QuoteLiteral(st)+` AND scope_level = `+pq.QuoteLiteral(lv.level)+
+				` AND scope_kind = `+pq.QuoteLiteral(lv.kind)+` AND id > $2 ORDER BY id`+lim+`)`)
 		}
 	}
 	if len(parts) == 1 {
