@@ -258,3 +258,51 @@ func TestListServiceAccountsRefusesBadFilters(t *testing.T) {
 		})
 	}
 }
+
+// Every listed account carries the count of its unexpired credentials,
+// page after page, filtered or not; credentials of accounts outside the
+// page, of another tenant or expired do not count.
+func TestListCountsActiveCredentials(t *testing.T) {
+	q := listFixture(t)
+	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	q.now = func() time.Time { return now }
+	// Accounts 1..40 of acme get i%4 live credentials and, for every third,
+	// one expired; the same ids in other get one each, which never count.
+	_, err := q.db.db.Exec(`INSERT INTO credentials (tenant, service_account_id, id, created_by, created_at, expires_at)
+		SELECT 'acme', lpad(i::text, 26, '0'), 'live-' || k, '01admin', $1::timestamptz, $1::timestamptz + interval '1 day'
+		FROM generate_series(1, 40) AS i, generate_series(1, 3) AS k WHERE k <= i % 4
+		UNION ALL
+		SELECT 'acme', lpad(i::text, 26, '0'), 'old', '01admin', $1 - interval '2 days', $1
+		FROM generate_series(1, 40) AS i WHERE i % 3 = 0
+		UNION ALL
+		SELECT 'other', lpad(i::text, 26, '0'), 'theirs', '01admin', $1, $1 + interval '1 day'
+		FROM generate_series(1, 40) AS i`, now)
+	testenv.Must(t, err, "credentials")
+	want := func(id string) int {
+		var n int
+		fmt.Sscan(strings.TrimLeft(id, "0"), &n)
+		if n > 40 {
+			return 0
+		}
+		return n % 4
+	}
+	for name, f := range map[string]ServiceAccountFilter{"unfiltered": {}, "active": {Status: "active"}, "namespace level": {ScopeLevel: "namespace"}} {
+		t.Run(name, func(t *testing.T) {
+			after, seen := "", 0
+			for range 8 { // 8 pages of 7: past the accounts with credentials
+				items, next, err := q.ListServiceAccounts(context.Background(), admin(), f, Page{Limit: 7, Cursor: after})
+				testenv.Must(t, err, "list")
+				for _, sa := range items {
+					if sa.ActiveCredentials != want(sa.ID) {
+						t.Fatalf("account %s: %d active credentials, want %d", sa.ID, sa.ActiveCredentials, want(sa.ID))
+					}
+					seen++
+				}
+				after = next
+			}
+			if seen != 56 {
+				t.Fatalf("%d accounts over 8 pages, want 56", seen)
+			}
+		})
+	}
+}
