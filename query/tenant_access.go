@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/lib/pq"
 
@@ -215,22 +214,11 @@ func (q *Queries) withTenantGroups(ctx context.Context, tenant string, ms []Tena
 	return nil
 }
 
-// ServiceAccountToken is a service account API token's metadata; the
-// token is never stored.
-type ServiceAccountToken struct {
-	ID          string     `db:"id"`
-	Name        string     `db:"name"`
-	Description string     `db:"description"`
-	CreatedAt   time.Time  `db:"created_at"`
-	ExpiresAt   *time.Time `db:"expires_at"`
-	LastUsedAt  *time.Time `db:"last_used_at"`
-}
-
 // ServiceAccountTokens lists the unexpired API tokens of a service account
 // of the caller's tenant, named by id or chosen name, oldest first, with
 // when each was last used (as flushed so far). Callers who may not list
 // credentials, and unknown accounts, get ErrNotFound.
-func (q *Queries) ServiceAccountTokens(ctx context.Context, caller auth.Principal, ref string) ([]ServiceAccountToken, error) {
+func (q *Queries) ServiceAccountTokens(ctx context.Context, caller auth.Principal, ref string) ([]APIToken, error) {
 	if !q.may(caller, authz.CredentialsList) {
 		return nil, fmt.Errorf("%w: service account %q", ErrNotFound, ref)
 	}
@@ -238,7 +226,7 @@ func (q *Queries) ServiceAccountTokens(ctx context.Context, caller auth.Principa
 	if err != nil {
 		return nil, err
 	}
-	out := []ServiceAccountToken{}
+	out := []APIToken{}
 	err = q.db.SelectContext(ctx, &out, `SELECT t.id, t.name, t.description, t.created_at, t.expires_at, u.last_used_at
 		FROM service_account_api_tokens t LEFT JOIN api_token_use u ON u.token_id = t.id
 		WHERE t.tenant = $1 AND t.service_account_id = $2 AND (t.expires_at IS NULL OR t.expires_at > $3) ORDER BY t.id`,

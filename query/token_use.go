@@ -91,7 +91,8 @@ func (u *TokenUses) Run(ctx context.Context, db *sqlx.DB, every time.Duration, l
 	}
 }
 
-// APIToken is a personal API token's metadata; the token is never kept.
+// APIToken is an API token's metadata, a user's personal token or a
+// service account's; the token is never kept.
 type APIToken struct {
 	ID          string     `db:"id"`
 	Name        string     `db:"name"`

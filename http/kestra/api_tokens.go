@@ -40,20 +40,13 @@ func (h handlers) createServiceAccountToken(w http.ResponseWriter, r *http.Reque
 }
 
 func (h handlers) listServiceAccountTokens(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	items, err := h.q.ServiceAccountTokens(r.Context(), caller(r), mux.Vars(r)["id"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	out := tokenListJSON{Results: make([]tokenJSON, len(items))}
-	for i, t := range items {
-		out.Results[i] = tokenJSON{ID: t.ID, Name: t.Name, Description: t.Description, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
-	}
-	khttp.WriteJSON(w, http.StatusOK, out)
+	read(h, w, r, func() (any, error) {
+		items, err := h.q.ServiceAccountTokens(r.Context(), caller(r), mux.Vars(r)["id"])
+		if err != nil {
+			return nil, err
+		}
+		return tokenListOf(items), nil
+	})
 }
 
 func (h handlers) deleteServiceAccountToken(w http.ResponseWriter, r *http.Request) {

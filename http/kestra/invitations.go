@@ -262,21 +262,13 @@ func (h handlers) invitationsByEmail(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) getInvitation(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	v, err := h.q.GetInvitation(r.Context(), caller(r), mux.Vars(r)["id"])
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	out, err := h.withLink(r, v)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, out)
+	read(h, w, r, func() (any, error) {
+		v, err := h.q.GetInvitation(r.Context(), caller(r), mux.Vars(r)["id"])
+		if err != nil {
+			return nil, err
+		}
+		return h.withLink(r, v)
+	})
 }
 
 func (h handlers) deleteInvitation(w http.ResponseWriter, r *http.Request) {

@@ -278,20 +278,22 @@ func (h handlers) deleteMyToken(w http.ResponseWriter, r *http.Request) {
 
 // listTokens answers a user's live tokens (never the tokens themselves).
 func (h handlers) listTokens(w http.ResponseWriter, r *http.Request, userID string) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	list, err := h.q.APITokens(r.Context(), caller(r), userID)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
+	read(h, w, r, func() (any, error) {
+		list, err := h.q.APITokens(r.Context(), caller(r), userID)
+		if err != nil {
+			return nil, err
+		}
+		return tokenListOf(list), nil
+	})
+}
+
+// tokenListOf is the list of a user's or a service account's tokens.
+func tokenListOf(list []query.APIToken) tokenListJSON {
 	out := tokenListJSON{Results: make([]tokenJSON, len(list))}
 	for i, t := range list {
 		out.Results[i] = tokenJSON{ID: t.ID, Name: t.Name, Description: t.Description, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt}
 	}
-	khttp.WriteJSON(w, http.StatusOK, out)
+	return out
 }
 
 // createToken issues a token to userID and answers it, shown this once.

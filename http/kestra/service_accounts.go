@@ -179,22 +179,18 @@ func (h handlers) setGroups(r *http.Request, id string, had, want []string) (uin
 }
 
 func (h handlers) getServiceAccount(w http.ResponseWriter, r *http.Request) {
-	if err := noQuery(r); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	id := mux.Vars(r)["id"]
-	sa, err := h.q.ServiceAccount(r.Context(), caller(r), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	groups, err := h.q.ServiceAccountGroups(r.Context(), caller(r), id)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	khttp.WriteJSON(w, http.StatusOK, serviceAccountOf(sa.ID, sa.DisplayName, sa.Description, groupIDs(groups[id])))
+	read(h, w, r, func() (any, error) {
+		id := mux.Vars(r)["id"]
+		sa, err := h.q.ServiceAccount(r.Context(), caller(r), id)
+		if err != nil {
+			return nil, err
+		}
+		groups, err := h.q.ServiceAccountGroups(r.Context(), caller(r), id)
+		if err != nil {
+			return nil, err
+		}
+		return serviceAccountOf(sa.ID, sa.DisplayName, sa.Description, groupIDs(groups[id])), nil
+	})
 }
 
 func (h handlers) updateServiceAccount(w http.ResponseWriter, r *http.Request) {
