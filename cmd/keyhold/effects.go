@@ -84,18 +84,11 @@ event is never performed again), with the newest error.`,
   keyhold effects status --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			e, err := open(cmd.Context(), cfg, false)
+			e, r, err := openEffects(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer e.close()
-			r, err := effects.NewRunner(e.db.SQL(), e.store, nil)
-			if err != nil {
-				return err
-			}
-			if err := effects.Migrate(cmd.Context(), e.db.SQL()); err != nil {
-				return err
-			}
 			st, err := r.Status(cmd.Context())
 			if err != nil {
 				return err
@@ -134,6 +127,25 @@ more. They stop counting as failed and stop degrading /readyz.`,
 	return cmd
 }
 
+// openEffects opens the env and a runner of no reaction over it, for the
+// commands that read or resolve the reactions' records (their tables
+// migrated first); close the env when done.
+func openEffects(ctx context.Context, cfg *config) (*env, *effects.Runner, error) {
+	e, err := open(ctx, cfg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := effects.NewRunner(e.db.SQL(), e.store, nil)
+	if err == nil {
+		err = effects.Migrate(ctx, e.db.SQL())
+	}
+	if err != nil {
+		e.close()
+		return nil, nil, err
+	}
+	return e, r, nil
+}
+
 // resolveEffects is effects retry or effects dismiss: resolve applied to
 // one reaction's failed and unknown-outcome events.
 func resolveEffects(cfg *config, use, short, long string, resolve func(*effects.Runner, context.Context, string, uint64) (int64, error)) *cobra.Command {
@@ -151,18 +163,11 @@ func resolveEffects(cfg *config, use, short, long string, resolve func(*effects.
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := open(cmd.Context(), cfg, false)
+			e, r, err := openEffects(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer e.close()
-			if err := effects.Migrate(cmd.Context(), e.db.SQL()); err != nil {
-				return err
-			}
-			r, err := effects.NewRunner(e.db.SQL(), e.store, nil)
-			if err != nil {
-				return err
-			}
 			n, err := resolve(r, cmd.Context(), args[0], seq)
 			if err != nil {
 				return err
