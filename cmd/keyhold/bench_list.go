@@ -38,11 +38,7 @@ func (b *bench) listPath(ctx context.Context, baseName, measName string, f query
 	if err := b.fillAccounts(ctx); err != nil {
 		return base, meas, nil, err
 	}
-	q, err := query.New(b.env.e.db.SQL(), b.env.srv.dir.Authorizer())
-	if err != nil {
-		return base, meas, nil, err
-	}
-	admin, err := b.adminPrincipal()
+	q, admin, err := b.adminQueries()
 	if err != nil {
 		return base, meas, nil, err
 	}
@@ -59,6 +55,18 @@ func (b *bench) listPath(ctx context.Context, baseName, measName string, f query
 	}
 	return b.readPair(ctx, baseName, measName, direct, k0rdent.Base+rawQuery,
 		fmt.Sprintf("%d accounts in the tenant", b.listAccounts))
+}
+
+// adminQueries returns queries over the bench database, deciding with the
+// server's directory as the server does, and the bench administrator:
+// the in-process side of a read pair.
+func (b *bench) adminQueries() (*query.Queries, auth.Principal, error) {
+	q, err := query.New(b.env.e.db.SQL(), b.env.srv.dir.Authorizer())
+	if err != nil {
+		return nil, auth.Principal{}, err
+	}
+	admin, err := b.adminPrincipal()
+	return q, admin, err
 }
 
 // adminPrincipal is the bench administrator as the API sees it.

@@ -25,11 +25,7 @@ func (b *bench) kestraRolesSearch(ctx context.Context) (base, meas benchResult, 
 	if err := b.fillRoles(ctx); err != nil {
 		return base, meas, nil, err
 	}
-	q, err := query.New(b.env.e.db.SQL(), b.env.srv.dir.Authorizer())
-	if err != nil {
-		return base, meas, nil, err
-	}
-	admin, err := b.adminPrincipal()
+	q, admin, err := b.adminQueries()
 	if err != nil {
 		return base, meas, nil, err
 	}
