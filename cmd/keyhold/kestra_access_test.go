@@ -186,6 +186,7 @@ func TestKestraServiceAccountTokens(t *testing.T) {
 		{"beyond the instance's maximum", map[string]any{"name": "ci", "maxAge": "P400D"}, "maxAge", tooLong},
 		{"beyond a century", map[string]any{"name": "ci", "maxAge": "P99999D"}, "maxAge", tooLong},
 		{"more seconds than a duration holds", map[string]any{"name": "ci", "maxAge": "PT999999999999S"}, "maxAge", tooLong},
+		{"more digits than an int64 holds", map[string]any{"name": "ci", "maxAge": "P99999999999999999999999D"}, "maxAge", tooLong},
 		{"extended", map[string]any{"name": "ci", "extended": true}, "extended", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -124,8 +124,9 @@ type tokenListJSON struct {
 var tokenName = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
 
 // isoDuration is the subset of ISO 8601 durations Kestra's maxAge takes
-// (Java's Duration): days, hours, minutes and seconds.
-var isoDuration = regexp.MustCompile(`^P(?:(\d{1,6})D)?(?:T(?:(\d{1,8})H)?(?:(\d{1,10})M)?(?:(\d{1,12})S)?)?$`)
+// (Java's Duration): days, hours, minutes and seconds. Any number of
+// digits is well-formed; parseISODuration caps the value.
+var isoDuration = regexp.MustCompile(`^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$`)
 
 // longerThanAny stands for a well-formed duration beyond every lifetime
 // Keyhold allows (the settings' bound is far below it): it is passed on,
