@@ -58,10 +58,8 @@ func TestUniquenessSurvivesCrashMidBatch(t *testing.T) {
 	default:
 		t.Fatal("the bootstrap failed without writing a batch commit: the crash was not mid-batch")
 	}
-	testenv.Must(t, nc.Flush(), "flush")
 	claims := 0
-	for len(parts) > 0 {
-		m := <-parts
+	check := func(m *nats.Msg) {
 		if m.Header.Get("Nats-Batch-Id") == "" || m.Header.Get("Nats-Batch-Commit") != "" {
 			t.Fatalf("reached the server: %s with headers %v, want only uncommitted batch parts", m.Subject, m.Header)
 		}
@@ -69,8 +67,20 @@ func TestUniquenessSurvivesCrashMidBatch(t *testing.T) {
 			claims++
 		}
 	}
-	if claims == 0 {
-		t.Fatal("no uniqueness claim reached the server before the crash")
+	// The server passes on what the dying connection sent as it gets to
+	// it, not before this connection's flush returns: wait for a claim.
+	deadline := time.After(5 * time.Second)
+	for claims == 0 {
+		select {
+		case m := <-parts:
+			check(m)
+		case <-deadline:
+			t.Fatal("no uniqueness claim reached the server before the crash")
+		}
+	}
+	testenv.Must(t, nc.Flush(), "flush")
+	for len(parts) > 0 {
+		check(<-parts)
 	}
 
 	if seq, err := st.LastSequence(context.Background()); err != nil || seq != 0 {
