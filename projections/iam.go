@@ -4,6 +4,7 @@ import (
 	"context"
 	_ "embed"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/lib/pq"
@@ -42,7 +43,7 @@ func (IAM) Name() string { return "iam" }
 // password; 9: invitations; 10: service accounts' API tokens; 11: the
 // instance's settings for new tenants; 12: row counts and the search
 // indexes of roles and groups.
-func (IAM) Version() int { return 12 }
+func (IAM) Version() int { return 13 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema + "\n" + invitationsSchema }
@@ -69,6 +70,8 @@ type saRow struct {
 	roles                                                []string
 	status, createdBy                                    string
 	createdAt, updatedAt                                 time.Time
+	// credExpiries are the row's credential_expiries.
+	credExpiries []int64
 }
 
 type credKey struct{ tenant, sa, id string }
@@ -89,6 +92,10 @@ type iamBatch struct {
 	saOrder   []saKey
 	creds     map[credKey]*credRow
 	credOrder []credKey
+	// stale are accounts that existed before the batch and whose
+	// credentials it changed: their credential_expiries are read again
+	// from credentials once the batch's rows are written.
+	stale map[saKey]struct{}
 }
 
 // statement is a planned statement with its arguments.
@@ -101,10 +108,12 @@ func (b *iamBatch) exec(query string, args ...any) {
 	b.stmts = append(b.stmts, statement{query, args})
 }
 
-// iamPlan is a planned batch: statements, then new rows.
+// iamPlan is a planned batch: statements, then new rows, then statements
+// that read what the rows wrote.
 type iamPlan struct {
 	stmts []statement
 	rows  []rows
+	after []statement
 }
 
 // Write implements Plan.
@@ -119,8 +128,20 @@ func (p *iamPlan) Write(ctx context.Context, tx Tx) error {
 			return err
 		}
 	}
+	for _, st := range p.after {
+		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// refreshExpiries sets the accounts' credential_expiries from their rows
+// in credentials.
+const refreshExpiries = `UPDATE service_accounts s SET credential_expiries = COALESCE((
+	SELECT array_agg((extract(epoch FROM c.expires_at) * 1000000)::bigint ORDER BY c.expires_at)
+	FROM credentials c WHERE c.tenant = s.tenant AND c.service_account_id = s.id), '{}')
+	FROM unnest($1::text[], $2::text[]) AS t(tenant, id) WHERE s.tenant = t.tenant AND s.id = t.id`
 
 // Apply implements Projector.
 func (i IAM) Apply(ctx context.Context, tx Tx, batch []events.Envelope) error {
@@ -137,7 +158,7 @@ func (i IAM) Apply(ctx context.Context, tx Tx, batch []events.Envelope) error {
 // events.ErasedMarker in every personal column. A key store that does not
 // answer fails the batch with an error that is retried.
 func (i IAM) Plan(batch []events.Envelope) (Plan, error) {
-	b := iamBatch{sas: make(map[saKey]*saRow, len(batch)), creds: make(map[credKey]*credRow, len(batch)/2)}
+	b := iamBatch{sas: make(map[saKey]*saRow, len(batch)), creds: make(map[credKey]*credRow, len(batch)/2), stale: map[saKey]struct{}{}}
 	for _, env := range batch {
 		e, err := events.Decode(env)
 		if err != nil {
@@ -340,6 +361,9 @@ func (b *iamBatch) apply(env events.Envelope, e events.Event, p events.Personal)
 			return
 		}
 		b.exec(`DELETE FROM credentials WHERE tenant = $1 AND service_account_id = $2 AND id = $3`, env.Tenant, env.Subject, e.CredentialID)
+		if _, ok := b.sas[saKey{env.Tenant, env.Subject}]; !ok {
+			b.stale[saKey{env.Tenant, env.Subject}] = struct{}{}
+		}
 	}
 }
 
@@ -351,8 +375,33 @@ func (b *iamBatch) plan() (Plan, error) {
 			sas = append(sas, r)
 		}
 	}
+	creds := make([]credKey, 0, len(b.creds))
+	for _, k := range b.credOrder {
+		if _, ok := b.creds[k]; ok {
+			creds = append(creds, k)
+		}
+	}
+	// A credential of an account created in this batch goes into the
+	// account's row; one of an older account makes that row stale.
+	for _, k := range creds {
+		if r, ok := b.sas[saKey{k.tenant, k.sa}]; ok {
+			r.credExpiries = append(r.credExpiries, b.creds[k].expiresAt.UnixMicro())
+		} else {
+			b.stale[saKey{k.tenant, k.sa}] = struct{}{}
+		}
+	}
+	for _, r := range sas {
+		slices.Sort(r.credExpiries) // as refreshExpiries orders them
+	}
+	if len(b.stale) > 0 {
+		tenants, ids := make([]string, 0, len(b.stale)), make([]string, 0, len(b.stale))
+		for k := range b.stale {
+			tenants, ids = append(tenants, k.tenant), append(ids, k.id)
+		}
+		p.after = append(p.after, statement{refreshExpiries, []any{pq.StringArray(tenants), pq.StringArray(ids)}})
+	}
 	sr, err := encodeRows("service_accounts", []string{"tenant", "id", "num", "name", "client_id", "display_name", "description",
-		"scope_level", "scope_target", "scope_kind", "roles", "status", "created_by", "created_at", "updated_at"}, len(sas), func(e *encoder, i int) {
+		"scope_level", "scope_target", "scope_kind", "roles", "status", "created_by", "created_at", "updated_at", "credential_expiries"}, len(sas), func(e *encoder, i int) {
 		r := sas[i]
 		e.str(r.tenant)
 		e.str(r.id)
@@ -369,15 +418,10 @@ func (b *iamBatch) plan() (Plan, error) {
 		e.str(r.createdBy)
 		e.time(r.createdAt)
 		e.time(r.updatedAt)
+		e.ints(r.credExpiries)
 	})
 	if err != nil {
 		return nil, err
-	}
-	creds := make([]credKey, 0, len(b.creds))
-	for _, k := range b.credOrder {
-		if _, ok := b.creds[k]; ok {
-			creds = append(creds, k)
-		}
 	}
 	cr, err := encodeRows("credentials", []string{"tenant", "service_account_id", "id", "created_by", "created_at", "expires_at"}, len(creds), func(e *encoder, i int) {
 		k := creds[i]

@@ -64,6 +64,10 @@ CREATE TABLE service_accounts (
     created_by   text NOT NULL,
     created_at   timestamptz NOT NULL,
     updated_at   timestamptz NOT NULL,
+    -- When each of the account's credentials expires, in Unix microseconds:
+    -- a page of accounts counts their active credentials from its own rows
+    -- instead of a credentials lookup a row. credentials holds the rows.
+    credential_expiries bigint[] NOT NULL DEFAULT '{}',
     PRIMARY KEY (tenant, id)
 );
 

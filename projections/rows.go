@@ -124,6 +124,20 @@ func (e *encoder) strs(ss []string) {
 	e.str(string(e.array))
 }
 
+// ints writes a bigint[] value; digits need neither escaping nor quotes
+// inside the array.
+func (e *encoder) ints(vs []int64) {
+	e.array = append(e.array[:0], '{')
+	for i, v := range vs {
+		if i > 0 {
+			e.array = append(e.array, ',')
+		}
+		e.array = strconv.AppendInt(e.array, v, 10)
+	}
+	e.array = append(e.array, '}')
+	e.str(string(e.array))
+}
+
 // rows is a table's new rows, encoded and ready to write: a few as the
 // VALUES of one literal INSERT (one round trip, where lib/pq needs two per
 // parameterised statement and three for a COPY), many (catching up,

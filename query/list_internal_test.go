@@ -45,6 +45,17 @@ func listFixture(t *testing.T) *Queries {
 	return adminQueries(t, db)
 }
 
+// syncExpiries sets every account's credential_expiries from the rows in
+// credentials, as the IAM projector keeps them, for fixtures that write
+// credentials rows directly.
+func syncExpiries(t *testing.T, db *sqlx.DB) {
+	t.Helper()
+	_, err := db.Exec(`UPDATE service_accounts s SET credential_expiries = COALESCE((
+		SELECT array_agg((extract(epoch FROM c.expires_at) * 1000000)::bigint)
+		FROM credentials c WHERE c.tenant = s.tenant AND c.service_account_id = s.id), '{}')`)
+	testenv.Must(t, err, "credential expiries")
+}
+
 // adminQueries returns queries over db whose authorizer knows admin() as
 // acme's tenant administrator.
 func adminQueries(t *testing.T, db *sqlx.DB) *Queries {
@@ -199,6 +210,7 @@ func TestCredentialsByStatus(t *testing.T) {
 			sa, fmt.Sprintf("c%d", i), now.Add(-72*time.Hour), expires)
 		testenv.Must(t, err, "credential")
 	}
+	syncExpiries(t, db)
 	q := adminQueries(t, db)
 	q.now = func() time.Time { return now }
 	ctx := context.Background()
@@ -278,6 +290,7 @@ func TestListCountsActiveCredentials(t *testing.T) {
 		SELECT 'other', lpad(i::text, 26, '0'), 'theirs', '01admin', $1, $1 + interval '1 day'
 		FROM generate_series(1, 40) AS i`, now)
 	testenv.Must(t, err, "credentials")
+	syncExpiries(t, q.db.db)
 	want := func(id string) int {
 		var n int
 		fmt.Sscan(strings.TrimLeft(id, "0"), &n)
@@ -302,6 +315,45 @@ func TestListCountsActiveCredentials(t *testing.T) {
 			}
 			if seen != 56 {
 				t.Fatalf("%d accounts over 8 pages, want 56", seen)
+			}
+		})
+	}
+}
+
+// countUnexpired reads Postgres's text form of a bigint[] and counts the
+// values after its bound (exclusive, like expires_at > now); anything else
+// is an error, not a count.
+func TestCountUnexpired(t *testing.T) {
+	for _, tc := range []struct {
+		raw   string
+		after int64
+		want  int
+		bad   bool
+	}{
+		{raw: "{}", want: 0},
+		{raw: "{5}", after: 4, want: 1},
+		{raw: "{5}", after: 5, want: 0},
+		{raw: "{1,2,3,1799020800123456}", after: 2, want: 2},
+		{raw: "{-7,0,7}", after: -1, want: 2},
+		{raw: "", bad: true},
+		{raw: "{1,,2}", bad: true},
+		{raw: "{1,x}", bad: true},
+		{raw: "{NULL}", bad: true},
+		{raw: "{1", bad: true},
+		{raw: "{-}", bad: true},
+		{raw: "{1234567890123456789}", bad: true},
+	} {
+		t.Run(tc.raw, func(t *testing.T) {
+			got, err := countUnexpired([]byte(tc.raw), tc.after)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("counted %d, want an error", got)
+				}
+				return
+			}
+			testenv.Must(t, err, "count")
+			if got != tc.want {
+				t.Fatalf("got %d, want %d", got, tc.want)
 			}
 		})
 	}

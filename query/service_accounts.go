@@ -5,6 +5,7 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -182,14 +183,46 @@ func (f ServiceAccountFilter) levels() []saLevel {
 	return out
 }
 
-// withActiveCredentials wraps a page of service accounts (the query list,
-// whose arguments are args) with the count of each one's credentials
-// unexpired at now, counted for the page's rows only.
-func withActiveCredentials(list string, args []any, now time.Time) (string, []any) {
-	args = append(args, now)
-	return fmt.Sprintf(`SELECT l.*, (SELECT count(*) FROM credentials c
-		WHERE c.tenant = l.tenant AND c.service_account_id = l.id AND c.expires_at > $%d) AS active_credentials
-		FROM (%s) l ORDER BY l.id`, len(args), list), args
+// saPageColumns are saColumns with what a page or a single read counts
+// the active credentials from (countUnexpired).
+const saPageColumns = saColumns + ", credential_expiries"
+
+// countUnexpired counts the values of raw, a bigint[] in Postgres's text
+// form ("{1,-2}"), greater than after, without allocating: it runs for
+// every row of a page.
+func countUnexpired(raw []byte, after int64) (int, error) {
+	if len(raw) < 2 || raw[0] != '{' || raw[len(raw)-1] != '}' {
+		return 0, fmt.Errorf("credential expiries %q: not an array", raw)
+	}
+	body := raw[1 : len(raw)-1]
+	if len(body) == 0 {
+		return 0, nil
+	}
+	n := 0
+	for more := true; more; {
+		var field []byte
+		field, body, more = bytes.Cut(body, []byte{','})
+		v, neg, digits := int64(0), false, field
+		if len(digits) > 0 && digits[0] == '-' {
+			neg, digits = true, digits[1:]
+		}
+		if len(digits) == 0 || len(digits) > 18 {
+			return 0, fmt.Errorf("credential expiries %q: not an array of microseconds", raw)
+		}
+		for _, c := range digits {
+			if c < '0' || c > '9' {
+				return 0, fmt.Errorf("credential expiries %q: not an array of microseconds", raw)
+			}
+			v = v*10 + int64(c-'0')
+		}
+		if neg {
+			v = -v
+		}
+		if v > after {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // ServiceAccountStatuses are every status the write side gives a service
@@ -209,7 +242,7 @@ var ServiceAccountStatuses = []string{"active", "disabled"}
 func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit int) (string, []any) {
 	lim := pageClause(limit, 0, 0)
 	if f.ScopeLevel == "" && f.ScopeKind == "" && f.ScopeTarget == "" && f.Status == "" {
-		return `SELECT ` + saColumns + ` FROM service_accounts WHERE tenant = $1 AND id > $2 ORDER BY id` + lim, []any{tenant, after}
+		return `SELECT ` + saPageColumns + ` FROM service_accounts WHERE tenant = $1 AND id > $2 ORDER BY id` + lim, []any{tenant, after}
 	}
 	args := []any{tenant, after}
 	arg := func(v string) string {
@@ -227,7 +260,7 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 	levels := f.levels()
 	if len(levels) == 0 {
 		// A kind at a level that has none: nothing matches.
-		return `SELECT ` + saColumns + ` FROM service_accounts WHERE false`, args[:0]
+		return `SELECT ` + saPageColumns + ` FROM service_accounts WHERE false`, args[:0]
 	}
 	// The statuses, levels and kinds are written into the text as
 	// literals: they come from closed vocabularies (f.check refused
@@ -237,7 +270,7 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 	var parts []string
 	for _, st := range statuses {
 		for _, lv := range levels {
-			parts = append(parts, `(SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1`+fixed+
+			parts = append(parts, `(SELECT `+saPageColumns+` FROM service_accounts WHERE tenant = $1`+fixed+
 				` AND status = `+pq.QuoteLiteral(st)+` AND scope_level = `+pq.QuoteLiteral(lv.level)+
 				` AND scope_kind = `+pq.QuoteLiteral(lv.kind)+` AND id > $2 ORDER BY id`+lim+`)`)
 		}
@@ -262,8 +295,7 @@ func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal
 	if err := f.check(); err != nil {
 		return nil, "", err
 	}
-	list, args := listServiceAccountsSQL(caller.Tenant, after, f, limit+1)
-	query, args := withActiveCredentials(list, args, q.now())
+	query, args := listServiceAccountsSQL(caller.Tenant, after, f, limit+1)
 	items, err = q.selectServiceAccounts(ctx, limit+1, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list service accounts: %w", err)
@@ -278,23 +310,29 @@ func (q *Queries) ListServiceAccounts(ctx context.Context, caller auth.Principal
 	return items, next, nil
 }
 
-// selectServiceAccounts runs query, whose columns are saColumns then
-// active_credentials, and scans its rows by hand into a slice with room
-// for capacity rows. The list's hot path: sqlx's reflection and the
-// slice's growth cost the process more than Postgres spent on the page.
+// selectServiceAccounts runs query, whose columns are saPageColumns, and
+// scans its rows by hand into a slice with room for capacity rows,
+// counting each account's credentials unexpired at the query's now. The
+// list's hot path: sqlx's reflection and the slice's growth cost the
+// process more than Postgres spent on the page.
 func (q *Queries) selectServiceAccounts(ctx context.Context, capacity int, query string, args ...any) ([]ServiceAccount, error) {
+	now := q.now().UnixMicro()
 	rows, err := q.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	items := make([]ServiceAccount, 0, capacity)
+	var expiries sql.RawBytes
 	for rows.Next() {
 		items = append(items, ServiceAccount{})
 		sa := &items[len(items)-1]
 		if err := rows.Scan(&sa.Tenant, &sa.ID, &sa.Number, &sa.Name, &sa.ClientID, &sa.DisplayName, &sa.Description,
 			&sa.ScopeLevel, &sa.ScopeTarget, &sa.ScopeKind, &sa.Roles, &sa.Status, &sa.CreatedBy, &sa.CreatedAt,
-			&sa.UpdatedAt, &sa.ActiveCredentials); err != nil {
+			&sa.UpdatedAt, &expiries); err != nil {
+			return nil, err
+		}
+		if sa.ActiveCredentials, err = countUnexpired(expiries, now); err != nil {
 			return nil, err
 		}
 	}
@@ -324,15 +362,14 @@ func (q *Queries) ServiceAccount(ctx context.Context, caller auth.Principal, ref
 	if !q.may(caller, authz.ServiceAccountsGet) || !events.ValidToken(ref) {
 		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, ref)
 	}
-	query, args := withActiveCredentials(`SELECT `+saColumns+` FROM service_accounts WHERE tenant = $1 AND `+refColumn(ref)+` = $2`, []any{caller.Tenant, ref}, q.now())
-	err := q.db.GetContext(ctx, &sa, query, args...)
-	if errors.Is(err, sql.ErrNoRows) {
-		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, ref)
-	}
+	found, err := q.selectServiceAccounts(ctx, 1, `SELECT `+saPageColumns+` FROM service_accounts WHERE tenant = $1 AND `+refColumn(ref)+` = $2`, caller.Tenant, ref)
 	if err != nil {
 		return sa, fmt.Errorf("get service account: %w", err)
 	}
-	return sa, nil
+	if len(found) == 0 {
+		return sa, fmt.Errorf("%w: service account %q", ErrNotFound, ref)
+	}
+	return found[0], nil
 }
 
 // Credential is a credential's metadata; the secret is never stored.
