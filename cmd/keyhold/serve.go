@@ -117,10 +117,13 @@ type server struct {
 
 // Audit reads beyond auditReads at once wait up to auditWait for a slot,
 // then get 503: a read of one aggregate takes about a millisecond, a scan
-// of a large tenant much longer, and scans must not starve the rest.
+// of a large tenant much longer, and scans must not starve the rest. The
+// wait is the Retry-After the 503 gives: a client told to come back in a
+// second may as well queue that long, and at 100 ms a pause of the
+// process (a busy machine) turned a tenant's queued reads into 503s.
 const (
 	auditReads = 8
-	auditWait  = 100 * time.Millisecond
+	auditWait  = time.Second
 )
 
 // tokenUseFlush is how often API token use is written to Postgres: the
