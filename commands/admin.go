@@ -185,16 +185,26 @@ type SetSuperadminHandler struct{ base }
 // appends nothing. Superadmins only, and none may unset themself (the
 // instance could be left without one).
 func (h SetSuperadminHandler) Handle(ctx context.Context, cmd SetSuperadmin) (UserResult, error) {
-	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+	decide, err := h.step(cmd)
+	if err != nil {
 		return UserResult{}, err
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, decide)
+}
+
+// step checks cmd without the user and returns what it decides on the
+// user under its lock.
+func (h SetSuperadminHandler) step(cmd SetSuperadmin) (userDecision, error) {
+	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+		return nil, err
 	}
 	if err := validUserID(cmd.UserID); err != nil {
-		return UserResult{}, err
+		return nil, err
 	}
 	if !cmd.Superadmin && cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID {
-		return UserResult{}, invalid("superadmin", "a superadmin cannot take the role from themself")
+		return nil, invalid("superadmin", "a superadmin cannot take the role from themself")
 	}
-	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+	return func(c *change, k key, u *User, seq uint64) error {
 		switch {
 		case cmd.Superadmin && !u.superadmin:
 			c.record(k, u, seq, events.UserRoleGranted{Role: auth.RoleSuperadmin, Scope: superadminScope})
@@ -202,7 +212,7 @@ func (h SetSuperadminHandler) Handle(ctx context.Context, cmd SetSuperadmin) (Us
 			c.record(k, u, seq, events.UserRoleRevoked{Role: auth.RoleSuperadmin, Scope: superadminScope})
 		}
 		return nil
-	})
+	}, nil
 }
 
 // SetRestricted marks a user restricted or not (see
@@ -219,18 +229,28 @@ type SetRestrictedHandler struct{ base }
 // Handle records the change; one that changes nothing appends nothing.
 // Superadmins only.
 func (h SetRestrictedHandler) Handle(ctx context.Context, cmd SetRestricted) (UserResult, error) {
-	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+	decide, err := h.step(cmd)
+	if err != nil {
 		return UserResult{}, err
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, decide)
+}
+
+// step checks cmd without the user and returns what it decides on the
+// user under its lock.
+func (h SetRestrictedHandler) step(cmd SetRestricted) (userDecision, error) {
+	if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+		return nil, err
 	}
 	if err := validUserID(cmd.UserID); err != nil {
-		return UserResult{}, err
+		return nil, err
 	}
-	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+	return func(c *change, k key, u *User, seq uint64) error {
 		if u.restricted != cmd.Restricted {
 			c.record(k, u, seq, events.UserRestrictionChanged{Restricted: cmd.Restricted})
 		}
 		return nil
-	})
+	}, nil
 }
 
 // selfService reports whether m's caller acts on its own user without

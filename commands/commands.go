@@ -28,6 +28,7 @@ type Commands struct {
 	RevokeAPITokens           RevokeAPITokensHandler
 	CreateUser                CreateUserHandler
 	UpdateUser                UpdateUserHandler
+	ReplaceUser               ReplaceUserHandler
 	SetUserStatus             SetUserStatusHandler
 	DeleteUser                DeleteUserHandler
 	SetPassword               SetPasswordHandler
@@ -162,6 +163,7 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		RevokeAPITokens:           RevokeAPITokensHandler{b},
 		CreateUser:                CreateUserHandler{b},
 		UpdateUser:                UpdateUserHandler{b},
+		ReplaceUser:               ReplaceUserHandler{b},
 		SetUserStatus:             SetUserStatusHandler{b},
 		DeleteUser:                DeleteUserHandler{b},
 		SetPassword:               SetPasswordHandler{b},

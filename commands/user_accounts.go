@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -180,19 +182,29 @@ type UpdateUserHandler struct{ base }
 // superadmin may change anyone's, a user its own unless restricted; an
 // unknown user is ErrNotFound.
 func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResult, error) {
+	decide, err := h.step(ctx, cmd)
+	if err != nil {
+		return UserResult{}, err
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, decide)
+}
+
+// step checks cmd without the user and returns what it decides on the
+// user under its lock.
+func (h UpdateUserHandler) step(ctx context.Context, cmd UpdateUser) (userDecision, error) {
 	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
 	if !self {
 		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
-			return UserResult{}, err
+			return nil, err
 		}
 	}
 	if err := validUserID(cmd.UserID); err != nil {
-		return UserResult{}, err
+		return nil, err
 	}
 	if cmd.Username == nil && cmd.Email == nil && cmd.FirstName == nil && cmd.LastName == nil && cmd.DisplayName == nil {
-		return UserResult{}, invalid("", "nothing to update: give at least one field")
+		return nil, invalid("", "nothing to update: give at least one field")
 	}
-	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+	return func(c *change, k key, u *User, seq uint64) error {
 		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
 			return err
 		}
@@ -235,7 +247,7 @@ func (h UpdateUserHandler) Handle(ctx context.Context, cmd UpdateUser) (UserResu
 		}
 		c.recordAs(k, u, seq, events.UserUpdated{PersonalEnc: enc}, events.UserUpdated{Personal: &p})
 		return nil
-	})
+	}, nil
 }
 
 // recordCreated records UserCreated for user u with personal data p,
@@ -252,8 +264,11 @@ func (b base) recordCreated(ctx context.Context, c *change, k key, u *User, seq 
 	return nil
 }
 
+// userDecision decides a change of user u (key k, at sequence seq) in c.
+type userDecision func(c *change, k key, u *User, seq uint64) error
+
 // change runs decide on an existing user under the user's lock.
-func (b base) change(ctx context.Context, m Meta, id string, decide func(c *change, k key, u *User, seq uint64) error) (UserResult, error) {
+func (b base) change(ctx context.Context, m Meta, id string, decide userDecision) (UserResult, error) {
 	k := key{events.InstanceTenant, events.AggregateUser, id}
 	var out *User
 	seq, err := b.repo.execute(ctx, m, k, func(c *change) error {
@@ -379,19 +394,29 @@ type SetPasswordHandler struct{ base }
 // restricted, and with its current one; see OldPassword). A wrong old
 // password is ErrInvalid on field old_password.
 func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserResult, error) {
+	decide, err := h.step(cmd)
+	if err != nil {
+		return UserResult{}, err
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, decide)
+}
+
+// step checks cmd without the user and returns what it decides on the
+// user under its lock.
+func (h SetPasswordHandler) step(cmd SetPassword) (userDecision, error) {
 	self := cmd.Caller.Kind == auth.KindUser && cmd.Caller.ID == cmd.UserID
 	if !self {
 		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
-			return UserResult{}, err
+			return nil, err
 		}
 	}
 	if err := validUserID(cmd.UserID); err != nil {
-		return UserResult{}, err
+		return nil, err
 	}
 	if cmd.Password == "" {
-		return UserResult{}, invalid("password", "is required")
+		return nil, invalid("password", "is required")
 	}
-	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+	return func(c *change, k key, u *User, seq uint64) error {
 		if err := h.restrictedSelf(cmd.Meta, u); err != nil {
 			return err
 		}
@@ -405,7 +430,7 @@ func (h SetPasswordHandler) Handle(ctx context.Context, cmd SetPassword) (UserRe
 		// are rare and the policy needs the user's names.
 		c.record(k, u, seq, events.PasswordChanged{Verifier: auth.HashPassword(cmd.Password, auth.DefaultPasswordParams)})
 		return nil
-	})
+	}, nil
 }
 
 // SetTenantAccess grants or revokes a user's access to a tenant.
@@ -437,29 +462,51 @@ type SetTenantAccessHandler struct{ base }
 // the bindings and memberships the user kept in the tenant, so the caller
 // must hold what they grant (ErrForbidden otherwise).
 func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess) (UserResult, error) {
-	action := authz.TenantAccessCreate
-	if !cmd.Grant {
-		action = authz.TenantAccessDelete
-	}
-	if !ValidTenantID(cmd.Tenant) {
-		return UserResult{}, invalid("tenant", "must be a tenant id")
-	}
-	if !cmd.Caller.Can(h.authz, action, "", authz.TenantScope(cmd.Tenant)).Allowed {
-		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
-			return UserResult{}, ruleError(ErrForbidden, "", "you may not manage access to tenant %q (%s)", cmd.Tenant, action)
-		}
-	}
 	if cmd.UserID == "" && cmd.Email != "" {
+		if err := h.check(cmd); err != nil {
+			return UserResult{}, err
+		}
 		id, err := h.userByEmail(ctx, cmd.Email)
 		if err != nil {
 			return UserResult{}, err
 		}
 		cmd.UserID = id
 	}
-	if err := validUserID(cmd.UserID); err != nil {
+	decide, err := h.step(ctx, cmd)
+	if err != nil {
 		return UserResult{}, err
 	}
-	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+	return h.change(ctx, cmd.Meta, cmd.UserID, decide)
+}
+
+// check decides from cmd alone whether the caller may manage access to
+// its tenant.
+func (h SetTenantAccessHandler) check(cmd SetTenantAccess) error {
+	action := authz.TenantAccessCreate
+	if !cmd.Grant {
+		action = authz.TenantAccessDelete
+	}
+	if !ValidTenantID(cmd.Tenant) {
+		return invalid("tenant", "must be a tenant id")
+	}
+	if !cmd.Caller.Can(h.authz, action, "", authz.TenantScope(cmd.Tenant)).Allowed {
+		if err := h.mayManageUsers(cmd.Meta, authz.UsersUpdate); err != nil {
+			return ruleError(ErrForbidden, "", "you may not manage access to tenant %q (%s)", cmd.Tenant, action)
+		}
+	}
+	return nil
+}
+
+// step checks cmd (whose UserID is set) without the user and returns
+// what it decides on the user under its lock.
+func (h SetTenantAccessHandler) step(ctx context.Context, cmd SetTenantAccess) (userDecision, error) {
+	if err := h.check(cmd); err != nil {
+		return nil, err
+	}
+	if err := validUserID(cmd.UserID); err != nil {
+		return nil, err
+	}
+	return func(c *change, k key, u *User, seq uint64) error {
 		has := slices.Contains(u.tenants, cmd.Tenant)
 		if cmd.Grant {
 			// Checked even when the user has access: a deleted tenant
@@ -488,7 +535,7 @@ func (h SetTenantAccessHandler) Handle(ctx context.Context, cmd SetTenantAccess)
 			return ruleError(ErrNotFound, "", "user %s has no access to tenant %q", u.id, cmd.Tenant)
 		}
 		return nil
-	})
+	}, nil
 }
 
 // userByEmail returns the id of the user who signs in with email, read
@@ -550,4 +597,97 @@ func (b base) releaseLogins(ctx context.Context, c *change, u *User) error {
 		}
 	}
 	return nil
+}
+
+// ReplaceUser sets a user's profile, flags and tenant access at once, as
+// an administrator's form does: what it names is what the user has after.
+type ReplaceUser struct {
+	Meta
+	UserID    string
+	Email     *string
+	FirstName *string
+	LastName  *string
+	// Password is set when not empty; empty keeps the current one.
+	Password   string
+	Superadmin bool
+	Restricted bool
+	// Tenants are the tenants the user has access to afterwards: access
+	// to others is revoked.
+	Tenants []string
+}
+
+// ReplaceUserHandler handles ReplaceUser.
+type ReplaceUserHandler struct{ base }
+
+// Handle applies every part of cmd in one atomic change of the user, each
+// under the rules of the command that makes it alone (UpdateUser,
+// SetPassword, SetSuperadmin, SetRestricted, SetTenantAccess): when any
+// part is refused nothing is recorded. Errors about a tenant name
+// tenants[i].
+func (h ReplaceUserHandler) Handle(ctx context.Context, cmd ReplaceUser) (UserResult, error) {
+	var steps []userDecision
+	add := func(d userDecision, err error) error {
+		if err == nil {
+			steps = append(steps, d)
+		}
+		return err
+	}
+	if err := add(UpdateUserHandler(h).step(ctx, UpdateUser{Meta: cmd.Meta, UserID: cmd.UserID, Email: cmd.Email, FirstName: cmd.FirstName, LastName: cmd.LastName})); err != nil {
+		return UserResult{}, err
+	}
+	if cmd.Password != "" {
+		if err := add(SetPasswordHandler(h).step(SetPassword{Meta: cmd.Meta, UserID: cmd.UserID, Password: cmd.Password})); err != nil {
+			return UserResult{}, err
+		}
+	}
+	if err := add(SetSuperadminHandler(h).step(SetSuperadmin{Meta: cmd.Meta, UserID: cmd.UserID, Superadmin: cmd.Superadmin})); err != nil {
+		return UserResult{}, err
+	}
+	if err := add(SetRestrictedHandler(h).step(SetRestricted{Meta: cmd.Meta, UserID: cmd.UserID, Restricted: cmd.Restricted})); err != nil {
+		return UserResult{}, err
+	}
+	access := SetTenantAccessHandler(h)
+	for i, t := range cmd.Tenants {
+		if err := add(access.step(ctx, SetTenantAccess{Meta: cmd.Meta, UserID: cmd.UserID, Tenant: t, Grant: true})); err != nil {
+			return UserResult{}, tenantItemError(err, i)
+		}
+	}
+	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
+		for i, decide := range steps {
+			if err := decide(c, k, u, seq); err != nil {
+				// Grants come last among steps, in cmd.Tenants' order.
+				if g := i - (len(steps) - len(cmd.Tenants)); g >= 0 {
+					return tenantItemError(err, g)
+				}
+				return err
+			}
+		}
+		// Revocations are decided on the user as it is under the lock,
+		// not as a read table had it.
+		for _, t := range slices.Clone(u.tenants) {
+			if slices.Contains(cmd.Tenants, t) {
+				continue
+			}
+			revoke, err := access.step(ctx, SetTenantAccess{Meta: cmd.Meta, UserID: cmd.UserID, Tenant: t})
+			if err != nil {
+				return err
+			}
+			if err := revoke(c, k, u, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// tenantItemError names ReplaceUser's tenants[i] in an error about the
+// tenant of a grant.
+func tenantItemError(err error, i int) error {
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Field != "tenant" {
+		return err
+	}
+	c := *ce
+	c.Field = fmt.Sprintf("tenants[%d]", i)
+	return &c
 }

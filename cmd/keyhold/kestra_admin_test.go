@@ -270,6 +270,25 @@ func TestKestraInstanceRoutes(t *testing.T) {
 		if u := r.object(t); len(u["tenants"].([]any)) != 1 {
 			t.Fatalf("put back: %s", r.Body)
 		}
+		// A PUT with a part refused changes nothing, also the parts before
+		// it: not the names, the flags, nor the tenants.
+		for _, body := range []map[string]any{
+			{"email": "robert@example.com", "firstName": "Rob", "lastName": "B", "superAdmin": true, "tenants": []string{"no-such-tenant"}},
+			{"email": "robert@example.com", "firstName": "Rob", "lastName": "B", "restricted": true, "tenants": []string{}, "password": "bob@example.com"},
+		} {
+			r = k.top(t, http.MethodPut, "/users/"+bobID, su, body)
+			if r.Status != http.StatusNotFound && r.Status != http.StatusUnprocessableEntity {
+				t.Fatalf("put %v: %d %s, want it refused", body, r.Status, r.Body)
+			}
+			r = k.topOK(t, http.MethodGet, "/users/"+bobID, su, nil, http.StatusOK)
+			if u := r.object(t); u["firstName"] != "Bob" || u["email"] != "bob@example.com" || u["superAdmin"] != false || u["restricted"] != false || len(u["tenants"].([]any)) != 1 {
+				t.Fatalf("after a refused put %v: %s", body, r.Body)
+			}
+		}
+		m := kestraError(t, k.top(t, http.MethodPut, "/users/"+bobID, su, map[string]any{"email": "bob@example.com", "tenants": []string{"acme", "no-such-tenant"}}), http.StatusNotFound, "/api/v1/users/"+bobID)
+		if msg, _ := m["message"].(string); !strings.Contains(msg, `"no-such-tenant"`) {
+			t.Errorf("unknown tenant: message %q does not name it", msg)
+		}
 		for _, tc := range []struct {
 			method, path string
 			body         map[string]any

@@ -2,8 +2,6 @@ package kestra
 
 import (
 	"net/http"
-	"slices"
-	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -144,9 +142,8 @@ func (h handlers) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateUser replaces a user's email, names, flags and tenants, and its
-// password when one is given. It is several commands, each keyed by its
-// step, after the user was read (404 for an unknown one); a refused step
-// stops the request there, and the steps before it stay.
+// password when one is given, in one command: a refused part changes
+// nothing.
 func (h handlers) updateUser(w http.ResponseWriter, r *http.Request) {
 	id := mux.Vars(r)["id"]
 	var req userRequest
@@ -158,54 +155,14 @@ func (h handlers) updateUser(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	before, err := h.q.User(r.Context(), caller(r), id)
+	res, err := h.cmds.ReplaceUser.Handle(r.Context(), commands.ReplaceUser{Meta: stepMeta(r, "replace"), UserID: id,
+		Email: &req.Email, FirstName: &req.FirstName, LastName: &req.LastName, Password: req.Password,
+		Superadmin: req.SuperAdmin, Restricted: req.Restricted, Tenants: req.Tenants})
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	var seq uint64
-	step := func(s uint64, err error) bool {
-		if err != nil {
-			h.fail(w, r, err)
-			return false
-		}
-		seq = max(seq, s)
-		return true
-	}
-	res, err := h.cmds.UpdateUser.Handle(r.Context(), commands.UpdateUser{Meta: stepMeta(r, "update"), UserID: id, Email: &req.Email, FirstName: &req.FirstName, LastName: &req.LastName})
-	if !step(res.Sequence, err) {
-		return
-	}
-	if req.Password != "" {
-		res, err = h.cmds.SetPassword.Handle(r.Context(), commands.SetPassword{Meta: stepMeta(r, "password"), UserID: id, Password: req.Password})
-		if !step(res.Sequence, err) {
-			return
-		}
-	}
-	res, err = h.cmds.SetSuperadmin.Handle(r.Context(), commands.SetSuperadmin{Meta: stepMeta(r, "superadmin"), UserID: id, Superadmin: req.SuperAdmin})
-	if !step(res.Sequence, err) {
-		return
-	}
-	res, err = h.cmds.SetRestricted.Handle(r.Context(), commands.SetRestricted{Meta: stepMeta(r, "restricted"), UserID: id, Restricted: req.Restricted})
-	if !step(res.Sequence, err) {
-		return
-	}
-	for i, t := range req.Tenants {
-		res, err = h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: stepMeta(r, "grant "+t), UserID: id, Tenant: t, Grant: true})
-		if !step(res.Sequence, renamed(err, "tenant", "tenants["+strconv.Itoa(i)+"]")) {
-			return
-		}
-	}
-	for _, t := range before.Tenants {
-		if slices.Contains(req.Tenants, t.ID) {
-			continue
-		}
-		res, err = h.cmds.SetTenantAccess.Handle(r.Context(), commands.SetTenantAccess{Meta: stepMeta(r, "revoke "+t.ID), UserID: id, Tenant: t.ID})
-		if !step(res.Sequence, err) {
-			return
-		}
-	}
-	h.kit.AwaitRead(r.Context(), w, seq)
+	h.kit.AwaitRead(r.Context(), w, res.Sequence)
 	h.withUser(id, http.StatusOK)(w, r)
 }
 
