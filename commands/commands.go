@@ -47,6 +47,7 @@ type Commands struct {
 	DeleteGroup               DeleteGroupHandler
 	SetGroupMember            SetGroupMemberHandler
 	RemoveGroupMember         RemoveGroupMemberHandler
+	SetMemberGroups           SetMemberGroupsHandler
 	ChangeInstance            ChangeInstanceSettingsHandler
 	ErasePersonalData         ErasePersonalDataHandler
 	CreateTenant              CreateTenantHandler
@@ -182,6 +183,7 @@ func New(store *events.Store, opts ...Option) (*Commands, error) {
 		DeleteGroup:               DeleteGroupHandler{b},
 		SetGroupMember:            SetGroupMemberHandler{b},
 		RemoveGroupMember:         RemoveGroupMemberHandler{b},
+		SetMemberGroups:           SetMemberGroupsHandler{b},
 		ChangeInstance:            ChangeInstanceSettingsHandler{b},
 		ErasePersonalData:         ErasePersonalDataHandler{b},
 		CreateTenant:              CreateTenantHandler{b},

@@ -284,38 +284,9 @@ func (h SetGroupMemberHandler) Handle(ctx context.Context, cmd SetGroupMember) (
 	}
 	var out *Group
 	var unchanged uint64
-	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.GroupID}, func(c *change) error {
-		g, k, seq, err := h.group(ctx, tenant, cmd.GroupID)
-		if err != nil {
-			return err
-		}
-		_, in := g.members[cmd.MemberID]
-		// A required presence names the right asked for, so that the
-		// answer does not depend on whether the principal is a member.
-		action := authz.GroupMembersCreate
-		if cmd.Require == ExistingMember || cmd.Require == AnyPresence && in {
-			action = authz.GroupMembersUpdate
-		}
-		if err := h.mayManageMembers(cmd.Caller, g, action); err != nil {
-			return err
-		}
-		// Checked after the right, so that only those who may change the
-		// members learn who is one.
-		switch {
-		case cmd.Require == NewMember && in:
-			return ruleError(ErrAlreadyExists, "member_id", "%s is already a member of group %q", cmd.MemberID, g.name)
-		case cmd.Require == ExistingMember && !in:
-			return notMember(g, cmd.MemberID)
-		}
-		out, unchanged = g, seq
-		if g.members[cmd.MemberID] == cmd.Membership {
-			return nil
-		}
-		if _, in := g.members[cmd.MemberID]; !in && len(g.members) >= MaxGroupMembers {
-			return ruleError(ErrLimit, "", "group %q already has %d members", g.name, MaxGroupMembers)
-		}
-		c.record(k, g, seq, events.GroupMemberSet{MemberKind: cmd.MemberKind, MemberID: cmd.MemberID, Membership: cmd.Membership})
-		return nil
+	seq, err := h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.GroupID}, func(c *change) (err error) {
+		out, unchanged, err = h.decide(ctx, c, cmd)
+		return err
 	})
 	if err != nil {
 		return GroupResult{}, err
@@ -324,6 +295,41 @@ func (h SetGroupMemberHandler) Handle(ctx context.Context, cmd SetGroupMember) (
 		seq = unchanged
 	}
 	return GroupResult{Group: out, Sequence: seq}, nil
+}
+
+// decide records in c what cmd (checked, with its membership set) changes
+// of its group, and returns the group with the sequence it was read at.
+func (h SetGroupMemberHandler) decide(ctx context.Context, c *change, cmd SetGroupMember) (*Group, uint64, error) {
+	g, k, seq, err := h.group(ctx, cmd.Caller.Tenant, cmd.GroupID)
+	if err != nil {
+		return nil, 0, err
+	}
+	_, in := g.members[cmd.MemberID]
+	// A required presence names the right asked for, so that the
+	// answer does not depend on whether the principal is a member.
+	action := authz.GroupMembersCreate
+	if cmd.Require == ExistingMember || cmd.Require == AnyPresence && in {
+		action = authz.GroupMembersUpdate
+	}
+	if err := h.mayManageMembers(cmd.Caller, g, action); err != nil {
+		return nil, 0, err
+	}
+	// Checked after the right, so that only those who may change the
+	// members learn who is one.
+	switch {
+	case cmd.Require == NewMember && in:
+		return nil, 0, ruleError(ErrAlreadyExists, "member_id", "%s is already a member of group %q", cmd.MemberID, g.name)
+	case cmd.Require == ExistingMember && !in:
+		return nil, 0, notMember(g, cmd.MemberID)
+	}
+	if g.members[cmd.MemberID] == cmd.Membership {
+		return g, seq, nil
+	}
+	if !in && len(g.members) >= MaxGroupMembers {
+		return nil, 0, ruleError(ErrLimit, "", "group %q already has %d members", g.name, MaxGroupMembers)
+	}
+	c.record(k, g, seq, events.GroupMemberSet{MemberKind: cmd.MemberKind, MemberID: cmd.MemberID, Membership: cmd.Membership})
+	return g, seq, nil
 }
 
 // RemoveGroupMember takes a member out of a group.
@@ -339,19 +345,72 @@ type RemoveGroupMemberHandler struct{ base }
 // Handle records the removal; a principal that is no member is
 // ErrNotFound with ErrNotMember.
 func (h RemoveGroupMemberHandler) Handle(ctx context.Context, cmd RemoveGroupMember) (uint64, error) {
-	tenant := cmd.Caller.Tenant
-	return h.repo.execute(ctx, cmd.Meta, key{tenant, events.AggregateGroup, cmd.GroupID}, func(c *change) error {
-		g, k, seq, err := h.group(ctx, tenant, cmd.GroupID)
-		if err != nil {
-			return err
+	return h.repo.execute(ctx, cmd.Meta, key{cmd.Caller.Tenant, events.AggregateGroup, cmd.GroupID}, func(c *change) error {
+		return h.decide(ctx, c, cmd)
+	})
+}
+
+// decide records the removal cmd asks for in c.
+func (h RemoveGroupMemberHandler) decide(ctx context.Context, c *change, cmd RemoveGroupMember) error {
+	g, k, seq, err := h.group(ctx, cmd.Caller.Tenant, cmd.GroupID)
+	if err != nil {
+		return err
+	}
+	if err := h.mayManageMembers(cmd.Caller, g, authz.GroupMembersDelete); err != nil {
+		return err
+	}
+	if _, ok := g.members[cmd.MemberID]; !ok {
+		return notMember(g, cmd.MemberID)
+	}
+	c.record(k, g, seq, events.GroupMemberRemoved{MemberID: cmd.MemberID})
+	return nil
+}
+
+// SetMemberGroups moves a principal of the caller's tenant into groups
+// and out of others at once.
+type SetMemberGroups struct {
+	Meta
+	MemberKind string // events.SubjectUser or events.SubjectServiceAccount
+	MemberID   string
+	// Join are groups to join as a member (a member stays as it is).
+	Join []string
+	// Leave are groups to leave; the principal must be a member of each.
+	Leave []string
+}
+
+// SetMemberGroupsHandler handles SetMemberGroups.
+type SetMemberGroupsHandler struct{ base }
+
+// Handle records every join and leave in one atomic change, each under
+// the rules of SetGroupMember and RemoveGroupMember: when any is refused
+// nothing is recorded. It returns the change's last sequence (0 when
+// nothing changed).
+func (h SetMemberGroupsHandler) Handle(ctx context.Context, cmd SetMemberGroups) (uint64, error) {
+	if err := h.principalIn(ctx, cmd.Caller.Tenant, cmd.MemberKind, cmd.MemberID, "member"); err != nil {
+		return 0, err
+	}
+	for _, g := range cmd.Join {
+		if slices.Contains(cmd.Leave, g) {
+			return 0, invalid("", "group %q is both to join and to leave", g)
 		}
-		if err := h.mayManageMembers(cmd.Caller, g, authz.GroupMembersDelete); err != nil {
-			return err
+	}
+	// Each group's decision reads it afresh: a group named twice would
+	// be recorded twice.
+	cmd.Join, cmd.Leave = distinct(cmd.Join), distinct(cmd.Leave)
+	join, leave := SetGroupMemberHandler(h), RemoveGroupMemberHandler(h)
+	// Several groups change: no one aggregate's lock covers them, and
+	// the conditional appends catch a concurrent change of any.
+	return h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
+		for _, g := range cmd.Join {
+			if _, _, err := join.decide(ctx, c, SetGroupMember{Meta: cmd.Meta, GroupID: g, MemberKind: cmd.MemberKind, MemberID: cmd.MemberID, Membership: events.MembershipMember}); err != nil {
+				return err
+			}
 		}
-		if _, ok := g.members[cmd.MemberID]; !ok {
-			return notMember(g, cmd.MemberID)
+		for _, g := range cmd.Leave {
+			if err := leave.decide(ctx, c, RemoveGroupMember{Meta: cmd.Meta, GroupID: g, MemberID: cmd.MemberID}); err != nil {
+				return err
+			}
 		}
-		c.record(k, g, seq, events.GroupMemberRemoved{MemberID: cmd.MemberID})
 		return nil
 	})
 }
@@ -403,4 +462,15 @@ func (b base) principalIn(ctx context.Context, tenant, kind, id, field string) e
 		return nil
 	}
 	return invalid(field+"_kind", "must be %s or %s", events.SubjectUser, events.SubjectServiceAccount)
+}
+
+// distinct returns ids without repeats, in first-seen order.
+func distinct(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -109,6 +109,16 @@ func TestKestraWritesNeedOnlyTheirPermission(t *testing.T) {
 			t.Errorf("members of %s after setting dana's groups: %v, want dana", g, members)
 		}
 		kestraError(t, k.do(t, http.MethodPut, "/users/"+dana+"/groups", add, map[string]any{"groupIds": []string{matrixNoSuchID}}), http.StatusNotFound, k.path("/users/"+dana+"/groups"))
+		// Joining a third group would mean leaving the two, which needs
+		// GROUP_MEMBERSHIP DELETE: refused, and the join with it.
+		third := group("third")
+		kestraError(t, k.do(t, http.MethodPut, "/users/"+dana+"/groups", add, map[string]any{"groupIds": []string{third}}), http.StatusForbidden, k.path("/users/"+dana+"/groups"))
+		for gid, want := range map[string]bool{third: false, g: true, other: true} {
+			members, _ := page(t, k.ok(t, http.MethodGet, "/groups/"+gid+"/members", boot.token, nil, http.StatusOK), kestraMember)
+			if in := slices.ContainsFunc(members, func(m map[string]any) bool { return m["id"] == dana }); in != want {
+				t.Errorf("after a refused change of dana's groups: member of %s %v, want %v", gid, in, want)
+			}
+		}
 	})
 
 	t.Run("service account", func(t *testing.T) {

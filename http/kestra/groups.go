@@ -302,7 +302,7 @@ type userGroupsRequest struct {
 
 // setUserGroups makes the groups of the tenant a user (or service
 // account) belongs to exactly those listed: it joins the new ones (as a
-// member) and leaves the others, one command each.
+// member) and leaves the others, in one command.
 func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
 	write(h, w, r, func(req userGroupsRequest) (uint64, answer, error) {
 		id := mux.Vars(r)["id"]
@@ -323,26 +323,13 @@ func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
-		var seq uint64
-		for _, g := range want {
-			if slices.ContainsFunc(had, func(m query.Membership) bool { return m.GroupID == g }) {
-				continue
-			}
-			res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "join "+g), GroupID: g, MemberKind: kind, MemberID: id})
-			if err != nil {
-				return 0, nil, err
-			}
-			seq = max(seq, res.Sequence)
-		}
+		var in []string
 		for _, m := range had {
-			if slices.Contains(want, m.GroupID) {
-				continue
-			}
-			s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: stepMeta(r, "leave "+m.GroupID), GroupID: m.GroupID, MemberID: id})
-			if err != nil {
-				return 0, nil, err
-			}
-			seq = max(seq, s)
+			in = append(in, m.GroupID)
+		}
+		seq, err := h.setGroups(r, kind, id, in, want)
+		if err != nil {
+			return 0, nil, err
 		}
 		return seq, withStatus(http.StatusNoContent), nil
 	})

@@ -138,7 +138,7 @@ func (h handlers) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, err
 		}
 		sa := res.ServiceAccount
-		seq, err := h.setGroups(r, sa.ID(), nil, groups)
+		seq, err := h.setGroups(r, events.SubjectServiceAccount, sa.ID(), nil, groups)
 		if err != nil {
 			// Undo the account, so that a refused membership leaves nothing
 			// behind (the log keeps both events).
@@ -151,31 +151,25 @@ func (h handlers) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// setGroups adds the service account to the groups in want and takes it
-// out of those only in had; it returns the last sequence written.
-func (h handlers) setGroups(r *http.Request, id string, had, want []string) (uint64, error) {
-	var seq uint64
+// setGroups moves principal id (of kind) into the groups only in want
+// and out of those only in had, in one command; it returns the sequence
+// written (0 when nothing changed).
+func (h handlers) setGroups(r *http.Request, kind, id string, had, want []string) (uint64, error) {
+	cmd := commands.SetMemberGroups{Meta: stepMeta(r, "groups"), MemberKind: kind, MemberID: id}
 	for _, g := range want {
-		if slices.Contains(had, g) {
-			continue
+		if !slices.Contains(had, g) {
+			cmd.Join = append(cmd.Join, g)
 		}
-		res, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "join "+g), GroupID: g, MemberKind: events.SubjectServiceAccount, MemberID: id})
-		if err != nil {
-			return seq, err
-		}
-		seq = max(seq, res.Sequence)
 	}
 	for _, g := range had {
-		if slices.Contains(want, g) {
-			continue
+		if !slices.Contains(want, g) {
+			cmd.Leave = append(cmd.Leave, g)
 		}
-		s, err := h.cmds.RemoveGroupMember.Handle(r.Context(), commands.RemoveGroupMember{Meta: stepMeta(r, "leave "+g), GroupID: g, MemberID: id})
-		if err != nil {
-			return seq, err
-		}
-		seq = max(seq, s)
 	}
-	return seq, nil
+	if len(cmd.Join) == 0 && len(cmd.Leave) == 0 {
+		return 0, nil
+	}
+	return h.cmds.SetMemberGroups.Handle(r.Context(), cmd)
 }
 
 func (h handlers) getServiceAccount(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +213,7 @@ func (h handlers) updateServiceAccount(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
-		seq, err := h.setGroups(r, id, groupIDs(had[id]), groups)
+		seq, err := h.setGroups(r, events.SubjectServiceAccount, id, groupIDs(had[id]), groups)
 		if err != nil {
 			return 0, nil, err
 		}
