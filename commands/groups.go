@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
@@ -110,13 +111,18 @@ type GroupResult struct {
 type CreateGroup struct {
 	Meta
 	GroupInput
+	// Members join the new group (as members) in the same atomic change,
+	// each under SetGroupMember's rules; errors about one name
+	// members[i].
+	Members []Member
 }
 
 // CreateGroupHandler handles CreateGroup.
 type CreateGroupHandler struct{ base }
 
-// Handle claims the group's name in the tenant and records the group,
-// without members.
+// Handle claims the group's name in the tenant and records the group
+// with cmd.Members, in one atomic change: a refused member creates
+// nothing.
 func (h CreateGroupHandler) Handle(ctx context.Context, cmd CreateGroup) (GroupResult, error) {
 	tenant := cmd.Caller.Tenant
 	if err := h.authorize(cmd.Caller, authz.GroupsCreate, authz.TenantScope(tenant)); err != nil {
@@ -125,13 +131,28 @@ func (h CreateGroupHandler) Handle(ctx context.Context, cmd CreateGroup) (GroupR
 	if err := cmd.validate(); err != nil {
 		return GroupResult{}, err
 	}
+	for i, m := range cmd.Members {
+		if err := h.principalIn(ctx, tenant, m.Kind, m.ID, "member"); err != nil {
+			return GroupResult{}, memberItemError(err, i)
+		}
+	}
 	id := events.NewID()
-	out := &Group{id: id}
+	var out *Group
+	join := SetGroupMemberHandler(h)
 	seq, err := h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
 		if err := h.claim(ctx, c, tenant, "group_name", cmd.Name, id); err != nil {
 			return err
 		}
-		c.record(key{tenant, events.AggregateGroup, id}, out, 0, events.GroupCreated{Name: cmd.Name, Description: cmd.Description})
+		// Fresh on every attempt: decide may run again.
+		out = &Group{id: id}
+		k := key{tenant, events.AggregateGroup, id}
+		c.record(k, out, 0, events.GroupCreated{Name: cmd.Name, Description: cmd.Description})
+		for i, m := range cmd.Members {
+			member := SetGroupMember{Meta: cmd.Meta, GroupID: id, MemberKind: m.Kind, MemberID: m.ID, Membership: events.MembershipMember}
+			if err := join.decideOn(c, member, out, k, 0); err != nil {
+				return memberItemError(err, i)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -304,6 +325,15 @@ func (h SetGroupMemberHandler) decide(ctx context.Context, c *change, cmd SetGro
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := h.decideOn(c, cmd, g, k, seq); err != nil {
+		return nil, 0, err
+	}
+	return g, seq, nil
+}
+
+// decideOn is decide for group g (key k, at seq) as c has it: also one
+// the change creates.
+func (h SetGroupMemberHandler) decideOn(c *change, cmd SetGroupMember, g *Group, k key, seq uint64) error {
 	_, in := g.members[cmd.MemberID]
 	// A required presence names the right asked for, so that the
 	// answer does not depend on whether the principal is a member.
@@ -312,24 +342,30 @@ func (h SetGroupMemberHandler) decide(ctx context.Context, c *change, cmd SetGro
 		action = authz.GroupMembersUpdate
 	}
 	if err := h.mayManageMembers(cmd.Caller, g, action); err != nil {
-		return nil, 0, err
+		return err
 	}
 	// Checked after the right, so that only those who may change the
 	// members learn who is one.
 	switch {
 	case cmd.Require == NewMember && in:
-		return nil, 0, ruleError(ErrAlreadyExists, "member_id", "%s is already a member of group %q", cmd.MemberID, g.name)
+		return ruleError(ErrAlreadyExists, "member_id", "%s is already a member of group %q", cmd.MemberID, g.name)
 	case cmd.Require == ExistingMember && !in:
-		return nil, 0, notMember(g, cmd.MemberID)
+		return notMember(g, cmd.MemberID)
 	}
 	if g.members[cmd.MemberID] == cmd.Membership {
-		return g, seq, nil
+		return nil
 	}
 	if !in && len(g.members) >= MaxGroupMembers {
-		return nil, 0, ruleError(ErrLimit, "", "group %q already has %d members", g.name, MaxGroupMembers)
+		return ruleError(ErrLimit, "", "group %q already has %d members", g.name, MaxGroupMembers)
 	}
 	c.record(k, g, seq, events.GroupMemberSet{MemberKind: cmd.MemberKind, MemberID: cmd.MemberID, Membership: cmd.Membership})
-	return g, seq, nil
+	return nil
+}
+
+// Member names a principal of a tenant: a user or a service account.
+type Member struct {
+	Kind string // events.SubjectUser or events.SubjectServiceAccount
+	ID   string
 }
 
 // RemoveGroupMember takes a member out of a group.
@@ -473,4 +509,15 @@ func distinct(ids []string) []string {
 		}
 	}
 	return out
+}
+
+// memberItemError names members[i] in an error about a member.
+func memberItemError(err error, i int) error {
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "member") {
+		return err
+	}
+	c := *ce
+	c.Field = fmt.Sprintf("members[%d]", i)
+	return &c
 }

@@ -99,6 +99,9 @@ type CreateServiceAccount struct {
 	Roles       []string
 	// Status is active (default) or disabled.
 	Status string
+	// Groups of the tenant the account joins (as a member) in the same
+	// atomic change, each under SetGroupMember's rules.
+	Groups []string
 }
 
 // CreateServiceAccountHandler handles CreateServiceAccount.
@@ -168,12 +171,28 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 			return err
 		}
 		c.record(key{tenantID, events.AggregateServiceAccount, id}, sa, 0, created(cmd, id, scope, roles))
-		return nil
+		return h.joinGroups(ctx, c, cmd, id)
 	})
 	if err != nil {
 		return ServiceAccountResult{}, err
 	}
 	return ServiceAccountResult{ServiceAccount: sa, Sequence: seq}, nil
+}
+
+// joinGroups records in c that the account id, created in c, joins
+// cmd.Groups.
+func (h CreateServiceAccountHandler) joinGroups(ctx context.Context, c *change, cmd CreateServiceAccount, id string) error {
+	join := SetGroupMemberHandler(h)
+	for _, gid := range distinct(cmd.Groups) {
+		g, k, seq, err := h.group(ctx, cmd.Caller.Tenant, gid)
+		if err != nil {
+			return err
+		}
+		if err := join.decideOn(c, SetGroupMember{Meta: cmd.Meta, GroupID: gid, MemberKind: events.SubjectServiceAccount, MemberID: id, Membership: events.MembershipMember}, g, k, seq); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nameLock is the lock key of a create that claims name: its reservation,
@@ -230,7 +249,7 @@ func (h CreateServiceAccountHandler) createSeeded(ctx context.Context, cmd Creat
 		}
 		c.record(k, sa, seq, created(cmd, id, scope, roles))
 		out = ServiceAccountResult{ServiceAccount: sa}
-		return nil
+		return h.joinGroups(ctx, c, cmd, id)
 	})
 	if err != nil {
 		return ServiceAccountResult{}, err

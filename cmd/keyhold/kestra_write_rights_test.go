@@ -9,6 +9,7 @@ import (
 
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
 )
 
 // TestKestraWritesNeedOnlyTheirPermission checks that a member holding
@@ -117,6 +118,43 @@ func TestKestraWritesNeedOnlyTheirPermission(t *testing.T) {
 			members, _ := page(t, k.ok(t, http.MethodGet, "/groups/"+gid+"/members", boot.token, nil, http.StatusOK), kestraMember)
 			if in := slices.ContainsFunc(members, func(m map[string]any) bool { return m["id"] == dana }); in != want {
 				t.Errorf("after a refused change of dana's groups: member of %s %v, want %v", gid, in, want)
+			}
+		}
+	})
+
+	// A creation with memberships the caller may not make creates
+	// nothing: no group or service account, and the group's name stays
+	// free.
+	t.Run("creation with refused memberships", func(t *testing.T) {
+		creator := only("GROUP", "CREATE")
+		kestraError(t, k.do(t, http.MethodPost, "/groups", creator, map[string]any{"name": "with-dana", "membersId": []string{dana}}), http.StatusForbidden, k.path("/groups"))
+		groups, _ := page(t, k.ok(t, http.MethodGet, "/groups/search?q=with-dana", boot.token, nil, http.StatusOK), nil)
+		if len(groups) != 0 {
+			t.Fatalf("groups after a refused creation: %v", groups)
+		}
+		k.ok(t, http.MethodPost, "/groups", creator, map[string]any{"name": "with-dana"}, http.StatusOK)
+
+		saCreator := only("SERVICE_ACCOUNT", "CREATE")
+		kestraError(t, k.do(t, http.MethodPost, "/service-accounts", saCreator, map[string]any{"name": "joined-sa", "groups": []map[string]any{{"id": other}}}), http.StatusForbidden, k.path("/service-accounts"))
+		var n int
+		testenv.Must(t, h.srv.env.db.SQL().Get(&n, `SELECT count(*) FROM service_accounts WHERE tenant = 'acme' AND display_name = 'joined-sa'`), "count")
+		if n != 0 {
+			t.Fatalf("%d service accounts after a refused creation", n)
+		}
+		// Nor did the refused ones reach the log, to be undone there.
+		for typ, name := range map[string]string{"iam.group.created": "with-dana", "iam.service_account.created": "joined-sa"} {
+			r := h.do(t, http.MethodGet, auditPath+"?type="+typ+"&limit=500", boot.token, nil)
+			expectStatus(t, r, http.StatusOK, "audit "+typ)
+			var page pageJSON[events.Envelope]
+			r.decode(t, &page)
+			created := 0
+			for _, env := range page.Items {
+				if strings.Contains(string(env.Data), `"`+name+`"`) {
+					created++
+				}
+			}
+			if want := map[string]int{"with-dana": 1, "joined-sa": 0}[name]; created != want {
+				t.Errorf("%d %s events for %s in the log, want %d", created, typ, name, want)
 			}
 		}
 	})

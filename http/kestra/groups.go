@@ -91,33 +91,22 @@ func (h handlers) createGroup(w http.ResponseWriter, r *http.Request) {
 		if err := req.check(); err != nil {
 			return 0, nil, err
 		}
-		// Members are looked up first, so an unknown one creates nothing.
-		kinds := make([]string, len(req.MembersID))
+		// Members are looked up first, for their kind and so that an
+		// unknown one is named by its field.
+		members := make([]commands.Member, len(req.MembersID))
 		for i, id := range req.MembersID {
 			kind, err := h.principal(r.Context(), r, id, "membersId")
 			if err != nil {
 				return 0, nil, err
 			}
-			kinds[i] = kind
+			members[i] = commands.Member{Kind: kind, ID: id}
 		}
-		res, err := h.cmds.CreateGroup.Handle(r.Context(), commands.CreateGroup{Meta: meta(r), GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
+		res, err := h.cmds.CreateGroup.Handle(r.Context(), commands.CreateGroup{Meta: meta(r), Members: members,
+			GroupInput: commands.GroupInput{Name: req.Name, Description: req.Description}})
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, renamed(err, "members", "membersId")
 		}
-		seq := res.Sequence
-		for i, id := range req.MembersID {
-			m, err := h.cmds.SetGroupMember.Handle(r.Context(), commands.SetGroupMember{Meta: stepMeta(r, "member "+id), GroupID: res.Group.ID(), MemberKind: kinds[i], MemberID: id})
-			if err != nil {
-				// Undo the group, so that a refused member leaves nothing
-				// behind (the log keeps both events).
-				if _, derr := h.cmds.DeleteGroup.Handle(context.WithoutCancel(r.Context()), commands.DeleteGroup{Meta: stepMeta(r, "undo"), ID: res.Group.ID()}); derr != nil {
-					h.log.Error("undo group creation", "request_id", khttp.RequestID(r.Context()), "group", res.Group.ID(), "err", derr)
-				}
-				return 0, nil, err
-			}
-			seq = max(seq, m.Sequence)
-		}
-		return seq, withJSON(http.StatusOK, groupDetailOf(res.Group.View())), nil
+		return res.Sequence, withJSON(http.StatusOK, groupDetailOf(res.Group.View())), nil
 	})
 }
 

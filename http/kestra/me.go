@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -192,12 +193,13 @@ func (req tokenRequest) issueCommand(m commands.Meta, userID string) (commands.I
 
 // renamed reports a core error about field from as one about field to:
 // the same core field has another name in some bodies (the new password
-// is "newPassword" in PUT /me/password, "password" elsewhere).
+// is "newPassword" in PUT /me/password, "password" elsewhere); an item
+// of a list keeps its index (members[1] -> membersId[1]).
 func renamed(err error, from, to string) error {
 	var ce *commands.Error
-	if errors.As(err, &ce) && ce.Field == from {
+	if errors.As(err, &ce) && (ce.Field == from || strings.HasPrefix(ce.Field, from+"[")) {
 		c := *ce
-		c.Field = to
+		c.Field = to + strings.TrimPrefix(ce.Field, from)
 		return &c
 	}
 	return err

@@ -132,22 +132,13 @@ func (h handlers) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 			return 0, nil, err
 		}
 		res, err := h.cmds.CreateServiceAccount.Handle(r.Context(), commands.CreateServiceAccount{
-			Meta: meta(r), DisplayName: req.Name, Description: req.Description, Scope: events.Scope{Level: events.ScopeTenant},
+			Meta: meta(r), DisplayName: req.Name, Description: req.Description, Scope: events.Scope{Level: events.ScopeTenant}, Groups: groups,
 		})
 		if err != nil {
 			return 0, nil, err
 		}
 		sa := res.ServiceAccount
-		seq, err := h.setGroups(r, events.SubjectServiceAccount, sa.ID(), nil, groups)
-		if err != nil {
-			// Undo the account, so that a refused membership leaves nothing
-			// behind (the log keeps both events).
-			if _, derr := h.cmds.DeleteServiceAccount.Handle(context.WithoutCancel(r.Context()), commands.DeleteServiceAccount{Meta: stepMeta(r, "undo"), ID: sa.ID()}); derr != nil {
-				h.log.Error("undo service account creation", "request_id", khttp.RequestID(r.Context()), "service_account", sa.ID(), "err", derr)
-			}
-			return 0, nil, err
-		}
-		return max(res.Sequence, seq), withJSON(http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups)), nil
+		return res.Sequence, withJSON(http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups)), nil
 	})
 }
 
