@@ -425,30 +425,42 @@ func (h SetMemberGroupsHandler) Handle(ctx context.Context, cmd SetMemberGroups)
 	if err := h.principalIn(ctx, cmd.Caller.Tenant, cmd.MemberKind, cmd.MemberID, "member"); err != nil {
 		return 0, err
 	}
-	for _, g := range cmd.Join {
-		if slices.Contains(cmd.Leave, g) {
-			return 0, invalid("", "group %q is both to join and to leave", g)
-		}
+	if err := cmd.check(); err != nil {
+		return 0, err
 	}
-	// Each group's decision reads it afresh: a group named twice would
-	// be recorded twice.
-	cmd.Join, cmd.Leave = distinct(cmd.Join), distinct(cmd.Leave)
-	join, leave := SetGroupMemberHandler(h), RemoveGroupMemberHandler(h)
 	// Several groups change: no one aggregate's lock covers them, and
 	// the conditional appends catch a concurrent change of any.
 	return h.repo.execute(ctx, cmd.Meta, key{}, func(c *change) error {
-		for _, g := range cmd.Join {
-			if _, _, err := join.decide(ctx, c, SetGroupMember{Meta: cmd.Meta, GroupID: g, MemberKind: cmd.MemberKind, MemberID: cmd.MemberID, Membership: events.MembershipMember}); err != nil {
-				return err
-			}
-		}
-		for _, g := range cmd.Leave {
-			if err := leave.decide(ctx, c, RemoveGroupMember{Meta: cmd.Meta, GroupID: g, MemberID: cmd.MemberID}); err != nil {
-				return err
-			}
-		}
-		return nil
+		return h.decide(ctx, c, cmd)
 	})
+}
+
+// check refuses a group both to join and to leave.
+func (cmd SetMemberGroups) check() error {
+	for _, g := range cmd.Join {
+		if slices.Contains(cmd.Leave, g) {
+			return invalid("", "group %q is both to join and to leave", g)
+		}
+	}
+	return nil
+}
+
+// decide records cmd's joins and leaves in c.
+func (h SetMemberGroupsHandler) decide(ctx context.Context, c *change, cmd SetMemberGroups) error {
+	join, leave := SetGroupMemberHandler(h), RemoveGroupMemberHandler(h)
+	// Each group's decision reads it afresh: a group named twice would
+	// be recorded twice.
+	for _, g := range distinct(cmd.Join) {
+		if _, _, err := join.decide(ctx, c, SetGroupMember{Meta: cmd.Meta, GroupID: g, MemberKind: cmd.MemberKind, MemberID: cmd.MemberID, Membership: events.MembershipMember}); err != nil {
+			return err
+		}
+	}
+	for _, g := range distinct(cmd.Leave) {
+		if err := leave.decide(ctx, c, RemoveGroupMember{Meta: cmd.Meta, GroupID: g, MemberID: cmd.MemberID}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // mayManageMembers allows holders of action (iam.groupMembers.create,

@@ -269,6 +269,10 @@ type UpdateServiceAccount struct {
 	Description *string
 	Roles       *[]string
 	Status      *string
+	// JoinGroups and LeaveGroups change the account's group memberships
+	// in the same atomic change, under SetMemberGroups' rules.
+	JoinGroups  []string
+	LeaveGroups []string
 }
 
 // UpdateServiceAccountHandler handles UpdateServiceAccount.
@@ -289,8 +293,12 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 	if err := h.Authorize(cmd); err != nil {
 		return ServiceAccountResult{}, err
 	}
-	if cmd.DisplayName == nil && cmd.Description == nil && cmd.Roles == nil && cmd.Status == nil {
+	if cmd.DisplayName == nil && cmd.Description == nil && cmd.Roles == nil && cmd.Status == nil && len(cmd.JoinGroups) == 0 && len(cmd.LeaveGroups) == 0 {
 		return ServiceAccountResult{}, invalid("", "nothing to update: give at least one of displayName, description, roles, status")
+	}
+	memberships := SetMemberGroups{Meta: cmd.Meta, MemberKind: events.SubjectServiceAccount, Join: cmd.JoinGroups, Leave: cmd.LeaveGroups}
+	if err := memberships.check(); err != nil {
+		return ServiceAccountResult{}, err
 	}
 	if cmd.DisplayName != nil {
 		if err := validText("display_name", *cmd.DisplayName, saNameText); err != nil {
@@ -361,14 +369,14 @@ func (h UpdateServiceAccountHandler) Handle(ctx context.Context, cmd UpdateServi
 			e.Roles = &roles
 		}
 		out, unchangedSeq = sa, seq
-		if e == (events.ServiceAccountUpdated{}) {
-			return nil
+		if e != (events.ServiceAccountUpdated{}) {
+			c.record(k, sa, seq, e)
+			if len(lost) > 0 {
+				c.record(k, sa, seq, events.AccessTokensInvalidated{Reason: strings.Join(lost, ", ")})
+			}
 		}
-		c.record(k, sa, seq, e)
-		if len(lost) > 0 {
-			c.record(k, sa, seq, events.AccessTokensInvalidated{Reason: strings.Join(lost, ", ")})
-		}
-		return nil
+		memberships.MemberID = cmd.ID
+		return SetMemberGroupsHandler(h).decide(ctx, c, memberships)
 	})
 	if err != nil {
 		return ServiceAccountResult{}, err

@@ -170,6 +170,22 @@ func TestKestraWritesNeedOnlyTheirPermission(t *testing.T) {
 			t.Errorf("updated service account %v", m)
 		}
 		kestraError(t, k.do(t, http.MethodPut, "/service-accounts/"+matrixNoSuchID, token, map[string]any{"name": "x", "groups": []any{}}), http.StatusNotFound, k.path("/service-accounts/"+matrixNoSuchID))
+		// Joining a group that holds a right the caller lacks is refused
+		// (scope-down), and the new name with it.
+		flows := k.ok(t, http.MethodPost, "/roles", boot.token, map[string]any{"name": f.unique("flows"), "permissions": need("FLOW", "CREATE")}, http.StatusOK).object(t)
+		privileged := group("privileged")
+		b, err := h.srv.cmds.CreateBinding.Handle(ctx, commands.CreateBinding{Meta: operatorIn("acme"), Role: flows["id"].(string), SubjectKind: events.SubjectGroup, SubjectID: privileged, Scope: events.Scope{Level: events.ScopeTenant}})
+		h.applied(t, b.Sequence, err, "bind the group")
+		role := k.ok(t, http.MethodPost, "/roles", boot.token, map[string]any{"name": f.unique("perm"), "permissions": perms{"SERVICE_ACCOUNT": {"UPDATE"}, "GROUP_MEMBERSHIP": {"CREATE"}}}, http.StatusOK).object(t)
+		_, joiner := f.user(t, "acme", role["id"].(string))
+		kestraError(t, k.do(t, http.MethodPut, "/service-accounts/"+id, joiner, map[string]any{"name": "renamed-again", "groups": []map[string]any{{"id": privileged}}}), http.StatusForbidden, k.path("/service-accounts/"+id))
+		// A refused request does not wait for the read side: catch up with
+		// the log before reading, or a write it made would not show yet.
+		last, err := h.srv.env.store.LastSequence(ctx)
+		h.applied(t, last, err, "catch up with the log")
+		if got := k.ok(t, http.MethodGet, "/service-accounts/"+id, boot.token, nil, http.StatusOK).object(t); got["name"] != "after" || len(got["groups"].([]any)) != 0 {
+			t.Errorf("after a refused update: %v", got)
+		}
 	})
 	t.Cleanup(func() { h.assertNoSecretsStored(t) })
 }

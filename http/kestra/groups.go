@@ -323,3 +323,14 @@ func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
 		return seq, withStatus(http.StatusNoContent), nil
 	})
 }
+
+// setGroups moves principal id (of kind) into the groups only in want
+// and out of those only in had, in one command; it returns the sequence
+// written (0 when nothing changed).
+func (h handlers) setGroups(r *http.Request, kind, id string, had, want []string) (uint64, error) {
+	join, leave := groupChanges(had, want)
+	if len(join) == 0 && len(leave) == 0 {
+		return 0, nil
+	}
+	return h.cmds.SetMemberGroups.Handle(r.Context(), commands.SetMemberGroups{Meta: stepMeta(r, "groups"), MemberKind: kind, MemberID: id, Join: join, Leave: leave})
+}

@@ -142,25 +142,20 @@ func (h handlers) createServiceAccount(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// setGroups moves principal id (of kind) into the groups only in want
-// and out of those only in had, in one command; it returns the sequence
-// written (0 when nothing changed).
-func (h handlers) setGroups(r *http.Request, kind, id string, had, want []string) (uint64, error) {
-	cmd := commands.SetMemberGroups{Meta: stepMeta(r, "groups"), MemberKind: kind, MemberID: id}
+// groupChanges returns the groups to join and to leave to go from had to
+// want.
+func groupChanges(had, want []string) (join, leave []string) {
 	for _, g := range want {
 		if !slices.Contains(had, g) {
-			cmd.Join = append(cmd.Join, g)
+			join = append(join, g)
 		}
 	}
 	for _, g := range had {
 		if !slices.Contains(want, g) {
-			cmd.Leave = append(cmd.Leave, g)
+			leave = append(leave, g)
 		}
 	}
-	if len(cmd.Join) == 0 && len(cmd.Leave) == 0 {
-		return 0, nil
-	}
-	return h.cmds.SetMemberGroups.Handle(r.Context(), cmd)
+	return join, leave
 }
 
 func (h handlers) getServiceAccount(w http.ResponseWriter, r *http.Request) {
@@ -200,16 +195,14 @@ func (h handlers) updateServiceAccount(w http.ResponseWriter, r *http.Request) {
 		}
 		// PUT replaces the name and the description; the k0rdent fields
 		// (scope, roles, status) stay as they are.
-		res, err := h.cmds.UpdateServiceAccount.Handle(r.Context(), commands.UpdateServiceAccount{Meta: meta(r), ID: id, DisplayName: &req.Name, Description: &req.Description})
-		if err != nil {
-			return 0, nil, err
-		}
-		seq, err := h.setGroups(r, events.SubjectServiceAccount, id, groupIDs(had[id]), groups)
+		join, leave := groupChanges(groupIDs(had[id]), groups)
+		res, err := h.cmds.UpdateServiceAccount.Handle(r.Context(), commands.UpdateServiceAccount{Meta: meta(r), ID: id,
+			DisplayName: &req.Name, Description: &req.Description, JoinGroups: join, LeaveGroups: leave})
 		if err != nil {
 			return 0, nil, err
 		}
 		sa := res.ServiceAccount
-		return max(res.Sequence, seq), withJSON(http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups)), nil
+		return res.Sequence, withJSON(http.StatusOK, serviceAccountOf(sa.ID(), sa.DisplayName(), sa.Description(), groups)), nil
 	})
 }
 
