@@ -603,7 +603,8 @@ func (b base) releaseLogins(ctx context.Context, c *change, u *User) error {
 // an administrator's form does: what it names is what the user has after.
 type ReplaceUser struct {
 	Meta
-	UserID    string
+	UserID string
+	// Email and the names are set when not nil.
 	Email     *string
 	FirstName *string
 	LastName  *string
@@ -632,8 +633,10 @@ func (h ReplaceUserHandler) Handle(ctx context.Context, cmd ReplaceUser) (UserRe
 		}
 		return err
 	}
-	if err := add(UpdateUserHandler(h).step(ctx, UpdateUser{Meta: cmd.Meta, UserID: cmd.UserID, Email: cmd.Email, FirstName: cmd.FirstName, LastName: cmd.LastName})); err != nil {
-		return UserResult{}, err
+	if cmd.Email != nil || cmd.FirstName != nil || cmd.LastName != nil {
+		if err := add(UpdateUserHandler(h).step(ctx, UpdateUser{Meta: cmd.Meta, UserID: cmd.UserID, Email: cmd.Email, FirstName: cmd.FirstName, LastName: cmd.LastName})); err != nil {
+			return UserResult{}, err
+		}
 	}
 	if cmd.Password != "" {
 		if err := add(SetPasswordHandler(h).step(SetPassword{Meta: cmd.Meta, UserID: cmd.UserID, Password: cmd.Password})); err != nil {
