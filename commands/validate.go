@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/keyhold/keyhold/query"
-	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
@@ -192,8 +191,7 @@ func validUsername(s string) error {
 }
 
 func validEmail(s string) error {
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || len(s) > 254 {
+	if !query.ValidEmail(s) {
 		return invalid("email", "must be a plain address like name@example.com")
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/mail"
 	"slices"
 	"strconv"
 	"strings"
@@ -160,10 +161,14 @@ const MaxInvitationsByEmail = 1000
 
 // InvitationsByEmail returns the invitations of the caller's tenant to
 // email (ignoring case), newest first, at most MaxInvitationsByEmail. It
-// needs iam.invitations.list.
+// needs iam.invitations.list; what is no address is ErrInvalid on field
+// email, not an empty list.
 func (q *Queries) InvitationsByEmail(ctx context.Context, caller auth.Principal, email string) ([]Invitation, error) {
 	if err := q.mayIn(caller, authz.InvitationsList, "invitations"); err != nil {
 		return nil, err
+	}
+	if !ValidEmail(strings.ToLower(email)) {
+		return nil, invalid("email", "must be a plain address like name@example.com")
 	}
 	var rows []invitationRow
 	if err := q.db.SelectContext(ctx, &rows, `SELECT `+invitationColumns+` FROM `+invitationsFrom+` WHERE tenant = $2 AND email = $3
@@ -171,6 +176,14 @@ func (q *Queries) InvitationsByEmail(ctx context.Context, caller auth.Principal,
 		return nil, fmt.Errorf("invitations by email: %w", err)
 	}
 	return q.invitations(ctx, rows)
+}
+
+// ValidEmail reports whether s is a plain address (name@example.com, no
+// display name or comments), at most 254 characters: the rule the write
+// side gives users' and invitations' addresses.
+func ValidEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s && len(s) <= 254
 }
 
 // MyInvitations returns the pending invitations, in every tenant, to the

@@ -194,6 +194,13 @@ func TestKestraInvitations(t *testing.T) {
 			}
 		}
 		kestraError(t, k.do(t, http.MethodGet, "/invitations/search?page=1&size=10&status=pending", a.token, nil), http.StatusBadRequest, k.path("/invitations/search"))
+		// What is no address is bad input, not a search that finds nothing.
+		for _, bad := range []string{"notanemail", "Ann%20%3Cann%40example.com%3E", "a%40b%40c"} {
+			r := k.do(t, http.MethodGet, "/invitations/email/"+bad, a.token, nil)
+			if f := fieldOf(t, kestraError(t, r, http.StatusBadRequest, k.path("/invitations/email/"+bad))); f != "email" {
+				t.Errorf("invitations of %q: field %q, want email", bad, f)
+			}
+		}
 		byEmail := items(t, k.ok(t, http.MethodGet, "/invitations/email/Newcomer%40example.com", a.token, nil, http.StatusOK))
 		if len(byEmail) != 1 {
 			t.Fatalf("%d by email, want 1", len(byEmail))

@@ -182,10 +182,11 @@ type errorJSON struct {
 }
 
 // writeError writes Kestra's JSON error body: a message, a link to the
-// request's path and, for invalid input (400, 422), the field at fault.
-// It is the dialect's khttp.ErrorWriter.
+// request's path (escaped as a URI path, as the client sent it) and, for
+// invalid input (400, 422), the field at fault. It is the dialect's
+// khttp.ErrorWriter.
 func writeError(w http.ResponseWriter, r *http.Request, status int, field, detail string) {
-	body := errorJSON{Message: detail, Links: links{Self: link{Href: r.URL.Path}}}
+	body := errorJSON{Message: detail, Links: links{Self: link{Href: r.URL.EscapedPath()}}}
 	if status == http.StatusUnprocessableEntity || status == http.StatusBadRequest {
 		body.Embedded = &embeddedErrors{Errors: []fieldErrorJSON{{Message: detail, Path: field}}}
 	}
