@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
@@ -133,7 +132,7 @@ func (h CreateGroupHandler) Handle(ctx context.Context, cmd CreateGroup) (GroupR
 	}
 	for i, m := range cmd.Members {
 		if err := h.principalIn(ctx, tenant, m.Kind, m.ID, "member"); err != nil {
-			return GroupResult{}, memberItemError(err, i)
+			return GroupResult{}, itemFieldError(err, "members", i, "member_id", "member_kind")
 		}
 	}
 	id := events.NewID()
@@ -150,7 +149,7 @@ func (h CreateGroupHandler) Handle(ctx context.Context, cmd CreateGroup) (GroupR
 		for i, m := range cmd.Members {
 			member := SetGroupMember{Meta: cmd.Meta, GroupID: id, MemberKind: m.Kind, MemberID: m.ID, Membership: events.MembershipMember}
 			if err := join.decideOn(c, member, out, k, 0); err != nil {
-				return memberItemError(err, i)
+				return itemFieldError(err, "members", i, "member_id", "member_kind")
 			}
 		}
 		return nil
@@ -523,13 +522,14 @@ func distinct(ids []string) []string {
 	return out
 }
 
-// memberItemError names members[i] in an error about a member.
-func memberItemError(err error, i int) error {
+// itemFieldError names item i of list (list[i]) in an error about one
+// of fields, the item's own field names in the command it came from.
+func itemFieldError(err error, list string, i int, fields ...string) error {
 	var ce *Error
-	if !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "member") {
+	if !errors.As(err, &ce) || !slices.Contains(fields, ce.Field) {
 		return err
 	}
 	c := *ce
-	c.Field = fmt.Sprintf("members[%d]", i)
+	c.Field = fmt.Sprintf("%s[%d]", list, i)
 	return &c
 }

@@ -182,17 +182,7 @@ func (h CreateServiceAccountHandler) Handle(ctx context.Context, cmd CreateServi
 // joinGroups records in c that the account id, created in c, joins
 // cmd.Groups.
 func (h CreateServiceAccountHandler) joinGroups(ctx context.Context, c *change, cmd CreateServiceAccount, id string) error {
-	join := SetGroupMemberHandler(h)
-	for _, gid := range distinct(cmd.Groups) {
-		g, k, seq, err := h.group(ctx, cmd.Caller.Tenant, gid)
-		if err != nil {
-			return err
-		}
-		if err := join.decideOn(c, SetGroupMember{Meta: cmd.Meta, GroupID: gid, MemberKind: events.SubjectServiceAccount, MemberID: id, Membership: events.MembershipMember}, g, k, seq); err != nil {
-			return err
-		}
-	}
-	return nil
+	return SetMemberGroupsHandler(h).decide(ctx, c, SetMemberGroups{Meta: cmd.Meta, MemberKind: events.SubjectServiceAccount, MemberID: id, Join: cmd.Groups})
 }
 
 // nameLock is the lock key of a create that claims name: its reservation,

@@ -2,8 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -651,17 +649,17 @@ func (h ReplaceUserHandler) Handle(ctx context.Context, cmd ReplaceUser) (UserRe
 	}
 	access := SetTenantAccessHandler(h)
 	for i, t := range cmd.Tenants {
-		if err := add(access.step(ctx, SetTenantAccess{Meta: cmd.Meta, UserID: cmd.UserID, Tenant: t, Grant: true})); err != nil {
-			return UserResult{}, tenantItemError(err, i)
+		grant, err := access.step(ctx, SetTenantAccess{Meta: cmd.Meta, UserID: cmd.UserID, Tenant: t, Grant: true})
+		if err != nil {
+			return UserResult{}, itemFieldError(err, "tenants", i, "tenant")
 		}
+		steps = append(steps, func(c *change, k key, u *User, seq uint64) error {
+			return itemFieldError(grant(c, k, u, seq), "tenants", i, "tenant")
+		})
 	}
 	return h.change(ctx, cmd.Meta, cmd.UserID, func(c *change, k key, u *User, seq uint64) error {
-		for i, decide := range steps {
+		for _, decide := range steps {
 			if err := decide(c, k, u, seq); err != nil {
-				// Grants come last among steps, in cmd.Tenants' order.
-				if g := i - (len(steps) - len(cmd.Tenants)); g >= 0 {
-					return tenantItemError(err, g)
-				}
 				return err
 			}
 		}
@@ -681,16 +679,4 @@ func (h ReplaceUserHandler) Handle(ctx context.Context, cmd ReplaceUser) (UserRe
 		}
 		return nil
 	})
-}
-
-// tenantItemError names ReplaceUser's tenants[i] in an error about the
-// tenant of a grant.
-func tenantItemError(err error, i int) error {
-	var ce *Error
-	if !errors.As(err, &ce) || ce.Field != "tenant" {
-		return err
-	}
-	c := *ce
-	c.Field = fmt.Sprintf("tenants[%d]", i)
-	return &c
 }
