@@ -167,12 +167,13 @@ func (q *Queries) InvitationsByEmail(ctx context.Context, caller auth.Principal,
 	if err := q.mayIn(caller, authz.InvitationsList, "invitations"); err != nil {
 		return nil, err
 	}
-	if !ValidEmail(strings.ToLower(email)) {
+	email = strings.ToLower(email)
+	if !ValidEmail(email) {
 		return nil, invalid("email", "must be a plain address like name@example.com")
 	}
 	var rows []invitationRow
 	if err := q.db.SelectContext(ctx, &rows, `SELECT `+invitationColumns+` FROM `+invitationsFrom+` WHERE tenant = $2 AND email = $3
-		ORDER BY id DESC LIMIT `+strconv.Itoa(MaxInvitationsByEmail), q.now(), caller.Tenant, strings.ToLower(email)); err != nil {
+		ORDER BY id DESC LIMIT `+strconv.Itoa(MaxInvitationsByEmail), q.now(), caller.Tenant, email); err != nil {
 		return nil, fmt.Errorf("invitations by email: %w", err)
 	}
 	return q.invitations(ctx, rows)
