@@ -51,13 +51,32 @@ type pendingEvent struct {
 	err error
 }
 
-// Fanout starts following the log from its first event until ctx ends.
-func (s *Store) Fanout(ctx context.Context) (*Fanout, error) {
-	f := &Fanout{store: s, subs: map[*subscriber]struct{}{}}
-	if _, err := s.Follow(ctx, Filter{}, f.deliver); err != nil {
-		return nil, err
+// Fanout returns a fan-out of the log that reads nothing until Start.
+func (s *Store) Fanout() *Fanout {
+	return &Fanout{store: s, subs: map[*subscriber]struct{}{}}
+}
+
+// Start follows the log until ctx ends, from the earliest event any
+// subscriber so far asked for (from the first event when none did), so
+// that subscribers that all start late in the log (a directory loaded
+// from a snapshot, projectors at their checkpoints) cost no read of the
+// events before. Subscribers that come later read what they missed from
+// the stream. Call Start once.
+func (f *Fanout) Start(ctx context.Context) error {
+	f.mu.Lock()
+	from := uint64(0)
+	for s := range f.subs {
+		if from == 0 || s.from < from {
+			from = s.from
+		}
 	}
-	return f, nil
+	from = max(from, 1)
+	f.last = from - 1
+	f.mu.Unlock()
+	if _, err := f.store.Follow(ctx, Filter{StartSeq: from}, f.deliver); err != nil {
+		return err
+	}
+	return nil
 }
 
 func (f *Fanout) deliver(env Envelope, err error) {
@@ -80,7 +99,8 @@ func (f *Fanout) deliver(env Envelope, err error) {
 func (f *Fanout) LastSequence(ctx context.Context) (uint64, error) { return f.store.LastSequence(ctx) }
 
 // Follow implements Log: it delivers events from filt.StartSeq on, then
-// each new one, to fn until ctx ends or stop is called. Events the fan-out
+// each new one, to fn until ctx ends or stop is called. Before Start, the
+// subscriber waits for the fan-out's own reading; events the fan-out
 // delivered before the call are read back from the stream first, in the
 // background, so Follow returns at once as Store.Follow does.
 func (f *Fanout) Follow(ctx context.Context, filt Filter, fn func(Envelope, error)) (stop func(), err error) {

@@ -50,8 +50,8 @@ func TestFanoutDeliversInOrderToEarlyAndLateSubscribers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	appendN(t, st, 5)
-	f, err := st.Fanout(ctx)
-	testenv.Must(t, err, "fanout")
+	f := st.Fanout()
+	testenv.Must(t, f.Start(ctx), "fanout")
 
 	tests := []struct {
 		name string
@@ -65,7 +65,7 @@ func TestFanoutDeliversInOrderToEarlyAndLateSubscribers(t *testing.T) {
 	// Let the fan-out deliver the backlog first, so later subscribers must
 	// read it back from the stream.
 	first := &collector{}
-	_, err = f.Follow(ctx, events.Filter{}, first.add)
+	_, err := f.Follow(ctx, events.Filter{}, first.add)
 	testenv.Must(t, err, "follow")
 	if got := first.waitFor(t, 5); len(got) != 5 {
 		t.Fatalf("backlog %v", got)
@@ -104,10 +104,10 @@ func TestFanoutBoundsWhatALateSubscriberHolds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	appendN(t, st, 20)
-	f, err := st.Fanout(ctx)
-	testenv.Must(t, err, "fanout")
+	f := st.Fanout()
+	testenv.Must(t, f.Start(ctx), "fanout")
 	first := &collector{}
-	_, err = f.Follow(ctx, events.Filter{}, first.add)
+	_, err := f.Follow(ctx, events.Filter{}, first.add)
 	testenv.Must(t, err, "follow")
 	first.waitFor(t, 20)
 	slow := &collector{}
@@ -127,5 +127,55 @@ func TestFanoutBoundsWhatALateSubscriberHolds(t *testing.T) {
 		if seq != uint64(i+1) {
 			t.Fatalf("event %d has sequence %d: %v", i, seq, got)
 		}
+	}
+}
+
+// Subscribers that all start late in the log cost no read of the events
+// before: the fan-out's one consumer starts at the earliest of them, and a
+// subscriber that comes later for older events reads those from the
+// stream.
+func TestFanoutStartsAtItsEarliestSubscriber(t *testing.T) {
+	st, _ := testenv.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	appendN(t, st, 10)
+	f := st.Fanout()
+	late, later := &collector{}, &collector{}
+	_, err := f.Follow(ctx, events.Filter{StartSeq: 9}, later.add)
+	testenv.Must(t, err, "follow")
+	_, err = f.Follow(ctx, events.Filter{StartSeq: 7}, late.add)
+	testenv.Must(t, err, "follow")
+	testenv.Must(t, f.Start(ctx), "start")
+
+	stream, err := st.JetStream().Stream(ctx, st.StreamName())
+	testenv.Must(t, err, "stream")
+	var starts []uint64
+	for info := range stream.ListConsumers(ctx).Info() {
+		starts = append(starts, info.Config.OptStartSeq)
+	}
+	if len(starts) != 1 || starts[0] != 7 {
+		t.Fatalf("consumers start at %v, want one at 7", starts)
+	}
+	early := &collector{}
+	_, err = f.Follow(ctx, events.Filter{StartSeq: 2}, early.add)
+	testenv.Must(t, err, "follow early")
+	appendN(t, st, 2)
+	for _, tt := range []struct {
+		name string
+		c    *collector
+		from uint64
+	}{{"later", later, 9}, {"late", late, 7}, {"early, after start", early, 2}} {
+		t.Run(tt.name, func(t *testing.T) {
+			want := 12 - int(tt.from) + 1
+			got := tt.c.waitFor(t, want)
+			if len(got) != want || got[0] != tt.from || got[len(got)-1] != 12 {
+				t.Fatalf("got %v, want %d..12", got, tt.from)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i] != got[i-1]+1 {
+					t.Fatalf("not in order: %v", got)
+				}
+			}
+		})
 	}
 }

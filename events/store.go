@@ -313,6 +313,27 @@ func (s *Store) AggregateSequence(ctx context.Context, tenant, aggregate, id str
 	return last.Sequence, nil
 }
 
+// Get returns the event at seq: one direct get, no consumer.
+func (s *Store) Get(ctx context.Context, seq uint64) (Envelope, error) {
+	m, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return Envelope{}, fmt.Errorf("event %d: %w", seq, err)
+	}
+	return decodeRaw(m.Subject, m.Sequence, m.Data)
+}
+
+// Identity names the stream as created: its name and creation time. A
+// stream deleted and made again under the same name has another
+// identity, so what was derived from the old one (a directory snapshot)
+// is never taken for the new one's.
+func (s *Store) Identity(ctx context.Context) (string, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("stream info: %w", err)
+	}
+	return s.opts.stream + "@" + info.Created.UTC().Format(time.RFC3339Nano), nil
+}
+
 // LastSequence returns the stream's last sequence (0 when empty).
 func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 	info, err := s.stream.Info(ctx)

@@ -194,6 +194,9 @@ type dirUser struct {
 	tenants    []string
 	bindings   []auth.Binding
 	superadmin bool
+	// personalSeq is the sequence of the event login came from (0 for
+	// none): snapshots keep it instead of the personal data itself.
+	personalSeq uint64
 }
 
 func (u *dirUser) principal(tenant string) auth.Principal {
@@ -416,17 +419,19 @@ func (d *Directory) Apply(env events.Envelope) {
 	case events.UserCreated:
 		if _, ok := d.users[env.Subject]; !ok {
 			id := strings.Clone(env.Subject)
-			u := &dirUser{id: id, active: e.Status != events.UserStatusDisabled, verifier: strings.Clone(e.PasswordVerifier), superadmin: e.Superadmin}
+			u := &dirUser{id: id, active: e.Status != events.UserStatusDisabled, verifier: strings.Clone(e.PasswordVerifier), superadmin: e.Superadmin, personalSeq: env.Sequence}
 			d.users[id] = u
 			d.indexRevealed(env, u, logins, loginsErr)
 			d.putUser(u)
 		}
 	case events.UserUpdated:
 		if u := d.users[env.Subject]; u != nil {
+			u.personalSeq = env.Sequence
 			d.indexRevealed(env, u, logins, loginsErr)
 		}
 	case events.PersonalDataErased:
 		if u := d.users[env.Subject]; u != nil {
+			u.personalSeq = 0
 			d.index(u, events.Personal{})
 		}
 	case events.UserDisabled:

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,7 @@ import (
 
 	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
 )
 
 // TestErasePersonalData creates a user with values found nowhere else,
@@ -153,6 +158,36 @@ func TestErasePersonalData(t *testing.T) {
 	}
 	h.eventually(t, plain["username"], pw, http.StatusOK)
 	h.assertNoSecretsStored(t)
+
+	// Nor is anything the server leaves in its data dir in the clear: the
+	// NATS store, the key file, the directory's snapshot written on stop.
+	h.stop()
+	if _, err := os.Stat(filepath.Join(cfg.dataDir, snapshotFile)); err != nil {
+		t.Fatalf("no directory snapshot after the stop: %v", err)
+	}
+	files := 0
+	err = filepath.WalkDir(cfg.dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for what, v := range plain {
+			for _, f := range []string{v, strings.ToLower(v)} {
+				if bytes.Contains(b, []byte(f)) {
+					t.Errorf("%s found in %s", what, path)
+				}
+			}
+		}
+		return nil
+	})
+	testenv.Must(t, err, "scan the data dir")
+	if files < 3 {
+		t.Fatalf("scanned %d files in the data dir", files)
+	}
 }
 
 // dump returns every event of the stream as raw message bytes (one per

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +31,9 @@ func TestRestartKeepsEverything(t *testing.T) {
 	h1.stop()
 
 	h2 := startServer(t, cfg)
+	if !strings.Contains(h2.logs.String(), "directory snapshot loaded") {
+		t.Errorf("the restarted server replayed the log instead of loading the snapshot:\n%s", h2.logs.String())
+	}
 	for k, v := range h1.seen() {
 		h2.remember(k, v)
 	}

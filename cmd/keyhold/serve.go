@@ -113,6 +113,9 @@ type server struct {
 	uses *query.TokenUses
 	// auditGate bounds the audit reads running at once.
 	auditGate *query.Gate
+	// stream is the log's identity, for the directory's snapshot ("" for
+	// none).
+	stream string
 }
 
 // Audit reads beyond auditReads at once wait up to auditWait for a slot,
@@ -150,10 +153,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	tuneGC()
 	progress := projections.NewProgress()
 	// One consumer feeds the directory and the projectors in this process.
-	fanout, err := e.store.Fanout(ctx)
-	if err != nil {
-		return nil, err
-	}
+	fanout := e.store.Fanout()
 	runner, err := e.runner(ctx, progress, projections.WithFollow(fanout))
 	if err != nil {
 		return nil, err
@@ -189,8 +189,13 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	stream := loadSnapshot(ctx, e, dir)
 	dirReady, err := dir.Run(ctx, fanout, func(seq uint64) { progress.Advance("directory", seq) })
 	if err != nil {
+		return nil, err
+	}
+	// The projectors subscribe later, at their checkpoints.
+	if err := fanout.Start(ctx); err != nil {
 		return nil, err
 	}
 	idem := khttp.NewIdempotency(e.db.SQL())
@@ -210,7 +215,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		return nil, err
 	}
 	s := &server{env: e, runner: runner, effects: fx, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
-		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses}
+		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses, stream: stream}
 	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
 	if err != nil {
 		return nil, err
@@ -328,7 +333,7 @@ func (s *server) checks() map[string]khttp.Check {
 
 // background starts the projectors, the reactions, the idempotency sweep
 // and role seeding until ctx ends; the channel closes when the projectors
-// and the reactions stopped.
+// and the reactions stopped and the directory's snapshot is written.
 func (s *server) background(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
@@ -339,6 +344,7 @@ func (s *server) background(ctx context.Context) <-chan struct{} {
 		// database closes.
 		wg.Go(func() { _ = s.effects.Run(ctx) })
 		wg.Wait()
+		s.saveSnapshot()
 	}()
 	go s.idem.Sweep(ctx, time.Hour)
 	go s.seedRoles(ctx)
