@@ -21,6 +21,10 @@ type State struct {
 	// which decides the reason a decision gives when several allow.
 	Bindings []Binding
 	Members  []StateMember
+	// Principals is how many principals the model held: Restore makes
+	// room for as many, so putting them again does not grow the model's
+	// maps step by step.
+	Principals int
 }
 
 // StateMember is one group membership in a State.
@@ -35,7 +39,7 @@ type StateMember struct {
 func (m *Model) State() State {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	var s State
+	s := State{Principals: len(m.principals)}
 	for _, id := range slices.Sorted(maps.Keys(m.roles)) {
 		r := m.roles[id]
 		r.Rules = cloneRules(r.Rules)
@@ -64,6 +68,9 @@ func (m *Model) Restore(s State) error {
 	if !empty {
 		return ErrNotEmpty
 	}
+	m.mu.Lock()
+	m.principals = make(map[string]Principal, s.Principals)
+	m.mu.Unlock()
 	for _, r := range s.Roles {
 		if err := m.PutRole(r); err != nil {
 			return fmt.Errorf("restore role %s: %w", r.ID, err)

@@ -240,6 +240,7 @@ func (d *Directory) LoadSnapshot(ctx context.Context, r io.Reader, log SnapshotL
 	if err := d.model.Restore(s.Model); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	d.accounts = make(map[string]*dirServiceAccount, h.Accounts)
 	d.restoreState(s, logins)
 	for n := 0; n < h.Accounts; {
 		var chunk []snapshotAccount
