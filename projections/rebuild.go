@@ -67,7 +67,7 @@ func (r *Runner) Rebuild(ctx context.Context, report func(RebuildProgress)) erro
 }
 
 func (r *Runner) logProgress(p RebuildProgress) {
-	r.log.Info("rebuild", "projector", p.Projector, "applied", p.Applied, "head", p.Head, "events", p.Events, "elapsed", p.Elapsed.Round(time.Millisecond), "done", p.Done)
+	r.log.Info("rebuild", "projector", p.Projector, "applied", p.Applied, "head", p.Head, "events", p.Events, "elapsed", p.Elapsed.Round(time.Millisecond).String(), "done", p.Done)
 }
 
 type failure struct {

@@ -29,7 +29,7 @@ func loadSnapshot(ctx context.Context, e *env, dir *query.Directory) string {
 	path := filepath.Join(e.cfg.dataDir, snapshotFile)
 	switch err := dir.LoadSnapshotFile(ctx, path, e.store, stream); {
 	case err == nil:
-		e.log.Info("directory snapshot loaded", "path", path, "sequence", dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond))
+		e.log.Info("directory snapshot loaded", "path", path, "sequence", dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond).String())
 	case errors.Is(err, os.ErrNotExist):
 	default:
 		e.log.Warn("directory snapshot not used, replaying the log", "path", path, "err", err)
@@ -53,5 +53,5 @@ func (s *server) saveSnapshot() {
 		s.env.log.Warn("write directory snapshot", "path", path, "err", err)
 		return
 	}
-	s.env.log.Info("directory snapshot written", "path", path, "sequence", s.dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond))
+	s.env.log.Info("directory snapshot written", "path", path, "sequence", s.dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond).String())
 }
