@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -29,6 +31,10 @@ func TestRestartKeepsEverything(t *testing.T) {
 		before[p] = r.Body
 	}
 	h1.stop()
+	// The directory's snapshot holds verifiers: its owner's only.
+	if fi, err := os.Stat(filepath.Join(cfg.dataDir, snapshotFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("directory snapshot after the stop: %v, %v", fi, err)
+	}
 
 	h2 := startServer(t, cfg)
 	if !strings.Contains(h2.logs.String(), "directory snapshot loaded") {
