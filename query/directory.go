@@ -792,6 +792,10 @@ func (d *Directory) Run(ctx context.Context, store events.Log, advanced func(seq
 	if last <= from {
 		markReady()
 	}
+	if from > 0 && advanced != nil {
+		// Loaded from a snapshot: writes up to here wait for nothing more.
+		advanced(from)
+	}
 	_, err = store.Follow(ctx, events.Filter{StartSeq: from + 1}, func(env events.Envelope, err error) {
 		if err != nil {
 			d.mu.Lock()
@@ -1060,11 +1064,16 @@ func (d *Directory) reveal(env events.Envelope, e events.Event) (events.Personal
 	return p, nil
 }
 
+// errLogins marks the failures of reading a user's logins through the key
+// store: those may pass (the store was unreachable), so snapshots leave
+// them out and loading one reads the logins, and fails, afresh.
+var errLogins = errors.New("reading the user's logins")
+
 // indexRevealed indexes u's logins as reveal read them, recording its
 // failure (the user then has no logins). Callers hold mu.
 func (d *Directory) indexRevealed(env events.Envelope, u *dirUser, p events.Personal, err error) {
 	if err != nil {
-		d.fail(env, err)
+		d.fail(env, fmt.Errorf("%w: %w", errLogins, err))
 	}
 	d.index(u, p)
 }

@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyhold/keyhold/auth"
@@ -50,11 +52,28 @@ type SnapshotLog interface {
 }
 
 type snapshotHeader struct {
-	Format   int
+	Format int
+	// Folds names the event types (with their versions) the directory
+	// folded: a version that folds another set, or a new version of one,
+	// does not take an older snapshot, even where snapshotFormat was not
+	// bumped for it.
+	Folds    string
 	Stream   string
 	Sequence uint64
 	Accounts int
 }
+
+// folds is Folds for this version.
+var folds = sync.OnceValue(func() string {
+	var out []string
+	for typ, v := range events.Types() {
+		if relevant(typ) {
+			out = append(out, typ+"@"+strconv.Itoa(v))
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
+})
 
 // snapshotState is everything but the service accounts, which follow it
 // in chunks.
@@ -134,7 +153,7 @@ func (d *Directory) WriteSnapshot(w io.Writer, stream string) error {
 	defer d.mu.RUnlock()
 	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := gob.NewEncoder(bw)
-	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Stream: stream, Sequence: d.seq, Accounts: len(d.accounts)}); err != nil {
+	if err := enc.Encode(snapshotHeader{Format: snapshotFormat, Folds: folds(), Stream: stream, Sequence: d.seq, Accounts: len(d.accounts)}); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	if err := enc.Encode(d.snapshotState()); err != nil {
@@ -187,25 +206,27 @@ func (d *Directory) snapshotState() snapshotState {
 		s.Named = append(s.Named, snapshotName{Tenant: k[0], Name: k[1], Account: d.named[k].id})
 	}
 	for _, f := range d.failures {
-		s.Failures = append(s.Failures, snapshotFailure{Sequence: f.Sequence, Type: f.Type, Err: f.Err.Error()})
+		if !errors.Is(f.Err, errLogins) {
+			s.Failures = append(s.Failures, snapshotFailure{Sequence: f.Sequence, Type: f.Type, Err: f.Err.Error()})
+		}
 	}
 	return s
 }
 
 // LoadSnapshot fills a new directory (before Run) from a snapshot that
 // WriteSnapshot wrote of the log named stream; Run then follows the log
-// from the event after it. Users' logins are read again from log through
+// from the event after it, and the directory answers authentication
+// questions once Run has caught up (ErrDirectoryLoading before). Users' logins are read again from log through
 // the directory's key store (WithPersonal). It fails, leaving the
 // directory as new, with ErrSnapshotMismatch for a snapshot of another
 // log or format or ahead of log, or with the error that stopped reading;
 // either way the caller replays the log from its start.
 func (d *Directory) LoadSnapshot(ctx context.Context, r io.Reader, log SnapshotLog, stream string) (err error) {
-	d.mu.RLock()
-	fresh := d.seq == 0 && len(d.accounts) == 0 && len(d.users) == 0
-	d.mu.RUnlock()
-	if !fresh {
+	if !d.fresh() {
 		return ErrSnapshotTarget
 	}
+	// Until Run has caught up, the loaded state is a past one.
+	d.loading.Store(true)
 	dec := gob.NewDecoder(bufio.NewReaderSize(r, 1<<16))
 	var h snapshotHeader
 	if err := dec.Decode(&h); err != nil {
@@ -213,6 +234,9 @@ func (d *Directory) LoadSnapshot(ctx context.Context, r io.Reader, log SnapshotL
 	}
 	if h.Format != snapshotFormat || h.Stream != stream {
 		return fmt.Errorf("%w: format %d of %q, want format %d of %q", ErrSnapshotMismatch, h.Format, h.Stream, snapshotFormat, stream)
+	}
+	if h.Folds != folds() {
+		return fmt.Errorf("%w: written by a version that folds other events", ErrSnapshotMismatch)
 	}
 	last, err := log.LastSequence(ctx)
 	if err != nil {
@@ -232,6 +256,9 @@ func (d *Directory) LoadSnapshot(ctx context.Context, r io.Reader, log SnapshotL
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.freshLocked() {
+		return ErrSnapshotTarget
+	}
 	defer func() {
 		if err != nil {
 			d.reset()
@@ -272,13 +299,26 @@ func (d *Directory) LoadSnapshot(ctx context.Context, r io.Reader, log SnapshotL
 	return nil
 }
 
-// snapshotLogins reads users' logins again from the events they came from.
+// fresh reports whether the directory has applied nothing yet.
+func (d *Directory) fresh() bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.freshLocked()
+}
+
+// freshLocked is fresh for callers holding mu.
+func (d *Directory) freshLocked() bool {
+	return d.seq == 0 && len(d.accounts) == 0 && len(d.users) == 0 && len(d.tenantIDs) == 0
+}
+
+// revealed is a user's logins read again from the event they came from.
 type revealed struct {
 	p   events.Personal
 	env events.Envelope
 	err error
 }
 
+// snapshotLogins reads users' logins again from the events they came from.
 func (d *Directory) snapshotLogins(ctx context.Context, users []snapshotUser, log SnapshotLog) (map[string]revealed, error) {
 	out := map[string]revealed{}
 	for _, u := range users {
@@ -315,11 +355,11 @@ func (d *Directory) restoreState(s snapshotState, logins map[string]revealed) {
 			superadmin: su.Superadmin, personalSeq: su.PersonalSeq}
 		d.users[u.id] = u
 		if l, ok := logins[u.id]; ok {
-			// Failures of this read are the load's own: the replay's are
-			// in the snapshot already.
+			// Failures of this read are the load's own: snapshots keep
+			// none of that kind.
 			d.index(u, l.p)
 			if l.err != nil {
-				d.fail(l.env, l.err)
+				d.fail(l.env, fmt.Errorf("%w: %w", errLogins, l.err))
 			}
 		}
 		d.putUser(u)

@@ -1,9 +1,17 @@
 package query
 
 import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/testenv"
 )
 
 // Every field of the directory's state is either written to snapshots,
@@ -45,5 +53,38 @@ func TestSnapshotCoversTheDirectory(t *testing.T) {
 				t.Fatalf("fields %v, the snapshot decided on %v", fields, want)
 			}
 		})
+	}
+}
+
+// A snapshot of another format, or written by a version that folds other
+// events, is refused, even of the same stream.
+func TestSnapshotOfAnotherVersionRefused(t *testing.T) {
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	stream, err := st.Identity(ctx)
+	testenv.Must(t, err, "identity")
+	tests := []struct {
+		name string
+		h    snapshotHeader
+		want error
+	}{
+		{"this version", snapshotHeader{Format: snapshotFormat, Folds: folds(), Stream: stream}, nil},
+		{"another format", snapshotHeader{Format: snapshotFormat + 1, Folds: folds(), Stream: stream}, ErrSnapshotMismatch},
+		{"other events folded", snapshotHeader{Format: snapshotFormat, Folds: folds() + ",iam.new.event@1", Stream: stream}, ErrSnapshotMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			enc := gob.NewEncoder(&b)
+			testenv.Must(t, enc.Encode(tt.h), "header")
+			testenv.Must(t, enc.Encode(snapshotState{}), "state")
+			err := NewDirectory().LoadSnapshot(ctx, &b, st, stream)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if !strings.Contains(folds(), events.CredentialCreated{}.EventType()+"@") {
+		t.Fatalf("folds %q lacks the credential event", folds())
 	}
 }

@@ -6,8 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"maps"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func history(t *testing.T, st *events.Store) uint64 {
 	later := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
 	ns := events.Scope{Level: events.ScopeNamespace, Target: "team.a"}
 	tenantScope := events.Scope{Level: events.ScopeTenant, Target: "acme"}
-	const sa, sb, sc, named, u1, u2, g1 = "sa-a", "sa-b", "sa-c", "sa-named", "user-1", "user-2", "group-1"
+	const sa, sb, sc, named, u1, u2, u3, g1 = "sa-a", "sa-b", "sa-c", "sa-named", "user-1", "user-2", "user-3", "group-1"
 
 	put(events.AggregateTenant, "acme", "acme", events.TenantCreated{})
 	put(events.AggregateTenant, "beta", "beta", events.TenantCreated{})
@@ -73,6 +74,9 @@ func history(t *testing.T, st *events.Store) uint64 {
 	put(events.AggregateUser, events.InstanceTenant, u2, events.UserEnabled{})
 	put(events.AggregateUser, events.InstanceTenant, u2, events.UserTenantAccessRevoked{Tenant: "acme"})
 	put(events.AggregateUser, events.InstanceTenant, u2, events.PersonalDataErased{})
+	put(events.AggregateUser, events.InstanceTenant, u3, events.UserCreated{Personal: &events.Personal{Username: "cy", Email: "cy@acme.test"}, Status: events.UserStatusActive})
+	put(events.AggregateUser, events.InstanceTenant, u3, events.UserTenantAccessGranted{Tenant: "acme"})
+	put(events.AggregateBinding, "acme", "bind-user3", events.BindingCreated{Role: "reader", SubjectKind: events.SubjectUser, SubjectID: u3, Scope: ns})
 
 	for _, id := range []string{sa, sb, sc} {
 		put(events.AggregateServiceAccount, "acme", id, events.ServiceAccountCreated{ClientID: auth.PrefixClientID + id, Scope: ns, Roles: []string{"viewer", "reader"}, Status: "active"})
@@ -136,8 +140,8 @@ func TestSnapshotAndTheRestEqualAReplay(t *testing.T) {
 	full := query.NewDirectory()
 	runToEnd(t, full, st)
 	want := snapshotOf(t, full, stream)
-	if n := len(query.Logins(full)); n != 2 {
-		t.Fatalf("the replay has %d logins, want ann's two", n)
+	if n := len(query.Logins(full)); n != 4 {
+		t.Fatalf("the replay has %d logins, want ann's and cy's", n)
 	}
 	if len(full.Failures()) == 0 {
 		t.Fatal("the malformed verifier left no failure")
@@ -162,10 +166,10 @@ func TestSnapshotAndTheRestEqualAReplay(t *testing.T) {
 		}
 		runToEnd(t, loaded, st)
 		if got := snapshotOf(t, loaded, stream); !bytes.Equal(got, want) {
-			t.Fatalf("cut %d: the loaded directory differs from the replay", cut)
+			t.Fatalf("cut %d: the loaded directory's snapshot differs from the replay's", cut)
 		}
-		if got, want := query.Logins(loaded), query.Logins(full); !maps.Equal(got, want) {
-			t.Fatalf("cut %d: logins %v, want %v", cut, got, want)
+		if got, want := query.Dump(loaded), query.Dump(full); got != want {
+			t.Fatalf("cut %d: the loaded directory differs from the replay:\n%s\nwant\n%s", cut, got, want)
 		}
 	}
 
@@ -183,17 +187,32 @@ func TestSnapshotAndTheRestEqualAReplay(t *testing.T) {
 	if _, err := loaded.APITokenPrincipal(revokedToken, now); err == nil {
 		t.Fatal("a revoked API token authenticates after loading")
 	}
+	claims := func(id string, gen uint64) auth.AccessClaims {
+		return auth.AccessClaims{Subject: "sa-a", Tenant: "acme", ClientID: auth.PrefixClientID + "sa-a", CredentialID: "cred-2",
+			ID: id, Generation: gen, Expiry: now.Add(time.Hour)}
+	}
+	for _, tt := range []struct {
+		name string
+		c    auth.AccessClaims
+		ok   bool
+	}{{"current", claims("jwt-ok", 1), true}, {"revoked", claims("jwt-1", 1), false}, {"an older generation", claims("jwt-old", 0), false}} {
+		_, ferr := full.AccessTokenPrincipal(tt.c, now)
+		_, lerr := loaded.AccessTokenPrincipal(tt.c, now)
+		if (ferr == nil) != tt.ok || (lerr == nil) != tt.ok {
+			t.Errorf("access token %s: replay %v, loaded %v, want accepted %v", tt.name, ferr, lerr, tt.ok)
+		}
+	}
 	if got, want := loaded.Tenants(), full.Tenants(); !equalStrings(got, want) {
 		t.Fatalf("tenants %v, want %v", got, want)
 	}
 	at := authz.Scope{Tenant: "acme", Node: "team.a"}
 	for _, tt := range []struct {
-		resource string
-		want     bool
-	}{{"", true}, {"/x/y", false}} {
+		principal, resource string
+		want                bool
+	}{{"sa-a", "", true}, {"sa-a", "/x/y", false}, {"user-3", "", true}, {"user-2", "", false}} {
 		req := authz.Request{Action: "iam.serviceAccounts.list", Resource: tt.resource, Scope: at}
-		if got, want := loaded.Authorizer().Can("sa-a", req), full.Authorizer().Can("sa-a", req); got != want || got.Allowed != tt.want {
-			t.Fatalf("on %q: loaded %+v, replayed %+v, want allowed %v", tt.resource, got, want, tt.want)
+		if got, want := loaded.Authorizer().Can(tt.principal, req), full.Authorizer().Can(tt.principal, req); got != want || got.Allowed != tt.want {
+			t.Fatalf("%s on %q: loaded %+v, replayed %+v, want allowed %v", tt.principal, tt.resource, got, want, tt.want)
 		}
 	}
 }
@@ -293,3 +312,76 @@ func TestSnapshotHoldsNoPersonalData(t *testing.T) {
 }
 
 func equalStrings(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") }
+
+// Run tells a directory loaded from a snapshot's caller that it is at the
+// snapshot's sequence at once, as a replay does once it gets there: writes
+// answering with an earlier sequence (a keyed retry) must not wait for an
+// event the directory will never apply again.
+func TestLoadedDirectoryReportsItsSequence(t *testing.T) {
+	st, _ := testenv.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := st.Identity(ctx)
+	testenv.Must(t, err, "identity")
+	last := history(t, st)
+	full := query.NewDirectory()
+	runToEnd(t, full, st)
+	loaded := query.NewDirectory()
+	testenv.Must(t, loaded.LoadSnapshot(ctx, bytes.NewReader(snapshotOf(t, full, stream)), st, stream), "load")
+	if _, err := loaded.AuthenticateClient(auth.PrefixClientID+"sa-a", liveSecret, time.Now()); !errors.Is(err, query.ErrDirectoryLoading) {
+		t.Fatalf("a loaded directory answered before following the log: %v", err)
+	}
+	var reported atomic.Uint64
+	ready, err := loaded.Run(ctx, st, func(seq uint64) { reported.Store(max(reported.Load(), seq)) })
+	testenv.Must(t, err, "run")
+	waitClosed(t, ready)
+	if got := reported.Load(); got != last {
+		t.Fatalf("a directory loaded at %d reported %d", last, got)
+	}
+}
+
+// failingPersonal is a key store that fails its first reads.
+type failingPersonal struct {
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failingPersonal) Personal(_ context.Context, _ string, e events.Event) (events.Personal, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fails > 0 {
+		f.fails--
+		return events.Personal{}, errors.New("key store unavailable")
+	}
+	if u, ok := e.(events.UserCreated); ok && u.Personal != nil {
+		return *u.Personal, nil
+	}
+	return events.Personal{}, nil
+}
+
+// A key store that failed while a directory read a user's logins does not
+// leave the failure in the directory's snapshot: loading it reads the
+// logins again, and is as healthy as a replay.
+func TestSnapshotLeavesPassingFailuresBehind(t *testing.T) {
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	stream, err := st.Identity(ctx)
+	testenv.Must(t, err, "identity")
+	_, err = st.Append(ctx, events.Pending{Aggregate: events.AggregateUser, Envelope: events.New(events.InstanceTenant, "u1", events.System, "",
+		events.UserCreated{Status: events.UserStatusActive, Personal: &events.Personal{Username: "ann"}})})
+	testenv.Must(t, err, "append")
+	first := query.NewDirectory(query.WithPersonal(&failingPersonal{fails: 1}))
+	runToEnd(t, first, st)
+	if degraded, _ := first.Readiness(); degraded == "" {
+		t.Fatal("the failed read left no failure")
+	}
+	loaded := query.NewDirectory(query.WithPersonal(&failingPersonal{}))
+	testenv.Must(t, loaded.LoadSnapshot(ctx, bytes.NewReader(snapshotOf(t, first, stream)), st, stream), "load")
+	runToEnd(t, loaded, st)
+	if degraded, err := loaded.Readiness(); degraded != "" || err != nil {
+		t.Fatalf("loaded: degraded %q, %v", degraded, err)
+	}
+	if got := query.Logins(loaded); got["ann"] != "u1" {
+		t.Fatalf("logins %v", got)
+	}
+}
