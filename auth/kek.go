@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -31,6 +32,9 @@ var (
 type KEK struct {
 	aead cipher.AEAD
 	id   [8]byte
+	// mac is the root of the keys MACKey derives, itself derived from the
+	// key so that a MAC reveals nothing of what the KEK encrypts.
+	mac [32]byte
 }
 
 // NewKEK returns a new random key-encryption key.
@@ -69,7 +73,23 @@ func kekOf(raw []byte) (KEK, error) {
 	k := KEK{aead: aead}
 	sum := sha256.Sum256(append([]byte("keyhold kek id\x00"), raw...))
 	copy(k.id[:], sum[:])
+	m := hmac.New(sha256.New, raw)
+	m.Write([]byte("keyhold kek mac\x00"))
+	copy(k.mac[:], m.Sum(nil))
 	return k, nil
+}
+
+// MACKey returns a key for HMAC-SHA256 that authenticates what Keyhold
+// keeps outside Postgres for purpose (a directory snapshot in the data
+// dir): only holders of the KEK can make a MAC that verifies. Distinct
+// purposes get unrelated keys; the zero KEK gives nil.
+func (k KEK) MACKey(purpose string) []byte {
+	if !k.usable() {
+		return nil
+	}
+	m := hmac.New(sha256.New, k.mac[:])
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // ID names the key in messages and in what it wraps; it reveals nothing

@@ -159,3 +159,24 @@ func TestLoadKEKFile(t *testing.T) {
 		t.Fatal("the same key read from a file and from text differs")
 	}
 }
+
+// MAC keys differ by purpose and by KEK, and the zero KEK has none.
+func TestMACKey(t *testing.T) {
+	a, b := newKEK(t), newKEK(t)
+	ka := a.MACKey("directory snapshot")
+	if len(ka) != 32 {
+		t.Fatalf("key of %d bytes", len(ka))
+	}
+	for name, other := range map[string][]byte{
+		"same KEK, same purpose":    a.MACKey("directory snapshot"),
+		"same KEK, another purpose": a.MACKey("something else"),
+		"another KEK":               b.MACKey("directory snapshot"),
+	} {
+		if equal := bytes.Equal(ka, other); equal != (name == "same KEK, same purpose") {
+			t.Errorf("%s: equal %v", name, equal)
+		}
+	}
+	if k := (auth.KEK{}).MACKey("directory snapshot"); k != nil {
+		t.Fatalf("the zero KEK gave %x", k)
+	}
+}

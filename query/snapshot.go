@@ -3,6 +3,8 @@ package query
 import (
 	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -414,8 +416,13 @@ func (d *Directory) reset() {
 }
 
 // WriteSnapshotFile writes a snapshot to path atomically (a file beside it,
-// then a rename), readable by its owner only.
-func (d *Directory) WriteSnapshotFile(path, stream string) (err error) {
+// then a rename), readable by its owner only, followed by its HMAC-SHA256
+// under key, so that a snapshot changed on disk, or written by another
+// instance, is refused by LoadSnapshotFile.
+func (d *Directory) WriteSnapshotFile(path, stream string, key []byte) (err error) {
+	if len(key) == 0 {
+		return errors.New("snapshot: no MAC key")
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
@@ -426,8 +433,12 @@ func (d *Directory) WriteSnapshotFile(path, stream string) (err error) {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if err := d.WriteSnapshot(tmp, stream); err != nil {
+	mac := hmac.New(sha256.New, key)
+	if err := d.WriteSnapshot(io.MultiWriter(tmp, mac), stream); err != nil {
 		return err
+	}
+	if _, err := tmp.Write(mac.Sum(nil)); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
@@ -441,13 +452,37 @@ func (d *Directory) WriteSnapshotFile(path, stream string) (err error) {
 	return nil
 }
 
-// LoadSnapshotFile is LoadSnapshot from the file at path; a missing file
-// is os.ErrNotExist.
-func (d *Directory) LoadSnapshotFile(ctx context.Context, path string, log SnapshotLog, stream string) error {
+// LoadSnapshotFile is LoadSnapshot from a file WriteSnapshotFile wrote
+// with key: its MAC is checked before anything is loaded
+// (ErrSnapshotMismatch when it does not verify). A missing file is
+// os.ErrNotExist.
+func (d *Directory) LoadSnapshotFile(ctx context.Context, path string, log SnapshotLog, stream string, key []byte) error {
+	if len(key) == 0 {
+		return errors.New("snapshot: no MAC key")
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	defer f.Close()
-	return d.LoadSnapshot(ctx, f, log, stream)
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	size := fi.Size() - sha256.Size
+	if size <= 0 {
+		return fmt.Errorf("%w: %s is too short", ErrSnapshotMismatch, path)
+	}
+	mac := hmac.New(sha256.New, key)
+	if _, err := io.Copy(mac, io.NewSectionReader(f, 0, size)); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	want := make([]byte, sha256.Size)
+	if _, err := f.ReadAt(want, size); err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if !hmac.Equal(mac.Sum(nil), want) {
+		return fmt.Errorf("%w: %s does not carry this instance's MAC (changed since written, or written under another key-encryption key)", ErrSnapshotMismatch, path)
+	}
+	return d.LoadSnapshot(ctx, io.NewSectionReader(f, 0, size), log, stream)
 }

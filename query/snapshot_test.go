@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -383,5 +385,57 @@ func TestSnapshotLeavesPassingFailuresBehind(t *testing.T) {
 	}
 	if got := query.Logins(loaded); got["ann"] != "u1" {
 		t.Fatalf("logins %v", got)
+	}
+}
+
+// A snapshot file carries a MAC under the instance's key: one changed on
+// disk, cut short, or written under another key is refused before
+// anything is loaded, and the directory stays new.
+func TestSnapshotFileIsAuthenticated(t *testing.T) {
+	st, _ := testenv.Store(t)
+	ctx := context.Background()
+	stream, err := st.Identity(ctx)
+	testenv.Must(t, err, "identity")
+	history(t, st)
+	full := query.NewDirectory()
+	runToEnd(t, full, st)
+	key, other := []byte("instance key"), []byte("another key")
+	path := filepath.Join(t.TempDir(), "directory.snapshot")
+	testenv.Must(t, full.WriteSnapshotFile(path, stream, key), "write")
+	fi, err := os.Stat(path)
+	testenv.Must(t, err, "stat")
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot file mode %v", fi.Mode().Perm())
+	}
+	good, err := os.ReadFile(path)
+	testenv.Must(t, err, "read")
+
+	loaded := query.NewDirectory()
+	testenv.Must(t, loaded.LoadSnapshotFile(ctx, path, st, stream, key), "load")
+	if loaded.Sequence() != full.Sequence() {
+		t.Fatalf("loaded at %d, want %d", loaded.Sequence(), full.Sequence())
+	}
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 1
+	for _, tt := range []struct {
+		name string
+		file []byte
+		key  []byte
+	}{
+		{"changed", flipped, key},
+		{"cut short", good[:len(good)-10], key},
+		{"another key", good, other},
+		{"empty", nil, key},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			testenv.Must(t, os.WriteFile(path, tt.file, 0o600), "write file")
+			d := query.NewDirectory()
+			if err := d.LoadSnapshotFile(ctx, path, st, stream, tt.key); !errors.Is(err, query.ErrSnapshotMismatch) {
+				t.Fatalf("got %v, want ErrSnapshotMismatch", err)
+			}
+			if d.Sequence() != 0 || len(d.Tenants()) != 0 {
+				t.Fatalf("a refused file left state at %d", d.Sequence())
+			}
+		})
 	}
 }

@@ -114,8 +114,9 @@ type server struct {
 	// auditGate bounds the audit reads running at once.
 	auditGate *query.Gate
 	// stream is the log's identity, for the directory's snapshot ("" for
-	// none).
-	stream string
+	// none); snapshotKey authenticates the snapshot.
+	stream      string
+	snapshotKey []byte
 }
 
 // Audit reads beyond auditReads at once wait up to auditWait for a slot,
@@ -189,7 +190,8 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	stream := loadSnapshot(ctx, e, dir)
+	snapshotKey := kek.MACKey(snapshotPurpose)
+	stream := loadSnapshot(ctx, e, dir, snapshotKey)
 	dirReady, err := dir.Run(ctx, fanout, func(seq uint64) { progress.Advance("directory", seq) })
 	if err != nil {
 		return nil, err
@@ -215,7 +217,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		return nil, err
 	}
 	s := &server{env: e, runner: runner, effects: fx, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
-		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses, stream: stream}
+		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses, stream: stream, snapshotKey: snapshotKey}
 	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
 	if err != nil {
 		return nil, err

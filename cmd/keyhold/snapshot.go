@@ -15,11 +15,16 @@ import (
 // from there instead of replaying all of it.
 const snapshotFile = "directory.snapshot"
 
+// snapshotPurpose derives the key of the snapshot's MAC from the KEK: a
+// snapshot holds the verifiers the directory authenticates with, so only
+// whoever holds the KEK may make one the server takes.
+const snapshotPurpose = "directory snapshot"
+
 // loadSnapshot fills dir from the data dir's snapshot when there is one of
 // this stream, and returns the stream's identity for saveSnapshot ("" when
 // the stream could not tell it: then snapshots are neither read nor
 // written). Any failure leaves dir new, for a replay from the start.
-func loadSnapshot(ctx context.Context, e *env, dir *query.Directory) string {
+func loadSnapshot(ctx context.Context, e *env, dir *query.Directory, key []byte) string {
 	stream, err := e.store.Identity(ctx)
 	if err != nil {
 		e.log.Warn("directory snapshots off", "err", err)
@@ -27,7 +32,7 @@ func loadSnapshot(ctx context.Context, e *env, dir *query.Directory) string {
 	}
 	t0 := time.Now()
 	path := filepath.Join(e.cfg.dataDir, snapshotFile)
-	switch err := dir.LoadSnapshotFile(ctx, path, e.store, stream); {
+	switch err := dir.LoadSnapshotFile(ctx, path, e.store, stream, key); {
 	case err == nil:
 		e.log.Info("directory snapshot loaded", "path", path, "sequence", dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond).String())
 	case errors.Is(err, os.ErrNotExist):
@@ -49,7 +54,7 @@ func (s *server) saveSnapshot() {
 		s.env.log.Warn("write directory snapshot", "err", err)
 		return
 	}
-	if err := s.dir.WriteSnapshotFile(path, s.stream); err != nil {
+	if err := s.dir.WriteSnapshotFile(path, s.stream, s.snapshotKey); err != nil {
 		s.env.log.Warn("write directory snapshot", "path", path, "err", err)
 		return
 	}
