@@ -218,11 +218,12 @@ func (d *Directory) snapshotState() snapshotState {
 // LoadSnapshot fills a new directory (before Run) from a snapshot that
 // WriteSnapshot wrote of the log named stream; Run then follows the log
 // from the event after it, and the directory answers authentication
-// questions once Run has caught up (ErrDirectoryLoading before). Users' logins are read again from log through
-// the directory's key store (WithPersonal). It fails, leaving the
+// questions once Run has caught up (ErrDirectoryLoading before). Users'
+// logins are read again from log through the directory's key store
+// (WithPersonal), one direct get per user. It fails, leaving the
 // directory as new, with ErrSnapshotMismatch for a snapshot of another
-// log or format or ahead of log, or with the error that stopped reading;
-// either way the caller replays the log from its start.
+// log, format or version, or ahead of log, or with the error that stopped
+// reading; either way Run then replays the log from its start.
 func (d *Directory) LoadSnapshot(ctx context.Context, r io.Reader, log SnapshotLog, stream string) (err error) {
 	if !d.fresh() {
 		return ErrSnapshotTarget
