@@ -31,8 +31,11 @@ func TestRevokingAccessEndsBindingsAndMemberships(t *testing.T) {
 	_, err = w.cmds.CreateBinding.Handle(ctx, commands.CreateBinding{Meta: operator("acme"), Role: authz.RoleTenantAdmin, SubjectKind: events.SubjectGroup, SubjectID: admins.Group.ID()})
 	testenv.Must(t, err, "bind group")
 	gina := w.user("gina", "acme")
-	_, err = w.cmds.SetGroupMember.Handle(ctx, commands.SetGroupMember{Meta: operator("acme"), GroupID: admins.Group.ID(), MemberKind: events.SubjectUser, MemberID: gina.ID})
+	joined, err := w.cmds.SetGroupMember.Handle(ctx, commands.SetGroupMember{Meta: operator("acme"), GroupID: admins.Group.ID(), MemberKind: events.SubjectUser, MemberID: gina.ID})
 	testenv.Must(t, err, "member")
+	// The revocation ends the memberships the directory knows of, as a
+	// client that got the answer above (after read-your-writes) would.
+	w.sync(joined.Sequence)
 	var seq uint64
 	for _, p := range []auth.Principal{fred, gina} {
 		res, err := w.cmds.SetTenantAccess.Handle(ctx, commands.SetTenantAccess{Meta: operator("acme"), UserID: p.ID, Tenant: "acme"})
