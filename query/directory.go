@@ -263,6 +263,14 @@ func WithPersonal(r events.PersonalReader) DirectoryOption {
 	return func(d *Directory) { d.personal = r }
 }
 
+// Loading makes a new directory answer ErrDirectoryLoading, as it does
+// while Run replays the log, from the start until Run has caught up: a
+// server may then serve while it loads a snapshot, without judging
+// anybody by an empty directory.
+func Loading() DirectoryOption {
+	return func(d *Directory) { d.loading.Store(true) }
+}
+
 // maxPasswordChecks bounds the argon2id checks running at once.
 var maxPasswordChecks = max(2, runtime.NumCPU())
 

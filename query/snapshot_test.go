@@ -439,3 +439,22 @@ func TestSnapshotFileIsAuthenticated(t *testing.T) {
 		})
 	}
 }
+
+// A directory made Loading answers no authentication question until Run
+// has caught up, even before a snapshot is loaded into it: a server
+// serving while it loads never judges anybody by an empty directory.
+func TestLoadingDirectoryAnswersOnceCaughtUp(t *testing.T) {
+	st, _ := testenv.Store(t)
+	history(t, st)
+	d := query.NewDirectory(query.Loading())
+	if _, err := d.AuthenticateClient(auth.PrefixClientID+"sa-a", liveSecret, time.Now()); !errors.Is(err, query.ErrDirectoryLoading) {
+		t.Fatalf("before Run: %v", err)
+	}
+	if _, err := d.Readiness(); err == nil {
+		t.Fatal("ready before Run")
+	}
+	runToEnd(t, d, st)
+	if _, err := d.AuthenticateClient(auth.PrefixClientID+"sa-a", liveSecret, time.Now()); err != nil {
+		t.Fatalf("caught up: %v", err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/commands"
 	"github.com/keyhold/keyhold/effects"
+	"github.com/keyhold/keyhold/events"
 	khttp "github.com/keyhold/keyhold/http"
 	"github.com/keyhold/keyhold/http/audit"
 	"github.com/keyhold/keyhold/http/decision"
@@ -179,7 +180,9 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := query.NewDirectory(query.WithPersonal(personal))
+	// The directory answers nothing until it has caught up: the server
+	// serves (readiness failing) while it loads.
+	dir := query.NewDirectory(query.WithPersonal(personal), query.Loading())
 	uses := query.NewTokenUses()
 	dir.TrackTokenUse(uses)
 	cmds, err := e.commands(ctx, commands.WithAuthorizer(dir.Authorizer()))
@@ -190,16 +193,12 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	snapshotKey := kek.MACKey(snapshotPurpose)
-	stream := loadSnapshot(ctx, e, dir, snapshotKey)
-	dirReady, err := dir.Run(ctx, fanout, func(seq uint64) { progress.Advance("directory", seq) })
+	stream, err := e.store.Identity(ctx)
 	if err != nil {
-		return nil, err
+		e.log.Warn("directory snapshots off", "err", err)
+		stream = ""
 	}
-	// The projectors subscribe later, at their checkpoints.
-	if err := fanout.Start(ctx); err != nil {
-		return nil, err
-	}
+	dirReady := make(chan struct{})
 	idem := khttp.NewIdempotency(e.db.SQL())
 	kit, err := khttp.NewKit(khttp.NewBearer(dir, keys), progress, readSide, e.cfg.waitTimeout, idem)
 	if err != nil {
@@ -217,7 +216,7 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 		return nil, err
 	}
 	s := &server{env: e, runner: runner, effects: fx, dir: dir, progress: progress, idem: idem, cmds: cmds, dirReady: dirReady,
-		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses, stream: stream, snapshotKey: snapshotKey}
+		auditGate: query.NewGate(auditReads, auditWait), seeded: make(chan struct{}), uses: uses, stream: stream, snapshotKey: kek.MACKey(snapshotPurpose)}
 	router, err := khttp.NewRouter(khttp.Config{Logger: e.log, Registry: reg, OpenAPI: khttp.OpenAPI, Checks: s.checks()})
 	if err != nil {
 		return nil, err
@@ -240,7 +239,42 @@ func newServer(ctx context.Context, e *env) (*server, error) {
 	// The draft's auth endpoints run on the OAuth2 endpoints' core.
 	k0rdent.RegisterAuth(router, kit, o, decisions, e.log)
 	s.handler = router
+	go s.follow(ctx, fanout, dirReady)
 	return s, nil
+}
+
+// follow loads the directory's snapshot, has the directory follow the log
+// from there and starts the fan-out (the projectors subscribe later, at
+// their checkpoints), retrying what fails until ctx ends; it closes ready
+// once the directory has caught up with the log.
+func (s *server) follow(ctx context.Context, fanout *events.Fanout, ready chan<- struct{}) {
+	s.loadSnapshot(ctx)
+	var caughtUp <-chan struct{}
+	s.retry(ctx, "follow the log with the directory", func() (err error) {
+		caughtUp, err = s.dir.Run(ctx, fanout, func(seq uint64) { s.progress.Advance("directory", seq) })
+		return err
+	})
+	s.retry(ctx, "start the fan-out", func() error { return fanout.Start(ctx) })
+	select {
+	case <-caughtUp:
+		close(ready)
+	case <-ctx.Done():
+	}
+}
+
+// retry calls fn until it succeeds or ctx ends, logging each failure.
+func (s *server) retry(ctx context.Context, what string, fn func() error) {
+	for ctx.Err() == nil {
+		err := fn()
+		if err == nil {
+			return
+		}
+		s.env.log.Warn(what+", retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // revoke records an access-token revocation and waits until this

@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/keyhold/keyhold/query"
 )
 
 // snapshotFile is where serve keeps the directory's snapshot, in the data
@@ -20,32 +18,30 @@ const snapshotFile = "directory.snapshot"
 // whoever holds the KEK may make one the server takes.
 const snapshotPurpose = "directory snapshot"
 
-// loadSnapshot fills dir from the data dir's snapshot when there is one of
-// this stream, and returns the stream's identity for saveSnapshot ("" when
-// the stream could not tell it: then snapshots are neither read nor
-// written). Any failure leaves dir new, for a replay from the start.
-func loadSnapshot(ctx context.Context, e *env, dir *query.Directory, key []byte) string {
-	stream, err := e.store.Identity(ctx)
-	if err != nil {
-		e.log.Warn("directory snapshots off", "err", err)
-		return ""
+// loadSnapshot fills the directory from the data dir's snapshot when there
+// is one of this stream. Any failure leaves the directory new, for a
+// replay from the start.
+func (s *server) loadSnapshot(ctx context.Context) {
+	if s.stream == "" {
+		return
 	}
 	t0 := time.Now()
-	path := filepath.Join(e.cfg.dataDir, snapshotFile)
-	switch err := dir.LoadSnapshotFile(ctx, path, e.store, stream, key); {
+	path := filepath.Join(s.env.cfg.dataDir, snapshotFile)
+	switch err := s.dir.LoadSnapshotFile(ctx, path, s.env.store, s.stream, s.snapshotKey); {
 	case err == nil:
-		e.log.Info("directory snapshot loaded", "path", path, "sequence", dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond).String())
+		s.env.log.Info("directory snapshot loaded", "path", path, "sequence", s.dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond).String())
 	case errors.Is(err, os.ErrNotExist):
 	default:
-		e.log.Warn("directory snapshot not used, replaying the log", "path", path, "err", err)
+		s.env.log.Warn("directory snapshot not used, replaying the log", "path", path, "err", err)
 	}
-	return stream
 }
 
 // saveSnapshot writes dir's snapshot to the data dir. A failure is logged:
 // the next start replays more of the log.
 func (s *server) saveSnapshot() {
-	if s.stream == "" {
+	// A directory that applied nothing (stopped while loading) would
+	// only replace a good snapshot with an empty one.
+	if s.stream == "" || s.dir.Sequence() == 0 {
 		return
 	}
 	t0 := time.Now()
