@@ -781,7 +781,7 @@ func (d *Directory) forgetExpiredRevocations(now time.Time) {
 // returned channel is closed once the directory has applied everything the
 // stream held when Run was called (at once for an empty stream). Run
 // returns after starting the follower; an error means it did not start.
-// Call Run once per directory.
+// Call Run once per directory (again only after it failed).
 func (d *Directory) Run(ctx context.Context, store events.Log, advanced func(seq uint64)) (<-chan struct{}, error) {
 	last, err := store.LastSequence(ctx)
 	if err != nil {
