@@ -114,6 +114,24 @@ func history(t *testing.T, st *events.Store) uint64 {
 	return last
 }
 
+// replayed is a stream holding history and a directory that replayed it.
+type replayed struct {
+	st     *events.Store
+	stream string // the stream's identity
+	last   uint64
+	full   *query.Directory
+}
+
+func replayHistory(t *testing.T) replayed {
+	t.Helper()
+	st, _ := testenv.Store(t)
+	stream, err := st.Identity(context.Background())
+	testenv.Must(t, err, "identity")
+	r := replayed{st: st, stream: stream, last: history(t, st), full: query.NewDirectory()}
+	runToEnd(t, r.full, st)
+	return r
+}
+
 func snapshotOf(t *testing.T, d *query.Directory, stream string) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -134,13 +152,9 @@ func runToEnd(t *testing.T, d *query.Directory, st *events.Store) {
 // then following the rest holds what one that replayed the whole log
 // holds, byte for byte, logins included.
 func TestSnapshotAndTheRestEqualAReplay(t *testing.T) {
-	st, _ := testenv.Store(t)
+	r := replayHistory(t)
+	st, stream, last, full := r.st, r.stream, r.last, r.full
 	ctx := context.Background()
-	stream, err := st.Identity(ctx)
-	testenv.Must(t, err, "identity")
-	last := history(t, st)
-	full := query.NewDirectory()
-	runToEnd(t, full, st)
 	want := snapshotOf(t, full, stream)
 	if n := len(query.Logins(full)); n != 4 {
 		t.Fatalf("the replay has %d logins, want ann's and cy's", n)
@@ -222,13 +236,9 @@ func TestSnapshotAndTheRestEqualAReplay(t *testing.T) {
 // A snapshot of another stream, of a log it runs ahead of, or cut short is
 // refused, and the directory stays new: a replay from the start follows.
 func TestSnapshotRefused(t *testing.T) {
-	st, _ := testenv.Store(t)
+	r := replayHistory(t)
+	st, stream, full := r.st, r.stream, r.full
 	ctx := context.Background()
-	stream, err := st.Identity(ctx)
-	testenv.Must(t, err, "identity")
-	history(t, st)
-	full := query.NewDirectory()
-	runToEnd(t, full, st)
 	snap := snapshotOf(t, full, stream)
 	shorter, _ := testenv.Store(t)
 	other, err := shorter.Identity(ctx)
@@ -320,14 +330,10 @@ func equalStrings(a, b []string) bool { return strings.Join(a, "\x00") == string
 // answering with an earlier sequence (a keyed retry) must not wait for an
 // event the directory will never apply again.
 func TestLoadedDirectoryReportsItsSequence(t *testing.T) {
-	st, _ := testenv.Store(t)
+	r := replayHistory(t)
+	st, stream, last, full := r.st, r.stream, r.last, r.full
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := st.Identity(ctx)
-	testenv.Must(t, err, "identity")
-	last := history(t, st)
-	full := query.NewDirectory()
-	runToEnd(t, full, st)
 	loaded := query.NewDirectory()
 	testenv.Must(t, loaded.LoadSnapshot(ctx, bytes.NewReader(snapshotOf(t, full, stream)), st, stream), "load")
 	if _, err := loaded.AuthenticateClient(auth.PrefixClientID+"sa-a", liveSecret, time.Now()); !errors.Is(err, query.ErrDirectoryLoading) {
@@ -392,13 +398,9 @@ func TestSnapshotLeavesPassingFailuresBehind(t *testing.T) {
 // disk, cut short, or written under another key is refused before
 // anything is loaded, and the directory stays new.
 func TestSnapshotFileIsAuthenticated(t *testing.T) {
-	st, _ := testenv.Store(t)
+	r := replayHistory(t)
+	st, stream, full := r.st, r.stream, r.full
 	ctx := context.Background()
-	stream, err := st.Identity(ctx)
-	testenv.Must(t, err, "identity")
-	history(t, st)
-	full := query.NewDirectory()
-	runToEnd(t, full, st)
 	key, other := []byte("instance key"), []byte("another key")
 	path := filepath.Join(t.TempDir(), "directory.snapshot")
 	testenv.Must(t, full.WriteSnapshotFile(path, stream, key), "write")
