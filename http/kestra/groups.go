@@ -312,11 +312,7 @@ func (h handlers) setUserGroups(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return 0, nil, err
 		}
-		var in []string
-		for _, m := range had {
-			in = append(in, m.GroupID)
-		}
-		seq, err := h.setGroups(r, kind, id, in, want)
+		seq, err := h.setGroups(r, kind, id, groupIDs(had), want)
 		if err != nil {
 			return 0, nil, err
 		}
