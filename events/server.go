@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/keyhold/keyhold/internal/atomicfile"
 )
 
 // ErrStoreInUse is wrapped by the error StartEmbedded returns when another
@@ -143,20 +146,11 @@ func lockStore(dir string) (*os.File, error) {
 
 // writeAddr records url in dir atomically, so a reader never sees half.
 func writeAddr(dir, url string) error {
-	tmp, err := os.CreateTemp(dir, addrFile+".*")
-	if err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, addrFile), func(w io.Writer) error {
+		_, err := io.WriteString(w, url+"\n")
+		return err
+	}); err != nil {
 		return fmt.Errorf("record nats address: %w", err)
-	}
-	_, werr := tmp.WriteString(url + "\n")
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), filepath.Join(dir, addrFile))
-	}
-	if werr != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("record nats address: %w", werr)
 	}
 	return nil
 }

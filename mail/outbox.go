@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/keyhold/keyhold/internal/atomicfile"
 )
 
 // ErrNotFound is returned by Outbox.Read for an id the outbox does not hold.
@@ -54,23 +56,10 @@ func (o *Outbox) Send(ctx context.Context, m Message) error {
 	if err := write(&buf, m, o.from); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(o.dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("mail outbox: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mail outbox: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("mail outbox: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("mail outbox: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(o.dir, m.ID+".eml")); err != nil {
+	if err := atomicfile.Write(filepath.Join(o.dir, m.ID+".eml"), func(w io.Writer) error {
+		_, err := w.Write(buf.Bytes())
+		return err
+	}); err != nil {
 		return fmt.Errorf("mail outbox: %w", err)
 	}
 	return nil

@@ -11,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/keyhold/keyhold/auth"
 	"github.com/keyhold/keyhold/authz"
 	"github.com/keyhold/keyhold/events"
+	"github.com/keyhold/keyhold/internal/atomicfile"
 )
 
 // snapshotFormat names what a snapshot holds and how the directory folds
@@ -420,37 +420,22 @@ func (d *Directory) reset() {
 // then a rename), readable by its owner only, followed by its HMAC-SHA256
 // under key, so that a snapshot changed on disk, or written by another
 // instance, is refused by LoadSnapshotFile.
-func (d *Directory) WriteSnapshotFile(path, stream string, key []byte) (err error) {
+func (d *Directory) WriteSnapshotFile(path, stream string, key []byte) error {
 	if len(key) == 0 {
 		return errors.New("snapshot: no MAC key")
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
+	// WriteSnapshot's errors say "snapshot" already, the file system's
+	// name the path.
+	return atomicfile.Write(path, func(w io.Writer) error {
+		mac := hmac.New(sha256.New, key)
+		if err := d.WriteSnapshot(io.MultiWriter(w, mac), stream); err != nil {
+			return err
 		}
-	}()
-	mac := hmac.New(sha256.New, key)
-	if err := d.WriteSnapshot(io.MultiWriter(tmp, mac), stream); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(mac.Sum(nil)); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	return nil
+		if _, err := w.Write(mac.Sum(nil)); err != nil {
+			return fmt.Errorf("snapshot: %w", err)
+		}
+		return nil
+	})
 }
 
 // LoadSnapshotFile is LoadSnapshot from a file WriteSnapshotFile wrote
