@@ -162,7 +162,7 @@ func TestErasePersonalData(t *testing.T) {
 	// Nor is anything the server leaves in its data dir in the clear: the
 	// NATS store, the key file, the directory's snapshot written on stop.
 	h.stop()
-	if _, err := os.Stat(filepath.Join(cfg.dataDir, snapshotFile)); err != nil {
+	if _, err := os.Stat(cfg.snapshotPath()); err != nil {
 		t.Fatalf("no directory snapshot after the stop: %v", err)
 	}
 	files := 0

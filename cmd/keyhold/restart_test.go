@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,7 +31,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	}
 	h1.stop()
 	// The directory's snapshot holds verifiers: its owner's only.
-	if fi, err := os.Stat(filepath.Join(cfg.dataDir, snapshotFile)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(cfg.snapshotPath()); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("directory snapshot after the stop: %v, %v", fi, err)
 	}
 

@@ -13,6 +13,9 @@ import (
 // from there instead of replaying all of it.
 const snapshotFile = "directory.snapshot"
 
+// snapshotPath is where the directory's snapshot of this data dir is.
+func (c *config) snapshotPath() string { return filepath.Join(c.dataDir, snapshotFile) }
+
 // snapshotPurpose derives the key of the snapshot's MAC from the KEK: a
 // snapshot holds the verifiers the directory authenticates with, so only
 // whoever holds the KEK may make one the server takes.
@@ -26,7 +29,7 @@ func (s *server) loadSnapshot(ctx context.Context) {
 		return
 	}
 	t0 := time.Now()
-	path := filepath.Join(s.env.cfg.dataDir, snapshotFile)
+	path := s.env.cfg.snapshotPath()
 	switch err := s.dir.LoadSnapshotFile(ctx, path, s.env.store, s.stream, s.snapshotKey); {
 	case err == nil:
 		s.env.log.Info("directory snapshot loaded", "path", path, "sequence", s.dir.Sequence(), "took", time.Since(t0).Round(time.Millisecond).String())
@@ -45,7 +48,7 @@ func (s *server) saveSnapshot() {
 		return
 	}
 	t0 := time.Now()
-	path := filepath.Join(s.env.cfg.dataDir, snapshotFile)
+	path := s.env.cfg.snapshotPath()
 	if err := os.MkdirAll(s.env.cfg.dataDir, 0o755); err != nil {
 		s.env.log.Warn("write directory snapshot", "err", err)
 		return
