@@ -358,12 +358,8 @@ func (d *Directory) restoreState(s snapshotState, logins map[string]revealed) {
 			superadmin: su.Superadmin, personalSeq: su.PersonalSeq}
 		d.users[u.id] = u
 		if l, ok := logins[u.id]; ok {
-			// Failures of this read are the load's own: snapshots keep
-			// none of that kind.
-			d.index(u, l.p)
-			if l.err != nil {
-				d.fail(l.env, fmt.Errorf("%w: %w", errLogins, l.err))
-			}
+			// As Apply does; snapshots keep no failure of this read.
+			d.indexRevealed(l.env, u, l.p, l.err)
 		}
 		d.putUser(u)
 		for _, t := range u.tenants {
