@@ -42,8 +42,9 @@ func (IAM) Name() string { return "iam" }
 // restricted users, API token descriptions, whether users have a
 // password; 9: invitations; 10: service accounts' API tokens; 11: the
 // instance's settings for new tenants; 12: row counts and the search
-// indexes of roles and groups.
-func (IAM) Version() int { return 13 }
+// indexes of roles and groups; 13: service accounts' credential expiries;
+// 14: the scope-target index holds namespace accounts only.
+func (IAM) Version() int { return 14 }
 
 // Schema implements Projector.
 func (IAM) Schema() string { return iamSchema + "\n" + rbacSchema + "\n" + invitationsSchema }

@@ -233,8 +233,9 @@ var ServiceAccountStatuses = []string{"active", "disabled"}
 // listServiceAccountsSQL serves every filter combination from two indexes
 // (iam_indexes.sql) with a short range scan however few rows match:
 // (tenant, status, scope_level, scope_kind, id) when no target is given
-// and (tenant, scope_target, status, scope_level, scope_kind, id) when one
-// is. Filtered columns are fixed by equality; the statuses and the (level,
+// or the level is tenant, and (tenant, scope_target, status, scope_level,
+// scope_kind, id), which holds namespace accounts, when a target is given
+// for a namespace level. Filtered columns are fixed by equality; the statuses and the (level,
 // kind) pairs left open between a fixed prefix and id are enumerated (two
 // statuses, three pairs), one ordered range scan per combination, merged
 // by id. An index per combination would cost every write and every
@@ -249,18 +250,14 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))
 	}
-	fixed := ""
-	if f.ScopeTarget != "" {
-		fixed += " AND scope_target = " + arg(f.ScopeTarget)
+	levels := f.levels()
+	target := ""
+	if f.ScopeTarget != "" && slices.ContainsFunc(levels, func(l saLevel) bool { return l.level != events.ScopeTenant }) {
+		target = " AND scope_target = " + arg(f.ScopeTarget)
 	}
 	statuses := ServiceAccountStatuses
 	if f.Status != "" {
 		statuses = []string{f.Status}
-	}
-	levels := f.levels()
-	if len(levels) == 0 {
-		// A kind at a level that has none: nothing matches.
-		return `SELECT ` + saPageColumns + ` FROM service_accounts WHERE false`, args[:0]
 	}
 	// The statuses, levels and kinds are written into the text as
 	// literals: they come from closed vocabularies (f.check refused
@@ -270,10 +267,25 @@ func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit 
 	var parts []string
 	for _, st := range statuses {
 		for _, lv := range levels {
-			parts = append(parts, `(SELECT `+saPageColumns+` FROM service_accounts WHERE tenant = $1`+fixed+
+			where := target
+			if lv.level == events.ScopeTenant && f.ScopeTarget != "" {
+				// A tenant-level account's target is its tenant
+				// (commands.validScope), and the target index holds
+				// namespace accounts only.
+				if f.ScopeTarget != tenant {
+					continue
+				}
+				where = ""
+			}
+			parts = append(parts, `(SELECT `+saPageColumns+` FROM service_accounts WHERE tenant = $1`+where+
 				` AND status = `+pq.QuoteLiteral(st)+` AND scope_level = `+pq.QuoteLiteral(lv.level)+
 				` AND scope_kind = `+pq.QuoteLiteral(lv.kind)+` AND id > $2 ORDER BY id`+lim+`)`)
 		}
+	}
+	if len(parts) == 0 {
+		// A kind at a level that has none, or a tenant level with
+		// another target: nothing matches.
+		return `SELECT ` + saPageColumns + ` FROM service_accounts WHERE false`, args[:0]
 	}
 	if len(parts) == 1 {
 		return parts[0][1 : len(parts[0])-1], args
