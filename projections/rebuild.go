@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,29 +222,63 @@ func (r *Runner) rebuild(ctx context.Context, p Projector, report func(RebuildPr
 }
 
 // indexGeneration creates the projector's secondary indexes in schema
-// and gathers planner statistics of its tables, each statement on its own
-// connection at once: index builds are CPU bound in Postgres, one core
-// each, and the rebuild waits for them. Without the statistics, reads
+// and gathers planner statistics of its tables. Tables go at once, and a
+// table's index builds at once, each statement on its own connection:
+// index builds are CPU bound in Postgres, one core each, and the rebuild
+// waits for them. A table is analysed after its indexes (ANALYZE and
+// CREATE INDEX lock each other out), so a table without indexes is
+// analysed while the others' are built. Without the statistics, reads
 // right after the switch-over are planned blind (autovacuum analyses new
 // tables only later) and may scan a table a page needs a few rows of. The
 // generation is not visible yet, so statements that commit apart are
 // safe; a failure fails the rebuild, which drops the schema.
 func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string) error {
-	var stmts []string
+	byTable := map[string][]string{}
 	if ix, ok := p.(Indexer); ok {
-		stmts = statements(ix.Indexes())
+		for _, st := range statements(ix.Indexes()) {
+			t, err := indexTable(st)
+			if err != nil {
+				return fmt.Errorf("%s indexes: %w", p.Name(), err)
+			}
+			byTable[t] = append(byTable[t], st)
+		}
 	}
-	if err := r.runApart(ctx, schema, stmts); err != nil {
-		return fmt.Errorf("create %s indexes: %w", p.Name(), err)
+	tables := p.Tables()
+	for t := range byTable {
+		if !slices.Contains(tables, t) {
+			return fmt.Errorf("%s indexes: table %s is not one of the projector's tables", p.Name(), t)
+		}
 	}
-	var analyze []string
-	for _, t := range p.Tables() {
-		analyze = append(analyze, fmt.Sprintf("SET LOCAL default_statistics_target = %d; ANALYZE %s", rebuildStatisticsTarget, pq.QuoteIdentifier(t)))
+	errs := make([]error, len(tables))
+	var wg sync.WaitGroup
+	for i, t := range tables {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.runApart(ctx, schema, byTable[t]); err != nil {
+				errs[i] = fmt.Errorf("create %s indexes: %w", t, err)
+				return
+			}
+			analyze := fmt.Sprintf("SET LOCAL default_statistics_target = %d; ANALYZE %s", rebuildStatisticsTarget, pq.QuoteIdentifier(t))
+			if err := r.execIn(ctx, schema, analyze); err != nil {
+				errs[i] = fmt.Errorf("analyze %s: %w", t, err)
+			}
+		}()
 	}
-	if err := r.runApart(ctx, schema, analyze); err != nil {
-		return fmt.Errorf("analyze %s tables: %w", p.Name(), err)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// indexTable returns the table a CREATE INDEX statement indexes: the name
+// after its ON.
+func indexTable(stmt string) (string, error) {
+	fields := strings.Fields(stmt)
+	for i, f := range fields {
+		if strings.EqualFold(f, "ON") && i+1 < len(fields) {
+			return strings.Trim(fields[i+1], `"`), nil
+		}
 	}
-	return nil
+	return "", fmt.Errorf("no table in %q", stmt)
 }
 
 // runApart runs each statement in its own transaction in schema, all at

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -54,5 +55,33 @@ func TestAppendCopyEscaped(t *testing.T) {
 				t.Errorf("got %q, want %q", got, "x"+tt.want)
 			}
 		})
+	}
+}
+
+// Every index the IAM projector declares names one of its tables, the
+// one a rebuild analyses after building it.
+func TestIndexTable(t *testing.T) {
+	for _, tt := range []struct {
+		stmt, want string
+		ok         bool
+	}{
+		{"CREATE INDEX a ON service_accounts (tenant, id)", "service_accounts", true},
+		{`CREATE UNIQUE INDEX b ON "roles" (num)`, "roles", true},
+		{"CREATE INDEX c\n    on groups (tenant, name) WHERE name <> ''", "groups", true},
+		{"CREATE INDEX d", "", false},
+	} {
+		t.Run(tt.stmt, func(t *testing.T) {
+			got, err := indexTable(tt.stmt)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Fatalf("indexTable = %q, %v; want %q (ok %v)", got, err, tt.want, tt.ok)
+			}
+		})
+	}
+	iam := IAM{}
+	for _, st := range statements(iam.Indexes()) {
+		tbl, err := indexTable(st)
+		if err != nil || !slices.Contains(iam.Tables(), tbl) {
+			t.Errorf("index %q: table %q (%v) is not one of %v", st, tbl, err, iam.Tables())
+		}
 	}
 }
