@@ -117,15 +117,18 @@ type iamPlan struct {
 	after []statement
 }
 
-// Write implements Plan.
+// Write implements Plan. It writes the plan once: the encoded rows'
+// buffers are reused for later plans as soon as they are written.
 func (p *iamPlan) Write(ctx context.Context, tx Tx) error {
 	for _, st := range p.stmts {
 		if _, err := tx.ExecContext(ctx, st.query, st.args...); err != nil {
 			return err
 		}
 	}
-	for _, r := range p.rows {
-		if err := r.write(ctx, tx); err != nil {
+	for i := range p.rows {
+		err := p.rows[i].write(ctx, tx)
+		p.rows[i].release()
+		if err != nil {
 			return err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -158,6 +159,11 @@ func encodeRows(table string, cols []string, n int, row func(e *encoder, i int))
 		return r, nil
 	}
 	e := &encoder{copy: r.copy}
+	if r.copy {
+		if b, ok := copyBuffers.Get().(*[]byte); ok {
+			e.buf = (*b)[:0]
+		}
+	}
 	for i := range n {
 		if i > 0 {
 			if r.copy {
@@ -185,6 +191,21 @@ func encodeRows(table string, cols []string, n int, row func(e *encoder, i int))
 	}
 	r.data = e.buf
 	return r, nil
+}
+
+// copyBuffers holds the buffers of COPY lines written before: a
+// rebuild or a catch-up encodes megabytes a chunk, and fresh memory for
+// each cost more (zeroing and faulting it in) than encoding into it.
+var copyBuffers sync.Pool
+
+// release gives the rows' buffer back for later rows; r is not used
+// after.
+func (r *rows) release() {
+	if r.copy && r.data != nil {
+		b := r.data[:0]
+		copyBuffers.Put(&b)
+		r.data = nil
+	}
 }
 
 // write writes the rows in the transaction open on tx.

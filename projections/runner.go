@@ -81,7 +81,8 @@ type Planner interface {
 	Plan(batch []events.Envelope) (Plan, error)
 }
 
-// Plan is a batch's writes, ready to run in a transaction.
+// Plan is a batch's writes, ready to run in a transaction. Write is
+// called at most once: a plan may hand its buffers on once written.
 type Plan interface {
 	Write(ctx context.Context, tx Tx) error
 }
