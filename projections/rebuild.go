@@ -249,24 +249,17 @@ func (r *Runner) indexGeneration(ctx context.Context, p Projector, schema string
 			return fmt.Errorf("%s indexes: table %s is not one of the projector's tables", p.Name(), t)
 		}
 	}
-	errs := make([]error, len(tables))
-	var wg sync.WaitGroup
-	for i, t := range tables {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r.runApart(ctx, schema, byTable[t]); err != nil {
-				errs[i] = fmt.Errorf("create %s indexes: %w", t, err)
-				return
-			}
-			analyze := fmt.Sprintf("SET LOCAL default_statistics_target = %d; ANALYZE %s", rebuildStatisticsTarget, pq.QuoteIdentifier(t))
-			if err := r.execIn(ctx, schema, analyze); err != nil {
-				errs[i] = fmt.Errorf("analyze %s: %w", t, err)
-			}
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return allAtOnce(len(tables), func(i int) error {
+		t := tables[i]
+		if err := r.runApart(ctx, schema, byTable[t]); err != nil {
+			return fmt.Errorf("create %s indexes: %w", t, err)
+		}
+		analyze := fmt.Sprintf("SET LOCAL default_statistics_target = %d; ANALYZE %s", rebuildStatisticsTarget, pq.QuoteIdentifier(t))
+		if err := r.execIn(ctx, schema, analyze); err != nil {
+			return fmt.Errorf("analyze %s: %w", t, err)
+		}
+		return nil
+	})
 }
 
 // indexTable returns the table a CREATE INDEX statement indexes: the name
@@ -284,14 +277,16 @@ func indexTable(stmt string) (string, error) {
 // runApart runs each statement in its own transaction in schema, all at
 // once.
 func (r *Runner) runApart(ctx context.Context, schema string, stmts []string) error {
-	errs := make([]error, len(stmts))
+	return allAtOnce(len(stmts), func(i int) error { return r.execIn(ctx, schema, stmts[i]) })
+}
+
+// allAtOnce runs fn(0) to fn(n-1) each in its own goroutine and returns
+// once all have, with their errors joined.
+func allAtOnce(n int, fn func(i int) error) error {
+	errs := make([]error, n)
 	var wg sync.WaitGroup
-	for i, stmt := range stmts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.execIn(ctx, schema, stmt)
-		}()
+	for i := range n {
+		wg.Go(func() { errs[i] = fn(i) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
