@@ -235,11 +235,11 @@ var ServiceAccountStatuses = []string{"active", "disabled"}
 // (tenant, status, scope_level, scope_kind, id) when no target is given
 // or the level is tenant, and (tenant, scope_target, status, scope_level,
 // scope_kind, id), which holds namespace accounts, when a target is given
-// for a namespace level. Filtered columns are fixed by equality; the statuses and the (level,
-// kind) pairs left open between a fixed prefix and id are enumerated (two
-// statuses, three pairs), one ordered range scan per combination, merged
-// by id. An index per combination would cost every write and every
-// rebuild many more indexes.
+// for a namespace level. Filtered columns are fixed by equality; the
+// statuses and the (level, kind) pairs left open between a fixed prefix
+// and id are enumerated (two statuses, three pairs), one ordered range
+// scan per combination, merged by id. An index per combination would cost
+// every write and every rebuild many more indexes.
 func listServiceAccountsSQL(tenant, after string, f ServiceAccountFilter, limit int) (string, []any) {
 	lim := pageClause(limit, 0, 0)
 	if f.ScopeLevel == "" && f.ScopeKind == "" && f.ScopeTarget == "" && f.Status == "" {
